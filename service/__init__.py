@@ -1,0 +1,1 @@
+"""The affectstream service: CLI, settings, sessions, inference scheduling, FastAPI app."""

@@ -1,0 +1,1 @@
+"""LSL boundary, DEAP format and replay, buffering, windowing and incremental preprocessing."""

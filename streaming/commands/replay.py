@@ -1,0 +1,93 @@
+"""Replay a DEAP subject file (sNN.dat) as live LSL streams on one clock."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("path", type=Path, help="DEAP data_preprocessed_python file, e.g. s01.dat")
+    parser.add_argument(
+        "--trials",
+        default=None,
+        help="1-based trials to play, e.g. 1-3,7 (default: all, in file order)",
+    )
+    parser.add_argument(
+        "--speed", type=float, default=1.0, help="playback speed; 1 = real time (default 1)"
+    )
+    parser.add_argument("--loop", action="store_true", help="start again after the last trial")
+    parser.add_argument(
+        "--session",
+        default=None,
+        help="session name: source_id prefix and <session> in the stream descriptions "
+        "(default: derived from the file's absolute path, stable across restarts)",
+    )
+    parser.add_argument(
+        "--wait-for-consumers",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="hold the clock until every outlet has an inlet, up to SECONDS (default 0: start now)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="print only errors")
+
+
+def run(args: argparse.Namespace) -> int:
+    from streaming.deap import DeapFormatError, read_deap
+    from streaming.replay import DeapReplay, ReplayEvent, parse_trials
+
+    def say(msg: str) -> None:
+        if not args.quiet:
+            print(msg, flush=True)
+
+    try:
+        subject = read_deap(args.path)
+        trials = parse_trials(args.trials, subject.n_trials)
+    except (DeapFormatError, ValueError, OSError) as e:
+        print(f"affectstream replay: error: {e}", file=sys.stderr)
+        return 2
+
+    def on_event(ev: ReplayEvent) -> None:
+        p = ev.payload
+        if p["event"] == "trial_start":
+            say(
+                f"[{ev.timestamp:.3f}] trial {p['trial']} start  valence {p['valence']:.2f}  "
+                f"arousal {p['arousal']:.2f}  dominance {p['dominance']:.2f}  "
+                f"liking {p['liking']:.2f}"
+            )
+        else:
+            say(f"[{ev.timestamp:.3f}] trial {p['trial']} end")
+
+    try:
+        replay = DeapReplay(
+            subject, trials, speed=args.speed, loop=args.loop, session=args.session,
+            on_event=on_event,
+        )  # fmt: skip
+    except ValueError as e:
+        print(f"affectstream replay: error: {e}", file=sys.stderr)
+        return 2
+
+    stop = threading.Event()
+
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    replay.open()
+    say(
+        f"replaying {args.path} (subject {subject.subject or '?'}), trials {args.trials or 'all'} "
+        f"({len(trials)}), speed {args.speed:g}{', looping' if args.loop else ''}"
+    )
+    for stream_type, source_id in replay.source_ids.items():
+        say(f"  outlet {stream_type:<8} source_id={source_id}")
+    n = replay.run(stop, wait_for_consumers=args.wait_for_consumers)
+    replay.close()
+    why = "stopped" if stop.is_set() else "finished"
+    say(f"{why}: {n} samples per stream ({n / replay.rate:.1f} s of stream time)")
+    return 0

@@ -1,0 +1,99 @@
+"""The `affectstream` command: verbs, help, errors, and the demo end to end."""
+
+from __future__ import annotations
+
+import importlib
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from service import cli as cli_module
+
+
+def test_overview_lists_every_verb(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_module.main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for verb in cli_module.VERBS:
+        assert f"  {verb} " in out
+
+
+def test_no_verb_prints_overview_and_fails(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_module.main([]) == 2
+    assert "usage: affectstream VERB" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("verb", sorted(cli_module.VERBS))
+def test_summary_is_the_module_docstring(verb: str) -> None:
+    module_name, summary = cli_module.VERBS[verb]
+    doc = importlib.import_module(module_name).__doc__ or ""
+    assert doc.strip().splitlines()[0] == summary
+
+
+@pytest.mark.parametrize("verb", sorted(cli_module.VERBS))
+def test_every_verb_has_help(verb: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        cli_module.main([verb, "--help"])
+    assert info.value.code == 0
+    assert f"usage: affectstream {verb}" in capsys.readouterr().out
+
+
+def test_unknown_verb_suggests(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_module.main(["replya"]) == 2
+    assert "did you mean 'replay'" in capsys.readouterr().err
+
+
+def test_console_script_is_installed() -> None:
+    script = Path(sys.executable).with_name("affectstream")
+    if not script.exists() and shutil.which("affectstream") is None:
+        pytest.skip("affectstream is not installed in this interpreter's environment")
+    exe = str(script) if script.exists() else "affectstream"
+    done = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0 and done.stdout.startswith("affectstream ")
+
+
+def test_replay_of_a_malformed_file_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "s01.dat"
+    bad.write_text("not a pickle")
+    assert cli_module.main(["replay", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert f"affectstream replay: error: {bad}: not a pickle" in err
+
+
+def test_replay_bad_trial_selection(
+    synthetic_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli_module.main(["replay", str(synthetic_dir / "s01.dat"), "--trials", "2-9"]) == 2
+    assert "out of range: the file has trials 1-3" in capsys.readouterr().err
+
+
+@pytest.mark.lsl
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_demo_runs_end_to_end(
+    tmp_path: Path, cli: Callable[..., list[str]], cli_env: dict[str, str]
+) -> None:
+    """The quick-start command: synth (fresh folder) → replay process → listener output."""
+    done = subprocess.run(
+        cli("demo", "--data", tmp_path, "--trials", "1", "--speed", "4", "--seconds", "5"),
+        env=cli_env, capture_output=True, text=True, timeout=110,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert (tmp_path / "s01.dat").exists()
+    assert "6 streams on this machine" in out
+    assert "EEG      32 ch @ 512 Hz  [Fp1, AF3, F3, F7 …]" in out
+    assert "trial 1 starts — ground truth valence" in out
+    status = [line for line in out.splitlines() if line.startswith("[")]
+    assert len(status) >= 4
+    last = status[-1]
+    for kind in ("EEG", "GSR", "PPG", "RESP", "AUX"):
+        assert f"{kind} " in last
+    # about 512 Hz measured on the EEG inlet after a few seconds
+    rate = float(last.split("EEG ")[1].split(" smp ")[1].split(" Hz")[0])
+    assert 480 < rate < 545, last
