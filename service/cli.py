@@ -30,6 +30,10 @@ VERBS: dict[str, tuple[str, str]] = {
         "streaming.commands.replay",
         "Replay a DEAP subject file (sNN.dat) as live LSL streams on one clock.",
     ),
+    "monitor": (
+        "streaming.commands.monitor",
+        "Watch a session's LSL streams as the service would see them: rates, counters, health.",
+    ),
 }
 
 
