@@ -17,6 +17,7 @@ Usage: ``python bench/ingest.py [--sessions 1,4,16] [--seconds 10]``
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -44,9 +45,7 @@ def push(path: Path, n: int, prefix: str) -> None:
 
     subject = read_deap(path)
     stop = threading.Event()
-    replays = [
-        DeapReplay(subject, [1], loop=True, session=f"{prefix}-{i:03d}") for i in range(n)
-    ]
+    replays = [DeapReplay(subject, [1], loop=True, session=f"{prefix}-{i:03d}") for i in range(n)]
     threads = [threading.Thread(target=r.run, args=(stop,), daemon=True) for r in replays]
     for t in threads:
         t.start()
@@ -124,10 +123,8 @@ def machine() -> dict[str, object]:
     except OSError:
         pass
     mem = None
-    try:
+    with contextlib.suppress(OSError, ValueError, IndexError):
         mem = int(Path("/proc/meminfo").read_text().split()[1]) // 1024
-    except (OSError, ValueError, IndexError):
-        pass
     return {
         "host": socket.gethostname(),
         "cpu": cpu,
