@@ -256,6 +256,10 @@ class DeapReplay:
                 ch.append_child_value("unit", spec.unit or CHANNELS[idx].unit or "unknown")
             self._outlets.append(pylsl.StreamOutlet(info))
         minfo = self._info(MARKER_TYPE, 1, pylsl.IRREGULAR_RATE, "string")
+        ch = minfo.desc().append_child("channels").append_child("channel")
+        ch.append_child_value("label", "event")
+        ch.append_child_value("type", "Markers")
+        ch.append_child_value("unit", "json")
         self._marker_outlet = pylsl.StreamOutlet(minfo)
 
     def close(self) -> None:

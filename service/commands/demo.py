@@ -2,8 +2,10 @@
 
 The demo runs what a lab would run, as separate processes: ``affectstream synth`` writes a
 synthetic subject in the real DEAP format (once; it is cached), ``affectstream replay`` publishes it
-as LSL outlets on this machine, and this process resolves those streams, opens an inlet on each and
-prints, once a second, what arrived. Discovery is limited to this machine (see
+as LSL outlets on this machine, and this process takes them in with the ingest layer the service
+uses (:class:`streaming.session.IngestSession`) and prints, once a second, what arrived: samples,
+measured rate and health per stream, the latest skin conductance, PPG and respiration values, and
+each trial marker with its ground-truth ratings. Discovery is limited to this machine (see
 ``streaming/lsl_machine_scope.cfg``) unless ``LSLAPICFG`` is already set.
 """
 
@@ -16,12 +18,14 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    from streaming.session import IngestSession
+
+STREAM_TYPES = ("EEG", "GSR", "PPG", "RESP", "AUX", "Markers")
 
 
 def _default_data_dir() -> Path:
@@ -48,28 +52,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-@dataclass
-class _Received:
-    """What one inlet has received so far (guarded by ``lock``)."""
-
-    n: int = 0
-    first_ts: float | None = None
-    last_ts: float | None = None
-    last: np.ndarray | None = None
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
 def run(args: argparse.Namespace) -> int:
     from streaming.lsl_config import use_machine_scope
 
     use_machine_scope()  # before pylsl is first imported in this process
-    from streaming.inlet import (
-        Inlet,
-        LslError,
-        StreamDescription,
-        decode_marker,
-        resolve_streams,
-    )
+    from streaming.inlet import decode_marker
+    from streaming.session import IngestSession, SessionMatch
 
     data_dir: Path = args.data or _default_data_dir()
     subject_file = data_dir / "s01.dat"
@@ -84,9 +72,9 @@ def run(args: argparse.Namespace) -> int:
         if done.returncode != 0:
             print("demo: synth failed", file=sys.stderr)
             return 1
-    session = f"affectstream-demo-{os.getpid()}"
+    session_name = f"affectstream-demo-{os.getpid()}"
     replay = subprocess.Popen(
-        [*cli, "replay", str(subject_file), "--loop", "--quiet", "--session", session,
+        [*cli, "replay", str(subject_file), "--loop", "--quiet", "--session", session_name,
          "--speed", str(args.speed), "--wait-for-consumers", "10"],
     )  # fmt: skip
     stop = threading.Event()
@@ -96,69 +84,41 @@ def run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
+    session = IngestSession(SessionMatch(source_id_prefix=session_name + "-")).start()
     try:
-        streams: list[StreamDescription] = []
-        deadline = time.monotonic() + 15
-        while len(streams) < 6 and time.monotonic() < deadline and not stop.is_set():
-            streams = resolve_streams(timeout=1.0, source_id_prefix=session)
-        if len(streams) < 6:
-            print(f"demo: found {len(streams)} of the 6 replay streams in 15 s", file=sys.stderr)
+        if not session.wait_for(STREAM_TYPES, timeout=15):
+            found = sorted(a.stream.type for a in session.acquirers.values())
+            print(f"demo: found only {found} of the replay streams in 15 s", file=sys.stderr)
             return 1
-        print(f"demo: session {session}: {len(streams)} streams on this machine", flush=True)
-        inlets = [Inlet(s) for s in streams]
-        for inlet in inlets:
-            inlet.open()
-            labels = inlet.channel_labels()
-            shown = ", ".join(labels[:4]) + (" …" if len(labels) > 4 else "")
-            print(
-                f"  {inlet.stream.type:<8} {inlet.stream.channel_count:>2} ch "
-                f"@ {inlet.stream.nominal_srate:g} Hz  [{shown}]",
-                flush=True,
-            )
-        received = {inlet.stream.type: _Received() for inlet in inlets}
-        errors: list[str] = []
-
-        def pull_loop(inlet: Inlet) -> None:  # one thread per inlet (DESIGN.md §7)
-            rec = received[inlet.stream.type]
-            while not stop.is_set():
-                try:
-                    data, ts = inlet.pull()
-                except LslError as e:
-                    errors.append(str(e))
-                    return
-                if len(ts) == 0:
-                    time.sleep(0.01)
-                    continue
-                if inlet.stream.type == "Markers":
-                    for text, t in zip(data, ts, strict=True):
-                        _print_marker(decode_marker(str(text)), float(t))
-                with rec.lock:
-                    rec.n += len(ts)
-                    rec.first_ts = float(ts[0]) if rec.first_ts is None else rec.first_ts
-                    rec.last_ts = float(ts[-1])
-                    rec.last = np.array(data[-1])
-
-        threads = [threading.Thread(target=pull_loop, args=(i,), daemon=True) for i in inlets]
-        for t in threads:
-            t.start()
+        print(f"demo: session {session_name}: {len(session.acquirers)} streams", flush=True)
+        for kind in STREAM_TYPES:
+            acq = session.by_type(kind)
+            assert acq is not None
+            s = acq.stream
+            shown = ", ".join(s.channel_labels[:4]) + (" …" if len(s.channel_labels) > 4 else "")
+            rate = f"{s.nominal_srate:g} Hz" if s.is_regular else "irregular"
+            print(f"  {s.type:<8} {s.channel_count:>2} ch @ {rate:<9} [{shown}]", flush=True)
         start = time.monotonic()
-        while not stop.is_set():
-            stop.wait(1.0)
+        seen_markers = 0.0
+        while not stop.wait(1.0):
+            markers = session.by_type("Markers")
+            assert markers is not None
+            for ts, text in markers.markers_between(seen_markers, float("inf")):
+                seen_markers = ts + 1e-9
+                _print_marker(decode_marker(text), ts)
             elapsed = time.monotonic() - start
-            print(_status_line(elapsed, received), flush=True)
-            if errors:
-                print("demo: " + "; ".join(errors), file=sys.stderr)
-                return 1
+            print(_status_line(elapsed, session), flush=True)
             if args.seconds is not None and elapsed >= args.seconds:
                 break
-        stop.set()
-        missing = [k for k, r in received.items() if r.n == 0 and k != "Markers"]
-        if missing:
-            print(f"demo: no data received from {', '.join(missing)}", file=sys.stderr)
+        silent = [
+            r["type"] for r in session.report() if r["type"] != "Markers" and not r["samples"]
+        ]
+        if silent:
+            print(f"demo: no data received from {', '.join(map(str, silent))}", file=sys.stderr)
             return 1
         return 0
     finally:
-        stop.set()
+        session.close()  # close the inlets before their outlets go away
         replay.terminate()
         try:
             replay.wait(5)
@@ -181,17 +141,19 @@ def _print_marker(payload: dict[str, Any] | None, ts: float) -> None:
         )
 
 
-def _status_line(elapsed: float, received: dict[str, _Received]) -> str:
-    parts = [f"[{elapsed:6.1f} s]"]
-    for kind, rec in received.items():
-        if kind == "Markers":
+def _status_line(elapsed: float, session: IngestSession) -> str:
+    parts = []
+    for kind in STREAM_TYPES[:-1]:
+        acq = session.by_type(kind)
+        if acq is None or acq.buffer is None:
             continue
-        with rec.lock:
-            n, first, last, value = rec.n, rec.first_ts, rec.last_ts, rec.last
-        rate = (n - 1) / (last - first) if n > 1 and last and first and last > first else 0.0
+        h = acq.health.snapshot()
+        rate = "-" if h["measured_srate"] is None else f"{h['measured_srate']:.1f}"
         shown = ""
-        if value is not None and kind in ("GSR", "PPG", "RESP"):
-            unit = " µS" if kind == "GSR" else ""
-            shown = f" last {float(value[0]):.3g}{unit}"
-        parts.append(f"{kind} {n} smp {rate:.1f} Hz{shown}")
-    return " | ".join(parts)
+        if kind in ("GSR", "PPG", "RESP"):
+            latest, _ = acq.buffer.latest(1)
+            if len(latest):
+                unit = " µS" if kind == "GSR" else ""
+                shown = f" last {float(latest[0, 0]):.3g}{unit}"
+        parts.append(f"{kind} {h['samples']} smp {rate} Hz {h['state']}{shown}")
+    return f"[{elapsed:6.1f} s] " + " | ".join(parts)

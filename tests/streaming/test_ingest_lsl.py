@@ -222,10 +222,20 @@ def test_wrong_channel_count_is_refused_with_a_message(prefix: str) -> None:
         while not (session.refused and session.by_type("GSR")):
             assert time.monotonic() < deadline
             time.sleep(0.05)
+        # the refused stream does not stop the others: GSR data keep flowing
+        t0 = pylsl.local_clock()
+        for i in range(10):
+            ok.push_sample([float(i)], t0 + i / 32)
+            time.sleep(1 / 32)
+        acq = session.by_type("GSR")
+        assert acq is not None
+        deadline = time.monotonic() + 5  # the first pull waits for liblsl's clock sync
+        while acq.health.samples < 10 and time.monotonic() < deadline:
+            time.sleep(0.05)
         report = {r["type"]: r for r in session.report()}
     assert report["EEG"]["state"] == "refused"
     assert "has 31 channel(s); this session expects 32 for EEG" in str(report["EEG"]["reason"])
-    assert report["GSR"]["state"] in ("connecting", "ok")
+    assert report["GSR"]["state"] == "ok" and report["GSR"]["samples"] == 10
     del outlet, ok
 
 
