@@ -58,6 +58,7 @@ __all__ = [
     "DeapReplay",
     "ReplayEvent",
     "ReplayStreamSpec",
+    "deap_trial_streams",
     "default_session_name",
     "parse_trials",
 ]
@@ -97,6 +98,19 @@ REPLAY_STREAMS: tuple[ReplayStreamSpec, ...] = (
     ),
 )
 MARKER_TYPE = "Markers"
+
+
+def deap_trial_streams(block: NDArray[np.float64]) -> dict[str, NDArray[np.float64]]:
+    """One DEAP trial as the replay publishes it: per stream type, (n_samples, n_channels).
+
+    block : ndarray, shape (40, n_samples) — one trial of a DEAP file. GSR is converted to µS.
+    Training uses this too, so that offline preprocessing sees exactly what a live session sees.
+    """
+    out = {}
+    for spec in REPLAY_STREAMS:
+        x = block[list(spec.channels)].T
+        out[spec.type] = spec.convert(x) if spec.convert is not None else x
+    return out
 
 
 def parse_trials(spec: str | None, n_trials: int) -> tuple[int, ...]:
@@ -206,15 +220,12 @@ class DeapReplay:
         per_stream: list[list[NDArray[np.float64]]] = [[] for _ in REPLAY_STREAMS]
         markers: list[tuple[int, dict[str, Any]]] = []
         for i, trial in enumerate(self.trials):
-            block = self.subject.data[trial - 1]
+            try:
+                trial_streams = deap_trial_streams(self.subject.data[trial - 1])
+            except ValueError as e:
+                raise ValueError(f"trial {trial}, stream GSR: {e}") from None
             for k, spec in enumerate(REPLAY_STREAMS):
-                x = block[list(spec.channels)].T  # (n_samples, n_channels)
-                if spec.convert is not None:
-                    try:
-                        x = spec.convert(x)
-                    except ValueError as e:
-                        raise ValueError(f"trial {trial}, stream {spec.type}: {e}") from None
-                per_stream[k].append(x)
+                per_stream[k].append(trial_streams[spec.type])
             labels = dict(zip(LABEL_NAMES, map(float, self.subject.labels[trial - 1]), strict=True))
             base = {"subject": self.subject.subject, "trial": trial, **labels}
             markers.append((i * N_SAMPLES, {"event": "trial_start", **base,

@@ -1,0 +1,155 @@
+"""EEG features: band differential entropy, the 9×9 electrode grid, baseline and standardisation.
+
+Differential entropy (DE) of a band-limited segment treated as Gaussian is ``½·ln(2πe·σ²)`` with σ²
+the band power (SEED_MODELS.md §6). We estimate the band power in the frequency domain on each
+step of ``step_s`` seconds (2 s, Hanning window, as Tang et al. for DEAP): the periodogram of the
+windowed step, integrated over the band's FFT bins. Each step is computed from its own samples
+only, so the features of a step are the same offline (whole trial) and online (sliding windows).
+
+Bands (Tang et al., DEAP; γ stops at 45 Hz because DEAP's EEG is band-passed 4–45 Hz):
+θ 4–8, α 8–14, β 14–31, γ 31–45 Hz; a bin belongs to a band when ``lo ≤ f < hi``.
+Feature order: band-major, ``[θ: ch0 … ch31, α: ch0 … ch31, β: …, γ: …]`` → 128 values per step
+for 32 channels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from streaming.deap import EEG_NAMES
+
+__all__ = [
+    "DE_BANDS",
+    "GRID_POSITIONS",
+    "Standardizer",
+    "deap_baseline_correct",
+    "eeg_band_de",
+    "eeg_grid",
+]
+
+FloatArray = NDArray[np.float64]
+
+DE_BANDS: Mapping[str, tuple[float, float]] = {
+    "theta": (4.0, 8.0),
+    "alpha": (8.0, 14.0),
+    "beta": (14.0, 31.0),
+    "gamma": (31.0, 45.0),
+}
+
+# 9×9 map (row, col) of the 32 DEAP electrodes, frontal at the top, left hemisphere on the left
+# (SEED_MODELS.md §5; Yang et al. data_1Dto2D, torcheeg DEAP_LOCATION_LIST). Other cells are 0.
+GRID_POSITIONS: Mapping[str, tuple[int, int]] = {
+    "Fp1": (0, 3), "Fp2": (0, 5),
+    "AF3": (1, 3), "AF4": (1, 5),
+    "F7": (2, 0), "F3": (2, 2), "Fz": (2, 4), "F4": (2, 6), "F8": (2, 8),
+    "FC5": (3, 1), "FC1": (3, 3), "FC2": (3, 5), "FC6": (3, 7),
+    "T7": (4, 0), "C3": (4, 2), "Cz": (4, 4), "C4": (4, 6), "T8": (4, 8),
+    "CP5": (5, 1), "CP1": (5, 3), "CP2": (5, 5), "CP6": (5, 7),
+    "P7": (6, 0), "P3": (6, 2), "Pz": (6, 4), "P4": (6, 6), "P8": (6, 8),
+    "PO3": (7, 3), "PO4": (7, 5),
+    "O1": (8, 3), "Oz": (8, 4), "O2": (8, 5),
+}  # fmt: skip
+
+
+def eeg_band_de(
+    x: FloatArray,
+    fs: float,
+    *,
+    step_s: float = 2.0,
+    bands: Mapping[str, tuple[float, float]] = DE_BANDS,
+) -> FloatArray:
+    """Differential entropy per band and channel on consecutive steps.
+
+    Parameters
+    ----------
+    x : ndarray, shape (n_samples, n_channels); n_samples a multiple of ``step_s × fs``
+    fs : sampling rate, Hz
+
+    Returns
+    -------
+    ndarray, shape (n_steps, n_bands × n_channels), band-major (see the module docstring)
+    """
+    x = np.asarray(x, dtype=np.float64)
+    step = round(step_s * fs)
+    n_steps, rest = divmod(len(x), step)
+    if n_steps == 0 or rest:
+        raise ValueError(
+            f"{len(x)} samples is not a whole number of {step_s:g} s steps at {fs:g} Hz"
+        )
+    segs = x.reshape(n_steps, step, x.shape[1])
+    win = np.hanning(step)
+    spec = np.fft.rfft(segs * win[None, :, None], axis=1)
+    # one-sided periodogram, V²/Hz: |X|² / (fs Σw²), doubled except at DC and Nyquist
+    psd = np.abs(spec) ** 2 / (fs * np.sum(win**2))
+    psd[:, 1 : (step + 1) // 2] *= 2
+    freqs = np.fft.rfftfreq(step, 1 / fs)
+    df = fs / step
+    out = []
+    for lo, hi in bands.values():
+        sel = (freqs >= lo) & (freqs < hi)
+        if not sel.any():
+            raise ValueError(f"band {lo:g}-{hi:g} Hz holds no FFT bin at {fs:g} Hz, {step_s:g} s")
+        power = psd[:, sel, :].sum(axis=1) * df  # (n_steps, n_channels)
+        out.append(0.5 * np.log(2 * np.pi * np.e * np.maximum(power, 1e-30)))
+    return np.concatenate(out, axis=1)
+
+
+def eeg_grid(x: FloatArray, channel_names: Sequence[str] = EEG_NAMES) -> FloatArray:
+    """Map each sample of 32 EEG channels onto the 9×9 electrode grid.
+
+    x : ndarray, shape (n_samples, n_channels) with channels named by ``channel_names``
+    returns ndarray, shape (n_samples, 9, 9); cells without an electrode are 0
+    """
+    x = np.asarray(x, dtype=np.float64)
+    if x.shape[1] != len(channel_names):
+        raise ValueError(f"{x.shape[1]} channels but {len(channel_names)} names")
+    grid = np.zeros((len(x), 9, 9))
+    for i, name in enumerate(channel_names):
+        if name not in GRID_POSITIONS:
+            raise ValueError(f"channel {name!r} has no place on the 9×9 grid")
+        r, c = GRID_POSITIONS[name]
+        grid[:, r, c] = x[:, i]
+    return grid
+
+
+def deap_baseline_correct(trial: FloatArray, fs: float, baseline_s: float = 3.0) -> FloatArray:
+    """Yang et al.'s DEAP baseline correction: subtract the mean 1-s baseline chunk.
+
+    trial : ndarray, shape (n_samples, n_channels): baseline (first ``baseline_s`` s) + stimulus
+    returns ndarray, shape (n_samples - baseline, n_channels): the stimulus part, each 1-s chunk
+    minus the average of the ``baseline_s`` one-second chunks of the baseline
+    """
+    sec = round(fs)
+    nb = round(baseline_s * fs)
+    base = trial[:nb].reshape(-1, sec, trial.shape[1]).mean(axis=0)  # (sec, n_channels)
+    stim = trial[nb:]
+    n_sec, rest = divmod(len(stim), sec)
+    if rest:
+        raise ValueError("stimulus part is not a whole number of seconds")
+    out: FloatArray = (stim.reshape(n_sec, sec, -1) - base[None]).reshape(len(stim), -1)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Standardizer:
+    """Per-feature z-scoring with fixed statistics (stored in a model contract).
+
+    Offline the statistics come from training folds only; online they are the model's (or, for a
+    per-session calibration, fitted on the calibration period at the start of a live session).
+    """
+
+    mean: FloatArray
+    std: FloatArray
+
+    @classmethod
+    def fit(cls, x: FloatArray, axis: int | tuple[int, ...] = 0, eps: float = 1e-8) -> Standardizer:
+        mean = np.mean(x, axis=axis)
+        std = np.std(x, axis=axis)
+        return cls(np.asarray(mean, dtype=np.float64), np.maximum(np.asarray(std), eps))
+
+    def transform(self, x: FloatArray) -> FloatArray:
+        return (np.asarray(x, dtype=np.float64) - self.mean) / self.std

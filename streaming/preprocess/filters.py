@@ -1,0 +1,139 @@
+"""Stateful causal filters and decimation: the same output however the input is chunked.
+
+:class:`CausalFilter` is an SOS (second-order sections) IIR filter that carries its state ``zi``
+from one call to the next. Its state is initialised on the *first chunk's level*: the steady-state
+response to a constant input equal to the first sample (``sosfilt_zi × x[0]``), so a signal with a
+large DC level (skin conductance at 5–20 µS, an un-referenced PPG) does not start with a huge
+step transient (the mne-lsl habit, made explicit). A band-pass or high-pass has no DC response, so
+this choice only changes the start-up of low-pass filters and of filters on non-zero-mean signals.
+
+:class:`Decimator` low-passes (anti-aliasing) and keeps every ``factor``-th sample, counting the
+phase across calls, so decimating a stream chunk by chunk gives the samples of one batch call.
+
+Filters are causal (``sosfilt``, not ``sosfiltfilt``): serving cannot look into the future, and
+training must see the same thing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import signal
+
+__all__ = ["CausalFilter", "Decimator", "FilterSpec", "design_sos"]
+
+FloatArray = NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True)
+class FilterSpec:
+    """A Butterworth design (or a notch), described by value so it can live in a model contract.
+
+    kind : "lowpass", "highpass", "bandpass" or "notch"
+    freqs : cut-off(s) in Hz: one for low/high-pass and notch, two for band-pass
+    order : Butterworth order (per edge for band-pass); notch ignores it
+    notch_q : quality factor of a notch
+    """
+
+    kind: str
+    freqs: tuple[float, ...]
+    order: int = 4
+    notch_q: float = 30.0
+
+    def __post_init__(self) -> None:
+        need = 2 if self.kind == "bandpass" else 1
+        if self.kind not in ("lowpass", "highpass", "bandpass", "notch"):
+            raise ValueError(f"unknown filter kind {self.kind!r}")
+        if len(self.freqs) != need:
+            raise ValueError(f"{self.kind} needs {need} frequency(ies), got {self.freqs}")
+
+
+def design_sos(spec: FilterSpec, fs: float) -> FloatArray:
+    """SOS coefficients of ``spec`` at sampling rate ``fs``; checks the frequencies fit."""
+    nyq = fs / 2
+    if any(not 0 < f < nyq for f in spec.freqs):
+        raise ValueError(f"{spec.kind} at {spec.freqs} Hz does not fit below Nyquist ({nyq:g} Hz)")
+    if spec.kind == "notch":
+        b, a = signal.iirnotch(spec.freqs[0], spec.notch_q, fs)
+        return np.asarray(signal.tf2sos(b, a), dtype=np.float64)
+    wn = spec.freqs[0] if len(spec.freqs) == 1 else list(spec.freqs)
+    sos = signal.butter(spec.order, wn, btype=spec.kind, fs=fs, output="sos")
+    return np.asarray(sos, dtype=np.float64)
+
+
+@dataclass
+class CausalFilter:
+    """An SOS filter with carried state, applied along axis 0 of (n_samples, n_channels) arrays.
+
+    Use :meth:`from_spec` to design it. :meth:`process` may be called with chunks of any size
+    (including 0); the concatenated outputs equal one call on the concatenated input.
+    """
+
+    sos: FloatArray
+    _zi: FloatArray | None = field(default=None, init=False, repr=False)
+
+    @classmethod
+    def from_spec(cls, spec: FilterSpec, fs: float) -> CausalFilter:
+        return cls(design_sos(spec, fs))
+
+    def reset(self) -> None:
+        self._zi = None
+
+    def process(self, x: FloatArray) -> FloatArray:
+        """Filter a chunk.
+
+        x : ndarray, shape (n_samples, n_channels) or (n_samples,)
+        """
+        x = np.asarray(x, dtype=np.float64)
+        if len(x) == 0:
+            return x.copy()
+        squeeze = x.ndim == 1
+        x2 = x[:, None] if squeeze else x
+        if self._zi is None:
+            # steady state for a constant input at the first sample's level (see module docstring)
+            base = signal.sosfilt_zi(self.sos)  # (n_sections, 2)
+            self._zi = base[:, :, None] * x2[0][None, None, :]
+        y, self._zi = signal.sosfilt(self.sos, x2, axis=0, zi=self._zi)
+        out: FloatArray = y[:, 0] if squeeze else y
+        return out
+
+
+@dataclass
+class Decimator:
+    """Anti-alias low-pass then keep every ``factor``-th sample, with carried state and phase.
+
+    The low-pass is a Butterworth of ``order`` at ``cutoff_ratio`` × the output Nyquist frequency.
+    Output sample *j* is input sample ``j × factor`` (the first input sample is kept).
+    """
+
+    factor: int
+    fs_in: float
+    order: int = 6
+    cutoff_ratio: float = 0.8
+    _filter: CausalFilter = field(init=False, repr=False)
+    _phase: int = field(default=0, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.factor < 1:
+            raise ValueError(f"decimation factor must be ≥ 1, got {self.factor}")
+        fs_out = self.fs_in / self.factor
+        self._filter = CausalFilter.from_spec(
+            FilterSpec("lowpass", (self.cutoff_ratio * fs_out / 2,), self.order), self.fs_in
+        )
+
+    @property
+    def fs_out(self) -> float:
+        return self.fs_in / self.factor
+
+    def reset(self) -> None:
+        self._filter.reset()
+        self._phase = 0
+
+    def process(self, x: FloatArray) -> FloatArray:
+        """Decimate a chunk; x : ndarray, shape (n_samples, …) → (n_kept, …)."""
+        y = self._filter.process(x) if self.factor > 1 else np.asarray(x, dtype=np.float64)
+        first = (-self._phase) % self.factor  # index in this chunk of the next sample to keep
+        self._phase = (self._phase + len(y)) % self.factor
+        return y[first :: self.factor].copy()

@@ -1,0 +1,74 @@
+"""Peripheral features: Bimodal-LSTM step statistics, pulse rate and breathing rate.
+
+The six statistics per channel and step (Tang et al.): max, min, mean, standard deviation,
+variance, sum of squares — 8 DEAP peripheral channels × 6 = 48 per step. Like the EEG DE features,
+each step uses only its own samples, so offline and online steps agree exactly.
+
+Pulse rate (from PPG) and breathing rate (from respiration) are quality/sanity signals: the dominant
+frequency of the (detrended, Hann-windowed) signal within a physiological band, refined by
+parabolic interpolation between FFT bins. They say whether a sensor carries a plausible signal, not
+a clinical measurement.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import signal
+
+__all__ = ["PERIPH_STATS", "breathing_rate", "dominant_rate", "periph_stats", "pulse_rate"]
+
+FloatArray = NDArray[np.float64]
+
+PERIPH_STATS = ("max", "min", "mean", "std", "var", "sumsq")
+
+
+def periph_stats(x: FloatArray, fs: float, *, step_s: float = 2.0) -> FloatArray:
+    """Six statistics per channel on consecutive steps.
+
+    x : ndarray, shape (n_samples, n_channels); n_samples a multiple of ``step_s × fs``
+    returns ndarray, shape (n_steps, 6 × n_channels), statistic-major in :data:`PERIPH_STATS` order
+    """
+    x = np.asarray(x, dtype=np.float64)
+    step = round(step_s * fs)
+    n_steps, rest = divmod(len(x), step)
+    if n_steps == 0 or rest:
+        raise ValueError(
+            f"{len(x)} samples is not a whole number of {step_s:g} s steps at {fs:g} Hz"
+        )
+    s = x.reshape(n_steps, step, x.shape[1])
+    stats = [s.max(1), s.min(1), s.mean(1), s.std(1), s.var(1), (s**2).sum(1)]
+    return np.concatenate(stats, axis=1)
+
+
+def dominant_rate(x: FloatArray, fs: float, lo_hz: float, hi_hz: float) -> float | None:
+    """Dominant frequency of ``x`` in [lo_hz, hi_hz], in events per minute; ``None`` if the
+    signal is flat or too short to resolve the band (fewer than 2 cycles of ``lo_hz``)."""
+    x = np.asarray(x, dtype=np.float64).ravel()
+    if len(x) < 2 * fs / lo_hz or np.ptp(x) == 0 or not np.isfinite(x).all():
+        return None
+    x = signal.detrend(x) * np.hanning(len(x))
+    n_fft = max(len(x), int(8 * fs / lo_hz))  # zero-pad for a finer grid on short signals
+    spec = np.abs(np.fft.rfft(x, n_fft)) ** 2
+    freqs = np.fft.rfftfreq(n_fft, 1 / fs)
+    band = np.flatnonzero((freqs >= lo_hz) & (freqs <= hi_hz))
+    if len(band) < 3:
+        return None
+    k = band[np.argmax(spec[band])]
+    if 0 < k < len(spec) - 1:  # parabolic interpolation on the log spectrum
+        a, b, c = np.log(spec[k - 1 : k + 2] + 1e-300)
+        denom = a - 2 * b + c
+        offset = 0.5 * (a - c) / denom if denom != 0 else 0.0
+    else:
+        offset = 0.0
+    return float((freqs[k] + offset * (freqs[1] - freqs[0])) * 60.0)
+
+
+def pulse_rate(ppg: FloatArray, fs: float) -> float | None:
+    """Pulse rate in beats per minute from a PPG segment (40–210 bpm band)."""
+    return dominant_rate(ppg, fs, 40 / 60, 210 / 60)
+
+
+def breathing_rate(resp: FloatArray, fs: float) -> float | None:
+    """Breathing rate in breaths per minute from a respiration-belt segment (6–42 per min)."""
+    return dominant_rate(resp, fs, 6 / 60, 42 / 60)

@@ -1,0 +1,126 @@
+"""One preprocessing path: a synthetic DEAP trial preprocessed whole (training) and streamed
+through ring buffers and sliding windows (serving) gives the same features."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from streaming.deap import CHANNELS, SFREQ
+from streaming.preprocess.filters import FilterSpec
+from streaming.preprocess.pipeline import (
+    ChannelRef,
+    FeatureInput,
+    FeatureKind,
+    PreprocessSpec,
+    WindowFeeder,
+    preprocess_recording,
+    source_rate_plan,
+)
+from streaming.replay import REPLAY_STREAMS, deap_trial_streams
+from streaming.ring_buffer import RingBuffer
+from streaming.windows import Windower
+from training.synthetic import generate_subject
+
+LABELS = {s.type: tuple(CHANNELS[i].name for i in s.channels) for s in REPLAY_STREAMS}
+RATES = {s.type: SFREQ for s in REPLAY_STREAMS}
+PERIPH = (
+    ChannelRef("AUX", "hEOG"), ChannelRef("AUX", "vEOG"), ChannelRef("AUX", "zEMG"),
+    ChannelRef("AUX", "tEMG"), ChannelRef("GSR", "GSR"), ChannelRef("RESP", "Respiration"),
+    ChannelRef("PPG", "Plethysmograph"), ChannelRef("AUX", "Temperature"),
+)  # fmt: skip
+EEG = tuple(ChannelRef("EEG", name) for name in LABELS["EEG"])
+
+SPEC = PreprocessSpec(
+    inputs=(
+        FeatureInput("eeg_de", FeatureKind.EEG_DE, EEG, 128.0, 10.0,
+                     filters=(FilterSpec("bandpass", (4.0, 45.0)),)),
+        FeatureInput("periph", FeatureKind.PERIPH_STATS, PERIPH, 128.0, 10.0),
+        FeatureInput("grid", FeatureKind.EEG_GRID, EEG, 128.0, 1.0,
+                     filters=(FilterSpec("highpass", (1.0,), 2),)),
+        FeatureInput("eda16", FeatureKind.RAW, (ChannelRef("GSR", "GSR"),), 16.0, 10.0,
+                     filters=(FilterSpec("lowpass", (1.0,), 2),)),
+    ),
+    hop_s=0.5,
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def trial() -> dict[str, np.ndarray]:
+    data, _ = generate_subject(1, n_trials=1, seed=3)
+    return deap_trial_streams(data[0])
+
+
+def _online(
+    trial: dict[str, np.ndarray], seed: int, t0: float = 5000.0
+) -> dict[float, dict[str, np.ndarray]]:
+    """Stream the trial into ring buffers in random chunks, polling the windower in between."""
+    feeder, wspec = WindowFeeder.for_spec(SPEC, RATES, LABELS)
+    sources = {
+        kind: SimpleNamespace(buffer=RingBuffer(4096, x.shape[1]),
+                              stream=SimpleNamespace(nominal_srate=RATES[kind]))
+        for kind, x in trial.items() if kind in SPEC.streams
+    }  # fmt: skip
+    windower = Windower(wspec, sources.get)
+    rng = np.random.default_rng(seed)
+    n = len(trial["EEG"])
+    ts = t0 + np.arange(n) / SFREQ
+    out: dict[float, dict[str, np.ndarray]] = {}
+    k = 0
+    while k < n:
+        step = int(rng.integers(1, 40))
+        for kind, src in sources.items():  # streams arrive in their own chunks
+            src.buffer.write(trial[kind][k : k + step], ts[k : k + step])
+        k += step
+        for w in windower.poll():
+            feats = feeder.feed(w)
+            if feats is not None:
+                out[round(w.t_end - t0, 6)] = feats
+    assert feeder.resets == 0 and windower.skipped == {}
+    return out
+
+
+def test_source_rate_plan() -> None:
+    plan = source_rate_plan(SPEC, RATES)
+    assert plan == dict.fromkeys(("EEG", "AUX", "GSR", "RESP", "PPG"), 128.0)
+    bad = PreprocessSpec((FeatureInput("x", FeatureKind.RAW, (ChannelRef("GSR", "GSR"),), 48.0,
+                                       1.0),), hop_s=0.5)  # fmt: skip
+    with pytest.raises(ValueError, match="integer fraction"):
+        source_rate_plan(bad, RATES)
+
+
+def test_offline_equals_online_on_a_synthetic_trial(trial: dict[str, np.ndarray]) -> None:
+    offline = {round(t, 6): f for t, f in preprocess_recording(SPEC, trial, RATES, LABELS)}
+    online = _online(trial, seed=1)
+    # windows end every 0.5 s from 10 s (first full window) to the trial's last sample
+    assert len(offline) == (63 - 10) * 2 + 1
+    common = sorted(set(offline) & set(online))
+    assert len(common) >= len(offline) - 1  # the very last hop may not be due online yet
+    for t in common:
+        for name, value in offline[t].items():
+            # tolerance: float rounding only (the same operations in another chunking)
+            np.testing.assert_allclose(online[t][name], value, rtol=1e-9, atol=1e-9,
+                                       err_msg=f"{name} at {t} s")  # fmt: skip
+    shapes = {k: v.shape for k, v in offline[10.0].items()}
+    assert shapes == {"eeg_de": (5, 128), "periph": (5, 48), "grid": (128, 9, 9),
+                      "eda16": (160, 1)}  # fmt: skip
+
+
+def test_two_online_chunkings_agree(trial: dict[str, np.ndarray]) -> None:
+    a, b = _online(trial, seed=2), _online(trial, seed=3, t0=7000.0)
+    for t in sorted(set(a) & set(b))[::10]:
+        for name in a[t]:
+            np.testing.assert_allclose(a[t][name], b[t][name], rtol=1e-9, atol=1e-9)
+
+
+def test_a_gap_resets_the_state(trial: dict[str, np.ndarray]) -> None:
+    feeder, wspec = WindowFeeder.for_spec(SPEC, RATES, LABELS)
+    from streaming.windows import Window
+
+    n = round(SPEC.window_s * 128)
+    data = {k: trial[k][:n] for k in SPEC.streams}
+    assert feeder.feed(Window(0.0, 10.0, data)) is not None
+    assert feeder.feed(Window(5.0, 15.0, data)) is not None  # not one hop later: reset
+    assert feeder.resets == 1
