@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from streaming.preprocess.eeg import eeg_band_de, eeg_grid
+from streaming.preprocess.eeg import Standardizer, eeg_band_de, eeg_grid
 from streaming.preprocess.filters import CausalFilter, Decimator, FilterSpec
 from streaming.preprocess.peripheral import periph_stats
 from streaming.windows import InputSpec, Window, WindowSpec
@@ -79,6 +79,13 @@ class FeatureInput:
     step_s: float = 2.0
     filters: tuple[FilterSpec, ...] = ()
     options: tuple[tuple[str, float], ...] = ()  # e.g. cvxEDA parameters
+    baseline_s: float = 0.0
+    """If > 0: the first ``baseline_s`` seconds this input sees are a calibration period. Their
+    per-channel mean and standard deviation (after the filters) standardise every later sample,
+    and windows never include them. Offline on DEAP that period is the trial's 3 s pre-trial
+    baseline; online it is the first seconds of the live session (or after a gap), because a live
+    session has no pre-trial baseline per stimulus — the closest equivalent is the subject at rest
+    when recording starts. The semantics are the same function either way."""
 
     @property
     def streams(self) -> tuple[str, ...]:
@@ -156,6 +163,8 @@ class _InputState:
     filters: list[CausalFilter]
     history: FloatArray  # (n_window, n_channels) trailing window at the feature rate
     filled: int = 0
+    calibration: list[FloatArray] = field(default_factory=list)
+    calibrated: Standardizer | None = None
     cvx: Any = None  # OnlineCvxEda for EDA_CVX3
     _cvx_last: Any = None  # its latest decomposition
 
@@ -168,6 +177,7 @@ class _InputState:
         x = np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
         for f in self.filters:
             x = f.process(x)
+        x = self._calibrate(x)
         if self.cvx is not None and len(x):
             self._cvx_last = self.cvx.update(x[:, 0])
         n = len(x)
@@ -177,6 +187,22 @@ class _InputState:
             self.history[:-n] = self.history[n:]  # window-sized, not buffer-sized: a few kB
             self.history[-n:] = x
         self.filled = min(len(self.history), self.filled + n)
+
+    def _calibrate(self, x: FloatArray) -> FloatArray:
+        """Collect the calibration period, then standardise with its statistics."""
+        n_cal = round(self.spec.baseline_s * self.spec.srate)
+        if n_cal == 0:
+            return x
+        if self.calibrated is None:
+            have = sum(len(c) for c in self.calibration)
+            take = min(len(x), n_cal - have)
+            self.calibration.append(x[:take])
+            x = x[take:]
+            if have + take < n_cal:
+                return x
+            self.calibrated = Standardizer.fit(np.concatenate(self.calibration), axis=0)
+            self.calibration.clear()
+        return self.calibrated.transform(x)
 
     @property
     def full(self) -> bool:

@@ -42,6 +42,7 @@ SPEC = PreprocessSpec(
                      filters=(FilterSpec("highpass", (1.0,), 2),)),
         FeatureInput("eda16", FeatureKind.RAW, (ChannelRef("GSR", "GSR"),), 16.0, 10.0,
                      filters=(FilterSpec("lowpass", (1.0,), 2),)),
+        FeatureInput("periph_cal", FeatureKind.RAW, PERIPH[4:7], 128.0, 2.0, baseline_s=3.0),
     ),
     hop_s=0.5,
 )  # fmt: skip
@@ -105,7 +106,19 @@ def test_offline_equals_online_on_a_synthetic_trial(trial: dict[str, np.ndarray]
                                        err_msg=f"{name} at {t} s")  # fmt: skip
     shapes = {k: v.shape for k, v in offline[10.0].items()}
     assert shapes == {"eeg_de": (5, 128), "periph": (5, 48), "grid": (128, 9, 9),
-                      "eda16": (160, 1)}  # fmt: skip
+                      "eda16": (160, 1), "periph_cal": (256, 3)}  # fmt: skip
+
+
+def test_calibration_period_standardises_later_samples(trial: dict[str, np.ndarray]) -> None:
+    inp = FeatureInput("gsr", FeatureKind.RAW, (ChannelRef("GSR", "GSR"),), 128.0, 2.0,
+                       baseline_s=3.0)  # fmt: skip
+    spec = PreprocessSpec((inp,), hop_s=0.5)
+    windows = dict(preprocess_recording(spec, trial, RATES, LABELS))
+    assert min(windows) == 5.0  # 3 s calibration + a 2 s window: never includes the baseline
+    gsr = trial["GSR"][:, 0]
+    base = gsr[:384]
+    expected = (gsr[384:640] - base.mean()) / base.std()
+    np.testing.assert_allclose(windows[5.0]["gsr"][:, 0], expected, rtol=1e-12)
 
 
 def test_two_online_chunkings_agree(trial: dict[str, np.ndarray]) -> None:
