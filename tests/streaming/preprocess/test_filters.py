@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -25,7 +27,7 @@ def _signal(n: int = 1000, ch: int = 3, seed: int = 0) -> np.ndarray:
 
 def _chunks(x: np.ndarray, cuts: list[int]) -> list[np.ndarray]:
     bounds = sorted({0, len(x), *(c % (len(x) + 1) for c in cuts)})
-    return [x[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    return [x[a:b] for a, b in itertools.pairwise(bounds)]
 
 
 @settings(max_examples=60, deadline=None)

@@ -129,7 +129,7 @@ def test_two_online_chunkings_agree(trial: dict[str, np.ndarray]) -> None:
 
 
 def test_a_gap_resets_the_state(trial: dict[str, np.ndarray]) -> None:
-    feeder, wspec = WindowFeeder.for_spec(SPEC, RATES, LABELS)
+    feeder, _ = WindowFeeder.for_spec(SPEC, RATES, LABELS)
     from streaming.windows import Window
 
     n = round(SPEC.window_s * 128)
