@@ -8,7 +8,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
-EXTRAS ?= dev
+EXTRAS ?= dev,train
 
 .PHONY: venv demo test test-fast lint format clean
 

@@ -30,6 +30,14 @@ VERBS: dict[str, tuple[str, str]] = {
         "streaming.commands.replay",
         "Replay a DEAP subject file (sNN.dat) as live LSL streams on one clock.",
     ),
+    "train": (
+        "training.commands.train",
+        "Train a model on DEAP (or synthetic DEAP-format data) with an honest evaluation protocol.",
+    ),
+    "export": (
+        "training.commands.export",
+        "Export a trained run to ONNX with its contract (model.json) and model card.",
+    ),
     "monitor": (
         "streaming.commands.monitor",
         "Watch a session's LSL streams as the service would see them: rates, counters, health.",

@@ -23,6 +23,7 @@ are generated.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ from streaming.deap import BASELINE_SAMPLES, EEG_NAMES, N_CHANNELS, N_SAMPLES, S
 __all__ = [
     "EFFECTS",
     "MAX_TRIALS",
+    "SYNTHETIC_MARKER",
     "Effect",
     "SubjectLatents",
     "SubjectTraits",
@@ -49,6 +51,9 @@ __all__ = [
 ]
 
 FloatArray = NDArray[np.float64]
+
+SYNTHETIC_MARKER = "SYNTHETIC.json"
+"""Written beside generated files; its presence marks a folder as synthetic, not DEAP."""
 
 MAX_TRIALS = 40
 """The stimulus set has 40 videos, as DEAP has; a subject file holds 1-40 of them."""
@@ -744,4 +749,16 @@ def write_synthetic_deap(
         if on_written is not None:
             on_written(path)
         paths.append(path)
+    # Provenance beside the files, so that training reports and model cards say "synthetic"
+    # instead of passing these files off as DEAP.
+    marker = {
+        "generator": "affectstream synth (training/synthetic.py)",
+        "synthetic": True,
+        "format": "DEAP data_preprocessed_python",
+        "seed": seed,
+        "subjects": n_subjects,
+        "trials": n_trials,
+        "note": "synthetic data, not DEAP; see docs/synthetic-data.md",
+    }
+    (out / SYNTHETIC_MARKER).write_text(json.dumps(marker, indent=2) + "\n")
     return paths

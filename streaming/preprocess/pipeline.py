@@ -95,6 +95,19 @@ class FeatureInput:
     def n_window(self) -> int:
         return round(self.window_s * self.srate)
 
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Per-window shape of the feature (what the model input gets, without batch)."""
+        n_ch = len(self.channels)
+        steps = round(self.window_s / self.step_s)
+        return {
+            FeatureKind.RAW: (self.n_window, n_ch),
+            FeatureKind.EEG_DE: (steps, 4 * n_ch),
+            FeatureKind.EEG_GRID: (self.n_window, 9, 9),
+            FeatureKind.PERIPH_STATS: (steps, 6 * n_ch),
+            FeatureKind.EDA_CVX3: (3, self.n_window),
+        }[self.kind]
+
 
 @dataclass(frozen=True, slots=True)
 class PreprocessSpec:
@@ -298,19 +311,26 @@ def preprocess_recording(
     streams: Mapping[str, FloatArray],
     stream_rates: Mapping[str, float],
     stream_labels: Mapping[str, tuple[str, ...]],
+    *,
+    stride_s: float | None = None,
 ) -> Iterator[tuple[float, dict[str, FloatArray]]]:
     """Training's entry point: push a whole recording hop by hop, yield (t_end, features).
 
     streams : stream type → ndarray, shape (n_samples, n_channels), all starting at t = 0
+    stride_s : yield only windows whose end is a multiple of it (a multiple of the hop); the
+        state still advances hop by hop, so each yielded window equals the online one
     yields the end time of each window (seconds from the recording's start) and its features,
-    for every hop once a full window is available
+    for every hop (or stride) once a full window is available
     """
+    every = 1 if stride_s is None else round(stride_s / spec.hop_s)
+    if every < 1 or not math.isclose(every * spec.hop_s, stride_s or spec.hop_s):
+        raise ValueError(f"stride_s {stride_s} is not a multiple of hop_s {spec.hop_s}")
     pre = Preprocessor(spec, stream_rates, stream_labels)
     hops = {s: round(spec.hop_s * stream_rates[s]) for s in spec.streams}
     n_hops = min(len(streams[s]) // hops[s] for s in spec.streams)
     for k in range(n_hops):
         pre.push({s: streams[s][k * hops[s] : (k + 1) * hops[s]] for s in spec.streams})
-        if pre.ready:
+        if pre.ready and (k + 1) % every == 0:
             yield (k + 1) * spec.hop_s, pre.features()
 
 

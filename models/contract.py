@@ -1,0 +1,257 @@
+"""The model contract: what a model expects and produces (``model.json``, also in ONNX metadata).
+
+A contract names the architecture and version, every input tensor with the preprocessing that makes
+it (a :class:`~streaming.preprocess.pipeline.FeatureInput`: channels, rate, window, filters, feature
+kind) and its normalisation statistics, the hop, the outputs and their meaning, the label rule,
+what the model was trained on (dataset, synthetic or not, subjects, protocol, metrics with their
+protocol named), when it was made and the sha256 of the ONNX file.
+
+No torch here: the service reads contracts with numpy and onnxruntime only. The service refuses a
+model whose contract is missing, inconsistent with its ONNX inputs, or whose file hash differs
+(:func:`load_contract`, :meth:`ModelContract.check_onnx`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from streaming.preprocess.filters import FilterSpec
+from streaming.preprocess.pipeline import ChannelRef, FeatureInput, FeatureKind, PreprocessSpec
+
+__all__ = [
+    "CONTRACT_VERSION",
+    "OUTPUT_CLASSES",
+    "ContractError",
+    "InputContract",
+    "ModelContract",
+    "feature_from_dict",
+    "feature_to_dict",
+    "file_sha256",
+    "load_contract",
+]
+
+CONTRACT_VERSION = 1
+OUTPUT_NAME = "probs"
+OUTPUT_CLASSES = ("valence", "arousal")
+"""``probs[:, 0]`` = P(valence high), ``probs[:, 1]`` = P(arousal high)."""
+
+
+class ContractError(ValueError):
+    """A contract is missing, malformed, or does not match its ONNX file."""
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def feature_to_dict(f: FeatureInput) -> dict[str, Any]:
+    return {
+        "name": f.name,
+        "kind": str(f.kind),
+        "channels": [[c.stream, c.label] for c in f.channels],
+        "srate": f.srate,
+        "window_s": f.window_s,
+        "step_s": f.step_s,
+        "filters": [
+            {"kind": s.kind, "freqs": list(s.freqs), "order": s.order, "notch_q": s.notch_q}
+            for s in f.filters
+        ],
+        "options": dict(f.options),
+        "baseline_s": f.baseline_s,
+    }
+
+
+def feature_from_dict(d: dict[str, Any]) -> FeatureInput:
+    return FeatureInput(
+        name=str(d["name"]),
+        kind=FeatureKind(d["kind"]),
+        channels=tuple(ChannelRef(str(s), str(lab)) for s, lab in d["channels"]),
+        srate=float(d["srate"]),
+        window_s=float(d["window_s"]),
+        step_s=float(d.get("step_s", 2.0)),
+        filters=tuple(
+            FilterSpec(
+                str(s["kind"]),
+                tuple(map(float, s["freqs"])),
+                int(s["order"]),
+                float(s.get("notch_q", 30.0)),
+            )
+            for s in d.get("filters", [])
+        ),
+        options=tuple((str(k), float(v)) for k, v in d.get("options", {}).items()),
+        baseline_s=float(d.get("baseline_s", 0.0)),
+    )
+
+
+@dataclass(frozen=True)
+class InputContract:
+    """One ONNX input: its preprocessing, per-sample shape and normalisation statistics.
+
+    ``mean``/``std`` broadcast against the per-sample shape (e.g. one value per feature column);
+    the runner feeds ``(x - mean) / std`` as float32.
+    """
+
+    feature: FeatureInput
+    shape: tuple[int, ...]
+    mean: NDArray[np.float64] = field(default_factory=lambda: np.zeros(1))
+    std: NDArray[np.float64] = field(default_factory=lambda: np.ones(1))
+
+    @property
+    def name(self) -> str:
+        return self.feature.name
+
+    def normalise(self, x: NDArray[np.floating[Any]]) -> NDArray[np.float32]:
+        return ((np.asarray(x, dtype=np.float64) - self.mean) / self.std).astype(np.float32)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "tensor": self.name,
+            "shape": list(self.shape),
+            "dtype": "float32",
+            "feature": feature_to_dict(self.feature),
+            "normalisation": {"mean": self.mean.tolist(), "std": self.std.tolist()},
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> InputContract:
+        norm = d.get("normalisation", {})
+        return cls(
+            feature_from_dict(d["feature"]),
+            tuple(int(v) for v in d["shape"]),
+            np.asarray(norm.get("mean", [0.0]), dtype=np.float64),
+            np.asarray(norm.get("std", [1.0]), dtype=np.float64),
+        )
+
+
+@dataclass(frozen=True)
+class ModelContract:
+    name: str
+    version: str
+    architecture: str
+    inputs: tuple[InputContract, ...]
+    hop_s: float
+    label_rule: dict[str, Any]
+    trained_on: dict[str, Any]
+    created: str
+    onnx_sha256: str = ""
+    description: str = ""
+
+    @property
+    def id(self) -> str:
+        return f"{self.name}@{self.version}"
+
+    def preprocess_spec(self) -> PreprocessSpec:
+        return PreprocessSpec(tuple(i.feature for i in self.inputs), self.hop_s)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "contract_version": CONTRACT_VERSION,
+            "name": self.name,
+            "version": self.version,
+            "architecture": self.architecture,
+            "description": self.description,
+            "inputs": [i.to_dict() for i in self.inputs],
+            "hop_s": self.hop_s,
+            "outputs": [
+                {
+                    "tensor": OUTPUT_NAME,
+                    "shape": [len(OUTPUT_CLASSES)],
+                    "classes": list(OUTPUT_CLASSES),
+                    "meaning": "probability of the high class (rating above the label rule's "
+                    "threshold) for valence and arousal",
+                }
+            ],
+            "label_rule": self.label_rule,
+            "trained_on": self.trained_on,
+            "created": self.created,
+            "onnx_sha256": self.onnx_sha256,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2) + "\n"
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], source: str = "<dict>") -> ModelContract:
+        try:
+            if int(d.get("contract_version", 0)) != CONTRACT_VERSION:
+                raise ContractError(
+                    f"{source}: contract_version {d.get('contract_version')!r}, "
+                    f"this affectstream reads {CONTRACT_VERSION}"
+                )
+            return cls(
+                name=str(d["name"]),
+                version=str(d["version"]),
+                architecture=str(d["architecture"]),
+                inputs=tuple(InputContract.from_dict(i) for i in d["inputs"]),
+                hop_s=float(d["hop_s"]),
+                label_rule=dict(d["label_rule"]),
+                trained_on=dict(d["trained_on"]),
+                created=str(d["created"]),
+                onnx_sha256=str(d.get("onnx_sha256", "")),
+                description=str(d.get("description", "")),
+            )
+        except ContractError:
+            raise
+        except (KeyError, TypeError, ValueError) as e:
+            raise ContractError(f"{source}: malformed contract ({type(e).__name__}: {e})") from None
+
+    def check_onnx(self, onnx_inputs: dict[str, tuple[Any, ...]], onnx_outputs: list[str]) -> None:
+        """Raise :class:`ContractError` unless the ONNX graph's inputs match the contract.
+
+        onnx_inputs : name → shape as reported by onnxruntime (first axis: batch, any value)
+        """
+        want = {i.name: i.shape for i in self.inputs}
+        if set(onnx_inputs) != set(want):
+            raise ContractError(
+                f"{self.id}: ONNX inputs {sorted(onnx_inputs)} differ from the contract's "
+                f"{sorted(want)}"
+            )
+        for name, shape in onnx_inputs.items():
+            per_sample = tuple(shape[1:])
+            if len(per_sample) != len(want[name]) or any(
+                isinstance(a, int) and a != b for a, b in zip(per_sample, want[name], strict=True)
+            ):
+                raise ContractError(
+                    f"{self.id}: ONNX input {name!r} has shape {list(shape)}, the contract says "
+                    f"[batch, {', '.join(map(str, want[name]))}]"
+                )
+        if OUTPUT_NAME not in onnx_outputs:
+            raise ContractError(f"{self.id}: ONNX outputs {onnx_outputs} lack {OUTPUT_NAME!r}")
+
+
+def load_contract(model_dir: Path) -> tuple[ModelContract, Path]:
+    """Read ``model.json`` beside ``model.onnx`` and check the file hash.
+
+    Returns the contract and the ONNX path. Raises :class:`ContractError` naming the problem.
+    """
+    model_dir = Path(model_dir)
+    cpath, opath = model_dir / "model.json", model_dir / "model.onnx"
+    if not cpath.is_file():
+        raise ContractError(f"{model_dir}: no model.json (the contract is required)")
+    if not opath.is_file():
+        raise ContractError(f"{model_dir}: no model.onnx")
+    try:
+        raw = json.loads(cpath.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ContractError(f"{cpath}: not valid JSON ({e})") from None
+    if not isinstance(raw, dict):
+        raise ContractError(f"{cpath}: expected a JSON object")
+    contract = ModelContract.from_dict(raw, str(cpath))
+    actual = file_sha256(opath)
+    if contract.onnx_sha256 != actual:
+        raise ContractError(
+            f"{opath}: sha256 {actual[:12]}… differs from the contract's "
+            f"{contract.onnx_sha256[:12] or '(none)'}… — file changed or corrupt"
+        )
+    return contract, opath

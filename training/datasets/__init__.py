@@ -1,0 +1,1 @@
+"""Datasets: DEAP (and the synthetic DEAP-format data), PMEmo later."""

@@ -1,0 +1,92 @@
+"""DEAP windows for training, through the same preprocessing as the live service.
+
+Each trial of each ``sNN.dat`` is turned into the streams the replay publishes
+(:func:`streaming.replay.deap_trial_streams`), then into features by
+:func:`streaming.preprocess.pipeline.preprocess_recording` — the functions the service uses.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from streaming.deap import SFREQ, read_deap, subject_number
+from streaming.preprocess.pipeline import PreprocessSpec, preprocess_recording
+from streaming.replay import REPLAY_STREAMS, deap_trial_streams
+from training.presets import STREAM_LABELS
+
+__all__ = ["WindowSet", "deap_files", "deap_windows"]
+
+RATES = {s.type: SFREQ for s in REPLAY_STREAMS}
+
+
+@dataclass
+class WindowSet:
+    """Windows with their features, ratings and provenance.
+
+    X : input name → ndarray (n_windows, *shape), float32
+    ratings : (n_windows, 4) valence, arousal, dominance, liking
+    subjects, trials : (n_windows,) int
+    t_end : (n_windows,) window end, seconds from the trial's start (baseline included)
+    """
+
+    X: dict[str, NDArray[np.float32]]
+    ratings: NDArray[np.float64]
+    subjects: NDArray[np.int64]
+    trials: NDArray[np.int64]
+    t_end: NDArray[np.float64]
+
+    def __len__(self) -> int:
+        return len(self.subjects)
+
+
+def deap_files(data_dir: Path) -> list[Path]:
+    """``sNN.dat`` files of a DEAP ``data_preprocessed_python`` folder, in subject order."""
+    files = sorted(Path(data_dir).glob("s*.dat"), key=lambda p: subject_number(p) or 0)
+    files = [f for f in files if subject_number(f) is not None]
+    if not files:
+        raise FileNotFoundError(f"{data_dir}: no sNN.dat files (DEAP data_preprocessed_python)")
+    return files
+
+
+def deap_windows(
+    files: Sequence[Path],
+    spec: PreprocessSpec,
+    stride_s: float,
+    *,
+    progress: Callable[[str], None] | None = None,
+) -> WindowSet:
+    """Preprocess every trial of ``files`` into windows (one every ``stride_s``).
+
+    The hop is set to ``stride_s`` for speed: every transform gives the same output however its
+    input is chunked, so the windows equal those of the serving hop.
+    """
+    train_spec = dataclasses.replace(spec, hop_s=stride_s)
+    feats: dict[str, list[NDArray[np.float32]]] = {i.name: [] for i in spec.inputs}
+    ratings, subjects, trials, ends = [], [], [], []
+    for f in files:
+        subject = read_deap(f)
+        sid = subject.subject or 0
+        for t in range(subject.n_trials):
+            streams = deap_trial_streams(subject.data[t])
+            for t_end, x in preprocess_recording(train_spec, streams, RATES, STREAM_LABELS):
+                for name, value in x.items():
+                    feats[name].append(value.astype(np.float32))
+                ratings.append(subject.labels[t])
+                subjects.append(sid)
+                trials.append(t + 1)
+                ends.append(t_end)
+        if progress is not None:
+            progress(f"{f.name}: {subject.n_trials} trials")
+    return WindowSet(
+        {k: np.stack(v) for k, v in feats.items()},
+        np.asarray(ratings, dtype=np.float64),
+        np.asarray(subjects, dtype=np.int64),
+        np.asarray(trials, dtype=np.int64),
+        np.asarray(ends, dtype=np.float64),
+    )

@@ -1,0 +1,90 @@
+"""What each architecture is fed: its default preprocessing (a PreprocessSpec) and training stride.
+
+The serving hop is 0.25 s (4 predictions per second). Where a paper's choice is kept or changed,
+the comment says so; everything here is copied into the model contract at export, so the service
+computes exactly these features.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from streaming.deap import CHANNELS, EEG_NAMES
+from streaming.preprocess.filters import FilterSpec
+from streaming.preprocess.pipeline import ChannelRef, FeatureInput, FeatureKind, PreprocessSpec
+from streaming.replay import REPLAY_STREAMS
+
+__all__ = ["PRESETS", "STREAM_LABELS", "Preset", "preset"]
+
+HOP_S = 0.25
+STREAM_LABELS = {s.type: tuple(CHANNELS[i].name for i in s.channels) for s in REPLAY_STREAMS}
+_STREAM_OF = {label: kind for kind, labels in STREAM_LABELS.items() for label in labels}
+
+EEG = tuple(ChannelRef("EEG", n) for n in EEG_NAMES)
+PERIPHERAL = tuple(
+    ChannelRef(_STREAM_OF[n], n)
+    for n in ("hEOG", "vEOG", "zEMG", "tEMG", "GSR", "Respiration", "Plethysmograph", "Temperature")
+)
+GSR = (ChannelRef("GSR", "GSR"),)
+EEG_BAND = (FilterSpec("bandpass", (4.0, 45.0), 4),)  # DEAP's own EEG band, applied live too
+
+
+@dataclass(frozen=True)
+class Preset:
+    spec: PreprocessSpec
+    stride_s: float  # training windows: one every stride_s (the state still advances per hop)
+    note: str
+    hyper: dict[str, Any] = field(default_factory=dict)
+
+
+def _spec(*inputs: FeatureInput) -> PreprocessSpec:
+    return PreprocessSpec(tuple(inputs), HOP_S)
+
+
+PRESETS: dict[str, Preset] = {
+    # Liao/Yang: 1 s segments, 9×9 grids of baseline-corrected, z-scored EEG + peripheral raw.
+    # Baseline: the 3 s calibration period standardises every channel (DEAP pre-trial baseline).
+    "cnn-lstm": Preset(
+        _spec(
+            FeatureInput(
+                "eeg_grid", FeatureKind.EEG_GRID, EEG, 128.0, 1.0, filters=EEG_BAND, baseline_s=3.0
+            ),
+            FeatureInput("periph", FeatureKind.RAW, PERIPHERAL, 128.0, 1.0, baseline_s=3.0),
+        ),
+        stride_s=1.0,
+        note="1 s windows at 128 Hz (Yang et al.'s segments), non-overlapping in training",
+    ),
+    # Yin et al.: skin conductance only → cvxEDA (origin, tonic, phasic). 20 s at 16 Hz: L = 320
+    # (the paper resizes whole clips to 2500 samples; a live model needs a fixed trailing window).
+    "rtcan1d": Preset(
+        _spec(FeatureInput("eda", FeatureKind.EDA_CVX3, GSR, 16.0, 20.0)),
+        stride_s=2.0,
+        note="20 s trailing window of skin conductance at 16 Hz, online cvxEDA",
+    ),
+    # Tang et al.: DE of 4 bands on 2 s Hann steps + six statistics of the 8 peripheral channels.
+    "bimodal-lstm": Preset(
+        _spec(
+            FeatureInput("eeg_de", FeatureKind.EEG_DE, EEG, 128.0, 10.0, filters=EEG_BAND),
+            FeatureInput("periph_stats", FeatureKind.PERIPH_STATS, PERIPHERAL, 128.0, 10.0),
+        ),
+        stride_s=2.0,
+        note="10 s = 5 steps of 2 s",
+    ),
+    "mlstm-fcn": Preset(
+        _spec(FeatureInput("x", FeatureKind.RAW, PERIPHERAL, 32.0, 10.0, baseline_s=3.0)),
+        stride_s=2.0,
+        note="8 peripheral channels, 10 s at 32 Hz, standardised by the calibration period",
+    ),
+}
+# gupta-ayushi: ch 1–37 (32 EEG + hEOG, vEOG, zEMG, tEMG, GSR), 2 s at 128 Hz
+_GUPTA = _spec(FeatureInput("x", FeatureKind.RAW, EEG + PERIPHERAL[:5], 128.0, 2.0, baseline_s=3.0))
+for _name in ("lstm", "gru", "bilstm"):
+    PRESETS[_name] = Preset(_GUPTA, stride_s=2.0, note="2 s windows of 37 channels (gupta-ayushi)")
+
+
+def preset(name: str) -> Preset:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ValueError(f"no preset for model {name!r}; known: {sorted(PRESETS)}") from None

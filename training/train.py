@@ -1,0 +1,274 @@
+"""Cross-validated training with honest protocols, and the final model for export.
+
+For each fold: normalisation statistics from the fold's training windows only, a model from the
+registry, Adam, early stopping on a validation set carved from the training subjects, metrics on
+the test fold (accuracy and F1 of the high class, per dimension), confusion matrices and learning
+curves. Then a final model is trained on every subject (validation carved the same way) for export.
+
+Seeded: numpy and torch seeds are set from ``seed`` and the fold index; torch runs with
+deterministic algorithms where it can. CPU by default; CUDA when available.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from torch import nn
+
+from models.registry import build
+from streaming.preprocess.pipeline import FeatureInput, FeatureKind, PreprocessSpec
+from training.datasets.deap import WindowSet
+from training.labels import binarise
+from training.protocols import PROTOCOLS, Fold, make_folds
+
+__all__ = ["FoldResult", "TrainConfig", "TrainedModel", "norm_stats", "run_training"]
+
+DIMENSIONS = ("valence", "arousal")
+
+
+@dataclass
+class TrainConfig:
+    model: str
+    protocol: str = "subject"
+    folds: int = 5
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    patience: int = 6
+    seed: int = 0
+    label_rule: str = "threshold"
+    hyper: dict[str, Any] = field(default_factory=dict)
+    device: str = "auto"
+
+    def torch_device(self) -> torch.device:
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(self.device)
+
+
+@dataclass
+class TrainedModel:
+    module: nn.Module
+    norms: dict[str, tuple[NDArray[np.float64], NDArray[np.float64]]]
+    history: dict[str, list[float]]
+
+
+@dataclass
+class FoldResult:
+    fold: Fold
+    metrics: dict[str, dict[str, float]]
+    confusion: dict[str, list[list[int]]]
+    history: dict[str, list[float]]
+    epochs_run: int
+
+
+def norm_stats(feature: FeatureInput, x: NDArray[np.float32]) -> tuple[NDArray[np.float64], ...]:
+    """Mean and std of one input over the training windows, broadcastable to its per-sample shape.
+
+    Per channel for raw and cvxEDA inputs, per feature column for DE and statistics, one value for
+    the grid (its empty cells must stay 0 after scaling, so the mean is taken over electrodes only
+    and the grid is only divided).
+    """
+    x64 = x.astype(np.float64)
+    if feature.kind == FeatureKind.EEG_GRID:
+        cells = x64[x64 != 0]
+        return np.zeros((1, 1, 1)), np.full((1, 1, 1), max(float(cells.std()), 1e-8))
+    if feature.kind == FeatureKind.EDA_CVX3:
+        return x64.mean(axis=(0, 2))[:, None], np.maximum(x64.std(axis=(0, 2)), 1e-8)[:, None]
+    axes = tuple(range(x64.ndim - 1))  # all but the last (channels / feature columns)
+    return x64.mean(axis=axes)[None, :], np.maximum(x64.std(axis=axes), 1e-8)[None, :]
+
+
+def _seed(seed: int) -> None:
+    torch.manual_seed(seed)  # numpy randomness here always goes through explicit Generators
+
+
+def _loss_fn(model_name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    if model_name == "bimodal-lstm":  # Tang et al.: (L2-regularised) squared hinge, y in {-1, 1}
+        return lambda out, y: torch.clamp(1 - (2 * y - 1) * out, min=0).pow(2).mean()
+    bce = nn.BCEWithLogitsLoss()
+    return lambda out, y: bce(out, y)
+
+
+def _tensors(
+    ws: WindowSet, idx: NDArray[np.int64], spec: PreprocessSpec, norms: dict[str, Any]
+) -> list[torch.Tensor]:
+    out = []
+    for f in spec.inputs:
+        mean, std = norms[f.name]
+        x = (ws.X[f.name][idx].astype(np.float64) - mean) / std
+        out.append(torch.from_numpy(x.astype(np.float32)))
+    return out
+
+
+def fit(
+    cfg: TrainConfig,
+    spec: PreprocessSpec,
+    ws: WindowSet,
+    y: NDArray[np.int64],
+    train: NDArray[np.int64],
+    val: NDArray[np.int64],
+    seed: int,
+    progress: Callable[[str], None] | None = None,
+) -> TrainedModel:
+    """Train one model on ``train`` windows with early stopping on ``val`` windows."""
+    _seed(seed)
+    device = cfg.torch_device()
+    norms = {f.name: norm_stats(f, ws.X[f.name][train]) for f in spec.inputs}
+    shapes = {f.name: f.shape for f in spec.inputs}
+    model = build(cfg.model, shapes, **cfg.hyper).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    loss_fn = _loss_fn(cfg.model)
+    xs_train = _tensors(ws, train, spec, norms)
+    y_train = torch.from_numpy(y[train].astype(np.float32))
+    xs_val = _tensors(ws, val, spec, norms) if len(val) else []
+    y_val = torch.from_numpy(y[val].astype(np.float32))
+    gen = torch.Generator().manual_seed(seed)
+    history: dict[str, list[float]] = {"train_loss": [], "val_loss": [], "val_accuracy": []}
+    best, best_loss, waited = copy.deepcopy(model.state_dict()), math.inf, 0
+    for epoch in range(cfg.epochs):
+        model.train()
+        order = torch.randperm(len(train), generator=gen)
+        total = 0.0
+        for start in range(0, len(order), cfg.batch_size):
+            b = order[start : start + cfg.batch_size]
+            opt.zero_grad()
+            out = model(*[x[b].to(device) for x in xs_train])
+            loss = loss_fn(out, y_train[b].to(device))
+            loss.backward()
+            opt.step()
+            total += float(loss) * len(b)
+        history["train_loss"].append(total / max(1, len(order)))
+        if not len(val):
+            best = copy.deepcopy(model.state_dict())
+            continue
+        vloss, vacc = _evaluate(model, xs_val, y_val, loss_fn, device)
+        history["val_loss"].append(vloss)
+        history["val_accuracy"].append(vacc)
+        if progress is not None:
+            progress(
+                f"epoch {epoch + 1}/{cfg.epochs} train {history['train_loss'][-1]:.4f} "
+                f"val {vloss:.4f} acc {vacc:.3f}"
+            )
+        if vloss < best_loss - 1e-4:
+            best, best_loss, waited = copy.deepcopy(model.state_dict()), vloss, 0
+        else:
+            waited += 1
+            if waited >= cfg.patience:
+                break
+    model.load_state_dict(best)
+    model.eval()
+    return TrainedModel(model.cpu(), norms, history)
+
+
+@torch.no_grad()
+def _evaluate(
+    model: nn.Module,
+    xs: list[torch.Tensor],
+    y: torch.Tensor,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    device: torch.device,
+) -> tuple[float, float]:
+    model.eval()
+    out = _predict_scores(model, xs, device)
+    loss = float(loss_fn(out, y))
+    acc = float(((out > 0).float() == y).float().mean())
+    return loss, acc
+
+
+@torch.no_grad()
+def _predict_scores(
+    model: nn.Module, xs: list[torch.Tensor], device: torch.device, batch: int = 256
+) -> torch.Tensor:
+    parts = []
+    for start in range(0, len(xs[0]), batch):
+        parts.append(model(*[x[start : start + batch].to(device) for x in xs]).cpu())
+    return torch.cat(parts) if parts else torch.zeros((0, 2))
+
+
+def binary_metrics(y_true: NDArray[np.int64], y_pred: NDArray[np.int64]) -> dict[str, Any]:
+    tp = int(((y_pred == 1) & (y_true == 1)).sum())
+    tn = int(((y_pred == 0) & (y_true == 0)).sum())
+    fp = int(((y_pred == 1) & (y_true == 0)).sum())
+    fn = int(((y_pred == 0) & (y_true == 1)).sum())
+    n = max(1, tp + tn + fp + fn)
+    f1 = 2 * tp / max(1, 2 * tp + fp + fn)
+    return {"accuracy": (tp + tn) / n, "f1": f1, "confusion": [[tn, fp], [fn, tp]]}
+
+
+def run_training(
+    cfg: TrainConfig,
+    spec: PreprocessSpec,
+    ws: WindowSet,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[list[FoldResult], TrainedModel, dict[str, Any]]:
+    """Cross-validate, then train the final model on all subjects. Returns the fold results,
+    the final model and the label-rule description."""
+    if cfg.protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {cfg.protocol!r}; choose from {sorted(PROTOCOLS)}")
+    y, rule = binarise(ws.ratings[:, :2], ws.subjects, cfg.label_rule)
+    folds = make_folds(cfg.protocol, ws.subjects, cfg.folds, cfg.seed)
+    results = []
+    for fold in folds:
+        t0 = time.monotonic()
+        say = (
+            (lambda m, k=fold.index: progress(f"fold {k + 1}/{len(folds)} {m}"))
+            if progress
+            else None
+        )
+        trained = fit(cfg, spec, ws, y, fold.train, fold.val, cfg.seed * 1000 + fold.index, say)
+        xs = _tensors(ws, fold.test, spec, trained.norms)
+        scores = _predict_scores(trained.module, xs, torch.device("cpu")).numpy()
+        pred = (scores > 0).astype(np.int64)
+        metrics, confusion = {}, {}
+        for k, dim in enumerate(DIMENSIONS):
+            m = binary_metrics(y[fold.test, k], pred[:, k])
+            confusion[dim] = m.pop("confusion")
+            metrics[dim] = m
+        results.append(
+            FoldResult(
+                fold, metrics, confusion, trained.history, len(trained.history["train_loss"])
+            )
+        )
+        if progress:
+            progress(
+                f"fold {fold.index + 1}/{len(folds)} done in {time.monotonic() - t0:.0f} s: "
+                + ", ".join(
+                    f"{d} acc {metrics[d]['accuracy']:.3f} f1 {metrics[d]['f1']:.3f}"
+                    for d in DIMENSIONS
+                )
+            )
+    # final model: every subject, validation subjects carved from them for early stopping
+    rng = np.random.default_rng(cfg.seed)
+    ids = rng.permutation(np.unique(ws.subjects))
+    n_val = max(1, round(0.15 * len(ids)))
+    val_mask = np.isin(ws.subjects, ids[:n_val])
+    final = fit(
+        cfg, spec, ws, y, np.flatnonzero(~val_mask), np.flatnonzero(val_mask), cfg.seed * 1000 + 999
+    )
+    return results, final, rule
+
+
+def summarise(results: list[FoldResult]) -> dict[str, dict[str, dict[str, float]]]:
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for dim in DIMENSIONS:
+        out[dim] = {}
+        for metric in ("accuracy", "f1"):
+            v = np.array([r.metrics[dim][metric] for r in results])
+            out[dim][metric] = {"mean": float(v.mean()), "std": float(v.std())}
+    return out
+
+
+def write_json(path: Path, obj: Any) -> None:
+    path.write_text(json.dumps(obj, indent=2) + "\n")
