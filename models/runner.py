@@ -1,0 +1,129 @@
+"""ONNX Runtime model runner: load a model folder, validate, choose the device, run batches.
+
+Loading (:class:`ModelRunner`) reads the contract, checks the ONNX file's hash against it, opens an
+ONNX Runtime session on ``CUDAExecutionProvider`` when this onnxruntime offers it (with CPU as the
+fallback inside the session), else on CPU, and checks the graph's inputs against the contract.
+Before every run it checks each input's name, dtype and exact shape itself, because ONNX Runtime
+does not reject every wrong shape (its own docs show cases that silently broadcast), and names
+the model and the input in the error.
+
+No torch here: serving needs ONNX Runtime only.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+from numpy.typing import NDArray
+
+from models.contract import OUTPUT_NAME, ContractError, ModelContract, load_contract
+
+__all__ = ["ModelLoadError", "ModelRunner", "choose_providers"]
+
+log = logging.getLogger(__name__)
+
+CUDA = "CUDAExecutionProvider"
+CPU = "CPUExecutionProvider"
+
+
+class ModelLoadError(RuntimeError):
+    """A model folder could not be loaded (contract, hash, corrupt ONNX, mismatching inputs)."""
+
+
+def choose_providers(available: Sequence[str] | None = None) -> list[str]:
+    """``[CUDA, CPU]`` when this onnxruntime build offers CUDA, else ``[CPU]``."""
+    available = list(ort.get_available_providers() if available is None else available)
+    return [CUDA, CPU] if CUDA in available else [CPU]
+
+
+class ModelRunner:
+    """One loaded model.
+
+    Parameters
+    ----------
+    model_dir : folder with ``model.onnx`` and ``model.json``
+    providers : override the provider choice (tests, or forcing CPU)
+    threads : intra-op threads for the CPU provider (``None``: onnxruntime's default)
+    """
+
+    def __init__(
+        self,
+        model_dir: Path,
+        providers: Sequence[str] | None = None,
+        threads: int | None = None,
+    ) -> None:
+        self.model_dir = Path(model_dir)
+        try:
+            self.contract, onnx_path = load_contract(self.model_dir)
+        except ContractError as e:
+            raise ModelLoadError(str(e)) from None
+        opts = ort.SessionOptions()
+        if threads is not None:
+            opts.intra_op_num_threads = threads
+        wanted = list(providers) if providers is not None else choose_providers()
+        try:
+            self.session = ort.InferenceSession(str(onnx_path), opts, providers=wanted)
+        except Exception as e:  # onnxruntime raises its own exception types for corrupt files
+            raise ModelLoadError(f"{onnx_path}: ONNX Runtime cannot load it ({e})") from None
+        try:
+            self.contract.check_onnx(
+                {i.name: tuple(i.shape) for i in self.session.get_inputs()},
+                [o.name for o in self.session.get_outputs()],
+            )
+        except ContractError as e:
+            raise ModelLoadError(str(e)) from None
+        self.provider = self.session.get_providers()[0]
+        log.info("loaded %s from %s on %s", self.contract.id, self.model_dir, self.provider)
+
+    @property
+    def name(self) -> str:
+        return self.contract.id
+
+    def run(self, batch: Mapping[str, NDArray[Any]]) -> NDArray[np.float32]:
+        """Run already normalised inputs.
+
+        batch : input name → float32 array, shape (B, *contract shape)
+        returns probs, shape (B, 2): P(valence high), P(arousal high)
+        """
+        want = {i.name: i.shape for i in self.contract.inputs}
+        if set(batch) != set(want):
+            raise ValueError(f"{self.name}: inputs {sorted(batch)}, expected {sorted(want)}")
+        sizes = set()
+        for name, x in batch.items():
+            if not isinstance(x, np.ndarray) or x.dtype != np.float32:
+                kind = x.dtype if isinstance(x, np.ndarray) else type(x).__name__
+                raise ValueError(f"{self.name}: input {name!r} is {kind}, expected float32")
+            if x.ndim != len(want[name]) + 1 or tuple(x.shape[1:]) != want[name]:
+                raise ValueError(
+                    f"{self.name}: input {name!r} has shape {list(x.shape)}, "
+                    f"expected [batch, {', '.join(map(str, want[name]))}]"
+                )
+            if not np.isfinite(x).all():
+                raise ValueError(f"{self.name}: input {name!r} holds NaN/Inf")
+            sizes.add(x.shape[0])
+        if len(sizes) != 1:
+            raise ValueError(f"{self.name}: inputs have different batch sizes {sorted(sizes)}")
+        (probs,) = self.session.run([OUTPUT_NAME], dict(batch))
+        return np.asarray(probs, dtype=np.float32)
+
+    def predict(self, windows: Sequence[Mapping[str, NDArray[Any]]]) -> NDArray[np.float32]:
+        """Normalise each window's features with the contract's statistics and run them as one
+        batch (the scheduler batches all sessions due at the same tick)."""
+        batch = {
+            i.name: np.stack([i.normalise(w[i.name]) for w in windows])
+            for i in self.contract.inputs
+        }
+        return self.run(batch)
+
+    def describe(self) -> dict[str, Any]:
+        """What ``/models`` shows: the contract plus the provider actually in use."""
+        return {**self.contract.to_dict(), "provider": self.provider, "path": str(self.model_dir)}
+
+
+def contract_of(runner: ModelRunner) -> ModelContract:
+    return runner.contract

@@ -1,0 +1,65 @@
+"""Shared helpers for model tests: a tiny ONNX graph and a matching contract."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from models.contract import InputContract, ModelContract, file_sha256
+from streaming.preprocess.filters import FilterSpec
+from streaming.preprocess.pipeline import ChannelRef, FeatureInput, FeatureKind
+
+
+def tiny_contract(sha: str = "") -> ModelContract:
+    eda = FeatureInput(
+        "eda",
+        FeatureKind.EDA_CVX3,
+        (ChannelRef("GSR", "GSR"),),
+        16.0,
+        20.0,
+        filters=(FilterSpec("lowpass", (2.0,), 2),),
+        options=(("alpha", 8e-4),),
+    )
+    return ModelContract(
+        name="tiny",
+        version="3",
+        architecture="rtcan1d",
+        inputs=(InputContract(eda, (3, 320), np.array([[1.0], [2.0], [0.0]]), np.ones((3, 1))),),
+        hop_s=0.25,
+        label_rule={"kind": "threshold", "value": 5.0},
+        trained_on={"dataset": {"name": "synthetic", "synthetic": True}},
+        created="2026-11-21T00:00:00+00:00",
+        onnx_sha256=sha,
+    )
+
+
+def write_tiny_onnx(path: Path, shape: tuple[int, ...] = (3, 320), name: str = "eda") -> None:
+    import onnx
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch", *shape])
+    y = helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["batch", 2])
+    const = helper.make_tensor("half", TensorProto.FLOAT, [1, 2], [0.5, 0.5])
+    shape_node = helper.make_node("Shape", [name], ["s"], end=1)
+    ones = helper.make_node(
+        "ConstantOfShape",
+        ["s"],
+        ["ones"],
+        value=helper.make_tensor("v", TensorProto.FLOAT, [1], [1.0]),
+    )
+    reshape_shape = helper.make_tensor("rs", TensorProto.INT64, [2], [-1, 1])
+    r = helper.make_node("Reshape", ["ones", "rs"], ["col"])
+    mul = helper.make_node("Mul", ["col", "half"], ["probs"])
+    graph = helper.make_graph([shape_node, ones, r, mul], "g", [x], [y], [const, reshape_shape])
+    # IR 9: what onnxruntime 1.17+ reads (onnx 1.23 would write 14, too new for onnxruntime 1.31)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9)
+    onnx.save(model, str(path))
+
+
+def write_tiny_model(folder: Path) -> Path:
+    """model.onnx (output 0.5 for both classes) + its contract, in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    write_tiny_onnx(folder / "model.onnx")
+    (folder / "model.json").write_text(tiny_contract(file_sha256(folder / "model.onnx")).to_json())
+    return folder
