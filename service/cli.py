@@ -18,6 +18,11 @@ from importlib.metadata import PackageNotFoundError, version
 # verb -> (module, one-line summary). The summary is the module docstring's first line (a test
 # keeps them in step); it is repeated here so that the overview imports nothing.
 VERBS: dict[str, tuple[str, str]] = {
+    "serve": (
+        "service.commands.serve",
+        "Run the service: LSL sessions in, valence/arousal over WebSocket out, "
+        "with REST and dashboard.",
+    ),
     "demo": (
         "service.commands.demo",
         "Synthesise a subject, replay it as LSL streams and show what a listener receives.",

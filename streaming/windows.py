@@ -185,14 +185,18 @@ def extract(
 
 
 class _Rated(Protocol):
-    nominal_srate: float
+    @property
+    def nominal_srate(self) -> float: ...
 
 
 class BufferedStream(Protocol):
     """What the windower needs of a stream (a :class:`~streaming.acquisition.StreamAcquirer`)."""
 
-    buffer: RingBuffer | None
-    stream: _Rated
+    @property
+    def buffer(self) -> RingBuffer | None: ...
+
+    @property
+    def stream(self) -> _Rated: ...
 
 
 @dataclass

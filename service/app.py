@@ -1,0 +1,329 @@
+"""The FastAPI application: REST, WebSocket, dashboard and metrics.
+
+``create_app(settings)`` builds the app; heavy objects (model runners, the stream directory, the
+scheduler) are created in the lifespan and kept in :class:`ServiceState` on ``app.state``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+import secrets
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, HTTPException, Request, WebSocket, WebSocketDisconnect
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from models.runner import ModelLoadError, ModelRunner
+from service.hub import Hub
+from service.metrics import render_metrics
+from service.scheduler import Scheduler
+from service.sessions import Session, group_key
+from service.settings import Settings
+from streaming.inlet import StreamDirectory
+from streaming.session import SessionMatch
+
+__all__ = ["ServiceState", "create_app"]
+
+log = logging.getLogger("affectstream.service")
+
+STATIC = Path(__file__).with_name("static")
+SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+WS_UNAUTHORIZED, WS_UNKNOWN_SESSION, WS_SESSION_CLOSED = 4401, 4404, 4410
+
+
+@dataclass
+class ServiceState:
+    settings: Settings
+    runners: dict[str, ModelRunner] = field(default_factory=dict)
+    refused_models: dict[str, str] = field(default_factory=dict)
+    sessions: dict[str, Session] = field(default_factory=dict)
+    directory: StreamDirectory | None = None
+    hub: Hub = field(default_factory=Hub)
+    scheduler: Scheduler | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def session_list(self) -> list[Session]:
+        with self.lock:
+            return list(self.sessions.values())
+
+    def runner(self, name: str) -> ModelRunner:
+        for key, r in self.runners.items():
+            if name in (key, r.name, r.contract.name):
+                return r
+        raise KeyError(name)
+
+    def add_session(self, session_id: str, match: SessionMatch, models: list[str]) -> Session:
+        runners = [self.runner(m) for m in models] if models else list(self.runners.values())
+        assert self.directory is not None
+        with self.lock:
+            if session_id in self.sessions:
+                raise FileExistsError(session_id)
+            s = Session(session_id, match, runners, directory=self.directory,
+                        buffer_s=self.settings.buffer_s, on_status=self._status)  # fmt: skip
+            self.sessions[session_id] = s
+        log.info("session %s created (%s)", session_id, ", ".join(r.name for r in runners))
+        return s
+
+    def remove_session(self, session_id: str) -> None:
+        with self.lock:
+            s = self.sessions.pop(session_id)
+        s.close()
+        self.hub.publish(session_id, {"type": "closed", "schema": 1, "session": session_id})
+        log.info("session %s removed", session_id)
+
+    def _status(self, session: Session, message: dict[str, Any]) -> None:
+        self.hub.publish(session.id, message)
+
+
+# -- request bodies --------------------------------------------------------------------------------
+
+
+class MatchBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    source_id_prefix: str | None = Field(default=None, min_length=1, max_length=256)
+    hostname: str | None = Field(default=None, min_length=1, max_length=256)
+    session: str | None = Field(default=None, min_length=1, max_length=256)
+    type: str | None = Field(default=None, min_length=1, max_length=64)
+
+    @model_validator(mode="after")
+    def one_key(self) -> MatchBody:
+        if not (self.source_id_prefix or self.hostname or self.session):
+            raise ValueError("match needs one of source_id_prefix, hostname or session")
+        return self
+
+
+class SessionBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    session: str
+    match: MatchBody
+    models: list[str] = Field(default_factory=list, max_length=16)
+
+    @field_validator("session")
+    @classmethod
+    def valid_id(cls, v: str) -> str:
+        if not SESSION_ID.match(v):
+            raise ValueError("session id: 1-128 letters, digits, '.', '_' or '-', not starting "
+                             "with a symbol")  # fmt: skip
+        return v
+
+
+# -- the app ------------------------------------------------------------------------------
+
+
+def _load_models(state: ServiceState) -> None:
+    explicit = bool(state.settings.models)
+    for path in state.settings.model_paths():
+        try:
+            runner = ModelRunner(path)
+        except ModelLoadError as e:
+            if explicit:
+                raise
+            state.refused_models[path.name] = str(e)
+            log.warning("model %s refused: %s", path.name, e)
+            continue
+        state.runners[path.name] = runner
+        log.info("model %s on %s", runner.name, runner.provider)
+
+
+def _auto_attach(state: ServiceState) -> None:
+    """Create a session for every group of streams ``<key>-<TYPE>`` that appears."""
+    while not state.stop.wait(1.0):
+        assert state.directory is not None
+        try:
+            keys = {
+                key
+                for s in state.directory.streams()
+                if (key := group_key(s.source_id, s.type)) is not None
+                and s.type in (*state.settings.auto_attach_types, "Markers")
+            }
+            for key in sorted(keys):
+                if key not in state.sessions and SESSION_ID.match(key):
+                    with contextlib.suppress(FileExistsError):
+                        state.add_session(key, SessionMatch(source_id_prefix=key + "-"), [])
+        except Exception:
+            log.exception("auto-attach failed")
+
+
+def create_app(settings: Settings) -> FastAPI:
+    state = ServiceState(settings, hub=Hub(settings.queue_size))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state.hub.loop = asyncio.get_running_loop()
+        _load_models(state)
+        state.directory = StreamDirectory()
+        state.scheduler = Scheduler(state.session_list, state.hub.publish, settings.tick_s)
+        state.scheduler.start()
+        watcher = None
+        if settings.auto_attach:
+            watcher = threading.Thread(target=_auto_attach, args=(state,), daemon=True)
+            watcher.start()
+        try:
+            yield
+        finally:
+            state.stop.set()
+            state.scheduler.stop()
+            for sid in list(state.sessions):
+                state.remove_session(sid)
+            state.directory.close()
+
+    app = FastAPI(title="affectstream", version="0.1", lifespan=lifespan)
+    app.state.service = state
+
+    def authorise(request: Request) -> None:
+        if settings.token is None:
+            return
+        given = _token_of(request.headers.get("authorization"), request.query_params.get("token"),
+                          request.headers.get("x-affectstream-token"))  # fmt: skip
+        if given is None or not secrets.compare_digest(given, settings.token):
+            raise HTTPException(401, "missing or wrong token", {"WWW-Authenticate": "Bearer"})
+
+    Auth = Annotated[None, Depends(authorise)]
+
+    @app.get("/health")
+    def health(_: Auth) -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/ready")
+    def ready(_: Auth) -> JSONResponse:
+        ok = bool(state.runners) and state.scheduler is not None
+        body = {"ready": ok, "models": list(state.runners), "refused": state.refused_models}
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+    @app.get("/models")
+    def models(_: Auth) -> dict[str, Any]:
+        return {
+            "models": [r.describe() for r in state.runners.values()],
+            "refused": state.refused_models,
+        }
+
+    @app.get("/metrics", response_class=PlainTextResponse)
+    def metrics(_: Auth) -> str:
+        return render_metrics(state)
+
+    @app.post("/sessions", status_code=201)
+    def create_session(body: SessionBody, _: Auth) -> dict[str, Any]:
+        m = body.match
+        unknown = [name for name in body.models if not _has_runner(state, name)]
+        if unknown:
+            raise HTTPException(422, f"unknown model(s) {unknown}; loaded: {sorted(state.runners)}")
+        match = SessionMatch(m.source_id_prefix, m.hostname, m.session, m.type)
+        try:
+            s = state.add_session(body.session, match, body.models)
+        except FileExistsError:
+            raise HTTPException(409, f"session {body.session!r} exists") from None
+        return s.describe()
+
+    @app.get("/sessions")
+    def list_sessions(_: Auth) -> dict[str, Any]:
+        return {"sessions": [s.describe() for s in state.session_list()]}
+
+    @app.get("/sessions/{session_id}")
+    def get_session(session_id: str, _: Auth) -> dict[str, Any]:
+        s = state.sessions.get(session_id)
+        if s is None:
+            raise HTTPException(404, f"no session {session_id!r}")
+        return s.describe()
+
+    @app.delete("/sessions/{session_id}", status_code=204)
+    def delete_session(session_id: str, _: Auth) -> None:
+        if session_id not in state.sessions:
+            raise HTTPException(404, f"no session {session_id!r}")
+        state.remove_session(session_id)
+
+    @app.get("/", response_class=HTMLResponse)
+    def dashboard(_: Auth) -> str:
+        return (STATIC / "dashboard.html").read_text()
+
+    @app.websocket("/ws/sessions/{session_id}")
+    async def ws_session(ws: WebSocket, session_id: str) -> None:
+        await ws.accept()
+        if settings.token is not None:
+            given = _token_of(ws.headers.get("authorization"), ws.query_params.get("token"),
+                              ws.headers.get("x-affectstream-token"))  # fmt: skip
+            if given is None or not secrets.compare_digest(given, settings.token):
+                await ws.close(WS_UNAUTHORIZED, "missing or wrong token")
+                return
+        session = state.sessions.get(session_id)
+        if session is None:
+            await ws.close(WS_UNKNOWN_SESSION, f"no session {session_id!r}")
+            return
+        sub = state.hub.subscribe(session_id)
+        reader = asyncio.create_task(_read_client(ws, session_id))
+        try:
+            await ws.send_json({"type": "hello", "schema": 1, "session": session_id,
+                                "models": [s.name for s in session.slots],
+                                "streams": session.ingest.report()})  # fmt: skip
+            reported = 0
+            while True:
+                getter = asyncio.create_task(sub.queue.get())
+                done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+                if reader in done:
+                    getter.cancel()
+                    break
+                message = getter.result()
+                if sub.dropped != reported:
+                    message = {**message, "dropped": sub.dropped}
+                    reported = sub.dropped
+                if message.get("type") == "closed":
+                    await ws.close(WS_SESSION_CLOSED, "session deleted")
+                    break
+                await ws.send_json(message)
+                sub.delivered += 1
+        except (WebSocketDisconnect, RuntimeError):
+            pass
+        finally:
+            reader.cancel()
+            state.hub.unsubscribe(sub)
+
+    return app
+
+
+async def _read_client(ws: WebSocket, session_id: str) -> None:
+    """Answer client messages: ``{"type": "ping"}`` → pong; anything else → an error message.
+
+    Returns when the client disconnects."""
+    while True:
+        try:
+            raw = await ws.receive_text()
+        except (WebSocketDisconnect, RuntimeError):
+            return
+        try:
+            msg = json.loads(raw)
+            kind = msg.get("type") if isinstance(msg, dict) else None
+        except json.JSONDecodeError:
+            kind = None
+            msg = None
+        if kind == "ping":
+            await ws.send_json({"type": "pong", "schema": 1, "session": session_id})
+        else:
+            await ws.send_json({
+                "type": "error", "schema": 1, "session": session_id,
+                "error": "unsupported message: send JSON {\"type\": \"ping\"}; this endpoint "
+                         "only publishes",
+            })  # fmt: skip
+
+
+def _token_of(authorization: str | None, query: str | None, header: str | None) -> str | None:
+    if authorization and authorization.lower().startswith("bearer "):
+        return authorization[7:].strip()
+    return header or query
+
+
+def _has_runner(state: ServiceState, name: str) -> bool:
+    try:
+        state.runner(name)
+    except KeyError:
+        return False
+    return True

@@ -1,0 +1,147 @@
+"""The inference scheduler: every tick, collect due windows from every session, batch them per
+model into one ONNX Runtime run, publish the predictions.
+
+It runs in its own thread (model code never runs in an acquisition thread). Latency per message,
+in milliseconds, on the LSL clock:
+
+- ``ingest``: from the window's end to the moment the scheduler found it due (the last sample's
+  transport, acquisition, the watermark and the tick),
+- ``preprocess``: the shared preprocessing of that session's due windows,
+- ``inference``: the batched model run that included it,
+- ``total``: from the window's end to the message being handed to the hub.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from service.sessions import Due, ModelSlot, Session
+from streaming.inlet import local_clock
+
+__all__ = ["Scheduler", "StageStats"]
+
+log = logging.getLogger(__name__)
+
+BUCKETS_MS = (1, 2, 5, 10, 20, 50, 100, 250, 500, 1000, 2500)
+
+
+@dataclass
+class StageStats:
+    """Histogram per stage for /metrics."""
+
+    counts: dict[str, list[int]] = field(
+        default_factory=lambda: defaultdict(lambda: [0] * (len(BUCKETS_MS) + 1))
+    )
+    sums: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    n: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+    def observe(self, stage: str, ms: float) -> None:
+        i = next((k for k, b in enumerate(BUCKETS_MS) if ms <= b), len(BUCKETS_MS))
+        self.counts[stage][i] += 1
+        self.sums[stage] += ms
+        self.n[stage] += 1
+
+
+class Scheduler:
+    def __init__(
+        self,
+        sessions: Callable[[], list[Session]],
+        publish: Callable[[str, dict[str, Any]], None],
+        tick_s: float = 0.02,
+    ) -> None:
+        self._sessions = sessions
+        self._publish = publish
+        self.tick_s = tick_s
+        self.stats = StageStats()
+        self.predictions_total = 0
+        self.errors_total = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="scheduler", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            started = time.perf_counter()
+            try:
+                self.tick()
+            except Exception:  # one bad tick must not end the service
+                self.errors_total += 1
+                log.exception("scheduler tick failed")
+            self._stop.wait(max(0.0, self.tick_s - (time.perf_counter() - started)))
+
+    def tick(self) -> int:
+        """One round: returns the number of predictions published."""
+        due: list[Due] = []
+        for session in self._sessions():
+            try:
+                due += session.collect()
+            except Exception:  # a broken session must not stop the others
+                self.errors_total += 1
+                log.exception("session %s: collecting windows failed", session.id)
+        by_model: dict[int, list[Due]] = defaultdict(list)
+        for d in due:
+            by_model[id(d.slot.runner)].append(d)
+        published = 0
+        for items in by_model.values():
+            runner = items[0].slot.runner
+            t0 = time.perf_counter()
+            try:
+                probs = runner.predict([d.features for d in items])
+            except Exception as e:
+                self.errors_total += 1
+                log.error("model %s: inference failed: %s", runner.name, e)
+                continue
+            inference_ms = (time.perf_counter() - t0) * 1000
+            for d, p in zip(items, probs, strict=True):
+                self._emit(d, d.slot, (float(p[0]), float(p[1])), inference_ms)
+                published += 1
+        return published
+
+    def _emit(
+        self, d: Due, slot: ModelSlot, probs: tuple[float, float], inference_ms: float
+    ) -> None:
+        session = d.session
+        quality = session.quality(d.window_end)
+        now = local_clock()
+        latency = {
+            "ingest": round((d.detected - d.window_end) * 1000, 3),
+            "preprocess": round(d.preprocess_s * 1000, 3),
+            "inference": round(inference_ms, 3),
+            "total": round((now - d.window_end) * 1000, 3),
+        }
+        for stage, ms in latency.items():
+            self.stats.observe(stage, ms)
+        message = {
+            "type": "prediction",
+            "schema": 1,
+            "session": session.id,
+            "seq": session.next_seq(),
+            "model": slot.name,
+            "window": {"start": d.window_start, "end": d.window_end},
+            "valence": probs[0],
+            "arousal": probs[1],
+            "quality": quality,
+            "latency_ms": latency,
+            "emitted_at": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
+        }
+        truth = session.truth_at(d.window_end)
+        if truth is not None:
+            slot.score.add(probs, truth)
+            message["ground_truth"] = {"valence": truth[0], "arousal": truth[1]}
+        slot.last = message
+        slot.predictions += 1
+        self.predictions_total += 1
+        self._publish(session.id, message)

@@ -1,0 +1,261 @@
+"""Sessions: one person's LSL streams (the ingest layer) + the models that read them.
+
+A :class:`Session` owns an :class:`~streaming.session.IngestSession` and, per model, a
+:class:`ModelSlot` with its windower and preprocessing state. A slot's pipeline is built once
+every stream its contract needs is being acquired (rates and channel labels come from the
+streams' descriptions); until then the slot says what it is waiting for.
+
+The scheduler (:mod:`service.scheduler`) calls :meth:`Session.collect` every tick: due windows go
+through the shared preprocessing; when several are due for one model at once (the service fell
+behind), all are preprocessed (the filters' state must stay continuous) but only the newest is
+sent to the model: the others are counted as coalesced.
+
+Online scoring: when the session has a ``Markers`` stream carrying trial ratings (the DEAP replay
+does), each prediction is compared with the ground truth of the trial it falls in (threshold 5),
+giving running accuracies per model — the numbers a user would quote, shown in ``GET /sessions``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from models.runner import ModelRunner
+from streaming.acquisition import StreamAcquirer
+from streaming.health import StreamState
+from streaming.inlet import StreamDirectory, decode_marker, local_clock
+from streaming.preprocess.peripheral import breathing_rate, pulse_rate
+from streaming.preprocess.pipeline import WindowFeeder
+from streaming.session import IngestSession, SessionMatch, canonical_type
+from streaming.windows import Windower
+
+__all__ = ["Due", "ModelSlot", "Session"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Due:
+    """A window ready for inference."""
+
+    session: Session
+    slot: ModelSlot
+    window_start: float
+    window_end: float
+    features: dict[str, NDArray[np.float64]]
+    detected: float  # LSL clock when the scheduler found it due
+    preprocess_s: float
+
+
+@dataclass
+class Score:
+    """Running agreement of predictions with the marker stream's ratings (threshold 5)."""
+
+    n: int = 0
+    valence_correct: int = 0
+    arousal_correct: int = 0
+
+    def add(self, probs: tuple[float, float], truth: tuple[float, float]) -> None:
+        self.n += 1
+        self.valence_correct += int((probs[0] > 0.5) == (truth[0] > 5))
+        self.arousal_correct += int((probs[1] > 0.5) == (truth[1] > 5))
+
+    def as_dict(self) -> dict[str, Any]:
+        if not self.n:
+            return {"windows": 0}
+        return {
+            "windows": self.n,
+            "valence_accuracy": round(self.valence_correct / self.n, 4),
+            "arousal_accuracy": round(self.arousal_correct / self.n, 4),
+        }
+
+
+@dataclass
+class ModelSlot:
+    runner: ModelRunner
+    feeder: WindowFeeder | None = None
+    windower: Windower | None = None
+    waiting_for: str = ""
+    coalesced: int = 0
+    predictions: int = 0
+    last: dict[str, Any] | None = None
+    score: Score = field(default_factory=Score)
+
+    @property
+    def name(self) -> str:
+        return self.runner.name
+
+
+class Session:
+    def __init__(
+        self,
+        session_id: str,
+        match: SessionMatch,
+        runners: list[ModelRunner],
+        *,
+        directory: StreamDirectory,
+        buffer_s: float,
+        on_status: Callable[[Session, dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.id = session_id
+        self.match = match
+        self.created = time.time()
+        self.slots = [ModelSlot(r) for r in runners]
+        self._on_status = on_status
+        self.seq = 0
+        self._lock = threading.Lock()
+        self.ingest = IngestSession(
+            match, buffer_s=buffer_s, directory=directory, on_state=self._stream_state
+        ).start()
+
+    def close(self) -> None:
+        self.ingest.close()
+
+    # -- health --------------------------------------------------------------------------------
+
+    def _stream_state(self, acq: StreamAcquirer, state: StreamState) -> None:
+        if self._on_status is None:
+            return
+        self._on_status(
+            self,
+            {
+                "type": "status",
+                "schema": 1,
+                "session": self.id,
+                "stream": {"type": acq.stream.type, "source_id": acq.stream.source_id},
+                "state": str(state),
+                "reason": acq.health.reason,
+                "emitted_at": _now_iso(),
+            },
+        )
+
+    def next_seq(self) -> int:
+        with self._lock:
+            self.seq += 1
+            return self.seq
+
+    # -- pipelines -----------------------------------------------------------------------------
+
+    def _build(self, slot: ModelSlot) -> None:
+        spec = slot.runner.contract.preprocess_spec()
+        rates, labels = {}, {}
+        for stream in spec.streams:
+            acq = self.ingest.by_type(stream)
+            if acq is None or acq.buffer is None:
+                slot.waiting_for = f"waiting for a {stream} stream"
+                return
+            rates[stream] = acq.stream.nominal_srate
+            labels[stream] = acq.stream.channel_labels
+        try:
+            feeder, wspec = WindowFeeder.for_spec(spec, rates, labels)
+        except ValueError as e:
+            slot.waiting_for = f"cannot serve this model: {e}"
+            return
+        slot.feeder = feeder
+        slot.windower = Windower(wspec, self.ingest.by_type)
+        slot.waiting_for = ""
+
+    def collect(self) -> list[Due]:
+        """Preprocess every window that is due; return at most one (the newest) per model."""
+        out = []
+        for slot in self.slots:
+            if slot.feeder is None:
+                self._build(slot)
+                if slot.feeder is None:
+                    continue
+            assert slot.windower is not None
+            windows = slot.windower.poll()
+            if not windows:
+                continue
+            detected = local_clock()
+            t0 = time.perf_counter()
+            features = None
+            for w in windows:
+                features = slot.feeder.feed(w)
+            preprocess_s = time.perf_counter() - t0
+            if features is None:
+                continue
+            slot.coalesced += len(windows) - 1
+            last = windows[-1]
+            out.append(Due(self, slot, last.t_start, last.t_end, features, detected, preprocess_s))
+        return out
+
+    # -- ground truth and quality ----------------------------------------------------------------
+
+    def truth_at(self, t: float) -> tuple[float, float] | None:
+        """(valence, arousal) rating of the trial running at LSL time ``t``, from the markers."""
+        markers = self.ingest.by_type("Markers")
+        if markers is None:
+            return None
+        current = None
+        for _, text in markers.markers_between(-np.inf, t):
+            payload = decode_marker(text)
+            if payload is None:
+                continue
+            if payload.get("event") == "trial_start":
+                current = (float(payload["valence"]), float(payload["arousal"]))
+            elif payload.get("event") == "trial_end":
+                current = None
+        return current
+
+    def quality(self, window_end: float) -> dict[str, Any]:
+        """Per-stream health and, where the streams allow, pulse and breathing rate."""
+        q: dict[str, Any] = {}
+        for row in self.ingest.report():
+            q[str(row["type"])] = {"state": row["state"], "nonfinite": row.get("nonfinite", 0)}
+        for kind, fn in (("PPG", pulse_rate), ("RESP", breathing_rate)):
+            acq = self.ingest.by_type(kind)
+            if acq is None or acq.buffer is None or kind not in q:
+                continue
+            x, _ = acq.buffer.read_range(window_end - 10.0, window_end)
+            rate = fn(x[:, 0], acq.stream.nominal_srate) if len(x) else None
+            q[kind]["rate_per_min"] = None if rate is None else round(rate, 1)
+        return q
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "session": self.id,
+            "match": {k: v for k, v in vars_of(self.match).items() if v is not None},
+            "created": self.created,
+            "streams": self.ingest.report(),
+            "models": [
+                {
+                    "model": s.name,
+                    "state": "running" if s.feeder is not None else s.waiting_for,
+                    "predictions": s.predictions,
+                    "coalesced": s.coalesced,
+                    "skipped_windows": dict(s.windower.skipped) if s.windower else {},
+                    "online_score": s.score.as_dict(),
+                    "last_prediction": s.last,
+                }
+                for s in self.slots
+            ],
+        }
+
+
+def vars_of(match: SessionMatch) -> dict[str, Any]:
+    from streaming.session import MATCH_KEYS
+
+    return {k: getattr(match, k) for k in MATCH_KEYS}
+
+
+def _now_iso() -> str:
+    return (
+        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+        + f".{int(time.time() * 1000) % 1000:03d}Z"
+    )
+
+
+def group_key(source_id: str, stream_type: str) -> str | None:
+    """Auto-attach grouping: ``<key>-<TYPE>`` source ids (the replay's and many apps') → key."""
+    for suffix in (stream_type, canonical_type(stream_type)):
+        if source_id.endswith("-" + suffix):
+            return source_id[: -len(suffix) - 1]
+    return None
