@@ -17,9 +17,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, FastAPI, HTTPException, Request, WebSocket, WebSocketDisconnect
+from fastapi import (
+    APIRouter,
+    Depends,
+    FastAPI,
+    HTTPException,
+    Request,
+    WebSocket,
+    WebSocketDisconnect,
+)
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -189,31 +197,31 @@ def create_app(settings: Settings) -> FastAPI:
         if given is None or not secrets.compare_digest(given, settings.token):
             raise HTTPException(401, "missing or wrong token", {"WWW-Authenticate": "Bearer"})
 
-    Auth = Annotated[None, Depends(authorise)]
+    http = APIRouter(dependencies=[Depends(authorise)])
 
-    @app.get("/health")
-    def health(_: Auth) -> dict[str, str]:
+    @http.get("/health")
+    def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/ready")
-    def ready(_: Auth) -> JSONResponse:
+    @http.get("/ready")
+    def ready() -> JSONResponse:
         ok = bool(state.runners) and state.scheduler is not None
         body = {"ready": ok, "models": list(state.runners), "refused": state.refused_models}
         return JSONResponse(body, status_code=200 if ok else 503)
 
-    @app.get("/models")
-    def models(_: Auth) -> dict[str, Any]:
+    @http.get("/models")
+    def models() -> dict[str, Any]:
         return {
             "models": [r.describe() for r in state.runners.values()],
             "refused": state.refused_models,
         }
 
-    @app.get("/metrics", response_class=PlainTextResponse)
-    def metrics(_: Auth) -> str:
+    @http.get("/metrics", response_class=PlainTextResponse)
+    def metrics() -> str:
         return render_metrics(state)
 
-    @app.post("/sessions", status_code=201)
-    def create_session(body: SessionBody, _: Auth) -> dict[str, Any]:
+    @http.post("/sessions", status_code=201)
+    def create_session(body: SessionBody) -> dict[str, Any]:
         m = body.match
         unknown = [name for name in body.models if not _has_runner(state, name)]
         if unknown:
@@ -225,26 +233,28 @@ def create_app(settings: Settings) -> FastAPI:
             raise HTTPException(409, f"session {body.session!r} exists") from None
         return s.describe()
 
-    @app.get("/sessions")
-    def list_sessions(_: Auth) -> dict[str, Any]:
+    @http.get("/sessions")
+    def list_sessions() -> dict[str, Any]:
         return {"sessions": [s.describe() for s in state.session_list()]}
 
-    @app.get("/sessions/{session_id}")
-    def get_session(session_id: str, _: Auth) -> dict[str, Any]:
+    @http.get("/sessions/{session_id}")
+    def get_session(session_id: str) -> dict[str, Any]:
         s = state.sessions.get(session_id)
         if s is None:
             raise HTTPException(404, f"no session {session_id!r}")
         return s.describe()
 
-    @app.delete("/sessions/{session_id}", status_code=204)
-    def delete_session(session_id: str, _: Auth) -> None:
+    @http.delete("/sessions/{session_id}", status_code=204)
+    def delete_session(session_id: str) -> None:
         if session_id not in state.sessions:
             raise HTTPException(404, f"no session {session_id!r}")
         state.remove_session(session_id)
 
-    @app.get("/", response_class=HTMLResponse)
-    def dashboard(_: Auth) -> str:
+    @http.get("/", response_class=HTMLResponse)
+    def dashboard() -> str:
         return (STATIC / "dashboard.html").read_text()
+
+    app.include_router(http)
 
     @app.websocket("/ws/sessions/{session_id}")
     async def ws_session(ws: WebSocket, session_id: str) -> None:
