@@ -25,7 +25,7 @@ import torch
 from numpy.typing import NDArray
 from torch import nn
 
-from models.registry import build
+from models.registry import build, get
 from streaming.preprocess.pipeline import FeatureInput, FeatureKind, PreprocessSpec
 from training.datasets.deap import WindowSet
 from training.labels import binarise
@@ -73,7 +73,9 @@ class FoldResult:
     epochs_run: int
 
 
-def norm_stats(feature: FeatureInput, x: NDArray[np.float32]) -> tuple[NDArray[np.float64], ...]:
+def norm_stats(
+    feature: FeatureInput, x: NDArray[np.float32]
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Mean and std of one input over the training windows, broadcastable to its per-sample shape.
 
     Per channel for raw and cvxEDA inputs, per feature column for DE and statistics, one value for
@@ -95,7 +97,7 @@ def _seed(seed: int) -> None:
 
 
 def _loss_fn(model_name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    if model_name == "bimodal-lstm":  # Tang et al.: (L2-regularised) squared hinge, y in {-1, 1}
+    if get(model_name).loss == "squared_hinge":  # Tang et al.: squared hinge, y in {-1, 1}
         return lambda out, y: torch.clamp(1 - (2 * y - 1) * out, min=0).pow(2).mean()
     bce = nn.BCEWithLogitsLoss()
     return lambda out, y: bce(out, y)
@@ -146,7 +148,7 @@ def fit(
             opt.zero_grad()
             out = model(*[x[b].to(device) for x in xs_train])
             loss = loss_fn(out, y_train[b].to(device))
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
             opt.step()
             total += float(loss) * len(b)
         history["train_loss"].append(total / max(1, len(order)))

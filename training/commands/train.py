@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
         "windows": len(ws),
         "stride_s": p.stride_s,
     }
-    config = {k: v for k, v in vars(args).items() if k not in ("data", "out")}
+    config = {k: v for k, v in vars(args).items() if k not in ("data", "out") and k[0] != "_"}
     config["out"] = str(args.out)
     doc = write_report(
         args.out,
