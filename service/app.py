@@ -250,11 +250,14 @@ def create_app(settings: Settings) -> FastAPI:
             raise HTTPException(404, f"no session {session_id!r}")
         state.remove_session(session_id)
 
-    @http.get("/", response_class=HTMLResponse)
-    def dashboard() -> str:
-        return (STATIC / "dashboard.html").read_text()
-
     app.include_router(http)
+
+    # Not behind the token: the page holds no data (its GET /sessions and WebSocket calls send
+    # the token and are checked), and only a served page can tell a user whose token is wrong or
+    # missing what to do.
+    @app.get("/", response_class=HTMLResponse)
+    def dashboard() -> str:
+        return (STATIC / "dashboard.html").read_text(encoding="utf-8")
 
     @app.websocket("/ws/sessions/{session_id}")
     async def ws_session(ws: WebSocket, session_id: str) -> None:
