@@ -214,7 +214,8 @@ class Session:
             acq = self.ingest.by_type(kind)
             if acq is None or acq.buffer is None or kind not in q:
                 continue
-            x, _ = acq.buffer.read_range(window_end - 10.0, window_end)
+            span = 10.0 if kind == "PPG" else 30.0  # ≥ 2 cycles of the slowest rate in the band
+            x, _ = acq.buffer.read_range(window_end - span, window_end)
             rate = fn(x[:, 0], acq.stream.nominal_srate) if len(x) else None
             q[kind]["rate_per_min"] = None if rate is None else round(rate, 1)
         return q
