@@ -247,6 +247,19 @@ class _Ring:
         return self.buf[max(0, self.end - self.n) : self.end]
 
 
+def _solver_class(name: str) -> type[BandedIpm]:
+    if name not in ("auto", "compiled", "numpy"):
+        raise ValueError(f"solver must be 'auto', 'compiled' or 'numpy', got {name!r}")
+    if name == "numpy":
+        return BandedIpm
+    from streaming.preprocess._cvxeda_numba import compiled_ipm_class
+
+    compiled = compiled_ipm_class()
+    if compiled is None and name == "compiled":
+        raise ValueError("solver='compiled' needs numba (pip install numba)")
+    return compiled or BandedIpm
+
+
 class OnlineCvxEda:
     """cvxEDA of the trailing ``segment_s`` seconds of a skin-conductance stream.
 
@@ -274,6 +287,10 @@ class OnlineCvxEda:
     min_segment_s : float
         Shortest segment decomposed while filling; 2 s by default (very short inputs make the
         QP nearly rank-deficient, SEED_MODELS.md §4.4, and a response lasts several seconds).
+    solver : "auto", "compiled" or "numpy"
+        The same iteration compiled with numba (``"compiled"``, 2–3× faster, see
+        :mod:`streaming.preprocess._cvxeda_numba`) or in numpy/LAPACK (``"numpy"``); ``"auto"``
+        takes the compiled one when numba is available.
     """
 
     def __init__(
@@ -287,8 +304,10 @@ class OnlineCvxEda:
         alpha: float = 8e-4,
         gamma: float = 1e-2,
         min_segment_s: float = 2.0,
+        solver: str = "auto",
     ) -> None:
         self.fs = float(fs)
+        self._solver_class = _solver_class(solver)
         self.n_samples = round(segment_s * fs)
         self.min_samples = max(3, round(min_segment_s * fs))
         if self.n_samples < self.min_samples:
@@ -310,7 +329,7 @@ class OnlineCvxEda:
     def _solver(self, n: int) -> BandedIpm:
         solver = self._solvers.get(n)
         if solver is None:
-            solver = BandedIpm(CvxEdaModel.build(n, self.fs, **self._params))
+            solver = self._solver_class(CvxEdaModel.build(n, self.fs, **self._params))
             if n == self.n_samples:  # only the full length recurs; filling lengths do not
                 self._solvers[n] = solver
         return solver

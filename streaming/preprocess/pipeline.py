@@ -279,7 +279,8 @@ class Preprocessor:
         if inp.kind == FeatureKind.EDA_CVX3:
             from streaming.preprocess.eda import OnlineCvxEda
 
-            cvx = OnlineCvxEda(inp.srate, inp.window_s, **dict(inp.options))
+            options: dict[str, Any] = dict(inp.options)
+            cvx = OnlineCvxEda(inp.srate, inp.window_s, **options)
         history = np.zeros((inp.n_window, len(inp.channels)))
         return _InputState(inp, indices, decimators, filters, history, cvx=cvx)
 
