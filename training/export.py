@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from models.export import export_onnx, onnx_parity
 
 from models.contract import InputContract, ModelContract, feature_from_dict, file_sha256
+from models.export import export_onnx, onnx_parity
 from models.registry import build
 
 __all__ = ["PARITY_TOLERANCE", "export_run"]
@@ -27,9 +27,26 @@ __all__ = ["PARITY_TOLERANCE", "export_run"]
 PARITY_TOLERANCE = 1e-4
 
 
-def export_run(run_dir: Path, out_dir: Path, name: str | None = None, version: str = "1") -> Path:
+def export_run(
+    run_dir: Path,
+    out_dir: Path,
+    name: str | None = None,
+    version: str = "1",
+    compare: Path | None = None,
+) -> Path:
+    """Export ``run_dir``; ``compare``: another run of the same model (e.g. the leaky segment
+    split) whose summary is quoted beside this one's in the contract and the model card."""
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     meta = json.loads((run_dir / "final.json").read_text())
+    if compare is not None:
+        other = json.loads((Path(compare) / "report.json").read_text())
+        meta["trained_on"]["comparison"] = {
+            "protocol": other["protocol"],
+            "protocol_description": other["protocol_description"],
+            "leaky": other["leaky"],
+            "folds": len(other["folds"]),
+            "metrics": other["summary"],
+        }
     inputs = tuple(
         InputContract(
             feature_from_dict(i["feature"]),
@@ -78,8 +95,8 @@ def model_card(c: ModelContract, meta: dict[str, Any], parity: float) -> str:
         lines += [
             "> **Demo model trained on synthetic data.** It was trained on affectstream's",
             "> synthetic DEAP-format data (`affectstream synth`), not on DEAP or any real",
-            "> recording. Its",
-            "> figures below say nothing about real-world performance. Retrain on real DEAP with:",
+            "> recording. Its figures below say nothing about real-world performance.",
+            "> Retrain on real DEAP with:",
             f"> `{t.get('retrain_command', '')}`",
             "",
         ]
@@ -110,15 +127,33 @@ def model_card(c: ModelContract, meta: dict[str, Any], parity: float) -> str:
             f"- {dim}: accuracy {m['accuracy']['mean']:.3f} ± {m['accuracy']['std']:.3f}, "
             f"F1 {m['f1']['mean']:.3f} ± {m['f1']['std']:.3f}"
         )
-    if t.get("leaky_comparison"):
-        lines.append(f"- for comparison, the leaky segment-level split: {t['leaky_comparison']}")
+    cmp = t.get("comparison")
+    if cmp:
+        label = "**leaky**, " if cmp["leaky"] else ""
+        lines.append(f"- for comparison, protocol `{cmp['protocol']}` ({label}"
+                     f"{cmp['protocol_description']}, {cmp['folds']} folds):")  # fmt: skip
+        for dim, m in cmp["metrics"].items():
+            lines.append(f"  - {dim}: accuracy {m['accuracy']['mean']:.3f} ± "
+                         f"{m['accuracy']['std']:.3f}")  # fmt: skip
+    if t.get("command"):
+        lines.append(f"- trained with: `{t['command']}`")
     lines += [
         "",
-        "## Choices where the paper is silent",
+        "## Architecture and choices where the paper is silent",
         "",
-        meta.get("choices", "See the architecture's module docstring in `models/architectures/`."),
+        _architecture_doc(c.architecture),
         "",
         f"ONNX opset 17; max |PyTorch − ONNX Runtime| on random input at export: {parity:.1e}.",
         "",
     ]
     return "\n".join(lines)
+
+
+def _architecture_doc(architecture: str) -> str:
+    import importlib
+
+    from models.registry import get
+
+    arch = get(architecture)
+    doc = importlib.import_module(arch.module).__doc__ or ""
+    return f"{arch.description} ({arch.paper})\n\n{doc.strip()}"

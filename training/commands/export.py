@@ -16,6 +16,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--name", default=None, help="model name (default: the architecture)")
     parser.add_argument("--version", default="1")
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        default=None,
+        help="another run of the same model (e.g. the leaky segment split) to quote beside it",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,6 +40,6 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    out = export_run(args.run, args.out, args.name, args.version)
+    out = export_run(args.run, args.out, args.name, args.version, args.compare)
     print(f"exported {out / 'model.onnx'} with {out / 'model.json'} and {out / 'README.md'}")
     return 0

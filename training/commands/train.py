@@ -29,6 +29,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--label-rule", choices=["threshold", "kmeans"], default="threshold")
     parser.add_argument("--subjects", type=int, default=None, help="use the first N subjects only")
+    parser.add_argument(
+        "--stride",
+        type=float,
+        default=None,
+        help="seconds between training windows (default: preset)",
+    )
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     parser.add_argument("--out", type=Path, required=True, help="run directory for the report")
 
@@ -70,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
         done[0] += 1
         print(f"  {_bar(done[0], len(files))} {msg}", flush=True)
 
-    ws = deap_windows(files, p.spec, p.stride_s, progress=on_file)
+    stride = args.stride or p.stride_s
+    ws = deap_windows(files, p.spec, stride, progress=on_file)
     print(f"{len(ws)} windows in {time.monotonic() - t0:.0f} s", flush=True)
     cfg = TrainConfig(
         model=args.model,
@@ -105,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
         "path": str(args.data),
         "subjects": len(np.unique(ws.subjects)),
         "windows": len(ws),
-        "stride_s": p.stride_s,
+        "stride_s": stride,
     }
     config = {k: v for k, v in vars(args).items() if k not in ("data", "out") and k[0] != "_"}
     config["out"] = str(args.out)
@@ -122,7 +129,8 @@ def run(args: argparse.Namespace) -> int:
     retrain = (
         f"affectstream train --dataset deap --data data_preprocessed_python --model "
         f"{args.model} --protocol subject --folds {args.folds} --epochs {args.epochs} "
-        f"--seed {args.seed} --out runs/{args.model}-deap"
+        f"--patience {args.patience} --stride {stride:g} --seed {args.seed} "
+        f"--out runs/{args.model}-deap"
     )
     import torch as _torch
 
