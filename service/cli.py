@@ -25,7 +25,8 @@ VERBS: dict[str, tuple[str, str]] = {
     ),
     "demo": (
         "service.commands.demo",
-        "Synthesise a subject, replay it as LSL streams and show what a listener receives.",
+        "Synthesise a subject, replay it over LSL, serve live valence/arousal, show the first "
+        "predictions.",
     ),
     "synth": (
         "training.commands.synth",

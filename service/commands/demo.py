@@ -1,31 +1,36 @@
-"""Synthesise a subject, replay it as LSL streams and show what a listener receives.
+"""Synthesise a subject, replay it over LSL, serve live valence/arousal, show the first predictions.
 
-The demo runs what a lab would run, as separate processes: ``affectstream synth`` writes a
-synthetic subject in the real DEAP format (once; it is cached), ``affectstream replay`` publishes it
-as LSL outlets on this machine, and this process takes them in with the ingest layer the service
-uses (:class:`streaming.session.IngestSession`) and prints, once a second, what arrived: samples,
-measured rate and health per stream, the latest skin conductance, PPG and respiration values, and
-each trial marker with its ground-truth ratings. Discovery is limited to this machine (see
-``streaming/lsl_machine_scope.cfg``) unless ``LSLAPICFG`` is already set.
+The demo runs what a lab would run, as separate processes on this machine:
+
+1. ``affectstream synth`` writes one synthetic subject in the real DEAP format (once; cached);
+2. ``affectstream replay … --loop`` publishes it as LSL streams (EEG, GSR, PPG, RESP, AUX,
+   Markers with the trial's ratings), holding its clock until the service listens;
+3. ``affectstream serve --auto-attach`` loads the shipped models (``models/zoo``), creates a
+   session for the replay's streams and publishes predictions over WebSocket;
+4. this process prints the dashboard URL, subscribes like any client, and prints predictions
+   (about one line a second) next to the ground truth of the running trial, and the online score
+   every ``--score-every`` seconds.
+
+Discovery is limited to this machine (``streaming/lsl_machine_scope.cfg``) unless ``LSLAPICFG``
+is set. Ctrl-C stops everything.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import json
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from streaming.session import IngestSession
-
-STREAM_TYPES = ("EEG", "GSR", "PPG", "RESP", "AUX", "Markers")
+from typing import Any
 
 
 def _default_data_dir() -> Path:
@@ -40,120 +45,140 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help=f"folder for the synthetic subject (default: {_default_data_dir()})",
     )
-    parser.add_argument(
-        "--trials", type=int, default=3, help="trials to synthesise (default 3, i.e. 189 s)"
-    )
+    parser.add_argument("--trials", type=int, default=3, help="trials to synthesise (default 3)")
     parser.add_argument("--speed", type=float, default=1.0, help="replay speed (default 1)")
+    parser.add_argument("--port", type=int, default=8000, help="service port (default 8000)")
     parser.add_argument(
-        "--seconds",
-        type=float,
-        default=None,
-        help="stop after this many seconds (default: run until Ctrl-C)",
+        "--seconds", type=float, default=None, help="stop after N seconds (default: until Ctrl-C)"
+    )
+    parser.add_argument(
+        "--score-every", type=float, default=15.0, help="print the online score every N seconds"
     )
 
 
 def run(args: argparse.Namespace) -> int:
     from streaming.lsl_config import use_machine_scope
 
-    use_machine_scope()  # before pylsl is first imported in this process
-    from streaming.inlet import decode_marker
-    from streaming.session import IngestSession, SessionMatch
-
+    use_machine_scope()  # inherited by the replay and service processes
     data_dir: Path = args.data or _default_data_dir()
     subject_file = data_dir / "s01.dat"
     cli = [sys.executable, "-m", "service"]
     if not subject_file.exists():
         print(f"demo: writing a synthetic subject to {subject_file} (once) …", flush=True)
-        done = subprocess.run(
-            [*cli, "synth", "--out", str(data_dir), "--subjects", "1", "--trials",
-             str(args.trials), "--seed", "0"],
-            check=False,
-        )  # fmt: skip
-        if done.returncode != 0:
+        synth = [*cli, "synth", "--out", str(data_dir), "--subjects", "1",
+                 "--trials", str(args.trials), "--seed", "0"]  # fmt: skip
+        if subprocess.run(synth, check=False).returncode != 0:
             print("demo: synth failed", file=sys.stderr)
             return 1
-    session_name = f"affectstream-demo-{os.getpid()}"
-    replay = subprocess.Popen(
-        [*cli, "replay", str(subject_file), "--loop", "--quiet", "--session", session_name,
-         "--speed", str(args.speed), "--wait-for-consumers", "10"],
-    )  # fmt: skip
-    stop = threading.Event()
+    session = f"demo-{os.getpid()}"
+    base = f"http://127.0.0.1:{args.port}"
+    stopping = False
 
     def _stop(signum: int, frame: FrameType | None) -> None:
-        stop.set()
+        nonlocal stopping
+        stopping = True
 
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
-    session = IngestSession(SessionMatch(source_id_prefix=session_name + "-")).start()
+    procs: list[subprocess.Popen[bytes]] = []
     try:
-        if not session.wait_for(STREAM_TYPES, timeout=15):
-            found = sorted(a.stream.type for a in session.acquirers.values())
-            print(f"demo: found only {found} of the replay streams in 15 s", file=sys.stderr)
+        procs.append(subprocess.Popen([*cli, "serve", "--auto-attach", "--port", str(args.port),
+                                       "--log-level", "warning"]))  # fmt: skip
+        if not _wait_http(f"{base}/ready", 30, procs[0]):
+            print(f"demo: the service did not become ready on {base}", file=sys.stderr)
             return 1
-        print(f"demo: session {session_name}: {len(session.acquirers)} streams", flush=True)
-        for kind in STREAM_TYPES:
-            acq = session.by_type(kind)
-            assert acq is not None
-            s = acq.stream
-            shown = ", ".join(s.channel_labels[:4]) + (" …" if len(s.channel_labels) > 4 else "")
-            rate = f"{s.nominal_srate:g} Hz" if s.is_regular else "irregular"
-            print(f"  {s.type:<8} {s.channel_count:>2} ch @ {rate:<9} [{shown}]", flush=True)
-        start = time.monotonic()
-        seen_markers = 0.0
-        while not stop.wait(1.0):
-            markers = session.by_type("Markers")
-            assert markers is not None
-            for ts, text in markers.markers_between(seen_markers, float("inf")):
-                seen_markers = ts + 1e-9
-                _print_marker(decode_marker(text), ts)
-            elapsed = time.monotonic() - start
-            print(_status_line(elapsed, session), flush=True)
-            if args.seconds is not None and elapsed >= args.seconds:
-                break
-        silent = [
-            r["type"] for r in session.report() if r["type"] != "Markers" and not r["samples"]
-        ]
-        if silent:
-            print(f"demo: no data received from {', '.join(map(str, silent))}", file=sys.stderr)
-            return 1
-        return 0
+        models = _get(f"{base}/models")
+        names = [m["name"] + "@" + m["version"] for m in models["models"]]
+        print(f"demo: service on {base} with {', '.join(names)} "
+              f"({models['models'][0]['provider']})", flush=True)  # fmt: skip
+        for name, why in models.get("refused", {}).items():
+            print(f"demo: model {name} refused: {why}", file=sys.stderr)
+        procs.append(subprocess.Popen(
+            [*cli, "replay", str(subject_file), "--loop", "--quiet", "--session", session,
+             "--speed", str(args.speed), "--wait-for-consumers", "20"],
+        ))  # fmt: skip
+        print(f"demo: replaying {subject_file} (synthetic data, not DEAP) as session {session}")
+        print(f"demo: dashboard  {base}/?session={session}", flush=True)
+        return asyncio.run(_follow(base, session, args, lambda: stopping, procs))
     finally:
-        session.close()  # close the inlets before their outlets go away
-        replay.terminate()
-        try:
-            replay.wait(5)
-        except subprocess.TimeoutExpired:
-            replay.kill()
+        # the service first (its inlets close cleanly while the outlets still exist), then replay
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
 
 
-def _print_marker(payload: dict[str, Any] | None, ts: float) -> None:
-    if payload is None:
-        print(f"  marker @ {ts:.3f}: (not JSON)", flush=True)
-    elif payload.get("event") == "trial_start":
-        print(
-            f"  marker @ {ts:.3f}: trial {payload['trial']} starts — ground truth valence "
-            f"{payload['valence']:.2f}, arousal {payload['arousal']:.2f}",
-            flush=True,
-        )
-    else:
-        print(
-            f"  marker @ {ts:.3f}: trial {payload.get('trial')} {payload.get('event')}", flush=True
-        )
+async def _follow(
+    base: str, session: str, args: argparse.Namespace, stopping: Any, procs: list[Any]
+) -> int:
+    import websockets
+
+    start = time.monotonic()
+    while session not in {s["session"] for s in _get(f"{base}/sessions")["sessions"]}:
+        if time.monotonic() - start > 30 or stopping():
+            print("demo: the service did not attach to the replay's streams", file=sys.stderr)
+            return 1
+        await asyncio.sleep(0.2)
+    ws_url = base.replace("http", "ws", 1) + f"/ws/sessions/{session}"
+    last_print: dict[str, float] = {}
+    last_score = time.monotonic()
+    async with websockets.connect(ws_url) as ws:
+        while not stopping():
+            if args.seconds is not None and time.monotonic() - start >= args.seconds:
+                break
+            if any(p.poll() is not None for p in procs):
+                print("demo: a child process ended unexpectedly", file=sys.stderr)
+                return 1
+            try:
+                msg = json.loads(await asyncio.wait_for(ws.recv(), 0.5))
+            except TimeoutError:
+                continue
+            if msg["type"] == "status":
+                print(f"  status: {msg['stream']['type']} {msg['state']} {msg.get('reason', '')}")
+            elif msg["type"] == "prediction":
+                now = time.monotonic()
+                if now - last_print.get(msg["model"], 0.0) >= 1.0:
+                    last_print[msg["model"]] = now
+                    print(_prediction_line(msg), flush=True)
+            if time.monotonic() - last_score >= args.score_every:
+                last_score = time.monotonic()
+                _print_score(_get(f"{base}/sessions/{session}"))
+    _print_score(_get(f"{base}/sessions/{session}"))
+    return 0
 
 
-def _status_line(elapsed: float, session: IngestSession) -> str:
-    parts = []
-    for kind in STREAM_TYPES[:-1]:
-        acq = session.by_type(kind)
-        if acq is None or acq.buffer is None:
-            continue
-        h = acq.health.snapshot()
-        rate = "-" if h["measured_srate"] is None else f"{h['measured_srate']:.1f}"
-        shown = ""
-        if kind in ("GSR", "PPG", "RESP"):
-            latest, _ = acq.buffer.latest(1)
-            if len(latest):
-                unit = " µS" if kind == "GSR" else ""
-                shown = f" last {float(latest[0, 0]):.3g}{unit}"
-        parts.append(f"{kind} {h['samples']} smp {rate} Hz {h['state']}{shown}")
-    return f"[{elapsed:6.1f} s] " + " | ".join(parts)
+def _prediction_line(m: dict[str, Any]) -> str:
+    truth = m.get("ground_truth")
+    t = f"  truth V {truth['valence']:.1f} A {truth['arousal']:.1f}" if truth else ""
+    return (f"  #{m['seq']:<5} {m['model']:<16} valence {m['valence']:.2f}  arousal "
+            f"{m['arousal']:.2f}{t}  latency {m['latency_ms']['total']:.0f} ms")  # fmt: skip
+
+
+def _print_score(detail: dict[str, Any]) -> None:
+    for model in detail["models"]:
+        s = model["online_score"]
+        if s.get("windows"):
+            print(f"  online score {model['model']}: valence {s['valence_accuracy']:.0%}, "
+                  f"arousal {s['arousal_accuracy']:.0%} over {s['windows']} windows "
+                  "(vs. the replay's ratings, threshold 5; synthetic data)",
+                  flush=True)  # fmt: skip
+
+
+def _get(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=5) as r:
+        return json.loads(r.read())
+
+
+def _wait_http(url: str, timeout: float, proc: subprocess.Popen[bytes]) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        with contextlib.suppress(urllib.error.URLError, ConnectionError, OSError):
+            _get(url)
+            return True
+        time.sleep(0.2)
+    return False
