@@ -150,7 +150,7 @@ def fit(
             loss = loss_fn(out, y_train[b].to(device))
             loss.backward()  # type: ignore[no-untyped-call]
             opt.step()
-            total += float(loss) * len(b)
+            total += float(loss.detach()) * len(b)
         history["train_loss"].append(total / max(1, len(order)))
         if not len(val):
             best = copy.deepcopy(model.state_dict())
