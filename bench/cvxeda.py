@@ -34,7 +34,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import socket
 import sys
 import time
@@ -45,10 +44,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-import cvxopt  # noqa: E402
-import scipy  # noqa: E402
 import scipy.signal as ss  # noqa: E402
 
+from bench.machine import machine  # noqa: E402
 from streaming.preprocess._cvxeda_ipm import BandedIpm  # noqa: E402
 from streaming.preprocess._cvxeda_model import CvxEdaModel, lower_toeplitz_apply  # noqa: E402
 from streaming.preprocess.eda import OnlineCvxEda, cvxeda  # noqa: E402
@@ -74,11 +72,11 @@ def measure(
     y = load(fs)
     n, hop = length_s * fs, fs // 4
     hops = min(hops, (y.size - n) // hop)
-    online = OnlineCvxEda(fs, length_s, **PARAMS)
+    online = OnlineCvxEda(fs, length_s, solver="numpy", **PARAMS)
     online.update(y[:n])  # cold start, not timed
     fast = None
     if compiled is not None:
-        fast = OnlineCvxEda(fs, length_s, **PARAMS)
+        fast = OnlineCvxEda(fs, length_s, solver="numpy", **PARAMS)
         fast._solvers[n] = compiled(CvxEdaModel.build(n, fs, **PARAMS))
         fast.update(y[:n])
     t_fast: list[float] = []
@@ -158,32 +156,6 @@ def compiled_ipm_class() -> type[BandedIpm]:
     return cls
 
 
-def machine() -> dict[str, object]:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        mem: int | None = int(Path("/proc/meminfo").read_text().split()[1]) // 1024
-    except (OSError, ValueError, IndexError):
-        mem = None
-    return {
-        "host": socket.gethostname(),
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "memory_mib": mem,
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "scipy": scipy.__version__,
-        "cvxopt": cvxopt.__version__,
-        "load_average_1min_at_start": round(os.getloadavg()[0], 2),
-    }
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--hops", type=int, default=80, help="timed hops per configuration")
@@ -200,11 +172,11 @@ def main() -> int:
     args = ap.parse_args()
     compiled = compiled_ipm_class() if args.compiled else None
     if compiled is not None:  # compile before timing
-        OnlineCvxEda(16, 10, **PARAMS)._solver(160)
-        warm = OnlineCvxEda(16, 10, **PARAMS)
+        OnlineCvxEda(16, 10, solver="numpy", **PARAMS)._solver(160)
+        warm = OnlineCvxEda(16, 10, solver="numpy", **PARAMS)
         warm._solvers[160] = compiled(CvxEdaModel.build(160, 16, **PARAMS))
         warm.update(load(16)[:200])
-    info = machine()
+    info = machine("numpy", "scipy", "cvxopt", "numba")
     if compiled is not None:
         import numba
 

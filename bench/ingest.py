@@ -17,11 +17,9 @@ Usage: ``python bench/ingest.py [--sessions 1,4,16] [--seconds 10]``
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import json
 import os
-import platform
 import socket
 import subprocess
 import sys
@@ -33,6 +31,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.machine import machine  # noqa: E402
 from streaming.lsl_config import use_machine_scope  # noqa: E402
 
 use_machine_scope()
@@ -110,33 +109,6 @@ def _samples(session: object) -> int:
     return sum(a.health.samples for a in session.acquirers.values() if not a.is_marker)  # type: ignore[attr-defined]
 
 
-def machine() -> dict[str, object]:
-    import numpy
-    import pylsl
-
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = None
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        mem = int(Path("/proc/meminfo").read_text().split()[1]) // 1024
-    return {
-        "host": socket.gethostname(),
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "memory_mib": mem,
-        "python": platform.python_version(),
-        "numpy": numpy.__version__,
-        "pylsl": pylsl.__version__,
-        "liblsl": pylsl.library_version(),
-    }
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sessions", default="1,4,16,32")
@@ -165,7 +137,7 @@ def main() -> int:
         "benchmark": "ingest",
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "session": "DEAP layout: 40 channels at 128 Hz in 5 streams + markers",
-        "machine": machine(),
+        "machine": machine("numpy", "pylsl"),
         "results": rows,
         "sessions_at_50pct_core_measured": max(under) if under else 0,
         "sessions_at_50pct_core_extrapolated": int(0.5 / per) if per > 0 else None,

@@ -1,0 +1,37 @@
+"""The machine description every benchmark writes beside its figures."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import socket
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+
+def machine(*packages: str) -> dict[str, object]:
+    """Host, CPU model, cores, memory, Python, load, and the versions of ``packages``."""
+    cpu = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    mem = None
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        mem = int(Path("/proc/meminfo").read_text().split()[1]) // 1024
+    out: dict[str, object] = {
+        "host": socket.gethostname(),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_mib": mem,
+        "python": platform.python_version(),
+        "load_average_1min_at_start": round(os.getloadavg()[0], 2),
+    }
+    for name in packages:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    return out
