@@ -100,12 +100,8 @@ class StreamHealth:
                 self._enter(StreamState.OK, now)
             elif self.state in (StreamState.STALE, StreamState.LOST):
                 self._enter(StreamState.RECOVERED, now)
-            elif (
-                self.state == StreamState.RECOVERED
-                and self._since is not None
-                and now - self._since >= self.policy.recovered_hold_s
-            ):
-                self._enter(StreamState.OK, now)
+            else:
+                self._settle(now)
             return self.state
 
     def _update_rate(self, last_ts: float) -> None:
@@ -152,13 +148,18 @@ class StreamHealth:
             elif self.state == StreamState.STALE and silent > self.policy.lost_after_s:
                 self._enter(StreamState.LOST, now, f"no sample for {silent:.1f} s")
                 self._rate_anchor = None
-            elif (
-                self.state == StreamState.RECOVERED
-                and self._since is not None
-                and now - self._since >= self.policy.recovered_hold_s
-            ):
-                self._enter(StreamState.OK, now)
+            else:
+                self._settle(now)
             return self.state
+
+    def _settle(self, now: float) -> None:
+        """``recovered`` becomes ``ok`` after ``recovered_hold_s`` of steady data."""
+        if (
+            self.state == StreamState.RECOVERED
+            and self._since is not None
+            and now - self._since >= self.policy.recovered_hold_s
+        ):
+            self._enter(StreamState.OK, now)
 
     def _enter(self, state: StreamState, now: float, reason: str = "") -> None:
         self.state = state

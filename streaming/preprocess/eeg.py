@@ -21,6 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from streaming.deap import EEG_NAMES
+from streaming.preprocess.steps import split_steps
 
 __all__ = [
     "DE_BANDS",
@@ -73,14 +74,8 @@ def eeg_band_de(
     -------
     ndarray, shape (n_steps, n_bands × n_channels), band-major (see the module docstring)
     """
-    x = np.asarray(x, dtype=np.float64)
-    step = round(step_s * fs)
-    n_steps, rest = divmod(len(x), step)
-    if n_steps == 0 or rest:
-        raise ValueError(
-            f"{len(x)} samples is not a whole number of {step_s:g} s steps at {fs:g} Hz"
-        )
-    segs = x.reshape(n_steps, step, x.shape[1])
+    segs = split_steps(x, fs, step_s)
+    step = segs.shape[1]
     win = np.hanning(step)
     spec = np.fft.rfft(segs * win[None, :, None], axis=1)
     # one-sided periodogram, V²/Hz: |X|² / (fs Σw²), doubled except at DC and Nyquist

@@ -16,6 +16,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import signal
 
+from streaming.preprocess.steps import split_steps
+
 __all__ = ["PERIPH_STATS", "breathing_rate", "dominant_rate", "periph_stats", "pulse_rate"]
 
 FloatArray = NDArray[np.float64]
@@ -29,14 +31,7 @@ def periph_stats(x: FloatArray, fs: float, *, step_s: float = 2.0) -> FloatArray
     x : ndarray, shape (n_samples, n_channels); n_samples a multiple of ``step_s × fs``
     returns ndarray, shape (n_steps, 6 × n_channels), statistic-major in :data:`PERIPH_STATS` order
     """
-    x = np.asarray(x, dtype=np.float64)
-    step = round(step_s * fs)
-    n_steps, rest = divmod(len(x), step)
-    if n_steps == 0 or rest:
-        raise ValueError(
-            f"{len(x)} samples is not a whole number of {step_s:g} s steps at {fs:g} Hz"
-        )
-    s = x.reshape(n_steps, step, x.shape[1])
+    s = split_steps(x, fs, step_s)
     stats = [s.max(1), s.min(1), s.mean(1), s.std(1), s.var(1), (s**2).sum(1)]
     return np.concatenate(stats, axis=1)
 
