@@ -52,6 +52,7 @@ class Due:
     features: dict[str, NDArray[np.float64]]
     detected: float  # LSL clock when the scheduler found it due
     preprocess_s: float
+    last_sample: float  # LSL time of the window's last sample (of its fastest stream)
 
 
 @dataclass
@@ -184,7 +185,11 @@ class Session:
                 continue
             slot.coalesced += len(windows) - 1
             last = windows[-1]
-            out.append(Due(self, slot, last.t_start, last.t_end, features, detected, preprocess_s))
+            # the window is [start, end): its newest sample is one interval of the fastest
+            # stream before its end (latency is measured from there, as from a sample's push)
+            fastest = max(i.srate for i in slot.windower.spec.inputs)
+            out.append(Due(self, slot, last.t_start, last.t_end, features, detected,
+                           preprocess_s, last.t_end - 1.0 / fastest))  # fmt: skip
         return out
 
     # -- ground truth and quality ----------------------------------------------------------------
