@@ -1,6 +1,7 @@
-# affectstream CPU image: runtime dependencies only (no torch).
-# The service entry point (`affectstream serve`, token, HEALTHCHECK) arrives with the service;
-# until then the image runs any verb, e.g. `docker run --network host IMAGE replay /data/s01.dat`.
+# affectstream CPU image: runtime dependencies only (no torch), the shipped models included.
+# Runs any verb, e.g. `docker run --network host IMAGE serve --host 0.0.0.0` (with
+# AFFECTSTREAM_TOKEN set: a non-loopback bind needs a token). The hardened service image (token
+# required by default, HEALTHCHECK, GPU variant, compose demo) is issue #9 and not done yet.
 # LSL discovery between containers needs the host network (or multicast between them).
 FROM python:3.11-slim AS build
 WORKDIR /src
