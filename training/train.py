@@ -214,9 +214,10 @@ def run_training(
     spec: PreprocessSpec,
     ws: WindowSet,
     progress: Callable[[str], None] | None = None,
-) -> tuple[list[FoldResult], TrainedModel, dict[str, Any]]:
-    """Cross-validate, then train the final model on all subjects. Returns the fold results,
-    the final model and the label-rule description."""
+    final_model: bool = True,
+) -> tuple[list[FoldResult], TrainedModel | None, dict[str, Any]]:
+    """Cross-validate, then (unless ``final_model`` is false) train the final model on all
+    subjects. Returns the fold results, the final model and the label-rule description."""
     if cfg.protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {cfg.protocol!r}; choose from {sorted(PROTOCOLS)}")
     y, rule = binarise(ws.ratings[:, :2], ws.subjects, cfg.label_rule)
@@ -251,6 +252,8 @@ def run_training(
                     for d in DIMENSIONS
                 )
             )
+    if not final_model:
+        return results, None, rule
     # final model: every subject, validation subjects carved from them for early stopping
     rng = np.random.default_rng(cfg.seed)
     ids = rng.permutation(np.unique(ws.subjects))

@@ -36,6 +36,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="seconds between training windows (default: preset)",
     )
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    parser.add_argument(
+        "--cv-only",
+        action="store_true",
+        help="report the cross-validation only; no final model (e.g. a comparison protocol)",
+    )
     parser.add_argument("--out", type=Path, required=True, help="run directory for the report")
 
 
@@ -94,7 +99,11 @@ def run(args: argparse.Namespace) -> int:
     )
     try:
         results, final, rule = run_training(
-            cfg, p.spec, ws, progress=lambda m: print("  " + m, flush=True)
+            cfg,
+            p.spec,
+            ws,
+            progress=lambda m: print("  " + m, flush=True),
+            final_model=not args.cv_only,
         )
     except ValueError as e:
         print(f"affectstream train: error: {e}", file=sys.stderr)
@@ -132,37 +141,38 @@ def run(args: argparse.Namespace) -> int:
         f"--patience {args.patience} --stride {stride:g} --seed {args.seed} "
         f"--out runs/{args.model}-deap"
     )
-    import torch as _torch
+    if final is not None:
+        import torch as _torch
 
-    _torch.save(final.module.state_dict(), args.out / "final.pt")
-    write_json(
-        args.out / "final.json",
-        {
-            "architecture": args.model,
-            "hyper": dict(p.hyper),
-            "hop_s": p.spec.hop_s,
-            "note": p.note,
-            "inputs": [
-                {
-                    "feature": feature_to_dict(f),
-                    "shape": list(f.shape),
-                    "mean": final.norms[f.name][0].tolist(),
-                    "std": final.norms[f.name][1].tolist(),
-                }
-                for f in p.spec.inputs
-            ],
-            "label_rule": rule if rule["kind"] == "threshold" else {"kind": "kmeans"},
-            "trained_on": {
-                "dataset": dataset,
-                "protocol": args.protocol,
-                "protocol_description": doc["protocol_description"],
-                "metrics": summarise(results),
-                "final_model": "all subjects (validation subjects carved out for early stopping)",
-                "retrain_command": retrain,
-                "command": "affectstream train " + " ".join(map(shlex.quote, sys.argv[2:])),
+        _torch.save(final.module.state_dict(), args.out / "final.pt")
+        write_json(
+            args.out / "final.json",
+            {
+                "architecture": args.model,
+                "hyper": dict(p.hyper),
+                "hop_s": p.spec.hop_s,
+                "note": p.note,
+                "inputs": [
+                    {
+                        "feature": feature_to_dict(f),
+                        "shape": list(f.shape),
+                        "mean": final.norms[f.name][0].tolist(),
+                        "std": final.norms[f.name][1].tolist(),
+                    }
+                    for f in p.spec.inputs
+                ],
+                "label_rule": rule if rule["kind"] == "threshold" else {"kind": "kmeans"},
+                "trained_on": {
+                    "dataset": dataset,
+                    "protocol": args.protocol,
+                    "protocol_description": doc["protocol_description"],
+                    "metrics": summarise(results),
+                    "final_model": "all subjects (validation subjects carved out for stopping)",
+                    "retrain_command": retrain,
+                    "command": "affectstream train " + " ".join(map(shlex.quote, sys.argv[2:])),
+                },
             },
-        },
-    )
+        )
     s = doc["summary"]
     print(f"report: {args.out / 'report.md'}")
     print(
