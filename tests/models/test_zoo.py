@@ -1,4 +1,4 @@
-"""The shipped models: loadable by the service side with ONNX Runtime only, and honestly labelled."""
+"""The shipped models: loadable with ONNX Runtime only (no torch), and honestly labelled."""
 
 from __future__ import annotations
 

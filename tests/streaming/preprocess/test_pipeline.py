@@ -137,3 +137,33 @@ def test_a_gap_resets_the_state(trial: dict[str, np.ndarray]) -> None:
     assert feeder.feed(Window(0.0, 10.0, data)) is not None
     assert feeder.feed(Window(5.0, 15.0, data)) is not None  # not one hop later: reset
     assert feeder.resets == 1
+
+
+@pytest.mark.slow
+def test_cvxeda_input_offline_equals_online(trial: dict[str, np.ndarray]) -> None:
+    """RTCAN-1D's input: online cvxEDA of the trailing 20 s at 16 Hz. Offline and online reach
+    the same QP optimum from different warm-start histories (the online path starts with a whole
+    window, the offline one hop by hop): equal to the solver's tolerance (1e-4 of the range)."""
+    spec = PreprocessSpec(
+        (FeatureInput("eda", FeatureKind.EDA_CVX3, (ChannelRef("GSR", "GSR"),), 16.0, 20.0),),
+        hop_s=0.5,
+    )
+    offline = {round(t, 6): f["eda"] for t, f in preprocess_recording(spec, trial, RATES, LABELS)}
+    feeder, wspec = WindowFeeder.for_spec(spec, RATES, LABELS)
+    gsr = trial["GSR"]
+    rb = RingBuffer(4096, 1)
+    src = SimpleNamespace(buffer=rb, stream=SimpleNamespace(nominal_srate=128.0))
+    windower = Windower(wspec, {"GSR": src}.get)
+    t0, compared = 9000.0, 0
+    for k in range(0, len(gsr), 37):
+        rb.write(gsr[k : k + 37], t0 + np.arange(k, min(k + 37, len(gsr))) / 128.0)
+        for w in windower.poll():
+            out = feeder.feed(w)
+            t = round(w.t_end - t0, 6)
+            if out is not None and t in offline and t % 5 == 0:
+                x, ref = out["eda"], offline[t]
+                assert x.shape == ref.shape == (3, 320)
+                span = np.ptp(ref[0])
+                np.testing.assert_allclose(x, ref, rtol=0, atol=1e-4 * span, err_msg=str(t))
+                compared += 1
+    assert compared >= 8
