@@ -90,3 +90,17 @@ def test_changed_file_is_refused(tmp_path: Path) -> None:
         f.write(b"x")
     with pytest.raises(ModelLoadError, match="differs from the contract"):
         ModelRunner(folder)
+
+
+def test_contract_that_does_not_match_the_onnx_inputs_is_refused(tmp_path: Path) -> None:
+    import json
+
+    from models.contract import file_sha256
+
+    folder = write_tiny_model(tmp_path / "m")
+    doc = json.loads((folder / "model.json").read_text())
+    doc["inputs"][0]["shape"] = [3, 640]  # the graph takes [batch, 3, 320]
+    doc["onnx_sha256"] = file_sha256(folder / "model.onnx")
+    (folder / "model.json").write_text(json.dumps(doc))
+    with pytest.raises(ModelLoadError, match=r"has shape \['batch', 3, 320\], the contract says"):
+        ModelRunner(folder)
