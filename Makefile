@@ -2,7 +2,7 @@
 #   make demo       synthesise a subject, replay it over LSL, show what a listener receives
 #   make test       the whole test suite (LSL, slow and browser tests included)
 #   make test-fast  the quick inner-loop subset (no LSL, no slow, no browser tests)
-#   make lint       ruff (lint + format check) and mypy
+#   make lint       ruff (lint + format check), mypy, hadolint (both Dockerfiles)
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
@@ -34,6 +34,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/hadolint --failure-threshold style Dockerfile docker/Dockerfile.gpu
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .
