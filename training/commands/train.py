@@ -118,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
     dataset = {
         "name": "synthetic DEAP-format data (affectstream synth)" if synthetic else "DEAP",
         "synthetic": synthetic,
+        "generator": json.loads((args.data / SYNTHETIC_MARKER).read_text()) if synthetic else None,
         "path": str(args.data),
         "subjects": len(np.unique(ws.subjects)),
         "windows": len(ws),
