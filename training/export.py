@@ -112,6 +112,12 @@ def model_card(c: ModelContract, meta: dict[str, Any], parity: float) -> str:
             f"| `{i.name}` | {f.kind} | {chans} | {f.srate:g} Hz | {f.window_s:g} s | "
             f"{list(i.shape)} |"
         )
+    ds = t.get("dataset", {})
+    gen = ds.get("generator")
+    made = ""
+    if gen:
+        made = (f" (`affectstream synth --subjects {gen['subjects']} --trials {gen['trials']} "
+                f"--seed {gen['seed']}`)")  # fmt: skip
     lines += [
         "",
         f"Output `probs` (batch, 2): probability of high valence and of high arousal. Hop "
@@ -119,7 +125,8 @@ def model_card(c: ModelContract, meta: dict[str, Any], parity: float) -> str:
         "",
         "## Training",
         "",
-        f"- dataset: {t.get('dataset', {}).get('name')}",
+        f"- dataset: {ds.get('name')}{made}; {ds.get('subjects')} subjects, "
+        f"{ds.get('windows')} windows",
         f"- protocol: {t.get('protocol')} ({t.get('protocol_description')})",
     ]
     for dim, m in t.get("metrics", {}).items():
