@@ -136,9 +136,13 @@ def model_card(c: ModelContract, meta: dict[str, Any], parity: float) -> str:
         )
     cmp = t.get("comparison")
     if cmp:
-        label = "**leaky**, " if cmp["leaky"] else ""
-        lines.append(f"- for comparison, protocol `{cmp['protocol']}` ({label}"
-                     f"{cmp['protocol_description']}, {cmp['folds']} folds):")  # fmt: skip
+        desc = cmp["protocol_description"]
+        if cmp["leaky"]:
+            desc = (
+                desc.replace("leaky:", "**leaky**:") if "leaky:" in desc else f"**leaky**, {desc}"
+            )
+        lines.append(f"- for comparison, protocol `{cmp['protocol']}` ({desc}, "
+                     f"{cmp['folds']} folds):")  # fmt: skip
         for dim, m in cmp["metrics"].items():
             lines.append(f"  - {dim}: accuracy {m['accuracy']['mean']:.3f} ± "
                          f"{m['accuracy']['std']:.3f}")  # fmt: skip
