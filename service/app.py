@@ -38,6 +38,7 @@ from service.scheduler import Scheduler
 from service.sessions import Session, group_key
 from service.settings import Settings
 from streaming.inlet import StreamDirectory
+from streaming.preprocess.pipeline import FeatureKind
 from streaming.session import SessionMatch
 
 __all__ = ["ServiceState", "create_app"]
@@ -170,6 +171,11 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state.hub.loop = asyncio.get_running_loop()
         _load_models(state)
+        if any(i.feature.kind == FeatureKind.EDA_CVX3 for r in state.runners.values()
+               for i in r.contract.inputs):  # fmt: skip
+            from streaming.preprocess._cvxeda_numba import compiled_if_ready
+
+            compiled_if_ready()  # start the ~10 s JIT now, in the background, not in a session
         state.directory = StreamDirectory()
         state.scheduler = Scheduler(state.session_list, state.hub.publish, settings.tick_s)
         state.scheduler.start()

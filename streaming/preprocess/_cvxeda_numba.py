@@ -13,24 +13,64 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 
 import numpy as np
 
 from streaming.preprocess._cvxeda_ipm import BandedIpm
 
-__all__ = ["compiled_ipm_class"]
+__all__ = ["compiled_if_ready", "compiled_ipm_class"]
 
 log = logging.getLogger(__name__)
 
 
 @functools.cache
 def compiled_ipm_class() -> type[BandedIpm] | None:
-    """``BandedIpm`` whose ``solve`` runs compiled, or ``None`` without numba."""
+    """``BandedIpm`` whose ``solve`` runs compiled (compiling it now, which takes ~10 s on the
+    first call in a process), or ``None`` without numba."""
     try:
-        return _build()
+        cls = _build()
+        _warm_up(cls)  # numba compiles at the first call: do it here, not inside a live update
     except ImportError:
         log.info("numba is not installed: online cvxEDA uses the numpy solver")
         return None
+    return cls
+
+
+_ready = threading.Event()
+_started = threading.Lock()
+_compiling: list[threading.Thread] = []
+
+
+def compiled_if_ready() -> type[BandedIpm] | None:
+    """The compiled class if it is compiled already; otherwise start compiling it in a background
+    thread (once) and return ``None`` meanwhile, so that a caller on a live path (the service's
+    scheduler) never waits ~10 s for the JIT: it uses the numpy solver until then."""
+    if _ready.is_set():
+        return compiled_ipm_class()
+    with _started:
+        if not _compiling:
+            t = threading.Thread(target=_compile_in_background, name="cvxeda-jit", daemon=True)
+            _compiling.append(t)
+            t.start()
+    return None
+
+
+def _compile_in_background() -> None:
+    try:
+        if compiled_ipm_class() is not None:
+            _ready.set()
+    except Exception:  # a failed compile leaves the numpy solver in use
+        log.exception("compiling the cvxEDA solver failed; the numpy solver stays in use")
+
+
+def _warm_up(cls: type[BandedIpm]) -> None:
+    from streaming.preprocess._cvxeda_model import CvxEdaModel
+
+    params = {"tau0": 2.0, "tau1": 0.7, "delta_knot": 10.0, "alpha": 8e-4, "gamma": 1e-2}
+    solver = cls(CvxEdaModel.build(48, 16.0, **params))
+    y = np.linspace(-1.0, 1.0, 48)
+    solver.solve(y, solver.cold_start(y))
 
 
 def _build() -> type[BandedIpm]:

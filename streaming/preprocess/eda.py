@@ -247,17 +247,26 @@ class _Ring:
         return self.buf[max(0, self.end - self.n) : self.end]
 
 
-def _solver_class(name: str) -> type[BandedIpm]:
+def _check_solver(name: str) -> str:
     if name not in ("auto", "compiled", "numpy"):
         raise ValueError(f"solver must be 'auto', 'compiled' or 'numpy', got {name!r}")
+    if name == "compiled":
+        from streaming.preprocess._cvxeda_numba import compiled_ipm_class
+
+        if compiled_ipm_class() is None:  # compiles now (~10 s the first time in a process)
+            raise ValueError("solver='compiled' needs numba (pip install numba)")
+    return name
+
+
+def _solver_class(name: str) -> type[BandedIpm]:
+    """The class for a new solver: ``auto`` takes the compiled one once it is compiled (which
+    starts in the background on first use: a live update never waits for the JIT)."""
     if name == "numpy":
         return BandedIpm
-    from streaming.preprocess._cvxeda_numba import compiled_ipm_class
+    from streaming.preprocess._cvxeda_numba import compiled_if_ready, compiled_ipm_class
 
-    compiled = compiled_ipm_class()
-    if compiled is None and name == "compiled":
-        raise ValueError("solver='compiled' needs numba (pip install numba)")
-    return compiled or BandedIpm
+    cls = compiled_ipm_class() if name == "compiled" else compiled_if_ready()
+    return cls or BandedIpm
 
 
 class OnlineCvxEda:
@@ -289,8 +298,10 @@ class OnlineCvxEda:
         QP nearly rank-deficient, SEED_MODELS.md §4.4, and a response lasts several seconds).
     solver : "auto", "compiled" or "numpy"
         The same iteration compiled with numba (``"compiled"``, 2–3× faster, see
-        :mod:`streaming.preprocess._cvxeda_numba`) or in numpy/LAPACK (``"numpy"``); ``"auto"``
-        takes the compiled one when numba is available.
+        :mod:`streaming.preprocess._cvxeda_numba`; compiled when the object is made) or in
+        numpy/LAPACK (``"numpy"``); ``"auto"`` uses numpy until the compiled one is ready, which
+        is compiled in the background (~10 s) on first use, then switches (same iteration, same
+        results to ~3e-9 of the range).
     """
 
     def __init__(
@@ -307,7 +318,7 @@ class OnlineCvxEda:
         solver: str = "auto",
     ) -> None:
         self.fs = float(fs)
-        self._solver_class = _solver_class(solver)
+        self.solver = _check_solver(solver)
         self.n_samples = round(segment_s * fs)
         self.min_samples = max(3, round(min_segment_s * fs))
         if self.n_samples < self.min_samples:
@@ -327,9 +338,10 @@ class OnlineCvxEda:
         self._last: EdaDecomposition | None = None
 
     def _solver(self, n: int) -> BandedIpm:
+        cls = _solver_class(self.solver)
         solver = self._solvers.get(n)
-        if solver is None:
-            solver = self._solver_class(CvxEdaModel.build(n, self.fs, **self._params))
+        if solver is None or type(solver) is not cls:  # e.g. the compiled one became ready
+            solver = cls(CvxEdaModel.build(n, self.fs, **self._params))
             if n == self.n_samples:  # only the full length recurs; filling lengths do not
                 self._solvers[n] = solver
         return solver

@@ -198,3 +198,39 @@ def test_compiled_and_numpy_solvers_agree() -> None:
 def test_unknown_solver_is_refused() -> None:
     with pytest.raises(ValueError, match="solver must be"):
         OnlineCvxEda(16, 10, solver="gpu")
+
+
+@pytest.mark.slow
+def test_auto_solver_never_waits_for_the_jit() -> None:
+    """In a fresh process the first update runs on the numpy solver at once while numba compiles
+    in the background (a live scheduler must not stall ~10 s); later it switches."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(
+        """
+        import time
+        import numpy as np
+        from streaming.preprocess.eda import OnlineCvxEda
+        from streaming.preprocess import _cvxeda_numba as nb
+
+        y = 5 + np.cumsum(np.random.default_rng(0).normal(size=2000)) * 0.01
+        online = OnlineCvxEda(16, 20)
+        t = time.monotonic()
+        online.update(y[:320])
+        first = time.monotonic() - t
+        print("first", round(first, 3), type(online._solvers[320]).__name__)
+        deadline = time.monotonic() + 120
+        while not nb._ready.is_set() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        online.update(y[320:324])
+        print("later", nb._ready.is_set(), type(online._solvers[320]).__name__)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    first, later = done.stdout.splitlines()
+    assert float(first.split()[1]) < 3.0 and first.split()[2] == "BandedIpm", first
+    if compiled_ipm_class() is not None:
+        assert later == "later True CompiledIpm", later
