@@ -204,7 +204,7 @@ class Session:
             payload = decode_marker(text)
             if payload is None:
                 continue
-            if payload.get("event") == "trial_start":
+            if payload.get("event") in ("trial_start", "trial_running"):
                 current = (float(payload["valence"]), float(payload["arousal"]))
             elif payload.get("event") == "trial_end":
                 current = None

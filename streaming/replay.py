@@ -18,7 +18,8 @@ is stamped ``t0 + k / rate`` on the LSL clock and pushed once that time has come
 paced in real time. With ``speed`` ≠ 1 the data play faster (or slower) and the streams declare
 ``nominal_srate = 128 × speed``, so that their timestamps and their declared rate agree; the
 description keeps ``data_srate`` = 128 and ``speed``. Markers carry the timestamp of the trial's
-first sample (``trial_start``) and of the instant after its last sample (``trial_end``).
+first sample (``trial_start``) and of the instant after its last sample (``trial_end``); every
+``running_every_s`` (5 s) in between a ``trial_running`` marker repeats the trial's ratings.
 
 Identity. ``source_id`` = ``<session>-<TYPE>``, where ``session`` defaults to a stable name derived
 from the file's absolute path, so a restarted replay of the same file is the same stream for LSL's
@@ -185,6 +186,8 @@ class DeapReplay:
     on_event : called with each marker as it is pushed (e.g. to print it)
     linger_s : after the last sample, keep the outlets open this long (unless stopped) so that
         inlets receive what is still in flight before the streams disappear
+    running_every_s : period of ``trial_running`` markers repeating the running trial's ratings,
+        so that a consumer attaching mid-trial knows them (0: none)
     """
 
     subject: DeapSubject
@@ -195,6 +198,7 @@ class DeapReplay:
     chunk_s: float = 1 / 32
     on_event: Callable[[ReplayEvent], None] | None = None
     linger_s: float = 1.0
+    running_every_s: float = 5.0
     _outlets: list[pylsl.StreamOutlet] = field(default_factory=list, init=False, repr=False)
     _marker_outlet: pylsl.StreamOutlet | None = field(default=None, init=False, repr=False)
     samples_pushed: int = field(default=0, init=False)
@@ -230,6 +234,11 @@ class DeapReplay:
             base = {"subject": self.subject.subject, "trial": trial, **labels}
             markers.append((i * N_SAMPLES, {"event": "trial_start", **base,
                                             "baseline_s": BASELINE_SAMPLES / SFREQ}))  # fmt: skip
+            # a consumer that attaches mid-trial learns the running trial within this period
+            every = round(self.running_every_s * SFREQ)
+            for k in range(every, N_SAMPLES, every) if every > 0 else ():
+                markers.append((i * N_SAMPLES + k, {"event": "trial_running", **base,
+                                                    "elapsed_s": k / SFREQ}))  # fmt: skip
             markers.append(((i + 1) * N_SAMPLES, {"event": "trial_end", **base}))
         streams = [np.ascontiguousarray(np.concatenate(p), dtype=np.float32) for p in per_stream]
         return _PlayList(streams, markers, len(self.trials) * N_SAMPLES)

@@ -157,7 +157,11 @@ def _check_trial_received(path: Path, trial: int, speed: float, received: dict) 
     markers, mts, _, minfo = received["Markers"]
     assert minfo.nominal_srate() == 0
     events = [json.loads(m[0]) for m in markers]
-    assert [e["event"] for e in events] == ["trial_start", "trial_end"]
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "trial_start" and kinds[-1] == "trial_end"
+    running = [e for e in events if e["event"] == "trial_running"]
+    assert len(running) == len(events) - 2 == 12  # every 5 s of the 63 s trial
+    assert [e["elapsed_s"] for e in running] == [5.0 * k for k in range(1, 13)]
     expected_labels = dict(zip(("valence", "arousal", "dominance", "liking"),
                                subject.labels[trial - 1].tolist(), strict=True))  # fmt: skip
     for e in events:
@@ -165,7 +169,8 @@ def _check_trial_received(path: Path, trial: int, speed: float, received: dict) 
         assert {k: e[k] for k in expected_labels} == expected_labels
     eeg_ts = received["EEG"][1]
     assert mts[0] == pytest.approx(eeg_ts[0], abs=1e-6)
-    assert mts[1] == pytest.approx(eeg_ts[-1] + 1 / rate, abs=1e-6)
+    assert mts[-1] == pytest.approx(eeg_ts[-1] + 1 / rate, abs=1e-6)
+    assert mts[1] == pytest.approx(eeg_ts[5 * 128], abs=1e-6)  # first trial_running, at 5 s
 
 
 @pytest.mark.lsl
