@@ -21,7 +21,7 @@ import numpy as np
 import onnxruntime as ort
 from numpy.typing import NDArray
 
-from models.contract import OUTPUT_NAME, ContractError, ModelContract, load_contract
+from models.contract import OUTPUT_NAME, ContractError, load_contract
 
 __all__ = ["ModelLoadError", "ModelRunner", "choose_providers"]
 
@@ -123,7 +123,3 @@ class ModelRunner:
     def describe(self) -> dict[str, Any]:
         """What ``/models`` shows: the contract plus the provider actually in use."""
         return {**self.contract.to_dict(), "provider": self.provider, "path": str(self.model_dir)}
-
-
-def contract_of(runner: ModelRunner) -> ModelContract:
-    return runner.contract

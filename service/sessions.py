@@ -17,6 +17,7 @@ giving running accuracies per model — the numbers a user would quote, shown in
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 import time
@@ -112,6 +113,7 @@ class Session:
         self._on_status = on_status
         self.seq = 0
         self._lock = threading.Lock()
+        self._quality: tuple[float, dict[str, Any]] | None = None
         self.ingest = IngestSession(
             match, buffer_s=buffer_s, directory=directory, on_state=self._stream_state
         ).start()
@@ -133,7 +135,7 @@ class Session:
                 "stream": {"type": acq.stream.type, "source_id": acq.stream.source_id},
                 "state": str(state),
                 "reason": acq.health.reason,
-                "emitted_at": _now_iso(),
+                "emitted_at": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
             },
         )
 
@@ -211,7 +213,10 @@ class Session:
         return current
 
     def quality(self, window_end: float) -> dict[str, Any]:
-        """Per-stream health and, where the streams allow, pulse and breathing rate."""
+        """Per-stream health and, where the streams allow, pulse and breathing rate (computed
+        once per window end: every model due at that tick shares it)."""
+        if self._quality is not None and self._quality[0] == window_end:
+            return self._quality[1]
         q: dict[str, Any] = {}
         for row in self.ingest.report():
             q[str(row["type"])] = {"state": row["state"], "nonfinite": row.get("nonfinite", 0)}
@@ -223,12 +228,13 @@ class Session:
             x, _ = acq.buffer.read_range(window_end - span, window_end)
             rate = fn(x[:, 0], acq.stream.nominal_srate) if len(x) else None
             q[kind]["rate_per_min"] = None if rate is None else round(rate, 1)
+        self._quality = (window_end, q)
         return q
 
     def describe(self) -> dict[str, Any]:
         return {
             "session": self.id,
-            "match": {k: v for k, v in vars_of(self.match).items() if v is not None},
+            "match": self.match.as_dict(),
             "created": self.created,
             "streams": self.ingest.report(),
             "models": [
@@ -244,19 +250,6 @@ class Session:
                 for s in self.slots
             ],
         }
-
-
-def vars_of(match: SessionMatch) -> dict[str, Any]:
-    from streaming.session import MATCH_KEYS
-
-    return {k: getattr(match, k) for k in MATCH_KEYS}
-
-
-def _now_iso() -> str:
-    return (
-        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
-        + f".{int(time.time() * 1000) % 1000:03d}Z"
-    )
 
 
 def group_key(source_id: str, stream_type: str) -> str | None:

@@ -38,7 +38,6 @@ __all__ = [
     "StreamLostError",
     "decode_marker",
     "local_clock",
-    "resolve_streams",
 ]
 
 
@@ -122,31 +121,6 @@ class StreamDescription:
         )
 
 
-def resolve_streams(
-    *,
-    timeout: float = 1.0,
-    type: str | None = None,
-    source_id_prefix: str | None = None,
-    hostname: str | None = None,
-) -> list[StreamDescription]:
-    """All streams visible within ``timeout`` seconds that satisfy every given condition.
-
-    A one-off resolve; long-running code should use :class:`StreamDirectory`. Use ≥ 1 s: shorter
-    waits were seen returning only some of the streams on this machine.
-    """
-    out = []
-    for info in pylsl.resolve_streams(wait_time=timeout):
-        d = StreamDescription.from_info(info)
-        if type is not None and d.type != type:
-            continue
-        if source_id_prefix is not None and not d.source_id.startswith(source_id_prefix):
-            continue
-        if hostname is not None and d.hostname != hostname:
-            continue
-        out.append(d)
-    return sorted(out, key=lambda d: (d.type, d.source_id))
-
-
 class StreamDirectory:
     """A continuous resolver: the streams currently visible, refreshed in liblsl's background.
 
@@ -212,10 +186,6 @@ class Inlet:
             raise StreamLostError(f"{self.stream.key}: the stream went away") from None
         self.stream = StreamDescription.from_info(info, full=True)
         return self.stream
-
-    def channel_labels(self, timeout: float = 5.0) -> list[str]:
-        """Channel labels from the stream's full description (``<channels><channel><label>``)."""
-        return list(self.describe(timeout).channel_labels)
 
     def time_correction(self, timeout: float = 2.0) -> float | None:
         """Current estimate of (outlet clock → our clock) offset, seconds; ``None`` if unknown."""

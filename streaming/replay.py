@@ -79,13 +79,9 @@ class ReplayStreamSpec:
         return tuple(CHANNELS[i].name for i in self.channels)
 
 
-def _gsr_to_us(x: NDArray[np.float64]) -> NDArray[np.float64]:
-    return gsr_ohm_to_microsiemens(x)
-
-
 REPLAY_STREAMS: tuple[ReplayStreamSpec, ...] = (
     ReplayStreamSpec("EEG", EEG_INDICES, None),
-    ReplayStreamSpec("GSR", (channel("GSR").index,), "microsiemens", _gsr_to_us),
+    ReplayStreamSpec("GSR", (channel("GSR").index,), "microsiemens", gsr_ohm_to_microsiemens),
     ReplayStreamSpec("PPG", (channel("Plethysmograph").index,), None),
     ReplayStreamSpec("RESP", (channel("Respiration").index,), None),
     ReplayStreamSpec(

@@ -65,6 +65,10 @@ class SessionMatch:
             values[key] = value
         return cls(**values)
 
+    def as_dict(self) -> dict[str, str]:
+        """The keys that are set, e.g. ``{"session": "lab1"}``."""
+        return {k: v for k in MATCH_KEYS if (v := getattr(self, k)) is not None}
+
     @property
     def needs_description(self) -> bool:
         return self.session is not None

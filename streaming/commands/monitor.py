@@ -95,15 +95,9 @@ def run(args: argparse.Namespace) -> int:
         rows = session.report()
     if args.json:
         doc = {
-            "match": _match_dict(match),
+            "match": match.as_dict(),
             "seconds": round(time.monotonic() - start, 3),
             "streams": rows,
         }
         print(json.dumps(doc, indent=2))
     return 0
-
-
-def _match_dict(match: object) -> dict[str, object]:
-    from streaming.session import MATCH_KEYS
-
-    return {k: getattr(match, k) for k in MATCH_KEYS if getattr(match, k) is not None}
