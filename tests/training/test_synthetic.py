@@ -405,7 +405,8 @@ def test_cli_refuses_out_of_range_values(
     assert not list(tmp_path.iterdir())
 
 
-def test_cli_accepts_only_the_deap_format_for_now() -> None:
+def test_cli_format_defaults_to_deap_and_refuses_unknown_formats() -> None:
     assert _parse("--out", "x").format == "deap"
+    assert _parse("--out", "x", "--format", "pmemo").format == "pmemo"
     with pytest.raises(SystemExit):
-        _parse("--out", "x", "--format", "pmemo")
+        _parse("--out", "x", "--format", "amigos")

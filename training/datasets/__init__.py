@@ -1,1 +1,1 @@
-"""Datasets: DEAP (and the synthetic DEAP-format data), PMEmo later."""
+"""Datasets: DEAP and PMEmo readers (the synthetic generators write the same formats)."""
