@@ -2,6 +2,7 @@
 #   make demo       synthesise a subject, replay it over LSL, show what a listener receives
 #   make test       the whole test suite (LSL, slow and browser tests included)
 #   make test-fast  the quick inner-loop subset (no LSL, no slow, no browser tests)
+#   make bench      measure latency, capacity and throughput; update the README's benchmark block
 #   make lint       ruff (lint + format check), mypy, hadolint (both Dockerfiles)
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -10,7 +11,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 EXTRAS ?= dev,train
 
-.PHONY: venv demo test test-fast lint format clean
+.PHONY: venv demo test test-fast bench lint format clean
 
 venv: $(STAMP)
 
@@ -29,6 +30,9 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow and not lsl and not browser" $(ARGS)
+
+bench: $(STAMP)
+	$(BIN)/affectstream bench --update-readme README.md $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -31,7 +31,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.machine import machine  # noqa: E402
+from service.bench.machine import machine  # noqa: E402
 from streaming.lsl_config import use_machine_scope  # noqa: E402
 
 use_machine_scope()

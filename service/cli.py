@@ -30,7 +30,7 @@ VERBS: dict[str, tuple[str, str]] = {
     ),
     "synth": (
         "training.commands.synth",
-        "Write synthetic subjects in the real DEAP format (data_preprocessed_python sNN.dat).",
+        "Write synthetic data in the real DEAP (sNN.dat) or PMEmo (CSV tree) format.",
     ),
     "replay": (
         "streaming.commands.replay",
@@ -43,6 +43,11 @@ VERBS: dict[str, tuple[str, str]] = {
     "export": (
         "training.commands.export",
         "Export a trained run to ONNX with its contract (model.json) and model card.",
+    ),
+    "bench": (
+        "service.commands.bench",
+        "Measure end-to-end latency, capacity, stage costs and inference throughput on this "
+        "machine.",
     ),
     "monitor": (
         "streaming.commands.monitor",

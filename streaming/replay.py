@@ -184,6 +184,8 @@ class DeapReplay:
         inlets receive what is still in flight before the streams disappear
     running_every_s : period of ``trial_running`` markers repeating the running trial's ratings,
         so that a consumer attaching mid-trial knows them (0: none)
+    on_chunk : called after each push round with (timestamp of the round's last sample, LSL
+        clock when every outlet had it): the benchmark's "pushed at" for end-to-end latency
     """
 
     subject: DeapSubject
@@ -195,6 +197,7 @@ class DeapReplay:
     on_event: Callable[[ReplayEvent], None] | None = None
     linger_s: float = 1.0
     running_every_s: float = 5.0
+    on_chunk: Callable[[float, float], None] | None = None
     _outlets: list[pylsl.StreamOutlet] = field(default_factory=list, init=False, repr=False)
     _marker_outlet: pylsl.StreamOutlet | None = field(default=None, init=False, repr=False)
     samples_pushed: int = field(default=0, init=False)
@@ -332,6 +335,8 @@ class DeapReplay:
                 for outlet, data in zip(self._outlets, pl.streams, strict=True):
                     outlet.push_chunk(data[start:end], last_ts)
                 k += end - start
+                if self.on_chunk is not None:
+                    self.on_chunk(last_ts, pylsl.local_clock())
             self.samples_pushed = k
             if not self.loop and k >= total and next_marker >= n_markers:
                 stop.wait(self.linger_s)

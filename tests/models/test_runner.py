@@ -44,6 +44,15 @@ def test_without_cuda_the_session_runs_on_cpu(tmp_path: Path) -> None:
     assert probs.shape == (4, 2) and np.allclose(probs, 0.5)
 
 
+@pytest.mark.parametrize("spin", [False, True])
+def test_worker_threads_spin_only_when_asked(tmp_path: Path, spin: bool) -> None:
+    # spinning ONNX Runtime workers cost ~0.45 core at 4 service sessions (affectstream bench)
+    r = ModelRunner(write_tiny_model(tmp_path / "m"), spin=spin)
+    opts = r.session.get_session_options()
+    for entry in ("session.intra_op.allow_spinning", "session.inter_op.allow_spinning"):
+        assert opts.get_session_config_entry(entry) == ("1" if spin else "0")
+
+
 def test_predict_normalises_and_batches(tmp_path: Path) -> None:
     r = ModelRunner(write_tiny_model(tmp_path / "m"))
     windows = [{"eda": np.ones((3, 320))} for _ in range(5)]
