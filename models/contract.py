@@ -31,10 +31,12 @@ __all__ = [
     "ContractError",
     "InputContract",
     "ModelContract",
+    "StimulusInput",
     "feature_from_dict",
     "feature_to_dict",
     "file_sha256",
     "load_contract",
+    "load_stimulus_table",
 ]
 
 CONTRACT_VERSION = 1
@@ -134,6 +136,89 @@ class InputContract:
         )
 
 
+STIMULUS_TABLE = "stimulus_features.npz"
+"""The feature table shipped beside a fusion model: ``ids`` (str), ``names`` (str), ``values``
+(float64, one row per stimulus id, raw — the contract's statistics normalise them)."""
+
+
+@dataclass(frozen=True)
+class StimulusInput:
+    """An input that comes with the stimulus, not from a stream (RTCAN-1D's music features).
+
+    A session supplies it per stimulus: a stimulus id looked up in the table shipped with the model
+    (``table``, :data:`STIMULUS_TABLE`), or the raw feature vector itself. ``mean``/``std`` are the
+    training folds' statistics; the runner feeds ``(x - mean) / std``.
+    """
+
+    name: str
+    n_features: int
+    source: str
+    mean: NDArray[np.float64] = field(default_factory=lambda: np.zeros(1))
+    std: NDArray[np.float64] = field(default_factory=lambda: np.ones(1))
+    table: str = ""
+    table_sha256: str = ""
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (self.n_features,)
+
+    def normalise(self, x: NDArray[np.floating[Any]]) -> NDArray[np.float32]:
+        return ((np.asarray(x, dtype=np.float64) - self.mean) / self.std).astype(np.float32)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "tensor": self.name,
+            "shape": [self.n_features],
+            "dtype": "float32",
+            "kind": "stimulus_features",
+            "source": self.source,
+            "table": self.table,
+            "table_sha256": self.table_sha256,
+            "normalisation": {"mean": self.mean.tolist(), "std": self.std.tolist()},
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> StimulusInput:
+        norm = d.get("normalisation", {})
+        return cls(
+            name=str(d["tensor"]),
+            n_features=int(d["shape"][0]),
+            source=str(d.get("source", "")),
+            mean=np.asarray(norm.get("mean", [0.0]), dtype=np.float64),
+            std=np.asarray(norm.get("std", [1.0]), dtype=np.float64),
+            table=str(d.get("table", "")),
+            table_sha256=str(d.get("table_sha256", "")),
+        )
+
+
+def load_stimulus_table(
+    model_dir: Path, stimulus: StimulusInput
+) -> tuple[dict[str, int], NDArray[np.float64]]:
+    """The table of a fusion model: stimulus id → row, and the raw feature rows.
+
+    Raises :class:`ContractError` if the file is missing, changed (hash), or malformed.
+    """
+    path = Path(model_dir) / stimulus.table
+    if not stimulus.table or not path.is_file():
+        raise ContractError(f"{model_dir}: stimulus feature table {stimulus.table!r} is missing")
+    if stimulus.table_sha256 and file_sha256(path) != stimulus.table_sha256:
+        raise ContractError(f"{path}: sha256 differs from the contract's — file changed or corrupt")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            ids = [str(i) for i in z["ids"]]
+            values = np.asarray(z["values"], dtype=np.float64)
+    except (OSError, KeyError, ValueError) as e:
+        raise ContractError(f"{path}: not a stimulus feature table ({e})") from None
+    if values.shape != (len(ids), stimulus.n_features) or len(set(ids)) != len(ids):
+        raise ContractError(
+            f"{path}: values {list(values.shape)} for {len(ids)} ids (unique: "
+            f"{len(set(ids))}), expected [{len(ids)}, {stimulus.n_features}]"
+        )
+    if not np.isfinite(values).all():
+        raise ContractError(f"{path}: holds NaN/Inf")
+    return {i: k for k, i in enumerate(ids)}, values
+
+
 @dataclass(frozen=True)
 class ModelContract:
     name: str
@@ -146,10 +231,16 @@ class ModelContract:
     created: str
     onnx_sha256: str = ""
     description: str = ""
+    stimulus: StimulusInput | None = None
 
     @property
     def id(self) -> str:
         return f"{self.name}@{self.version}"
+
+    @property
+    def tensors(self) -> tuple[InputContract | StimulusInput, ...]:
+        """Every ONNX input: the stream inputs, then the stimulus input if there is one."""
+        return self.inputs if self.stimulus is None else (*self.inputs, self.stimulus)
 
     def preprocess_spec(self) -> PreprocessSpec:
         return PreprocessSpec(tuple(i.feature for i in self.inputs), self.hop_s)
@@ -162,6 +253,7 @@ class ModelContract:
             "architecture": self.architecture,
             "description": self.description,
             "inputs": [i.to_dict() for i in self.inputs],
+            **({"stimulus_input": self.stimulus.to_dict()} if self.stimulus else {}),
             "hop_s": self.hop_s,
             "outputs": [
                 {
@@ -200,6 +292,9 @@ class ModelContract:
                 created=str(d["created"]),
                 onnx_sha256=str(d.get("onnx_sha256", "")),
                 description=str(d.get("description", "")),
+                stimulus=StimulusInput.from_dict(d["stimulus_input"])
+                if "stimulus_input" in d
+                else None,
             )
         except ContractError:
             raise
@@ -211,7 +306,7 @@ class ModelContract:
 
         onnx_inputs : name → shape as reported by onnxruntime (first axis: batch, any value)
         """
-        want = {i.name: i.shape for i in self.inputs}
+        want = {i.name: i.shape for i in self.tensors}
         if set(onnx_inputs) != set(want):
             raise ContractError(
                 f"{self.id}: ONNX inputs {sorted(onnx_inputs)} differ from the contract's "
