@@ -101,7 +101,7 @@ def test_quick_run_measures_everything(
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # the README block renders from this document
     readme = tmp_path / "README.md"
-    readme.write_text(f"intro\n{BEGIN}\nold\n{END}\nrest\n")
+    readme.write_text(f"intro\n{BEGIN}\nOLD-BLOCK\n{END}\nrest\n")
     update_readme(readme, markdown(doc, path.name, png.name))
     text = readme.read_text()
-    assert "old" not in text and "| 2 |" in text and text.endswith(f"{END}\nrest\n")
+    assert "OLD-BLOCK" not in text and "| 2 |" in text and text.endswith(f"{END}\nrest\n")

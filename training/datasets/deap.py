@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,31 +17,12 @@ from numpy.typing import NDArray
 from streaming.deap import SFREQ, read_deap, subject_number
 from streaming.preprocess.pipeline import PreprocessSpec, preprocess_recording
 from streaming.replay import REPLAY_STREAMS, deap_trial_streams
+from training.datasets.windows import WindowSet
 from training.presets import STREAM_LABELS
 
 __all__ = ["WindowSet", "deap_files", "deap_windows"]
 
 RATES = {s.type: SFREQ for s in REPLAY_STREAMS}
-
-
-@dataclass
-class WindowSet:
-    """Windows with their features, ratings and provenance.
-
-    X : input name → ndarray (n_windows, *shape), float32
-    ratings : (n_windows, 4) valence, arousal, dominance, liking
-    subjects, trials : (n_windows,) int
-    t_end : (n_windows,) window end, seconds from the trial's start (baseline included)
-    """
-
-    X: dict[str, NDArray[np.float32]]
-    ratings: NDArray[np.float64]
-    subjects: NDArray[np.int64]
-    trials: NDArray[np.int64]
-    t_end: NDArray[np.float64]
-
-    def __len__(self) -> int:
-        return len(self.subjects)
 
 
 def deap_files(data_dir: Path) -> list[Path]:
