@@ -343,6 +343,10 @@ def load_contract(model_dir: Path) -> tuple[ModelContract, Path]:
     if not isinstance(raw, dict):
         raise ContractError(f"{cpath}: expected a JSON object")
     contract = ModelContract.from_dict(raw, str(cpath))
+    try:
+        contract.preprocess_spec()  # rates, windows and hop must fit together
+    except ValueError as e:
+        raise ContractError(f"{cpath}: the preprocessing cannot be built: {e}") from None
     actual = file_sha256(opath)
     if contract.onnx_sha256 != actual:
         raise ContractError(

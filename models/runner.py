@@ -21,7 +21,7 @@ import numpy as np
 import onnxruntime as ort
 from numpy.typing import NDArray
 
-from models.contract import OUTPUT_NAME, ContractError, load_contract
+from models.contract import OUTPUT_NAME, ContractError, load_contract, load_stimulus_table
 
 __all__ = ["ModelLoadError", "ModelRunner", "choose_providers"]
 
@@ -84,6 +84,16 @@ class ModelRunner:
             )
         except ContractError as e:
             raise ModelLoadError(str(e)) from None
+        # a fusion model's stimulus feature table (id → raw feature row), checked at load time
+        self.stimulus_index: dict[str, int] = {}
+        self.stimulus_values: NDArray[np.float64] = np.zeros((0, 0))
+        if self.contract.stimulus is not None:
+            try:
+                self.stimulus_index, self.stimulus_values = load_stimulus_table(
+                    self.model_dir, self.contract.stimulus
+                )
+            except ContractError as e:
+                raise ModelLoadError(str(e)) from None
         self.provider = self.session.get_providers()[0]
         log.info("loaded %s from %s on %s", self.contract.id, self.model_dir, self.provider)
 
@@ -127,6 +137,14 @@ class ModelRunner:
         }
         return self.run(batch)
 
+    def stimulus_features(self, stimulus_id: str) -> NDArray[np.float64] | None:
+        """The raw feature row of ``stimulus_id`` in this model's table (``None``: not there)."""
+        row = self.stimulus_index.get(stimulus_id)
+        return None if row is None else self.stimulus_values[row]
+
     def describe(self) -> dict[str, Any]:
         """What ``/models`` shows: the contract plus the provider actually in use."""
-        return {**self.contract.to_dict(), "provider": self.provider, "path": str(self.model_dir)}
+        out = {**self.contract.to_dict(), "provider": self.provider, "path": str(self.model_dir)}
+        if self.contract.stimulus is not None:
+            out["stimulus_ids"] = len(self.stimulus_index)
+        return out

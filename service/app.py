@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from fastapi import (
     APIRouter,
     Depends,
@@ -112,11 +113,28 @@ class MatchBody(BaseModel):
         return self
 
 
+class StimulusBody(BaseModel):
+    """The current stimulus of a session: an id from the fusion models' tables, or its features."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str | None = Field(default=None, min_length=1, max_length=128)
+    features: list[float] | None = Field(default=None, min_length=1, max_length=100_000)
+
+    @model_validator(mode="after")
+    def one_of(self) -> StimulusBody:
+        if (self.id is None) == (self.features is None):
+            raise ValueError('give exactly one of "id" or "features"')
+        if self.features is not None and not np.isfinite(self.features).all():
+            raise ValueError("features must be finite numbers")
+        return self
+
+
 class SessionBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     session: str
     match: MatchBody
     models: list[str] = Field(default_factory=list, max_length=16)
+    stimulus: StimulusBody | None = None
 
     @field_validator("session")
     @classmethod
@@ -128,6 +146,31 @@ class SessionBody(BaseModel):
 
 
 # -- the app ------------------------------------------------------------------------------
+
+
+def _check_stimulus(body: StimulusBody, runners: list[ModelRunner]) -> None:
+    """422 unless some fusion model among ``runners`` can use the stimulus."""
+    fusion = [r for r in runners if r.contract.stimulus is not None]
+    if not fusion:
+        raise HTTPException(422, "none of the session's models takes stimulus features")
+    if body.id is not None:
+        if not any(r.stimulus_features(body.id) is not None for r in fusion):
+            raise HTTPException(
+                422, f"stimulus id {body.id!r} is in no feature table of "
+                f"{[r.name for r in fusion]}",
+            )  # fmt: skip
+    else:
+        assert body.features is not None
+        sizes = {r.name: r.contract.stimulus.n_features for r in fusion if r.contract.stimulus}
+        if len(body.features) not in sizes.values():
+            raise HTTPException(
+                422, f"{len(body.features)} features; the session's fusion models need {sizes}"
+            )
+
+
+def _set_stimulus(session: Session, body: StimulusBody) -> None:
+    features = None if body.features is None else np.asarray(body.features, dtype=np.float64)
+    session.set_stimulus(body.id, features)
 
 
 def _load_models(state: ServiceState) -> None:
@@ -233,11 +276,31 @@ def create_app(settings: Settings) -> FastAPI:
         if unknown:
             raise HTTPException(422, f"unknown model(s) {unknown}; loaded: {sorted(state.runners)}")
         match = SessionMatch(m.source_id_prefix, m.hostname, m.session, m.type)
+        if body.stimulus is not None:
+            _check_stimulus(body.stimulus, [state.runners[n] for n in body.models])
         try:
             s = state.add_session(body.session, match, body.models)
         except FileExistsError:
             raise HTTPException(409, f"session {body.session!r} exists") from None
+        if body.stimulus is not None:
+            _set_stimulus(s, body.stimulus)
         return s.describe()
+
+    @http.put("/sessions/{session_id}/stimulus")
+    def put_stimulus(session_id: str, body: StimulusBody) -> dict[str, Any]:
+        s = state.sessions.get(session_id)
+        if s is None:
+            raise HTTPException(404, f"no session {session_id!r}")
+        _check_stimulus(body, [slot.runner for slot in s.slots])
+        _set_stimulus(s, body)
+        return s.describe()
+
+    @http.delete("/sessions/{session_id}/stimulus", status_code=204)
+    def delete_stimulus(session_id: str) -> None:
+        s = state.sessions.get(session_id)
+        if s is None:
+            raise HTTPException(404, f"no session {session_id!r}")
+        s.set_stimulus(None, None)
 
     @http.get("/sessions")
     def list_sessions() -> dict[str, Any]:

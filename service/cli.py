@@ -34,7 +34,7 @@ VERBS: dict[str, tuple[str, str]] = {
     ),
     "replay": (
         "streaming.commands.replay",
-        "Replay a DEAP subject file (sNN.dat) as live LSL streams on one clock.",
+        "Replay a DEAP subject file or a PMEmo subject's EDA as live LSL streams on one clock.",
     ),
     "train": (
         "training.commands.train",

@@ -142,8 +142,13 @@ class Scheduler:
         }
         truth = session.truth_at(d.window_end)
         if truth is not None:
-            slot.score.add(probs, truth)
+            slot.score.add(probs, truth[:2], truth[2])
             message["ground_truth"] = {"valence": truth[0], "arousal": truth[1]}
+        if slot.runner.contract.stimulus is not None:
+            current = session.stimulus_at(d.window_end)
+            message["stimulus"] = (
+                None if current is None else {"id": current[0], "source": current[2]}
+            )
         slot.last = message
         slot.predictions += 1
         self.predictions_total += 1

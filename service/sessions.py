@@ -59,20 +59,22 @@ class Due:
     detected: float  # LSL clock when the scheduler found it due
     preprocess_s: float
     last_sample: float  # LSL time of the window's last sample (of its fastest stream)
+    stimulus: dict[str, Any] | None = None  # fusion models: {"id": …, "source": …} used
 
 
 @dataclass
 class Score:
-    """Running agreement of predictions with the marker stream's ratings (threshold 5)."""
+    """Running agreement of predictions with the marker stream's ratings (high = above the
+    midpoint of the rating scale: 5 on DEAP's 1-9, 0.5 on PMEmo's 0-1)."""
 
     n: int = 0
     valence_correct: int = 0
     arousal_correct: int = 0
 
-    def add(self, probs: tuple[float, float], truth: tuple[float, float]) -> None:
+    def add(self, probs: tuple[float, float], truth: tuple[float, float], mid: float = 5.0) -> None:
         self.n += 1
-        self.valence_correct += int((probs[0] > 0.5) == (truth[0] > 5))
-        self.arousal_correct += int((probs[1] > 0.5) == (truth[1] > 5))
+        self.valence_correct += int((probs[0] > 0.5) == (truth[0] > mid))
+        self.arousal_correct += int((probs[1] > 0.5) == (truth[1] > mid))
 
     def as_dict(self) -> dict[str, Any]:
         if not self.n:
@@ -94,6 +96,8 @@ class ModelSlot:
     predictions: int = 0
     last: dict[str, Any] | None = None
     score: Score = field(default_factory=Score)
+    refused: str = ""  # why windows are not inferred now (a fusion model without its stimulus)
+    refused_windows: int = 0
 
     @property
     def name(self) -> str:
@@ -119,6 +123,8 @@ class Session:
         self.seq = 0
         self._lock = threading.Lock()
         self._quality: tuple[float, dict[str, Any]] | None = None
+        # stimulus set over REST: (LSL time it was set, stimulus id or None, feature vector or None)
+        self._stimulus: tuple[float, str | None, NDArray[np.float64] | None] | None = None
         self.ingest = IngestSession(
             match, buffer_s=buffer_s, directory=directory, on_state=self._stream_state
         ).start()
@@ -175,6 +181,7 @@ class Session:
         out = []
         now = local_clock()
         for slot in self.slots:
+            stimulus: dict[str, Any] | None = None
             if slot.feeder is None:
                 self._build(slot)
                 if slot.feeder is None:
@@ -194,19 +201,27 @@ class Session:
             preprocess_s = time.perf_counter() - t0
             if features is None:
                 continue
-            slot.coalesced += len(windows) - 1
             last = windows[-1]
+            if slot.runner.contract.stimulus is not None:
+                resolved = self._stimulus_for(slot, last.t_end)
+                if resolved is None:
+                    slot.refused_windows += len(windows)
+                    continue
+                vector, stimulus = resolved
+                features = {**features, slot.runner.contract.stimulus.name: vector}
+            slot.coalesced += len(windows) - 1
             # the window is [start, end): its newest sample is one interval of the fastest
             # stream before its end (latency is measured from there, as from a sample's push)
             fastest = max(i.srate for i in slot.windower.spec.inputs)
             out.append(Due(self, slot, last.t_start, last.t_end, features, detected,
-                           preprocess_s, last.t_end - 1.0 / fastest))  # fmt: skip
+                           preprocess_s, last.t_end - 1.0 / fastest, stimulus))  # fmt: skip
         return out
 
     # -- ground truth and quality ----------------------------------------------------------------
 
-    def truth_at(self, t: float) -> tuple[float, float] | None:
-        """(valence, arousal) rating of the trial running at LSL time ``t``, from the markers."""
+    def truth_at(self, t: float) -> tuple[float, float, float] | None:
+        """(valence, arousal, scale midpoint) of the trial running at LSL time ``t``, from the
+        markers (midpoint 0.5 for PMEmo's 0-1 ratings, 5 for DEAP's 1-9)."""
         markers = self.ingest.by_type("Markers")
         if markers is None:
             return None
@@ -216,10 +231,97 @@ class Session:
             if payload is None:
                 continue
             if payload.get("event") in ("trial_start", "trial_running"):
-                current = (float(payload["valence"]), float(payload["arousal"]))
+                try:
+                    mid = 0.5 if payload.get("dataset") == "pmemo" else 5.0
+                    current = (float(payload["valence"]), float(payload["arousal"]), mid)
+                except (KeyError, TypeError, ValueError):
+                    current = None  # a marker without ratings: no ground truth
             elif payload.get("event") == "trial_end":
                 current = None
         return current
+
+    # -- the stimulus (fusion models) ------------------------------------------------------------
+
+    def set_stimulus(
+        self, stimulus_id: str | None, features: NDArray[np.float64] | None = None
+    ) -> None:
+        """Set (or with both ``None``, clear) the current stimulus from now on (REST)."""
+        self._stimulus = (local_clock(), stimulus_id, features)
+
+    def stimulus_at(self, t: float) -> tuple[str | None, NDArray[np.float64] | None, str] | None:
+        """The stimulus at LSL time ``t``: (id, feature vector, source), or ``None`` if unknown.
+
+        Sources: markers whose JSON has a ``stimulus_id`` (``trial_start``/``trial_running`` of the
+        replays, or ``{"event": "stimulus", "stimulus_id": …}``; ``trial_end`` or
+        ``stimulus_end`` clear it) and ``PUT /sessions/{id}/stimulus``; the newer one wins.
+        """
+        marked: tuple[float, str | None] | None = None
+        markers = self.ingest.by_type("Markers")
+        if markers is not None:
+            for ts, text in markers.markers_between(-np.inf, t):
+                payload = decode_marker(text)
+                if payload is None:
+                    continue
+                event = payload.get("event")
+                if (
+                    event in ("trial_start", "trial_running", "stimulus")
+                    and "stimulus_id" in payload
+                ):
+                    marked = (ts, str(payload["stimulus_id"]))
+                elif event in ("trial_end", "stimulus_end"):
+                    marked = (ts, None)
+        rest = self._stimulus
+        if rest is not None and (marked is None or rest[0] >= marked[0]):
+            return None if rest[1] is None and rest[2] is None else (rest[1], rest[2], "rest")
+        if marked is None or marked[1] is None:
+            return None
+        return marked[1], None, "markers"
+
+    def _stimulus_for(
+        self, slot: ModelSlot, t: float
+    ) -> tuple[NDArray[np.float64], dict[str, Any]] | None:
+        """The raw stimulus vector for a fusion model's window ending at ``t`` and what it is
+        (id, source); ``None`` (and the slot marked refused, with the reason) when there is none."""
+        stim = slot.runner.contract.stimulus
+        assert stim is not None
+        current = self.stimulus_at(t)
+        reason = ""
+        vector = None
+        if current is None:
+            reason = (
+                f"{slot.name} needs the current stimulus's features ({stim.name}, "
+                f"{stim.n_features} values): send PUT /sessions/{self.id}/stimulus with "
+                '{"id": …} or {"features": […]}, or markers carrying a stimulus_id'
+            )
+        elif current[1] is not None:
+            vector = current[1]
+            if vector.shape != (stim.n_features,):
+                vector, reason = (
+                    None,
+                    (
+                        f"{slot.name}: the session's stimulus features have {current[1].size} "
+                        f"values, the model needs {stim.n_features}"
+                    ),
+                )
+        else:
+            vector = slot.runner.stimulus_features(str(current[0]))
+            if vector is None:
+                reason = (
+                    f"{slot.name}: stimulus id {current[0]!r} is not in the model's feature "
+                    f"table ({len(slot.runner.stimulus_index)} stimuli)"
+                )
+        if reason != slot.refused:
+            slot.refused = reason
+            log.info("session %s, model %s: %s", self.id, slot.name, reason or "stimulus known")
+            if self._on_status is not None:
+                self._on_status(self, {
+                    "type": "model_status", "schema": 1, "session": self.id, "model": slot.name,
+                    "state": "refused" if reason else "running", "reason": reason,
+                    "emitted_at": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
+                })  # fmt: skip
+        if vector is None or current is None:
+            return None
+        return vector, {"id": current[0], "source": current[2]}
 
     def quality(self, window_end: float) -> dict[str, Any]:
         """Per-stream health and, where the streams allow, pulse and breathing rate (computed
@@ -249,8 +351,15 @@ class Session:
             "models": [
                 {
                     "model": s.name,
-                    "state": "running" if s.feeder is not None else s.waiting_for,
+                    "state": ("refused: " + s.refused if s.refused else "running")
+                    if s.feeder is not None
+                    else s.waiting_for,
                     "predictions": s.predictions,
+                    **(
+                        {"refused_windows": s.refused_windows}
+                        if s.runner.contract.stimulus is not None
+                        else {}
+                    ),
                     "coalesced": s.coalesced,
                     "skipped_windows": dict(s.windower.skipped) if s.windower else {},
                     "online_score": s.score.as_dict(),

@@ -301,48 +301,16 @@ class DeapReplay:
         Returns the number of samples pushed per stream.
         """
         self.open()
-        stop = stop or threading.Event()
-        if wait_for_consumers > 0:
-            deadline = time.monotonic() + wait_for_consumers
-            for outlet in [*self._outlets, self._marker_outlet]:
-                assert outlet is not None
-                outlet.wait_for_consumers(max(0.0, deadline - time.monotonic()))
-        pl = self._playlist
-        total = pl.n_samples
-        t0 = pylsl.local_clock()
-        k = 0  # samples pushed since t0, across loops
-        next_marker = 0  # index into the (conceptually repeated) marker list
-        n_markers = len(pl.markers)
-        while not stop.is_set():
-            elapsed = (pylsl.local_clock() - t0) * self.rate  # in samples
-            due = int(np.floor(elapsed)) + 1  # samples whose time t0 + k/rate has come
-            if not self.loop:
-                due = min(due, total)
-            # A marker at play-list position p carries t0 + p/rate and goes out once that time
-            # has come; trial_start goes out before the trial's first sample.
-            while self.loop or next_marker < n_markers:
-                rep, j = divmod(next_marker, n_markers)
-                pos, payload = pl.markers[j]
-                p = rep * total + pos
-                if p > elapsed:
-                    break
-                self._push_marker(t0 + p / self.rate, payload)
-                next_marker += 1
-            while k < due:  # a chunk never crosses the end of the play list (loop wrap)
-                start = k % total
-                end = min(total, start + (due - k))
-                last_ts = t0 + (k + end - start - 1) / self.rate
-                for outlet, data in zip(self._outlets, pl.streams, strict=True):
-                    outlet.push_chunk(data[start:end], last_ts)
-                k += end - start
-                if self.on_chunk is not None:
-                    self.on_chunk(last_ts, pylsl.local_clock())
-            self.samples_pushed = k
-            if not self.loop and k >= total and next_marker >= n_markers:
-                stop.wait(self.linger_s)
-                break
-            time.sleep(self.chunk_s)
-        return k
+        assert self._marker_outlet is not None
+        return play(
+            self._outlets, self._marker_outlet, self._playlist, self.rate,
+            stop=stop, loop=self.loop, chunk_s=self.chunk_s, linger_s=self.linger_s,
+            wait_for_consumers=wait_for_consumers, push_marker=self._push_marker,
+            on_chunk=self.on_chunk, progress=self._progress,
+        )  # fmt: skip
+
+    def _progress(self, k: int) -> None:
+        self.samples_pushed = k
 
     def _push_marker(self, timestamp: float, payload: dict[str, Any]) -> None:
         event = ReplayEvent(timestamp, payload)
@@ -350,3 +318,67 @@ class DeapReplay:
         self._marker_outlet.push_sample([event.to_json()], timestamp)
         if self.on_event is not None:
             self.on_event(event)
+
+
+def play(
+    outlets: Sequence[pylsl.StreamOutlet],
+    marker_outlet: pylsl.StreamOutlet,
+    pl: _PlayList,
+    rate: float,
+    *,
+    stop: threading.Event | None,
+    loop: bool,
+    chunk_s: float,
+    linger_s: float,
+    wait_for_consumers: float,
+    push_marker: Callable[[float, dict[str, Any]], None],
+    on_chunk: Callable[[float, float], None] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """The replays' clock: push ``pl`` through ``outlets`` in real time (see the module docstring).
+
+    Sample *k* of the play list is stamped ``t0 + k / rate`` and pushed once that time has come;
+    a marker at play-list position *p* carries ``t0 + p / rate``. Returns the samples pushed per
+    stream.
+    """
+    stop = stop or threading.Event()
+    if wait_for_consumers > 0:
+        deadline = time.monotonic() + wait_for_consumers
+        for outlet in [*outlets, marker_outlet]:
+            outlet.wait_for_consumers(max(0.0, deadline - time.monotonic()))
+    total = pl.n_samples
+    t0 = pylsl.local_clock()
+    k = 0  # samples pushed since t0, across loops
+    next_marker = 0  # index into the (conceptually repeated) marker list
+    n_markers = len(pl.markers)
+    while not stop.is_set():
+        elapsed = (pylsl.local_clock() - t0) * rate  # in samples
+        due = int(np.floor(elapsed)) + 1  # samples whose time t0 + k/rate has come
+        if not loop:
+            due = min(due, total)
+        # A marker at play-list position p carries t0 + p/rate and goes out once that time has
+        # come; trial_start goes out before the trial's first sample.
+        while n_markers and (loop or next_marker < n_markers):
+            rep, j = divmod(next_marker, n_markers)
+            pos, payload = pl.markers[j]
+            p = rep * total + pos
+            if p > elapsed:
+                break
+            push_marker(t0 + p / rate, payload)
+            next_marker += 1
+        while k < due:  # a chunk never crosses the end of the play list (loop wrap)
+            start = k % total
+            end = min(total, start + (due - k))
+            last_ts = t0 + (k + end - start - 1) / rate
+            for outlet, data in zip(outlets, pl.streams, strict=True):
+                outlet.push_chunk(data[start:end], last_ts)
+            k += end - start
+            if on_chunk is not None:
+                on_chunk(last_ts, pylsl.local_clock())
+        if progress is not None:
+            progress(k)
+        if not loop and k >= total and next_marker >= n_markers:
+            stop.wait(linger_s)
+            break
+        time.sleep(chunk_s)
+    return k

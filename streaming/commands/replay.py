@@ -1,4 +1,10 @@
-"""Replay a DEAP subject file (sNN.dat) as live LSL streams on one clock."""
+"""Replay a DEAP subject file or a PMEmo subject's EDA as live LSL streams on one clock.
+
+``affectstream replay sNN.dat`` publishes a DEAP file (:mod:`streaming.replay`);
+``affectstream replay --format pmemo PMEMO_DIR --subject ID [--songs 3,7]`` publishes one PMEmo
+subject's skin conductance with the stimulus (song) id in its markers
+(:mod:`streaming.replay_pmemo`).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +17,23 @@ from types import FrameType
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("path", type=Path, help="DEAP data_preprocessed_python file, e.g. s01.dat")
+    parser.add_argument(
+        "path",
+        type=Path,
+        help="DEAP data_preprocessed_python file, e.g. s01.dat (or, with --format pmemo, the "
+        "PMEmo folder)",
+    )
+    parser.add_argument(
+        "--format", choices=("deap", "pmemo"), default="deap", help="dataset format (default deap)"
+    )
+    parser.add_argument(
+        "--subject", default=None, help="pmemo: subject id (default: the first with ratings)"
+    )
+    parser.add_argument(
+        "--songs",
+        default=None,
+        help="pmemo: music ids to play, e.g. 3,7 (default: every song the subject has)",
+    )
     parser.add_argument(
         "--trials",
         default=None,
@@ -38,6 +60,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.format == "pmemo":
+        return _run_pmemo(args)
     from streaming.deap import DeapFormatError, read_deap
     from streaming.replay import DeapReplay, ReplayEvent, parse_trials
 
@@ -90,4 +114,68 @@ def run(args: argparse.Namespace) -> int:
     replay.close()
     why = "stopped" if stop.is_set() else "finished"
     say(f"{why}: {n} samples per stream ({n / replay.rate:.1f} s of stream time)")
+    return 0
+
+
+def _run_pmemo(args: argparse.Namespace) -> int:
+    from streaming.replay import ReplayEvent
+    from streaming.replay_pmemo import PmemoReplay
+    from training.datasets.pmemo import PmemoFormatError, open_pmemo
+
+    try:
+        songs = None if not args.songs else [int(x) for x in args.songs.split(",") if x.strip()]
+        data = open_pmemo(args.path)
+        trials = list(
+            data.trials(
+                min_seconds=1.0,
+                subjects=None if args.subject is None else [args.subject],
+                music_ids=songs,
+            )
+        )
+        if args.subject is None and trials:
+            trials = [t for t in trials if t.subject == trials[0].subject]
+        if not trials:
+            raise ValueError(
+                f"no rated EDA recording for subject {args.subject or '(any)'}"
+                + (f" and songs {songs}" if songs else "")
+            )
+        subject = trials[0].subject
+        replay = PmemoReplay(
+            subject, trials, session=args.session or f"pmemo-{subject}", speed=args.speed,
+            loop=args.loop,
+        )  # fmt: skip
+    except (PmemoFormatError, ValueError, OSError) as e:
+        print(f"affectstream replay: error: {e}", file=sys.stderr)
+        return 2
+
+    def on_event(ev: ReplayEvent) -> None:
+        p = ev.payload
+        if not args.quiet and p["event"] != "trial_running":
+            what = p["event"].split("_")[1]
+            print(
+                f"[{ev.timestamp:.3f}] song {p['music_id']} {what}  valence {p['valence']:.2f}  "
+                f"arousal {p['arousal']:.2f}",
+                flush=True,
+            )
+
+    replay.on_event = on_event
+    stop = threading.Event()
+
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    replay.open()
+    if not args.quiet:
+        print(
+            f"replaying PMEmo subject {subject}: songs {[t.music_id for t in trials]}", flush=True
+        )
+        for stream_type, source_id in replay.source_ids.items():
+            print(f"  outlet {stream_type:<8} source_id={source_id}", flush=True)
+    n = replay.run(stop, wait_for_consumers=args.wait_for_consumers)
+    replay.close()
+    if not args.quiet:
+        why = "stopped" if stop.is_set() else "finished"
+        print(f"{why}: {n} samples ({n / replay.rate:.1f} s of stream time)", flush=True)
     return 0

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -10,10 +12,13 @@ import pytest
 from tiny_models import tiny_contract, write_tiny_onnx
 
 from models.contract import (
+    STIMULUS_TABLE,
     ContractError,
     ModelContract,
+    StimulusInput,
     file_sha256,
     load_contract,
+    load_stimulus_table,
 )
 
 onnx = pytest.importorskip("onnx")
@@ -73,3 +78,64 @@ def test_contract_must_match_the_onnx_inputs() -> None:
         c.check_onnx({"eda": ("batch", 3, 2500)}, ["probs"])
     with pytest.raises(ContractError, match="lack 'probs'"):
         c.check_onnx({"eda": ("batch", 3, 320)}, ["logits"])
+
+
+def test_a_contract_whose_preprocessing_cannot_be_built_is_refused_at_load(tmp_path: Path) -> None:
+    write_tiny_onnx(tmp_path / "model.onnx")
+    d = tiny_contract(file_sha256(tmp_path / "model.onnx")).to_dict()
+    d["hop_s"] = 0.3  # 4.8 samples at 16 Hz: no whole hop
+    (tmp_path / "model.json").write_text(json.dumps(d))
+    with pytest.raises(ContractError, match=r"preprocessing cannot be built.*hop_s"):
+        load_contract(tmp_path)
+
+
+# -- the stimulus input of fusion models -------------------------------------------------------
+
+
+def _stimulus(tmp_path: Path, ids: list[str], values: np.ndarray) -> StimulusInput:
+    np.savez(tmp_path / STIMULUS_TABLE, ids=np.array(ids), names=np.array(["a", "b"]),
+             values=values)  # fmt: skip
+    return StimulusInput("music", 2, "test", np.zeros(2), np.ones(2), STIMULUS_TABLE,
+                         file_sha256(tmp_path / STIMULUS_TABLE))  # fmt: skip
+
+
+def test_stimulus_input_round_trips_and_counts_as_an_onnx_input(tmp_path: Path) -> None:
+    stim = _stimulus(tmp_path, ["7", "9"], np.arange(4.0).reshape(2, 2))
+    c = dataclasses.replace(tiny_contract("abc"), stimulus=stim)
+    back = ModelContract.from_dict(json.loads(c.to_json()))
+    assert back.to_dict() == c.to_dict()
+    assert back.stimulus is not None and back.stimulus.table_sha256 == stim.table_sha256
+    assert [t.name for t in back.tensors] == ["eda", "music"]
+    back.check_onnx({"eda": ("batch", 3, 320), "music": ("batch", 2)}, ["probs"])
+    with pytest.raises(ContractError, match="differ from the contract"):
+        back.check_onnx({"eda": ("batch", 3, 320)}, ["probs"])
+    index, values = load_stimulus_table(tmp_path, stim)
+    assert index == {"7": 0, "9": 1} and values[1].tolist() == [2.0, 3.0]
+
+
+@pytest.mark.parametrize(
+    ("ids", "values", "fragment"),
+    [
+        (["7", "7"], np.zeros((2, 2)), "unique: 1"),
+        (["7"], np.zeros((2, 2)), "values [2, 2] for 1 ids"),
+        (["7", "8"], np.zeros((2, 3)), "expected [2, 2]"),
+        (["7", "8"], np.array([[0.0, np.nan], [1, 1]]), "NaN/Inf"),
+    ],
+)
+def test_malformed_stimulus_tables_are_refused(
+    tmp_path: Path, ids: list[str], values: np.ndarray, fragment: str
+) -> None:
+    stim = _stimulus(tmp_path, ids, values)
+    with pytest.raises(ContractError, match=re.escape(fragment)):
+        load_stimulus_table(tmp_path, stim)
+
+
+def test_a_missing_or_changed_stimulus_table_is_refused(tmp_path: Path) -> None:
+    stim = _stimulus(tmp_path, ["7", "8"], np.zeros((2, 2)))
+    np.savez(tmp_path / STIMULUS_TABLE, ids=np.array(["7", "8"]), names=np.array(["a", "b"]),
+             values=np.ones((2, 2)))  # fmt: skip
+    with pytest.raises(ContractError, match="sha256 differs"):
+        load_stimulus_table(tmp_path, stim)
+    (tmp_path / STIMULUS_TABLE).unlink()
+    with pytest.raises(ContractError, match="is missing"):
+        load_stimulus_table(tmp_path, stim)
