@@ -144,8 +144,9 @@ def _run_pmemo(args: argparse.Namespace) -> int:
             subject, trials, session=args.session or f"pmemo-{subject}", speed=args.speed,
             loop=args.loop,
         )  # fmt: skip
-    except (PmemoFormatError, ValueError, OSError) as e:
-        print(f"affectstream replay: error: {e}", file=sys.stderr)
+    except (PmemoFormatError, ValueError, OSError, KeyError) as e:
+        message = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"affectstream replay: error: {message}", file=sys.stderr)
         return 2
 
     def on_event(ev: ReplayEvent) -> None:
