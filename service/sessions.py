@@ -37,6 +37,8 @@ from streaming.preprocess.pipeline import WindowFeeder
 from streaming.session import IngestSession, SessionMatch, canonical_type
 from streaming.windows import Windower
 
+RATE_REFRESH_S = 1.0
+"""Pulse and breathing rates in the messages' ``quality`` are re-estimated this often."""
 POLL_AHEAD_S = 0.05
 """A window is polled for from this long before its end: samples carry timestamps at or before
 now on our clock, give or take the clock-correction error (well below a millisecond on one
@@ -123,6 +125,7 @@ class Session:
         self.seq = 0
         self._lock = threading.Lock()
         self._quality: tuple[float, dict[str, Any]] | None = None
+        self._rates: tuple[float, dict[str, float | None]] | None = None
         # stimulus set over REST: (LSL time it was set, stimulus id or None, feature vector or None)
         self._stimulus: tuple[float, str | None, NDArray[np.float64] | None] | None = None
         self.ingest = IngestSession(
@@ -225,20 +228,21 @@ class Session:
         markers = self.ingest.by_type("Markers")
         if markers is None:
             return None
-        current = None
-        for _, text in markers.markers_between(-np.inf, t):
+        # the newest trial event at or before t decides (scanning back: no decoding of history)
+        for _, text in reversed(markers.markers_between(-np.inf, t)):
             payload = decode_marker(text)
             if payload is None:
                 continue
-            if payload.get("event") in ("trial_start", "trial_running"):
+            event = payload.get("event")
+            if event in ("trial_start", "trial_running"):
                 try:
                     mid = 0.5 if payload.get("dataset") == "pmemo" else 5.0
-                    current = (float(payload["valence"]), float(payload["arousal"]), mid)
+                    return float(payload["valence"]), float(payload["arousal"]), mid
                 except (KeyError, TypeError, ValueError):
-                    current = None  # a marker without ratings: no ground truth
-            elif payload.get("event") == "trial_end":
-                current = None
-        return current
+                    return None  # a marker without ratings: no ground truth
+            if event == "trial_end":
+                return None
+        return None
 
     # -- the stimulus (fusion models) ------------------------------------------------------------
 
@@ -258,7 +262,7 @@ class Session:
         marked: tuple[float, str | None] | None = None
         markers = self.ingest.by_type("Markers")
         if markers is not None:
-            for ts, text in markers.markers_between(-np.inf, t):
+            for ts, text in reversed(markers.markers_between(-np.inf, t)):  # the newest decides
                 payload = decode_marker(text)
                 if payload is None:
                     continue
@@ -268,8 +272,10 @@ class Session:
                     and "stimulus_id" in payload
                 ):
                     marked = (ts, str(payload["stimulus_id"]))
-                elif event in ("trial_end", "stimulus_end"):
+                    break
+                if event in ("trial_end", "stimulus_end"):
                     marked = (ts, None)
+                    break
         rest = self._stimulus
         if rest is not None and (marked is None or rest[0] >= marked[0]):
             return None if rest[1] is None and rest[2] is None else (rest[1], rest[2], "rest")
@@ -325,20 +331,27 @@ class Session:
 
     def quality(self, window_end: float) -> dict[str, Any]:
         """Per-stream health and, where the streams allow, pulse and breathing rate (computed
-        once per window end: every model due at that tick shares it)."""
+        once per window end: every model due at that tick shares it; the rates, estimated over
+        the last 10 s and 30 s, are refreshed once per second of stream time)."""
         if self._quality is not None and self._quality[0] == window_end:
             return self._quality[1]
         q: dict[str, Any] = {}
         for row in self.ingest.report():
             q[str(row["type"])] = {"state": row["state"], "nonfinite": row.get("nonfinite", 0)}
-        for kind, fn in (("PPG", pulse_rate), ("RESP", breathing_rate)):
-            acq = self.ingest.by_type(kind)
-            if acq is None or acq.buffer is None or kind not in q:
-                continue
-            span = 10.0 if kind == "PPG" else 30.0  # ≥ 2 cycles of the slowest rate in the band
-            x, _ = acq.buffer.read_range(window_end - span, window_end)
-            rate = fn(x[:, 0], acq.stream.nominal_srate) if len(x) else None
-            q[kind]["rate_per_min"] = None if rate is None else round(rate, 1)
+        if self._rates is None or not 0 <= window_end - self._rates[0] < RATE_REFRESH_S:
+            rates: dict[str, float | None] = {}
+            for kind, fn in (("PPG", pulse_rate), ("RESP", breathing_rate)):
+                acq = self.ingest.by_type(kind)
+                if acq is None or acq.buffer is None:
+                    continue
+                span = 10.0 if kind == "PPG" else 30.0  # ≥ 2 cycles of the slowest rate
+                x, _ = acq.buffer.read_range(window_end - span, window_end)
+                rate = fn(x[:, 0], acq.stream.nominal_srate) if len(x) else None
+                rates[kind] = None if rate is None else round(rate, 1)
+            self._rates = (window_end, rates)
+        for kind, rate in self._rates[1].items():
+            if kind in q:
+                q[kind]["rate_per_min"] = rate
         self._quality = (window_end, q)
         return q
 
