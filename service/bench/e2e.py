@@ -131,7 +131,7 @@ class _State:
         req = urllib.request.Request(
             self.base + path, data=data, method=method, headers={"Content-Type": "application/json"}
         )
-        with urllib.request.urlopen(req, timeout=30) as r:
+        with urllib.request.urlopen(req, timeout=90) as r:  # an overloaded service is slow
             raw = r.read()
         return json.loads(raw) if raw else None
 
@@ -206,9 +206,15 @@ def _start_pusher(
     return p
 
 
-def _session_counters(state: _State, ours: set[str]) -> dict[str, int]:
+def _session_counters(state: _State, ours: set[str]) -> dict[str, int] | None:
+    """Sums over our sessions' models; ``None`` (error kept) if the service did not answer."""
     total = {"coalesced": 0, "predictions": 0, "skipped_windows": 0}
-    for s in state._http("GET", "/sessions")["sessions"]:
+    try:
+        rows = state._http("GET", "/sessions")["sessions"]
+    except OSError as e:  # URLError and timeouts: an overloaded service; the level cannot hold
+        state.errors.append(f"GET /sessions: {type(e).__name__}: {e}")
+        return None
+    for s in rows:
         if s["session"] not in ours:
             continue
         for m in s["models"]:
@@ -216,6 +222,10 @@ def _session_counters(state: _State, ours: set[str]) -> dict[str, int]:
             total["predictions"] += int(m["predictions"])
             total["skipped_windows"] += sum(int(v) for v in m["skipped_windows"].values())
     return total
+
+
+def _delta(a: dict[str, int] | None, b: dict[str, int] | None, key: str) -> int | None:
+    return None if a is None or b is None else b[key] - a[key]
 
 
 def _warmed_up(state: _State, sessions: list[str], n_models: int) -> bool:
@@ -277,12 +287,12 @@ async def _run(
                 proc = await asyncio.to_thread(_start_pusher, data, push_log, new, env)
                 pushers.append((proc, push_log))
             for sid in new:
-                await asyncio.to_thread(
-                    state._http,
-                    "POST",
-                    "/sessions",
-                    {"session": sid, "match": {"source_id_prefix": f"{sid}-"}, "models": models},
-                )
+                body = {"session": sid, "match": {"source_id_prefix": f"{sid}-"}, "models": models}
+                try:
+                    await asyncio.to_thread(state._http, "POST", "/sessions", body)
+                except OSError as e:
+                    state.errors.append(f"POST /sessions {sid}: {type(e).__name__}: {e}")
+                    continue
                 ws_url = f"ws://127.0.0.1:{port}/ws/sessions/{sid}"
                 tasks.append(asyncio.create_task(_follow(state, ws_url, sid, local_clock)))
             sessions += new
@@ -316,8 +326,8 @@ async def _run(
                     "cpu_cores": {k: round((cpu1[k] - cpu0[k]) / span, 3) for k in cpu0},
                     "machine_cpu_busy": round((busy1 - busy0) / max(1.0, total1 - total0), 3),
                     "memory": _memory_mib(service.pid),
-                    "coalesced": c1["coalesced"] - c0["coalesced"],
-                    "skipped_windows": c1["skipped_windows"] - c0["skipped_windows"],
+                    "coalesced": _delta(c0, c1, "coalesced"),
+                    "skipped_windows": _delta(c0, c1, "skipped_windows"),
                     "expected_predictions": round(level * len(models) * span / HOP_S),
                 }
             )

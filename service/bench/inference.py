@@ -65,7 +65,7 @@ def _shipped_shapes(zoo: Path) -> dict[str, tuple[Path, dict[str, tuple[int, ...
     out: dict[str, tuple[Path, dict[str, tuple[int, ...]]]] = {}
     for folder in sorted(p for p in zoo.iterdir() if (p / "model.json").is_file()):
         contract, _ = load_contract(folder)
-        out[contract.architecture] = (folder, {i.name: tuple(i.shape) for i in contract.inputs})
+        out[contract.architecture] = (folder, {i.name: tuple(i.shape) for i in contract.tensors})
     return out
 
 

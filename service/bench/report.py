@@ -113,7 +113,8 @@ def markdown(doc: dict[str, Any], json_rel: str, png_rel: str) -> str:
         e = doc["e2e_latency_ms"][key]
         lines.append(
             f"| {key} | {_fmt(e['p50'])} | {_fmt(e['p95'])} | {_fmt(e['p99'])} | {_fmt(e['max'])} "
-            f"| {lv['coalesced']} | {lv['received_predictions']}/{lv['expected_predictions']} "
+            f"| {_fmt(lv['coalesced'])} "
+            f"| {lv['received_predictions']}/{lv['expected_predictions']} "
             f"| {lv['cpu_cores']['service']} | {lv['cpu_cores']['pushers']} "
             f"| {lv['memory'].get('rss_mib')} | {'yes' if lv['holds'] else 'no'} |"
         )
