@@ -114,6 +114,7 @@ _RTCAN_PAPER = (
     "Fusing Music and Electrodermal Activity Signals (RTCAN-1D)"
 )
 _RTCAN_EDA = ModelInput("eda", (3, "n_times"), "eda_cvx3")
+_MUSIC = ModelInput("music", ("n_music",), "stimulus_features")
 
 ARCHITECTURES: Mapping[str, Architecture] = MappingProxyType(
     {
@@ -153,9 +154,20 @@ ARCHITECTURES: Mapping[str, Architecture] = MappingProxyType(
                 description="RTCAN-1D on 3-channel EDA fused with a stimulus (music) feature "
                 "vector",
                 paper=_RTCAN_PAPER,
-                inputs=(_RTCAN_EDA, ModelInput("music", ("n_music",), "stimulus_features")),
+                inputs=(_RTCAN_EDA, _MUSIC),
                 defaults={"n_times": 320, "n_music": 6373},
                 sfreq=16.0,
+            ),
+            Architecture(
+                name="music-mlp",
+                module="models.architectures.music_mlp",
+                class_name="MusicMLP",
+                description="Music-only baseline: RTCAN-1D's classifier head (256-128-2) on the "
+                "stimulus feature vector alone",
+                paper=_RTCAN_PAPER,
+                inputs=(_MUSIC,),
+                defaults={"n_music": 6373},
+                sfreq=16.0,  # no signal; it is scored on rtcan1d's windows (16 Hz)
             ),
             Architecture(
                 name="mlstm-fcn",

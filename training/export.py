@@ -6,25 +6,115 @@ label rule, dataset, protocol and metrics) are written by ``affectstream train``
 contract, with the ONNX file's sha256; the same contract without the hash is stored in the ONNX
 metadata under ``affectstream_contract``, since a file cannot hold its own hash) and
 ``OUT/README.md`` (model card), after checking PyTorch vs ONNX Runtime on random inputs.
+
+A fusion model (``rtcan1d-music``, ``music-mlp``) also has a stimulus input: its run holds
+``stimulus_features.npz`` (every song of the dataset, raw values), copied to ``OUT`` and named in
+the contract's :class:`~models.contract.StimulusInput` with its sha256 and the final model's
+training statistics.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from models.contract import InputContract, ModelContract, feature_from_dict, file_sha256
+from models.contract import (
+    STIMULUS_TABLE,
+    InputContract,
+    ModelContract,
+    StimulusInput,
+    feature_from_dict,
+    feature_to_dict,
+    file_sha256,
+    load_stimulus_table,
+)
 from models.export import export_onnx, onnx_parity
-from models.registry import build
+from models.registry import build, get
+from training.datasets.windows import WindowSet
+from training.presets import Preset
+from training.train import TrainedModel, model_inputs, write_json
 
-__all__ = ["PARITY_TOLERANCE", "export_run"]
+__all__ = ["PARITY_TOLERANCE", "export_run", "write_final"]
 
 PARITY_TOLERANCE = 1e-4
+
+
+def write_final(
+    out: Path,
+    p: Preset,
+    ws: WindowSet,
+    final: TrainedModel,
+    doc: dict[str, Any],
+    rule: dict[str, Any],
+    retrain: str,
+) -> None:
+    """What ``affectstream train`` leaves for export: ``final.pt``, ``final.json`` and, for a
+    model with a stimulus input, :data:`~models.contract.STIMULUS_TABLE` (every stimulus of the
+    dataset, raw values, ids as strings).
+
+    doc : the run's report document (model, protocol, summary, dataset, caveats, command)
+    """
+    model = doc["model"]
+    inputs = model_inputs(model, p.spec)
+    torch.save(final.module.state_dict(), out / "final.pt")
+    stimulus = None
+    if inputs.stimulus is not None:
+        assert ws.stimulus is not None
+        np.savez(
+            out / STIMULUS_TABLE,
+            allow_pickle=False,
+            ids=np.array([str(i) for i in ws.stimulus.ids], dtype=np.str_),
+            names=np.array(ws.stimulus.names, dtype=np.str_),
+            values=ws.stimulus.values,
+        )
+        mean, std = final.norms[inputs.stimulus]
+        stimulus = {
+            "name": inputs.stimulus,
+            "n_features": ws.stimulus.n_features,
+            "source": ws.stimulus.source,
+            "mean": mean.tolist(),
+            "std": std.tolist(),
+            "table": STIMULUS_TABLE,
+        }
+    by_song = doc["protocol"] == "song"
+    write_json(
+        out / "final.json",
+        {
+            "architecture": model,
+            "hyper": dict(p.hyper),
+            "hop_s": p.spec.hop_s,
+            "note": p.note,
+            "inputs": [
+                {
+                    "feature": feature_to_dict(f),
+                    "shape": list(f.shape),
+                    "mean": final.norms[f.name][0].tolist(),
+                    "std": final.norms[f.name][1].tolist(),
+                }
+                for f in inputs.streams.values()
+            ],
+            **({"stimulus": stimulus} if stimulus else {}),
+            "label_rule": rule if rule["kind"] == "threshold" else {"kind": "kmeans"},
+            "trained_on": {
+                "dataset": doc["dataset"],
+                "protocol": doc["protocol"],
+                "protocol_description": doc["protocol_description"],
+                "metrics": doc["summary"],
+                "caveats": doc["caveats"],
+                "final_model": "all songs (validation songs carved out for stopping)"
+                if by_song
+                else "all subjects (validation subjects carved out for stopping)",
+                "retrain_command": retrain,
+                "command": doc["config"]["command"],
+            },
+        },
+    )
 
 
 def export_run(
@@ -56,7 +146,12 @@ def export_run(
         )
         for i in meta["inputs"]
     )
-    shapes = {i.name: i.shape for i in inputs}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stimulus = _stimulus(meta.get("stimulus"), run_dir, out_dir)
+    by_name = {i.name: i.shape for i in inputs}
+    if stimulus is not None:
+        by_name[stimulus.name] = stimulus.shape
+    shapes = {n: by_name[n] for n in get(meta["architecture"]).input_names}  # forward order
     model = build(meta["architecture"], shapes, **meta.get("hyper", {}))
     model.load_state_dict(torch.load(run_dir / "final.pt", weights_only=True))
     model.eval()
@@ -70,8 +165,8 @@ def export_run(
         trained_on=meta["trained_on"],
         created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         description=meta.get("description", ""),
+        stimulus=stimulus,
     )
-    out_dir.mkdir(parents=True, exist_ok=True)
     onnx_path = out_dir / "model.onnx"
     export_onnx(
         model, shapes, onnx_path, opset=17, metadata={"affectstream_contract": contract.to_json()}
@@ -87,19 +182,47 @@ def export_run(
     return out_dir
 
 
+def _stimulus(d: dict[str, Any] | None, run_dir: Path, out_dir: Path) -> StimulusInput | None:
+    """The contract's stimulus input, after copying the run's table to ``out_dir`` and checking
+    it with the loader the service uses."""
+    if d is None:
+        return None
+    src = run_dir / d.get("table", STIMULUS_TABLE)
+    if not src.is_file():
+        raise FileNotFoundError(f"{run_dir}: no {src.name} (the fusion model's feature table)")
+    shutil.copyfile(src, out_dir / STIMULUS_TABLE)
+    stimulus = StimulusInput(
+        name=str(d["name"]),
+        n_features=int(d["n_features"]),
+        source=str(d["source"]),
+        mean=np.asarray(d["mean"], dtype=np.float64),
+        std=np.asarray(d["std"], dtype=np.float64),
+        table=STIMULUS_TABLE,
+        table_sha256=file_sha256(out_dir / STIMULUS_TABLE),
+    )
+    load_stimulus_table(out_dir, stimulus)  # ContractError if the table does not fit
+    return stimulus
+
+
 def model_card(c: ModelContract, meta: dict[str, Any], parity: float) -> str:
     t = c.trained_on
-    synthetic = bool(t.get("dataset", {}).get("synthetic"))
+    ds = t.get("dataset", {})
+    synthetic = bool(ds.get("synthetic"))
+    real = ds.get("format", "DEAP")
     lines = [f"# {c.id} — {c.architecture}", ""]
     if synthetic:
+        how = "`affectstream synth --format pmemo`" if real == "PMEmo" else "`affectstream synth`"
+        layout = "PMEmo-layout" if real == "PMEmo" else "DEAP-format"
         lines += [
             "> **Demo model trained on synthetic data.** It was trained on affectstream's",
-            "> synthetic DEAP-format data (`affectstream synth`), not on DEAP or any real",
+            f"> synthetic {layout} data ({how}), not on {real} or any real",
             "> recording. Its figures below say nothing about real-world performance.",
-            "> Retrain on real DEAP with:",
+            f"> Retrain on real {real} with:",
             f"> `{t.get('retrain_command', '')}`",
             "",
         ]
+    for note in t.get("caveats", []):
+        lines += [f"> {note}", ""]
     lines += [c.description or meta.get("note", ""), "", "## Inputs", ""]
     lines += [
         "| tensor | feature | channels | rate | window | shape |",
@@ -112,12 +235,44 @@ def model_card(c: ModelContract, meta: dict[str, Any], parity: float) -> str:
             f"| `{i.name}` | {f.kind} | {chans} | {f.srate:g} Hz | {f.window_s:g} s | "
             f"{list(i.shape)} |"
         )
-    ds = t.get("dataset", {})
+    if c.stimulus is not None:
+        st = c.stimulus
+        lines += [
+            f"| `{st.name}` | stimulus_features | {st.source} | — | per stimulus | "
+            f"{list(st.shape)} |",
+            "",
+            f"`{st.name}` is not computed from a stream: the session supplies it per stimulus, as "
+            f"an id of `{st.table}` (shipped here, raw values, one row per song) or as the raw "
+            "vector itself. The runner standardises it with the mean and SD in `model.json`, "
+            "which come from the final model's training windows only.",
+        ]
+        if not c.inputs:
+            lines += [
+                "",
+                "It has no stream input, so a live session has no windows to time it by: it is a "
+                "baseline for comparisons, run with `models.runner.ModelRunner` directly, not a "
+                "model to serve.",
+            ]
+    if real == "PMEmo":
+        rates = sorted({i.feature.srate for i in c.inputs})
+        if rates:
+            lines += [
+                "",
+                f"Trained on PMEmo's {ds.get('eda_rate_hz', 50):g} Hz EDA through the service's "
+                f"own preprocessing (decimation to {', '.join(f'{r:g}' for r in rates)} Hz, online "
+                "cvxEDA). The service decimates by whole factors only, so a live GSR stream must "
+                "run at a whole multiple of that rate: 50 Hz (PMEmo, `affectstream replay --format "
+                "pmemo`) works, DEAP's 128 Hz does not.",
+            ]
     gen = ds.get("generator")
     made = ""
-    if gen:
+    if gen and real == "PMEmo":
+        made = (f" (`affectstream synth --format pmemo --subjects {gen['subjects']} "
+                f"--trials {gen['songs']} --seed {gen['seed']}`)")  # fmt: skip
+    elif gen:
         made = (f" (`affectstream synth --subjects {gen['subjects']} --trials {gen['trials']} "
                 f"--seed {gen['seed']}`)")  # fmt: skip
+    songs = f"{ds['songs']} songs, " if "songs" in ds else ""
     lines += [
         "",
         f"Output `probs` (batch, 2): probability of high valence and of high arousal. Hop "
@@ -125,7 +280,7 @@ def model_card(c: ModelContract, meta: dict[str, Any], parity: float) -> str:
         "",
         "## Training",
         "",
-        f"- dataset: {ds.get('name')}{made}; {ds.get('subjects')} subjects, "
+        f"- dataset: {ds.get('name')}{made}; {ds.get('subjects')} subjects, {songs}"
         f"{ds.get('windows')} windows",
         f"- protocol: {t.get('protocol')} ({t.get('protocol_description')})",
     ]

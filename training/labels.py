@@ -1,10 +1,17 @@
 """Binarising ratings: a fixed threshold, or a per-subject k-means midpoint (RTCAN-1D).
 
-DEAP ratings are continuous on 1–9. ``threshold``: high = rating > 5 (Tang, Yang, gupta).
-``kmeans``: for each subject and each dimension, 1-D k-means with k = 2 on that subject's ratings;
-high = rating > the midpoint of the two centres (Yin et al.), which adapts to subjects who rate
-everything high or low. A subject whose ratings do not split into two clusters (all equal) falls
-back to the fixed threshold.
+DEAP ratings are continuous on 1–9. ``threshold``: high = rating > 5 (Tang, Yang, gupta); PMEmo's
+are on [0, 1], so its fixed threshold is 0.5 (:data:`THRESHOLDS`). ``kmeans``: for each subject
+and each dimension, 1-D k-means with k = 2 on that subject's ratings; high = rating > the midpoint
+of the two centres (Yin et al.), which adapts to subjects who rate everything high or low. A
+subject whose ratings do not split into two clusters (all equal) falls back to the fixed
+threshold.
+
+Ratings come per window; with ``trials`` given, each subject's k-means runs on one rating per
+(subject, trial), as RTCAN-1D's did on one per (subject, song), so a recording that yields more
+windows (a longer clip) does not weigh more. The midpoint uses **all** of a subject's ratings,
+those of test trials included: it defines the labels (as in the paper), it is not fitted to
+features.
 """
 
 from __future__ import annotations
@@ -14,9 +21,12 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["LABEL_RULES", "binarise", "kmeans_midpoint"]
+__all__ = ["LABEL_RULES", "THRESHOLDS", "binarise", "class_balance", "kmeans_midpoint"]
 
 LABEL_RULES = ("threshold", "kmeans")
+THRESHOLDS = {"deap": 5.0, "pmemo": 0.5}
+"""The fixed threshold of each dataset's rating scale (DEAP 1–9, PMEmo 0–1)."""
+DIMENSIONS = ("valence", "arousal")
 
 
 def kmeans_midpoint(values: NDArray[np.float64], iters: int = 100) -> float | None:
@@ -40,11 +50,15 @@ def binarise(
     subjects: NDArray[np.int64],
     rule: str = "threshold",
     threshold: float = 5.0,
+    trials: NDArray[np.int64] | None = None,
 ) -> tuple[NDArray[np.int64], dict[str, Any]]:
     """High/low labels for (valence, arousal) ratings.
 
-    ratings : ndarray, shape (n, 2) — valence, arousal on 1–9
+    ratings : ndarray, shape (n, 2) — valence, arousal (DEAP 1–9, PMEmo 0–1)
     subjects : ndarray, shape (n,) — subject of each row (used by ``kmeans``)
+    threshold : the fixed threshold (``threshold``), and the fallback of ``kmeans``
+    trials : ndarray, shape (n,) — trial (stimulus) of each row; if given, ``kmeans`` sees one
+        rating per (subject, trial) instead of one per row
     returns labels (n, 2) in {0, 1}, and a description of the rule (thresholds used per subject)
     """
     if rule not in LABEL_RULES:
@@ -56,11 +70,34 @@ def binarise(
     per_subject: dict[str, list[float]] = {}
     for s in np.unique(subjects):
         rows = subjects == s
+        fit_rows = ratings[rows]
+        if trials is not None:  # one rating per (subject, trial)
+            _, first = np.unique(np.asarray(trials)[rows], return_index=True)
+            fit_rows = fit_rows[first]
         cuts = []
         for k in range(ratings.shape[1]):
-            cut = kmeans_midpoint(ratings[rows, k])
+            cut = kmeans_midpoint(fit_rows[:, k])
             cut = threshold if cut is None else cut
             labels[rows, k] = ratings[rows, k] > cut
             cuts.append(round(cut, 4))
         per_subject[str(int(s))] = cuts
     return labels, {"kind": "kmeans", "fallback_threshold": threshold, "per_subject": per_subject}
+
+
+def class_balance(
+    labels: NDArray[np.int64], keys: NDArray[np.int64] | None = None
+) -> dict[str, dict[str, int]]:
+    """High/low counts per dimension: ``{"valence": {"high": …, "low": …}, "arousal": …}``.
+
+    labels : ndarray, shape (n, 2) from :func:`binarise`
+    keys : ndarray, shape (n,) or (n, k) — count each distinct key (row) once, e.g. one per
+        (subject, trial) recording as RTCAN-1D's table of 7690 pairs, instead of each window
+    """
+    y = np.asarray(labels)
+    if keys is not None:
+        _, first = np.unique(np.asarray(keys), axis=0, return_index=True)
+        y = y[np.sort(first)]
+    return {
+        d: {"high": int(y[:, k].sum()), "low": int(len(y) - y[:, k].sum())}
+        for k, d in enumerate(DIMENSIONS)
+    }

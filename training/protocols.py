@@ -6,9 +6,15 @@
 - ``segment``: the segment-level random split several papers used — windows are shuffled into k
   folds regardless of subject or trial, so windows of the same trial (overlapping ones even) sit
   in train and test. **Leaky**; reported only for comparison with published figures.
+- ``song``: stimulus-independent k-fold (PMEmo) — the songs (stimulus ids) are split into k
+  groups; no song is in both train and test, while the subjects are shared. Measures
+  generalisation to new music. Under ``subject`` the same songs, and so the same music feature
+  vectors with their correlated labels, are in train and test (stimulus leakage): a model that
+  reads the music can recognise a song it has seen instead of reading the listener.
 
-Each fold also carves a validation set out of its *training subjects* (whole subjects; for
-``segment``, random training windows) for early stopping, never touching the test set.
+Each fold also carves a validation set out of its *training groups* (whole subjects, or whole
+songs for ``song``; for ``segment``, random training windows) for early stopping, never touching
+the test set.
 """
 
 from __future__ import annotations
@@ -18,13 +24,16 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["PROTOCOLS", "Fold", "make_folds"]
+__all__ = ["PROTOCOLS", "STIMULUS_PROTOCOLS", "Fold", "make_folds"]
 
 PROTOCOLS = {
     "subject": "subject-independent k-fold (no subject in both train and test)",
     "loso": "leave-one-subject-out",
     "segment": "leaky: windows of the same trial in train and test (segment-level random split)",
+    "song": "song-independent k-fold (no song in both train and test; subjects shared)",
 }
+STIMULUS_PROTOCOLS = ("song",)
+"""Protocols that split by stimulus (they need the stimulus id of every window)."""
 
 
 @dataclass(frozen=True)
@@ -36,6 +45,10 @@ class Fold:
     train_subjects: tuple[int, ...]
     val_subjects: tuple[int, ...]
     test_subjects: tuple[int, ...]
+    # the stimulus ids (PMEmo songs) on each side, when the windows have them
+    train_stimuli: tuple[int, ...] = ()
+    val_stimuli: tuple[int, ...] = ()
+    test_stimuli: tuple[int, ...] = ()
 
 
 def make_folds(
@@ -44,46 +57,81 @@ def make_folds(
     n_folds: int,
     seed: int,
     val_fraction: float = 0.15,
+    stimuli: NDArray[np.int64] | None = None,
 ) -> list[Fold]:
-    """Split windows (one subject id per window) into folds; see the module docstring."""
+    """Split windows into folds; see the module docstring.
+
+    subjects : ndarray, shape (n_windows,) — subject of each window
+    stimuli : ndarray, shape (n_windows,) — stimulus (song) of each window; required by ``song``,
+        and recorded in every fold when given
+    """
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}; choose from {sorted(PROTOCOLS)}")
     rng = np.random.default_rng(seed)
     subjects = np.asarray(subjects)
+    if protocol in STIMULUS_PROTOCOLS and stimuli is None:
+        raise ValueError(f"protocol {protocol!r} needs the stimulus (song) of every window")
     ids = np.unique(subjects)
     if protocol == "loso":
         n_folds = len(ids)
-    if protocol in ("subject", "loso"):
-        if not 2 <= n_folds <= len(ids):
-            raise ValueError(f"{n_folds} folds need between 2 and {len(ids)} subjects' worth")
-        order = rng.permutation(ids)
-        groups = np.array_split(order, n_folds)
-        folds = []
-        for k, test_ids in enumerate(groups):
-            rest = np.setdiff1d(order, test_ids)
-            rest = rng.permutation(rest)
-            n_val = max(1, round(val_fraction * len(rest))) if len(rest) > 1 else 0
-            val_ids, train_ids = rest[:n_val], rest[n_val:]
-            folds.append(Fold(
-                k,
-                np.flatnonzero(np.isin(subjects, train_ids)),
-                np.flatnonzero(np.isin(subjects, val_ids)),
-                np.flatnonzero(np.isin(subjects, test_ids)),
-                tuple(sorted(map(int, train_ids))),
-                tuple(sorted(map(int, val_ids))),
-                tuple(sorted(map(int, test_ids))),
-            ))  # fmt: skip
-        return folds
+    if protocol in ("subject", "loso", "song"):
+        groups = subjects if protocol != "song" else np.asarray(stimuli)
+        what = "songs" if protocol == "song" else "subjects"
+        return [
+            _fold(k, subjects, stimuli, *sides)
+            for k, sides in enumerate(_group_split(groups, n_folds, rng, val_fraction, what))
+        ]
     # segment-level (leaky)
     if n_folds < 2:
         raise ValueError("need at least 2 folds")
     order = rng.permutation(len(subjects))
     parts = np.array_split(order, n_folds)
-    all_ids = tuple(sorted(map(int, ids)))
     folds = []
     for k, test in enumerate(parts):
         rest = rng.permutation(np.setdiff1d(order, test))
         n_val = max(1, round(val_fraction * len(rest)))
-        folds.append(Fold(k, np.sort(rest[n_val:]), np.sort(rest[:n_val]), np.sort(test),
-                          all_ids, all_ids, all_ids))  # fmt: skip
+        folds.append(_fold(k, subjects, stimuli, np.sort(rest[n_val:]), np.sort(rest[:n_val]),
+                           np.sort(test)))  # fmt: skip
     return folds
+
+
+def _group_split(
+    groups: NDArray[np.int64],
+    n_folds: int,
+    rng: np.random.Generator,
+    val_fraction: float,
+    what: str,
+) -> list[tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]]:
+    """(train, val, test) window indices per fold, whole groups on each side."""
+    ids = np.unique(groups)
+    if not 2 <= n_folds <= len(ids):
+        raise ValueError(f"{n_folds} folds need between 2 and {len(ids)} {what}' worth")
+    order = rng.permutation(ids)
+    out = []
+    for test_ids in np.array_split(order, n_folds):
+        rest = rng.permutation(np.setdiff1d(order, test_ids))
+        n_val = max(1, round(val_fraction * len(rest))) if len(rest) > 1 else 0
+        val_ids, train_ids = rest[:n_val], rest[n_val:]
+        train, val, test = (
+            np.flatnonzero(np.isin(groups, g)) for g in (train_ids, val_ids, test_ids)
+        )
+        out.append((train, val, test))
+    return out
+
+
+def _fold(
+    k: int,
+    subjects: NDArray[np.int64],
+    stimuli: NDArray[np.int64] | None,
+    train: NDArray[np.int64],
+    val: NDArray[np.int64],
+    test: NDArray[np.int64],
+) -> Fold:
+    def ids(a: NDArray[np.int64] | None, idx: NDArray[np.int64]) -> tuple[int, ...]:
+        return () if a is None else tuple(int(v) for v in np.unique(np.asarray(a)[idx]))
+
+    return Fold(
+        k, train, val, test,
+        ids(subjects, train), ids(subjects, val), ids(subjects, test),
+        ids(stimuli, train), ids(stimuli, val), ids(stimuli, test),
+    )  # fmt: skip

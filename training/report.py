@@ -10,7 +10,48 @@ import numpy as np
 from training.protocols import PROTOCOLS
 from training.train import DIMENSIONS, FoldResult, summarise, write_json
 
-__all__ = ["write_report"]
+__all__ = ["caveats", "write_report"]
+
+
+def caveats(protocol: str, *, stimuli: bool, reads_stimulus: bool, label_rule: str) -> list[str]:
+    """What a reader must know to read the figures: leakage of the protocol and the label rule.
+
+    stimuli : the windows have stimulus ids (PMEmo songs); reads_stimulus : the model reads the
+    stimulus features (music)
+    """
+    out = []
+    if stimuli and protocol in ("subject", "loso"):
+        who = (
+            "This model reads the music features, so it can score by recognising a song it was "
+            "trained on."
+            if reads_stimulus
+            else "This model reads no music features, but training holds other listeners' EDA "
+            "for every test song."
+        )
+        out.append(
+            "Stimulus leakage: under the subject protocol every test song is also a training "
+            "song, so the same song's music feature vector, with its correlated labels, is in "
+            f"train and test. {who} These figures do not measure generalisation to new music; "
+            "the song protocol (no song in both train and test) is the one that does."
+        )
+    if stimuli and protocol == "song":
+        out.append(
+            "The song protocol holds songs out (no music id in both train and test): it measures "
+            "generalisation to new music. The subjects are shared between train and test, so it "
+            "does not measure generalisation to a new person."
+        )
+    if protocol == "segment":
+        out.append(
+            "**Leaky protocol:** windows of the same trial are in train and test; the figures "
+            "overstate what a model does for a new person."
+        )
+    if label_rule == "kmeans":
+        out.append(
+            "k-means labels (RTCAN-1D's rule): each subject's thresholds are the midpoints of a "
+            "2-means clustering of all that subject's ratings, test recordings included; they "
+            "define the labels and see no features."
+        )
+    return out
 
 
 def write_report(
@@ -23,11 +64,21 @@ def write_report(
     dataset: dict[str, Any],
     config: dict[str, Any],
     class_balance: dict[str, dict[str, int]],
+    class_balance_recordings: dict[str, dict[str, int]] | None = None,
+    notes: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Write the report files; returns the JSON document."""
+    """Write the report files; returns the JSON document.
+
+    class_balance : high/low counts over windows; class_balance_recordings : the same counting
+    each (subject, trial) once; notes : caveats (:func:`caveats`), shown before the figures
+    """
     out.mkdir(parents=True, exist_ok=True)
     summary = summarise(results)
-    doc = {
+    if notes is None:
+        notes = caveats(
+            protocol, stimuli=False, reads_stimulus=False, label_rule=label_rule.get("kind", "")
+        )
+    doc: dict[str, Any] = {
         "model": model,
         "protocol": protocol,
         "protocol_description": PROTOCOLS[protocol],
@@ -35,6 +86,12 @@ def write_report(
         "dataset": dataset,
         "label_rule": label_rule,
         "class_balance": class_balance,
+        **(
+            {"class_balance_recordings": class_balance_recordings}
+            if class_balance_recordings
+            else {}
+        ),
+        "caveats": notes,
         "config": config,
         "summary": summary,
         "folds": [
@@ -43,6 +100,15 @@ def write_report(
                 "train_subjects": list(r.fold.train_subjects),
                 "val_subjects": list(r.fold.val_subjects),
                 "test_subjects": list(r.fold.test_subjects),
+                **(
+                    {
+                        "train_stimuli": list(r.fold.train_stimuli),
+                        "val_stimuli": list(r.fold.val_stimuli),
+                        "test_stimuli": list(r.fold.test_stimuli),
+                    }
+                    if r.fold.test_stimuli
+                    else {}
+                ),
                 "n_train": len(r.fold.train),
                 "n_val": len(r.fold.val),
                 "n_test": len(r.fold.test),
@@ -62,25 +128,32 @@ def write_report(
 
 def _markdown(doc: dict[str, Any]) -> str:
     ds = doc["dataset"]
+    real = ds.get("format", "DEAP")
     lines = [f"# Training report: {doc['model']}", ""]
     if ds.get("synthetic"):
         lines += [
-            "> **Synthetic data, not DEAP.** These figures come from affectstream's synthetic",
-            "> DEAP-format generator and say nothing about performance on real recordings.",
+            f"> **Synthetic data, not {real}.** These figures come from affectstream's synthetic",
+            f"> {real}-format generator and say nothing about performance on real recordings.",
             "",
         ]
-    if doc["leaky"]:
-        lines += [
-            "> **Leaky protocol:** windows of the same trial are in train and test; the",
-            "> figures overstate what a model does for a new person.",
-            "",
-        ]
+    for note in doc.get("caveats", []):
+        lines += [f"> {note}", ""]
+    balance = "- class balance (high/low): " + ", ".join(
+        f"{d} {b['high']}/{b['low']}" for d, b in doc["class_balance"].items()
+    )
+    if doc.get("class_balance_recordings"):
+        balance += (
+            " windows; "
+            + ", ".join(
+                f"{d} {b['high']}/{b['low']}" for d, b in doc["class_balance_recordings"].items()
+            )
+            + " recordings (subject × song)"
+        )
     lines += [
         f"- dataset: {ds.get('name')} ({ds.get('subjects')} subjects, {ds.get('windows')} windows)",
         f"- protocol: `{doc['protocol']}` — {doc['protocol_description']}",
         f"- label rule: {doc['label_rule'].get('kind')}",
-        "- class balance (high/low): "
-        + ", ".join(f"{d} {b['high']}/{b['low']}" for d, b in doc["class_balance"].items()),
+        balance,
         "",
         "| dimension | accuracy (mean ± std) | F1 (mean ± std) |",
         "|---|---|---|",
@@ -90,14 +163,17 @@ def _markdown(doc: dict[str, Any]) -> str:
         lines.append(
             f"| {d} | {a['mean']:.3f} ± {a['std']:.3f} | {f['mean']:.3f} ± {f['std']:.3f} |"
         )
+    by_song = doc["protocol"] == "song"
     lines += [
         "",
-        "| fold | test subjects | valence acc | arousal acc | epochs |",
+        f"| fold | test {'songs' if by_song else 'subjects'} | valence acc | arousal acc "
+        "| epochs |",
         "|---|---|---|---|---|",
     ]
     for f in doc["folds"]:
+        held_out = f["test_stimuli"] if by_song else f["test_subjects"]
         lines.append(
-            f"| {f['index']} | {', '.join(map(str, f['test_subjects']))} | "
+            f"| {f['index']} | {', '.join(map(str, held_out))} | "
             f"{f['metrics']['valence']['accuracy']:.3f} | "
             f"{f['metrics']['arousal']['accuracy']:.3f} | {f['epochs_run']} |"
         )

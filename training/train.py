@@ -1,9 +1,15 @@
 """Cross-validated training with honest protocols, and the final model for export.
 
-For each fold: normalisation statistics from the fold's training windows only, a model from the
-registry, Adam, early stopping on a validation set carved from the training subjects, metrics on
-the test fold (accuracy and F1 of the high class, per dimension), confusion matrices and learning
-curves. Then a final model is trained on every subject (validation carved the same way) for export.
+For each fold: normalisation statistics from the fold's training windows only (the stimulus
+features of a fusion model too: mean and SD over the training windows' songs, never the test
+fold's), a model from the registry, Adam, early stopping on a validation set carved from the
+training subjects (songs, under the ``song`` protocol), metrics on the test fold (accuracy and F1
+of the high class, per dimension), confusion matrices and learning curves. Then a final model is
+trained on every window (validation carved the same way) for export.
+
+A model's inputs are its registry inputs, in ``forward`` order: a stream input is the spec's
+:class:`~streaming.preprocess.pipeline.FeatureInput` of that name, a ``stimulus_features`` input is
+the window's stimulus vector (:attr:`WindowSet.stimulus`, PMEmo's music features).
 
 Seeded: numpy and torch seeds are set from ``seed`` and the fold index; torch runs with
 deterministic algorithms where it can. CPU by default; CUDA when available.
@@ -27,11 +33,21 @@ from torch import nn
 
 from models.registry import build, get
 from streaming.preprocess.pipeline import FeatureInput, FeatureKind, PreprocessSpec
-from training.datasets.deap import WindowSet
+from training.datasets.windows import WindowSet
 from training.labels import binarise
 from training.protocols import PROTOCOLS, Fold, make_folds
 
-__all__ = ["FoldResult", "TrainConfig", "TrainedModel", "norm_stats", "run_training"]
+__all__ = [
+    "FoldResult",
+    "ModelInputs",
+    "TrainConfig",
+    "TrainedModel",
+    "make_labels",
+    "model_inputs",
+    "norm_stats",
+    "run_training",
+    "stimulus_norm_stats",
+]
 
 DIMENSIONS = ("valence", "arousal")
 
@@ -48,6 +64,7 @@ class TrainConfig:
     patience: int = 6
     seed: int = 0
     label_rule: str = "threshold"
+    label_threshold: float = 5.0  # the rating scale's midpoint: 5 for DEAP, 0.5 for PMEmo
     hyper: dict[str, Any] = field(default_factory=dict)
     device: str = "auto"
 
@@ -92,6 +109,72 @@ def norm_stats(
     return x64.mean(axis=axes)[None, :], np.maximum(x64.std(axis=axes), 1e-8)[None, :]
 
 
+def stimulus_norm_stats(
+    ws: WindowSet, idx: NDArray[np.int64]
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Mean and SD of each stimulus feature over windows ``idx`` (a song weighs as many windows as
+    it has there), shape (n_features,) each.
+
+    A feature that is constant over those windows gets SD 1 (it only loses its mean), so a test
+    song that differs there is not blown up by a near-zero SD.
+    """
+    if ws.stimulus is None:
+        raise ValueError("these windows carry no stimulus features")
+    rows, counts = np.unique(ws.stimulus.rows(ws.trials[idx]), return_counts=True)
+    values = ws.stimulus.values[rows]
+    w = counts / counts.sum()
+    mean = w @ values
+    std = np.sqrt(w @ (values - mean) ** 2)
+    constant = std <= 1e-9 * np.maximum(np.abs(mean), 1e-12)
+    return mean, np.where(constant, 1.0, std)
+
+
+@dataclass(frozen=True)
+class ModelInputs:
+    """A model's inputs in ``forward`` order: stream features by name, and at most one stimulus
+    input (its name, e.g. ``music``)."""
+
+    names: tuple[str, ...]
+    streams: dict[str, FeatureInput]
+    stimulus: str | None
+
+    def shapes(self, ws: WindowSet) -> dict[str, tuple[int, ...]]:
+        """Per-sample shape of every input, in ``forward`` order."""
+        n_stim = ws.stimulus.n_features if ws.stimulus is not None else 0
+        return {n: self.streams[n].shape if n in self.streams else (n_stim,) for n in self.names}
+
+
+def model_inputs(model: str, spec: PreprocessSpec) -> ModelInputs:
+    """Match ``model``'s registry inputs with ``spec``'s features; ``ValueError`` if one lacks."""
+    by_name = {f.name: f for f in spec.inputs}
+    streams: dict[str, FeatureInput] = {}
+    stimulus = None
+    for i in get(model).inputs:
+        if i.kind == "stimulus_features":
+            stimulus = i.name
+        elif i.name in by_name:
+            streams[i.name] = by_name[i.name]
+        else:
+            raise ValueError(f"{model}: input {i.name!r} is not produced by the preprocessing")
+    return ModelInputs(get(model).input_names, streams, stimulus)
+
+
+def make_labels(cfg: TrainConfig, ws: WindowSet) -> tuple[NDArray[np.int64], dict[str, Any]]:
+    """High/low labels of every window with ``cfg``'s rule (k-means: one rating per recording)."""
+    return binarise(
+        ws.ratings[:, :2], ws.subjects, cfg.label_rule, cfg.label_threshold, trials=ws.trials
+    )
+
+
+def _norms(
+    inputs: ModelInputs, ws: WindowSet, idx: NDArray[np.int64]
+) -> dict[str, tuple[NDArray[np.float64], NDArray[np.float64]]]:
+    norms = {n: norm_stats(f, ws.X[n][idx]) for n, f in inputs.streams.items()}
+    if inputs.stimulus is not None:
+        norms[inputs.stimulus] = stimulus_norm_stats(ws, idx)
+    return norms
+
+
 def _seed(seed: int) -> None:
     torch.manual_seed(seed)  # numpy randomness here always goes through explicit Generators
 
@@ -104,13 +187,18 @@ def _loss_fn(model_name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Te
 
 
 def _tensors(
-    ws: WindowSet, idx: NDArray[np.int64], spec: PreprocessSpec, norms: dict[str, Any]
+    ws: WindowSet, idx: NDArray[np.int64], inputs: ModelInputs, norms: dict[str, Any]
 ) -> list[torch.Tensor]:
     out = []
-    for f in spec.inputs:
-        mean, std = norms[f.name]
-        x = (ws.X[f.name][idx].astype(np.float64) - mean) / std
-        out.append(torch.from_numpy(x.astype(np.float32)))
+    for name in inputs.names:
+        mean, std = norms[name]
+        if name == inputs.stimulus:
+            assert ws.stimulus is not None  # model_inputs/run_training checked
+            table = ((ws.stimulus.values - mean) / std).astype(np.float32)  # one row per song
+            x = table[ws.stimulus.rows(ws.trials[idx])]
+        else:
+            x = ((ws.X[name][idx].astype(np.float64) - mean) / std).astype(np.float32)
+        out.append(torch.from_numpy(x))
     return out
 
 
@@ -124,17 +212,20 @@ def fit(
     seed: int,
     progress: Callable[[str], None] | None = None,
 ) -> TrainedModel:
-    """Train one model on ``train`` windows with early stopping on ``val`` windows."""
+    """Train one model on ``train`` windows with early stopping on ``val`` windows.
+
+    Every normalisation statistic (stimulus features included) comes from ``train`` only.
+    """
     _seed(seed)
     device = cfg.torch_device()
-    norms = {f.name: norm_stats(f, ws.X[f.name][train]) for f in spec.inputs}
-    shapes = {f.name: f.shape for f in spec.inputs}
-    model = build(cfg.model, shapes, **cfg.hyper).to(device)
+    inputs = model_inputs(cfg.model, spec)
+    norms = _norms(inputs, ws, train)
+    model = build(cfg.model, inputs.shapes(ws), **cfg.hyper).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     loss_fn = _loss_fn(cfg.model)
-    xs_train = _tensors(ws, train, spec, norms)
+    xs_train = _tensors(ws, train, inputs, norms)
     y_train = torch.from_numpy(y[train].astype(np.float32))
-    xs_val = _tensors(ws, val, spec, norms) if len(val) else []
+    xs_val = _tensors(ws, val, inputs, norms) if len(val) else []
     y_val = torch.from_numpy(y[val].astype(np.float32))
     gen = torch.Generator().manual_seed(seed)
     history: dict[str, list[float]] = {"train_loss": [], "val_loss": [], "val_accuracy": []}
@@ -217,11 +308,18 @@ def run_training(
     final_model: bool = True,
 ) -> tuple[list[FoldResult], TrainedModel | None, dict[str, Any]]:
     """Cross-validate, then (unless ``final_model`` is false) train the final model on all
-    subjects. Returns the fold results, the final model and the label-rule description."""
+    windows. Returns the fold results, the final model and the label-rule description."""
     if cfg.protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {cfg.protocol!r}; choose from {sorted(PROTOCOLS)}")
-    y, rule = binarise(ws.ratings[:, :2], ws.subjects, cfg.label_rule)
-    folds = make_folds(cfg.protocol, ws.subjects, cfg.folds, cfg.seed)
+    inputs = model_inputs(cfg.model, spec)
+    if inputs.stimulus is not None and ws.stimulus is None:
+        raise ValueError(
+            f"{cfg.model} needs stimulus features ({inputs.stimulus!r}); these windows have none "
+            "(PMEmo's music features come with --dataset pmemo)"
+        )
+    y, rule = make_labels(cfg, ws)
+    stimuli = ws.trials if ws.stimulus is not None else None
+    folds = make_folds(cfg.protocol, ws.subjects, cfg.folds, cfg.seed, stimuli=stimuli)
     results = []
     for fold in folds:
         t0 = time.monotonic()
@@ -231,7 +329,7 @@ def run_training(
             else None
         )
         trained = fit(cfg, spec, ws, y, fold.train, fold.val, cfg.seed * 1000 + fold.index, say)
-        xs = _tensors(ws, fold.test, spec, trained.norms)
+        xs = _tensors(ws, fold.test, inputs, trained.norms)
         scores = _predict_scores(trained.module, xs, torch.device("cpu")).numpy()
         pred = (scores > 0).astype(np.int64)
         metrics, confusion = {}, {}
@@ -254,11 +352,12 @@ def run_training(
             )
     if not final_model:
         return results, None, rule
-    # final model: every subject, validation subjects carved from them for early stopping
+    # final model: every window; validation subjects (songs under ``song``) carved out for stopping
+    groups = ws.trials if cfg.protocol == "song" else ws.subjects
     rng = np.random.default_rng(cfg.seed)
-    ids = rng.permutation(np.unique(ws.subjects))
+    ids = rng.permutation(np.unique(groups))
     n_val = max(1, round(0.15 * len(ids)))
-    val_mask = np.isin(ws.subjects, ids[:n_val])
+    val_mask = np.isin(groups, ids[:n_val])
     final = fit(
         cfg, spec, ws, y, np.flatnonzero(~val_mask), np.flatnonzero(val_mask), cfg.seed * 1000 + 999
     )

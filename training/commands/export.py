@@ -9,8 +9,9 @@ from pathlib import Path
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--run", type=Path, required=True, help="run directory of affectstream train"
+        "run_dir", nargs="?", type=Path, default=None, help="run directory of affectstream train"
     )
+    parser.add_argument("--run", type=Path, default=None, help="the same, as an option")
     parser.add_argument(
         "--out", type=Path, required=True, help="model folder, e.g. models/zoo/NAME"
     )
@@ -32,14 +33,24 @@ def run(args: argparse.Namespace) -> int:
             "affectstream export needs PyTorch: pip install 'affectstream[train]'", file=sys.stderr
         )
         return 2
+    from models.contract import ContractError
     from training.export import export_run
 
+    if (args.run is None) == (args.run_dir is None):
+        print("affectstream export: error: give the run directory once (RUN_DIR or --run)",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    args.run = args.run or args.run_dir
     if not (args.run / "final.json").exists():
         print(
             f"affectstream export: error: {args.run} has no final.json (run affectstream train)",
             file=sys.stderr,
         )
         return 2
-    out = export_run(args.run, args.out, args.name, args.version, args.compare)
+    try:
+        out = export_run(args.run, args.out, args.name, args.version, args.compare)
+    except (FileNotFoundError, ContractError) as e:
+        print(f"affectstream export: error: {e}", file=sys.stderr)
+        return 2
     print(f"exported {out / 'model.onnx'} with {out / 'model.json'} and {out / 'README.md'}")
     return 0

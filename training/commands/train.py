@@ -1,4 +1,10 @@
-"""Train a model on DEAP (or synthetic DEAP-format data) with an honest evaluation protocol."""
+"""Train a model on DEAP (or synthetic DEAP-format data) with an honest evaluation protocol.
+
+``--dataset pmemo`` trains on a PMEmo folder (or synthetic PMEmo-layout data) instead: RTCAN-1D on
+EDA (``rtcan1d``), on EDA + the song's music features (``rtcan1d-music``), or on the music alone
+(``music-mlp``), under the subject-independent (default) or the song-independent (``--protocol
+song``) split. ``--compare RUN [RUN …] --out DIR`` writes one side-by-side report of finished runs.
+"""
 
 from __future__ import annotations
 
@@ -8,18 +14,26 @@ import shlex
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from training.datasets.windows import WindowSet
+    from training.presets import Preset
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataset", choices=["deap"], default="deap")
-    parser.add_argument("--data", type=Path, required=True, help="folder with s01.dat … sNN.dat")
-    parser.add_argument("--model", required=True, help="architecture name (see models/registry.py)")
+    parser.add_argument("--dataset", choices=["deap", "pmemo"], default="deap")
+    parser.add_argument(
+        "--data", type=Path, help="DEAP: folder with s01.dat … sNN.dat; PMEmo: the PMEmo2019 folder"
+    )
+    parser.add_argument("--model", help="architecture name (see models/registry.py)")
     parser.add_argument(
         "--protocol",
-        choices=["subject", "loso", "segment"],
+        choices=["subject", "loso", "segment", "song"],
         default="subject",
-        help="subject-independent k-fold (default), leave-one-subject-out, or the leaky "
-        "segment-level random split (for comparison with papers)",
+        help="subject-independent k-fold (default), leave-one-subject-out, the leaky "
+        "segment-level random split (for comparison with papers), or (PMEmo) song-independent "
+        "k-fold: no song in both train and test",
     )
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=30)
@@ -27,13 +41,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--patience", type=int, default=6, help="early-stopping patience, epochs")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--label-rule", choices=["threshold", "kmeans"], default="threshold")
+    parser.add_argument(
+        "--label-rule",
+        choices=["threshold", "kmeans"],
+        default=None,
+        help="fixed threshold, or RTCAN-1D's per-subject k-means midpoint (default: threshold "
+        "for DEAP, kmeans for PMEmo)",
+    )
+    parser.add_argument(
+        "--label-threshold",
+        type=float,
+        default=None,
+        help="the fixed threshold (and k-means fallback); default 5 for DEAP (1–9), 0.5 for PMEmo",
+    )
     parser.add_argument("--subjects", type=int, default=None, help="use the first N subjects only")
+    parser.add_argument("--songs", type=int, default=None, help="PMEmo: the first N songs only")
+    parser.add_argument(
+        "--ratings",
+        choices=["auto", "per-subject", "song-mean"],
+        default="auto",
+        help="PMEmo: each subject's own rating (needs annotations/subject_static_annotations.csv; "
+        "auto uses it when present) or the song's mean rating",
+    )
     parser.add_argument(
         "--stride",
         type=float,
         default=None,
         help="seconds between training windows (default: preset)",
+    )
+    parser.add_argument(
+        "--cache-dir", type=Path, default=None, help="PMEmo: keep and reuse the windows there"
     )
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     parser.add_argument(
@@ -41,12 +78,46 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="report the cross-validation only; no final model (e.g. a comparison protocol)",
     )
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        nargs="+",
+        default=None,
+        metavar="RUN",
+        help="write one side-by-side report (--out) of these finished runs; trains nothing",
+    )
     parser.add_argument("--out", type=Path, required=True, help="run directory for the report")
 
 
 def _bar(done: int, total: int, width: int = 20) -> str:
     filled = round(width * done / max(1, total))
     return "[" + "#" * filled + "." * (width - filled) + f"] {done}/{total}"
+
+
+def _error(message: str) -> int:
+    print(f"affectstream train: error: {message}", file=sys.stderr)
+    return 2
+
+
+def command_line(args: argparse.Namespace, stride: float, label_rule: str, threshold: float) -> str:
+    """The full command that repeats this run (every setting spelled out)."""
+    parts = ["affectstream", "train", "--dataset", args.dataset, "--data", str(args.data)]
+    parts += ["--model", args.model, "--protocol", args.protocol, "--folds", str(args.folds)]
+    parts += ["--epochs", str(args.epochs), "--batch-size", str(args.batch_size)]
+    parts += ["--lr", f"{args.lr:g}", "--patience", str(args.patience), "--seed", str(args.seed)]
+    parts += ["--label-rule", label_rule, "--label-threshold", f"{threshold:g}"]
+    parts += ["--stride", f"{stride:g}"]
+    for flag, value in (("--subjects", args.subjects), ("--songs", args.songs)):
+        if value is not None:
+            parts += [flag, str(value)]
+    if args.dataset == "pmemo":
+        parts += ["--ratings", args.ratings]
+        if args.cache_dir is not None:
+            parts += ["--cache-dir", str(args.cache_dir)]
+    if args.cv_only:
+        parts.append("--cv-only")
+    parts += ["--out", str(args.out)]
+    return shlex.join(parts)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,23 +128,58 @@ def run(args: argparse.Namespace) -> int:
             "affectstream train needs PyTorch: pip install 'affectstream[train]'", file=sys.stderr
         )
         return 2
+    if args.compare:
+        from training.compare import compare_runs
+
+        try:
+            doc = compare_runs(args.compare, args.out)
+        except (OSError, ValueError, KeyError) as e:
+            return _error(str(e))
+        print(f"comparison of {len(doc['runs'])} run(s): {args.out / 'report.md'}")
+        return 0
+    if args.data is None or args.model is None:
+        return _error("--data and --model are required (or --compare RUN …)")
+    from models.registry import get
+    from training.labels import THRESHOLDS
+    from training.presets import preset
+    from training.protocols import STIMULUS_PROTOCOLS
+
+    if args.protocol in STIMULUS_PROTOCOLS and args.dataset != "pmemo":
+        return _error(f"--protocol {args.protocol} needs stimulus ids (--dataset pmemo)")
+    try:
+        if args.dataset != "pmemo" and any(
+            i.kind == "stimulus_features" for i in get(args.model).inputs
+        ):
+            return _error(f"{args.model} reads music features, which only --dataset pmemo provides")
+        p = preset(args.model, args.dataset)
+    except (KeyError, ValueError) as e:
+        return _error(str(e).strip("'\""))
+    label_rule = args.label_rule or ("kmeans" if args.dataset == "pmemo" else "threshold")
+    threshold = (
+        args.label_threshold if args.label_threshold is not None else THRESHOLDS[args.dataset]
+    )
+    stride = args.stride or p.stride_s
+    t0 = time.monotonic()
+    try:
+        if args.dataset == "pmemo":
+            ws, dataset = _pmemo(args, p, stride)
+        else:
+            ws, dataset = _deap(args, p, stride)
+    except (ValueError, FileNotFoundError, KeyError) as e:
+        return _error(str(e))
+    preprocess_s = time.monotonic() - t0
+    print(f"{len(ws)} windows in {preprocess_s:.0f} s", flush=True)
+    return _train(args, p, ws, dataset, stride, label_rule, threshold, t0, preprocess_s)
+
+
+def _deap(args: argparse.Namespace, p: Preset, stride: float) -> tuple[WindowSet, dict[str, Any]]:
     import numpy as np
 
-    from models.contract import feature_to_dict
     from training.datasets.deap import deap_files, deap_windows
-    from training.presets import preset
-    from training.report import write_report
     from training.synthetic import SYNTHETIC_MARKER
-    from training.train import TrainConfig, run_training, summarise, write_json
 
-    try:
-        p = preset(args.model)
-        files = deap_files(args.data)[: args.subjects]
-    except (ValueError, FileNotFoundError) as e:
-        print(f"affectstream train: error: {e}", file=sys.stderr)
-        return 2
+    files = deap_files(args.data)[: args.subjects]
     synthetic = (args.data / SYNTHETIC_MARKER).exists()
-    t0 = time.monotonic()
     print(f"preprocessing {len(files)} subject(s) for {args.model} …", flush=True)
     done = [0]
 
@@ -81,9 +187,67 @@ def run(args: argparse.Namespace) -> int:
         done[0] += 1
         print(f"  {_bar(done[0], len(files))} {msg}", flush=True)
 
-    stride = args.stride or p.stride_s
     ws = deap_windows(files, p.spec, stride, progress=on_file)
-    print(f"{len(ws)} windows in {time.monotonic() - t0:.0f} s", flush=True)
+    dataset = {
+        "name": "synthetic DEAP-format data (affectstream synth)" if synthetic else "DEAP",
+        "format": "DEAP",
+        "synthetic": synthetic,
+        "generator": json.loads((args.data / SYNTHETIC_MARKER).read_text()) if synthetic else None,
+        "path": str(args.data),
+        "subjects": len(np.unique(ws.subjects)),
+        "windows": len(ws),
+        "stride_s": stride,
+    }
+    return ws, dataset
+
+
+def _pmemo(args: argparse.Namespace, p: Preset, stride: float) -> tuple[WindowSet, dict[str, Any]]:
+    from training.datasets.pmemo import open_pmemo
+    from training.datasets.pmemo_windows import describe_windows, pmemo_windows
+
+    ds = open_pmemo(args.data)
+    subjects = ds.subjects[: args.subjects] if args.subjects else None
+    songs = ds.music_ids[: args.songs] if args.songs else None
+    n_songs = len(songs) if songs is not None else len(ds.music_ids)
+    print(f"preprocessing {n_songs} song(s) for {args.model} …", flush=True)
+    done = [0]
+
+    def on_song(msg: str) -> None:
+        done[0] += 1
+        print(f"  {_bar(done[0], n_songs)} {msg}", flush=True)
+
+    ws = pmemo_windows(
+        ds,
+        p.spec,
+        stride,
+        subjects=subjects,
+        music_ids=songs,
+        ratings=args.ratings,
+        cache_dir=args.cache_dir,
+        progress=on_song,
+    )
+    dataset = describe_windows(ds, ws, p.spec, stride)
+    return ws, dataset
+
+
+def _train(
+    args: argparse.Namespace,
+    p: Preset,
+    ws: WindowSet,
+    dataset: dict[str, Any],
+    stride: float,
+    label_rule: str,
+    threshold: float,
+    t0: float,
+    preprocess_s: float,
+) -> int:
+    import numpy as np
+
+    from models.registry import get
+    from training.labels import class_balance
+    from training.report import caveats, write_report
+    from training.train import TrainConfig, make_labels, run_training
+
     cfg = TrainConfig(
         model=args.model,
         protocol=args.protocol,
@@ -93,9 +257,27 @@ def run(args: argparse.Namespace) -> int:
         lr=args.lr,
         patience=args.patience,
         seed=args.seed,
-        label_rule=args.label_rule,
+        label_rule=label_rule,
+        label_threshold=threshold,
         hyper=dict(p.hyper),
         device=args.device,
+    )
+    y, _ = make_labels(cfg, ws)
+    balance = class_balance(y)
+    pmemo = args.dataset == "pmemo"
+    recordings = class_balance(y, np.stack([ws.subjects, ws.trials], axis=1)) if pmemo else None
+    print(
+        f"class balance (high/low), {label_rule} labels: "
+        + ", ".join(f"{d} {b['high']}/{b['low']}" for d, b in balance.items())
+        + " windows"
+        + (
+            "; "
+            + ", ".join(f"{d} {b['high']}/{b['low']}" for d, b in recordings.items())
+            + " recordings"
+            if recordings
+            else ""
+        ),
+        flush=True,
     )
     try:
         results, final, rule = run_training(
@@ -106,26 +288,15 @@ def run(args: argparse.Namespace) -> int:
             final_model=not args.cv_only,
         )
     except ValueError as e:
-        print(f"affectstream train: error: {e}", file=sys.stderr)
-        return 2
-    from training.labels import binarise
-
-    y, _ = binarise(ws.ratings[:, :2], ws.subjects, args.label_rule)
-    balance = {
-        d: {"high": int(y[:, k].sum()), "low": int(len(y) - y[:, k].sum())}
-        for k, d in enumerate(("valence", "arousal"))
-    }
-    dataset = {
-        "name": "synthetic DEAP-format data (affectstream synth)" if synthetic else "DEAP",
-        "synthetic": synthetic,
-        "generator": json.loads((args.data / SYNTHETIC_MARKER).read_text()) if synthetic else None,
-        "path": str(args.data),
-        "subjects": len(np.unique(ws.subjects)),
-        "windows": len(ws),
-        "stride_s": stride,
-    }
+        return _error(str(e))
+    reads_music = any(i.kind == "stimulus_features" for i in get(args.model).inputs)
+    notes = caveats(args.protocol, stimuli=pmemo, reads_stimulus=reads_music, label_rule=label_rule)
     config = {k: v for k, v in vars(args).items() if k not in ("data", "out") and k[0] != "_"}
-    config["out"] = str(args.out)
+    config |= {"out": str(args.out), "label_rule": label_rule, "label_threshold": threshold}
+    config["cache_dir"] = str(args.cache_dir) if args.cache_dir else None
+    config["command"] = command_line(args, stride, label_rule, threshold)
+    config["preprocess_s"] = round(preprocess_s, 1)
+    config["runtime_s"] = round(time.monotonic() - t0, 1)
     doc = write_report(
         args.out,
         model=args.model,
@@ -135,45 +306,27 @@ def run(args: argparse.Namespace) -> int:
         dataset=dataset,
         config=config,
         class_balance=balance,
-    )
-    retrain = (
-        f"affectstream train --dataset deap --data data_preprocessed_python --model "
-        f"{args.model} --protocol subject --folds {args.folds} --epochs {args.epochs} "
-        f"--patience {args.patience} --stride {stride:g} --seed {args.seed} "
-        f"--out runs/{args.model}-deap"
+        class_balance_recordings=recordings,
+        notes=notes,
     )
     if final is not None:
-        import torch as _torch
+        from training.export import write_final
 
-        _torch.save(final.module.state_dict(), args.out / "final.pt")
-        write_json(
-            args.out / "final.json",
-            {
-                "architecture": args.model,
-                "hyper": dict(p.hyper),
-                "hop_s": p.spec.hop_s,
-                "note": p.note,
-                "inputs": [
-                    {
-                        "feature": feature_to_dict(f),
-                        "shape": list(f.shape),
-                        "mean": final.norms[f.name][0].tolist(),
-                        "std": final.norms[f.name][1].tolist(),
-                    }
-                    for f in p.spec.inputs
-                ],
-                "label_rule": rule if rule["kind"] == "threshold" else {"kind": "kmeans"},
-                "trained_on": {
-                    "dataset": dataset,
-                    "protocol": args.protocol,
-                    "protocol_description": doc["protocol_description"],
-                    "metrics": summarise(results),
-                    "final_model": "all subjects (validation subjects carved out for stopping)",
-                    "retrain_command": retrain,
-                    "command": "affectstream train " + " ".join(map(shlex.quote, sys.argv[2:])),
-                },
-            },
-        )
+        if args.dataset == "pmemo":
+            retrain = (
+                f"affectstream train --dataset pmemo --data PMEmo2019 --model {args.model} "
+                f"--protocol song --label-rule kmeans --folds {args.folds} --epochs {args.epochs} "
+                f"--patience {args.patience} --stride {stride:g} --seed {args.seed} "
+                f"--out runs/{args.model}-pmemo"
+            )
+        else:
+            retrain = (
+                f"affectstream train --dataset deap --data data_preprocessed_python --model "
+                f"{args.model} --protocol subject --folds {args.folds} --epochs {args.epochs} "
+                f"--patience {args.patience} --stride {stride:g} --seed {args.seed} "
+                f"--out runs/{args.model}-deap"
+            )
+        write_final(args.out, p, ws, final, doc, rule, retrain)
     s = doc["summary"]
     print(f"report: {args.out / 'report.md'}")
     print(
@@ -182,8 +335,13 @@ def run(args: argparse.Namespace) -> int:
             f"{d} accuracy {s[d]['accuracy']['mean']:.3f} ± {s[d]['accuracy']['std']:.3f}"
             for d in ("valence", "arousal")
         )
-        + (" (synthetic data, not DEAP)" if synthetic else "")
+        + (f" (synthetic data, not {dataset['format']})" if dataset["synthetic"] else "")
         + (" [LEAKY protocol]" if args.protocol == "segment" else "")
+        + (
+            " [stimulus leakage: songs in train and test]"
+            if pmemo and reads_music and args.protocol != "song"
+            else ""
+        )
     )
     print(json.dumps({"report": str(args.out / "report.json")}))
     return 0
