@@ -158,7 +158,7 @@ def extract(
     n_out = round((t_end - t_start) * target_srate)
     dt = 1.0 / nominal_srate
     if math.isclose(target_srate, nominal_srate, rel_tol=1e-9):
-        data, ts = buffer.read_from(t_start, n_out)
+        data, ts = buffer.read_from(t_start - TIME_TOL_S, n_out)
         if len(ts) < n_out or ts[0] >= t_start + dt * 1.5 or ts[-1] >= t_end + dt * 0.5:
             return Unavailable("not enough samples in the window (gap or not yet received)")
     else:
@@ -179,6 +179,12 @@ def extract(
     for c in range(filled.shape[1]):
         out[:, c] = np.interp(t_out, ts, filled[:, c])
     return out
+
+
+TIME_TOL_S = 1e-6
+"""A sample stamped within this of a window's start is its first sample. Timestamps computed as
+``t0 + k / srate`` are not exact in binary (at 50 Hz, sample *k* may come out 1e-12 s before the
+grid time it nominally equals); without the tolerance such a window would start one sample late."""
 
 
 # -- the windower ----------------------------------------------------------------------------------

@@ -68,6 +68,19 @@ def test_extract_at_native_rate_returns_the_raw_samples() -> None:
     assert cut.shape == (256, 2) and cut[:, 0].tolist() == list(range(37, 37 + 256))
 
 
+@pytest.mark.parametrize("t0", [5000.0, 1000.0, 123456.789])
+def test_a_sample_on_the_window_start_is_its_first_despite_rounding(t0: float) -> None:
+    # t0 + k/50 is not exact in binary: sample k may be stamped 1e-12 s before the window start
+    # that nominally equals its time; it is still the window's first sample
+    rb = _buffer(50.0, 10.0, t0=t0)
+    for k in range(0, 200, 10):
+        t_start = t0 + k / 50
+        for start in (t_start, np.nextafter(t_start, np.inf)):
+            cut = extract(rb, start, start + 2.0, 50.0, 50.0)
+            assert not isinstance(cut, Unavailable), (k, cut)
+            assert cut[0, 0] == k and cut.shape == (100, 2)
+
+
 def test_extract_resamples_linearly_on_timestamps() -> None:
     rb = _buffer(100.0, 5.0)
     cut = extract(rb, 101.0, 103.0, 100.0, 32.0)
