@@ -219,9 +219,15 @@ class Windower:
     emitted: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
 
-    def poll(self) -> list[Window]:
+    def poll(self, max_windows: int | None = None) -> list[Window]:
         """All windows due now (oldest first); windows that cannot be cut are counted in
-        :attr:`skipped` by reason and not returned."""
+        :attr:`skipped` by reason and not returned.
+
+        ``max_windows`` bounds the catch-up of a consumer that fell behind: only the newest
+        ``max_windows`` due windows are cut, the older ones are counted as skipped (``behind``),
+        so a slow round cannot make the next one slower. On the first poll the windows over the
+        history already buffered are passed over without counting (the consumer starts now).
+        """
         buffers: list[RingBuffer] = []
         srates: list[float] = []
         spans: list[tuple[float, float]] = []
@@ -236,9 +242,12 @@ class Windower:
         mark = watermark([sp[1] for sp in spans], srates)
         oldest = max(sp[0] for sp in spans)
         out = []
-        for t_end in due_window_ends(
-            self.last_end, oldest, mark, self.spec.window_s, self.spec.hop_s
-        ):
+        ends = due_window_ends(self.last_end, oldest, mark, self.spec.window_s, self.spec.hop_s)
+        if max_windows is not None and len(ends) > max_windows:
+            if self.last_end is not None:
+                self.skipped["behind: skipped to the newest windows"] += len(ends) - max_windows
+            ends = ends[-max_windows:]
+        for t_end in ends:
             self.last_end = t_end
             t_start = t_end - self.spec.window_s
             data: dict[str, NDArray[np.float64]] = {}

@@ -21,9 +21,9 @@ percentiles, the service's own ``latency_ms`` stages, windows coalesced (from ``
 WebSocket messages dropped, predictions received vs expected (4 windows per second per model and
 session), CPU (service, pushers, this process, whole machine) and the service's memory.
 
-A level **holds** when p99 ≤ ``budget_ms``, no window was coalesced, no message was dropped and at
-least 95 % of the expected predictions arrived. ``capacity_sessions`` is the largest level such that
-it and every smaller level held (a lower bound when the largest level held).
+A level **holds** when p99 ≤ ``budget_ms``, no window was coalesced or skipped, no message was
+dropped and at least 95 % of the expected predictions arrived. ``capacity_sessions`` is the largest
+level such that it and every smaller level held (a lower bound when the largest level held).
 """
 
 from __future__ import annotations
@@ -389,6 +389,7 @@ def _summarise(
             pct["p99"] is not None
             and float(pct["p99"]) <= budget_ms
             and row["coalesced"] == 0
+            and row["skipped_windows"] == 0
             and dropped == 0
             and len(got) >= 0.95 * row["expected_predictions"]
             and row["warmup_complete"]
@@ -419,8 +420,8 @@ def _summarise(
         "capacity_sessions": capacity,
         "capacity": {
             "budget_p99_ms": budget_ms,
-            "rule": "p99 <= budget, no window coalesced, no message dropped, >= 95 % of expected "
-            "predictions received, at this level and every smaller one",
+            "rule": "p99 <= budget, no window coalesced or skipped, no message dropped, >= 95 % of "
+            "expected predictions received, at this level and every smaller one",
             "levels_tried": [r["sessions"] for r in rows],
             "first_failing_level": first_fail,
             "is_lower_bound": held_all,

@@ -124,6 +124,16 @@ def test_windower_holds_back_until_every_stream_covers_the_window() -> None:
     assert [x.t_end for x in w.poll()] == pytest.approx([103.5, 104.0])
 
 
+def test_catch_up_is_bounded_and_the_history_before_attaching_is_passed_over() -> None:
+    gsr = SimpleNamespace(buffer=_buffer(4.0, 10.0), stream=SimpleNamespace(nominal_srate=4.0))
+    w = Windower(WindowSpec(2.0, 0.5, (InputSpec("GSR", 4.0),)), {"GSR": gsr}.get)
+    assert [x.t_end for x in w.poll(max_windows=1)] == pytest.approx([110.0])  # starts now
+    assert not w.skipped
+    gsr.buffer.write(np.ones((12, 2)), 110.0 + np.arange(12) / 4)  # 3 s more: 6 windows due
+    assert [x.t_end for x in w.poll(max_windows=2)] == pytest.approx([112.5, 113.0])
+    assert w.skipped == {"behind: skipped to the newest windows": 4}
+
+
 def test_window_spec_validation() -> None:
     with pytest.raises(ValueError, match="whole number of samples"):
         WindowSpec(1.0, 0.25, (InputSpec("GSR", 4.5),))
