@@ -167,8 +167,62 @@ class _PlayList:
     n_samples: int
 
 
+class _Player:
+    """What both replays share: the clock, markers handed to ``on_event``, progress."""
+
+    _outlets: list[pylsl.StreamOutlet]
+    _marker_outlet: pylsl.StreamOutlet | None
+    _playlist: _PlayList
+    rate: float
+    loop: bool
+    chunk_s: float
+    linger_s: float
+    samples_pushed: int
+    on_event: Callable[[ReplayEvent], None] | None
+    on_chunk: Callable[[float, float], None] | None
+
+    def open(self) -> None:
+        raise NotImplementedError
+
+    @property
+    def source_ids(self) -> dict[str, str]:
+        """Stream type → ``source_id`` of every outlet."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Destroy the outlets; inlets see the streams go away."""
+        self._outlets.clear()
+        self._marker_outlet = None
+
+    def run(self, stop: threading.Event | None = None, *, wait_for_consumers: float = 0.0) -> int:
+        """Play until the play list ends (or forever with ``loop``) or ``stop`` is set.
+
+        ``wait_for_consumers`` > 0 waits up to that many seconds for an inlet on every outlet
+        before the clock starts, so a listener started alongside misses nothing.
+        Returns the number of samples pushed per stream.
+        """
+        self.open()
+        assert self._marker_outlet is not None
+        return play(
+            self._outlets, self._marker_outlet, self._playlist, self.rate,
+            stop=stop, loop=self.loop, chunk_s=self.chunk_s, linger_s=self.linger_s,
+            wait_for_consumers=wait_for_consumers, push_marker=self._push_marker,
+            on_chunk=self.on_chunk, progress=self._progress,
+        )  # fmt: skip
+
+    def _progress(self, k: int) -> None:
+        self.samples_pushed = k
+
+    def _push_marker(self, timestamp: float, payload: dict[str, Any]) -> None:
+        event = ReplayEvent(timestamp, payload)
+        assert self._marker_outlet is not None
+        self._marker_outlet.push_sample([event.to_json()], timestamp)
+        if self.on_event is not None:
+            self.on_event(event)
+
+
 @dataclass
-class DeapReplay:
+class DeapReplay(_Player):
     """Publish a :class:`~streaming.deap.DeapSubject` as LSL outlets; see the module docstring.
 
     Parameters
@@ -281,43 +335,10 @@ class DeapReplay:
         ch.append_child_value("unit", "json")
         self._marker_outlet = pylsl.StreamOutlet(minfo)
 
-    def close(self) -> None:
-        """Destroy the outlets; inlets see the streams go away."""
-        self._outlets.clear()
-        self._marker_outlet = None
-
     @property
     def source_ids(self) -> dict[str, str]:
         types = [s.type for s in REPLAY_STREAMS] + [MARKER_TYPE]
         return {t: f"{self.session}-{t}" for t in types}
-
-    # -- playing --------------------------------------------------------------------------
-
-    def run(self, stop: threading.Event | None = None, *, wait_for_consumers: float = 0.0) -> int:
-        """Play until the play list ends (or forever with ``loop``) or ``stop`` is set.
-
-        ``wait_for_consumers`` > 0 waits up to that many seconds for an inlet on every outlet
-        before the clock starts, so a listener started alongside misses nothing.
-        Returns the number of samples pushed per stream.
-        """
-        self.open()
-        assert self._marker_outlet is not None
-        return play(
-            self._outlets, self._marker_outlet, self._playlist, self.rate,
-            stop=stop, loop=self.loop, chunk_s=self.chunk_s, linger_s=self.linger_s,
-            wait_for_consumers=wait_for_consumers, push_marker=self._push_marker,
-            on_chunk=self.on_chunk, progress=self._progress,
-        )  # fmt: skip
-
-    def _progress(self, k: int) -> None:
-        self.samples_pushed = k
-
-    def _push_marker(self, timestamp: float, payload: dict[str, Any]) -> None:
-        event = ReplayEvent(timestamp, payload)
-        assert self._marker_outlet is not None
-        self._marker_outlet.push_sample([event.to_json()], timestamp)
-        if self.on_event is not None:
-            self.on_event(event)
 
 
 def play(

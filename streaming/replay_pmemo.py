@@ -20,16 +20,15 @@ attaching mid-song learns it.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 import pylsl
 from numpy.typing import NDArray
 
-from streaming.replay import MARKER_TYPE, ReplayEvent, _PlayList, play
+from streaming.replay import MARKER_TYPE, ReplayEvent, _Player, _PlayList
 
 __all__ = ["PMEMO_SFREQ", "PmemoReplay"]
 
@@ -53,7 +52,7 @@ class _Trial(Protocol):
 
 
 @dataclass
-class PmemoReplay:
+class PmemoReplay(_Player):
     """Publish one subject's songs as a GSR outlet and a marker outlet; see the module docstring.
 
     Parameters
@@ -137,31 +136,6 @@ class PmemoReplay:
             mch.append_child_value(key, value)
         self._marker_outlet = pylsl.StreamOutlet(minfo)
 
-    def close(self) -> None:
-        self._outlets.clear()
-        self._marker_outlet = None
-
     @property
     def source_ids(self) -> dict[str, str]:
         return {t: f"{self.session}-{t}" for t in ("GSR", MARKER_TYPE)}
-
-    def run(self, stop: threading.Event | None = None, *, wait_for_consumers: float = 0.0) -> int:
-        """Play until the songs end (or forever with ``loop``) or ``stop`` is set."""
-        self.open()
-        assert self._marker_outlet is not None
-        return play(
-            self._outlets, self._marker_outlet, self._playlist, self.rate,
-            stop=stop, loop=self.loop, chunk_s=self.chunk_s, linger_s=self.linger_s,
-            wait_for_consumers=wait_for_consumers, push_marker=self._push_marker,
-            on_chunk=self.on_chunk, progress=self._progress,
-        )  # fmt: skip
-
-    def _progress(self, k: int) -> None:
-        self.samples_pushed = k
-
-    def _push_marker(self, timestamp: float, payload: dict[str, Any]) -> None:
-        event = ReplayEvent(timestamp, payload)
-        assert self._marker_outlet is not None
-        self._marker_outlet.push_sample([event.to_json()], timestamp)
-        if self.on_event is not None:
-            self.on_event(event)

@@ -12,8 +12,13 @@ import argparse
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from streaming.replay import _Player
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -96,25 +101,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"affectstream replay: error: {e}", file=sys.stderr)
         return 2
 
-    stop = threading.Event()
-
-    def _stop(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGINT, _stop)
-    signal.signal(signal.SIGTERM, _stop)
-    replay.open()
-    say(
+    header = (
         f"replaying {args.path} (subject {subject.subject or '?'}), trials {args.trials or 'all'} "
         f"({len(trials)}), speed {args.speed:g}{', looping' if args.loop else ''}"
     )
-    for stream_type, source_id in replay.source_ids.items():
-        say(f"  outlet {stream_type:<8} source_id={source_id}")
-    n = replay.run(stop, wait_for_consumers=args.wait_for_consumers)
-    replay.close()
-    why = "stopped" if stop.is_set() else "finished"
-    say(f"{why}: {n} samples per stream ({n / replay.rate:.1f} s of stream time)")
-    return 0
+    return _play_until_stopped(replay, args, header, say)
 
 
 def _run_pmemo(args: argparse.Namespace) -> int:
@@ -159,7 +150,19 @@ def _run_pmemo(args: argparse.Namespace) -> int:
                 flush=True,
             )
 
+    def say(msg: str) -> None:
+        if not args.quiet:
+            print(msg, flush=True)
+
     replay.on_event = on_event
+    header = f"replaying PMEmo subject {subject}: songs {[t.music_id for t in trials]}"
+    return _play_until_stopped(replay, args, header, say)
+
+
+def _play_until_stopped(
+    replay: _Player, args: argparse.Namespace, header: str, say: Callable[[str], None]
+) -> int:
+    """Open the outlets, say what plays, play until the end or Ctrl-C/SIGTERM; exit status 0."""
     stop = threading.Event()
 
     def _stop(signum: int, frame: FrameType | None) -> None:
@@ -168,15 +171,11 @@ def _run_pmemo(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
     replay.open()
-    if not args.quiet:
-        print(
-            f"replaying PMEmo subject {subject}: songs {[t.music_id for t in trials]}", flush=True
-        )
-        for stream_type, source_id in replay.source_ids.items():
-            print(f"  outlet {stream_type:<8} source_id={source_id}", flush=True)
+    say(header)
+    for stream_type, source_id in replay.source_ids.items():
+        say(f"  outlet {stream_type:<8} source_id={source_id}")
     n = replay.run(stop, wait_for_consumers=args.wait_for_consumers)
     replay.close()
-    if not args.quiet:
-        why = "stopped" if stop.is_set() else "finished"
-        print(f"{why}: {n} samples ({n / replay.rate:.1f} s of stream time)", flush=True)
+    why = "stopped" if stop.is_set() else "finished"
+    say(f"{why}: {n} samples per stream ({n / replay.rate:.1f} s of stream time)")
     return 0
