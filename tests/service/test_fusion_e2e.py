@@ -206,3 +206,52 @@ def test_fusion_model_serves_a_replayed_eda_stream_with_its_stimulus(
             assert p["valence"] == pytest.approx(want[chosen], abs=1e-4)
         state = live.get_json("/sessions/eda-only")["models"][0]["state"]
         assert state == "running"
+
+
+@pytest.mark.timeout(240)
+def test_a_trained_and_exported_rtcan1d_music_serves_the_pmemo_replay(
+    tmp_path: Path, cli_env: dict[str, str], session_name: str
+) -> None:
+    # the real path: synth → train → export → serve, fed by the PMEmo replay with song ids
+    pytest.importorskip("torch")
+    from service.cli import main
+
+    data = tmp_path / "pmemo"
+    write_synthetic_pmemo(data, n_subjects=6, n_songs=6, seed=3)
+    run, zoo = tmp_path / "run", tmp_path / "zoo"
+    assert main(["train", "--dataset", "pmemo", "--data", str(data), "--model", "rtcan1d-music",
+                 "--folds", "2", "--epochs", "1", "--out", str(run)]) == 0  # fmt: skip
+    assert main(["export", str(run), "--out", str(zoo / "rtcan1d-music")]) == 0
+    trials = list(open_pmemo(data).trials(min_seconds=25.0))
+    subject = trials[0].subject
+    songs = ",".join(str(t.music_id) for t in trials if t.subject == subject)
+    settings = Settings(model_dir=zoo, auto_attach=True)
+    with (
+        run_replay(
+            data,
+            session_name,
+            cli_env,
+            "--format",
+            "pmemo",
+            "--subject",
+            subject,
+            "--songs",
+            songs,
+            "--wait-for-consumers",
+            "15",
+            log_dir=tmp_path,
+        ),  # fmt: skip
+        run_service(settings) as live,
+    ):
+        wait_until(lambda: session_name in live.state.sessions, 20, what="auto-attach")
+        url = f"ws://127.0.0.1:{live.port}/ws/sessions/{session_name}"
+        got = asyncio.run(
+            _collect(url, lambda ms: sum(m["type"] == "prediction" for m in ms) >= 3, 60)
+        )
+        preds = [m for m in got if m["type"] == "prediction"]
+        if len(preds) < 3:
+            pytest.fail(f"{live.get_json('/sessions')}\n" + replay_log(session_name, tmp_path))
+        for p in preds:
+            assert p["model"].startswith("rtcan1d-music@")
+            assert p["stimulus"]["source"] == "markers" and p["stimulus"]["id"] in songs.split(",")
+            assert 0 <= p["valence"] <= 1 and 0 <= p["arousal"] <= 1
