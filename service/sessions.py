@@ -11,8 +11,13 @@ behind), all are preprocessed (the filters' state must stay continuous) but only
 sent to the model: the others are counted as coalesced.
 
 Online scoring: when the session has a ``Markers`` stream carrying trial ratings (the DEAP replay
-does), each prediction is compared with the ground truth of the trial it falls in (threshold 5),
-giving running accuracies per model — the numbers a user would quote, shown in ``GET /sessions``.
+does), each prediction is compared with the ground truth of the trial it falls in (high = above
+the rating scale's midpoint: 5 for DEAP, 0.5 for PMEmo), giving running accuracies per model — the
+numbers a user would quote, shown in ``GET /sessions``.
+
+Fusion models (a contract with a stimulus input) also need the current stimulus: from markers
+carrying a ``stimulus_id`` or from ``PUT /sessions/{id}/stimulus`` (:meth:`Session.stimulus_at`);
+without it their windows are refused and counted, and the slot's state says why.
 """
 
 from __future__ import annotations
