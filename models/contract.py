@@ -343,10 +343,23 @@ def load_contract(model_dir: Path) -> tuple[ModelContract, Path]:
     if not isinstance(raw, dict):
         raise ContractError(f"{cpath}: expected a JSON object")
     contract = ModelContract.from_dict(raw, str(cpath))
+    if not contract.inputs:
+        raise ContractError(
+            f"{cpath}: no stream input: a model that reads only stimulus features (e.g. the "
+            "music-mlp baseline) cannot be served from live streams"
+        )
     try:
         contract.preprocess_spec()  # rates, windows and hop must fit together
     except ValueError as e:
         raise ContractError(f"{cpath}: the preprocessing cannot be built: {e}") from None
+    stim = contract.stimulus
+    if stim is not None and not all(
+        a.shape in ((1,), (stim.n_features,)) for a in (stim.mean, stim.std)
+    ):
+        raise ContractError(
+            f"{cpath}: stimulus normalisation has {stim.mean.size} means and {stim.std.size} "
+            f"standard deviations for {stim.n_features} features"
+        )
     actual = file_sha256(opath)
     if contract.onnx_sha256 != actual:
         raise ContractError(

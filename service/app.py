@@ -277,7 +277,8 @@ def create_app(settings: Settings) -> FastAPI:
             raise HTTPException(422, f"unknown model(s) {unknown}; loaded: {sorted(state.runners)}")
         match = SessionMatch(m.source_id_prefix, m.hostname, m.session, m.type)
         if body.stimulus is not None:
-            _check_stimulus(body.stimulus, [state.runners[n] for n in body.models])
+            chosen = [state.runner(n) for n in body.models] or list(state.runners.values())
+            _check_stimulus(body.stimulus, chosen)
         try:
             s = state.add_session(body.session, match, body.models)
         except FileExistsError:

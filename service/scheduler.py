@@ -144,11 +144,8 @@ class Scheduler:
         if truth is not None:
             slot.score.add(probs, truth[:2], truth[2])
             message["ground_truth"] = {"valence": truth[0], "arousal": truth[1]}
-        if slot.runner.contract.stimulus is not None:
-            current = session.stimulus_at(d.window_end)
-            message["stimulus"] = (
-                None if current is None else {"id": current[0], "source": current[2]}
-            )
+        if d.stimulus is not None:
+            message["stimulus"] = d.stimulus  # the stimulus whose features went in
         slot.last = message
         slot.predictions += 1
         self.predictions_total += 1

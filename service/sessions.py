@@ -220,7 +220,9 @@ class Session:
             last = windows[-1]
             if slot.runner.contract.stimulus is not None:
                 resolved = self._stimulus_for(slot, last.t_end)
-                if resolved is None:
+                if resolved is None or not self._same_stimulus(last.t_start, resolved[1]):
+                    # none known, or the window holds the end of the previous stimulus (training
+                    # never sees such windows: each recording is preprocessed on its own)
                     slot.refused_windows += len(windows)
                     continue
                 vector, stimulus = resolved
@@ -290,11 +292,16 @@ class Session:
                     marked = (ts, None)
                     break
         rest = self._stimulus
-        if rest is not None and (marked is None or rest[0] >= marked[0]):
+        if rest is not None and rest[0] <= t and (marked is None or rest[0] >= marked[0]):
             return None if rest[1] is None and rest[2] is None else (rest[1], rest[2], "rest")
         if marked is None or marked[1] is None:
             return None
         return marked[1], None, "markers"
+
+    def _same_stimulus(self, t_start: float, used: dict[str, Any]) -> bool:
+        """Whether the stimulus ``used`` at a window's end was already current at its start."""
+        at_start = self.stimulus_at(t_start)
+        return at_start is not None and (at_start[0], at_start[2]) == (used["id"], used["source"])
 
     def _stimulus_for(
         self, slot: ModelSlot, t: float

@@ -116,7 +116,6 @@ class _Received:
     window_end: float
     arrived: float
     stages: dict[str, float]
-    dropped: int
 
 
 @dataclass
@@ -125,6 +124,18 @@ class _State:
     messages: list[_Received] = field(default_factory=list)
     first_seen: dict[tuple[str, str], float] = field(default_factory=dict)  # (session, model)
     errors: list[str] = field(default_factory=list)
+    dropped: list[tuple[str, float, int]] = field(default_factory=list)  # (session, at, total)
+
+    def dropped_between(self, t_a: float, t_b: float) -> int:
+        """Messages the service dropped for our subscribers in [t_a, t_b) (running totals)."""
+        before: dict[str, int] = {}
+        until: dict[str, int] = {}
+        for session, at, total in self.dropped:
+            if at < t_a:
+                before[session] = max(before.get(session, 0), total)
+            if at < t_b:
+                until[session] = max(until.get(session, 0), total)
+        return sum(v - before.get(k, 0) for k, v in until.items())
 
     def _http(self, method: str, path: str, body: Any = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
@@ -144,6 +155,8 @@ async def _follow(state: _State, ws_url: str, session: str, clock: Callable[[], 
             async for raw in ws:
                 arrived = clock()
                 m = json.loads(raw)
+                if "dropped" in m:  # the subscriber's running total, on whatever message is next
+                    state.dropped.append((session, arrived, int(m["dropped"])))
                 if m.get("type") != "prediction":
                     continue
                 state.first_seen.setdefault((session, m["model"]), arrived)
@@ -154,7 +167,6 @@ async def _follow(state: _State, ws_url: str, session: str, clock: Callable[[], 
                         float(m["window"]["end"]),
                         arrived,
                         m["latency_ms"],
-                        int(m.get("dropped", 0)),
                     )
                 )
     except Exception as e:  # the service going away at the end is expected; anything else is kept
@@ -276,9 +288,9 @@ async def _run(
             if service.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"service did not become ready; see {workdir / 'service.log'}")
             await asyncio.sleep(0.2)
-        models = [
-            m["name"] for m in (await asyncio.to_thread(state._http, "GET", "/models"))["models"]
-        ]
+        loaded = (await asyncio.to_thread(state._http, "GET", "/models"))["models"]
+        # the sessions are DEAP replays: models that need a stimulus (fusion) are left out
+        models = [m["name"] for m in loaded if m["inputs"] and "stimulus_input" not in m]
         log(f"service ready on port {port} with models {models}")
         for level in levels:
             new = [f"{prefix}-{i:03d}" for i in range(len(sessions), level)]
@@ -383,7 +395,7 @@ def _summarise(
             by_model[m.model].append(ms)
             for k, v in m.stages.items():
                 stages[k].append(float(v))
-        dropped = sum(m.dropped for m in got)
+        dropped = state.dropped_between(row["t_a"], row["t_b"])
         pct = _pct(e2e)
         holds = (
             pct["p99"] is not None

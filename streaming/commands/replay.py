@@ -32,7 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--format", choices=("deap", "pmemo"), default="deap", help="dataset format (default deap)"
     )
     parser.add_argument(
-        "--subject", default=None, help="pmemo: subject id (default: the first with ratings)"
+        "--subject",
+        default=None,
+        help="pmemo: subject id (default: the first subject of the first rated song)",
     )
     parser.add_argument(
         "--songs",

@@ -139,3 +139,21 @@ def test_a_missing_or_changed_stimulus_table_is_refused(tmp_path: Path) -> None:
     (tmp_path / STIMULUS_TABLE).unlink()
     with pytest.raises(ContractError, match="is missing"):
         load_stimulus_table(tmp_path, stim)
+
+
+def test_a_contract_without_stream_inputs_or_with_bad_stimulus_statistics_is_refused(
+    tmp_path: Path,
+) -> None:
+    write_tiny_onnx(tmp_path / "model.onnx")
+    sha = file_sha256(tmp_path / "model.onnx")
+    stim = _stimulus(tmp_path, ["7", "8"], np.zeros((2, 2)))
+    no_streams = dataclasses.replace(tiny_contract(sha), inputs=(), stimulus=stim)
+    (tmp_path / "model.json").write_text(no_streams.to_json())
+    with pytest.raises(ContractError, match="no stream input"):
+        load_contract(tmp_path)
+    bad = dataclasses.replace(
+        tiny_contract(sha), stimulus=dataclasses.replace(stim, mean=np.zeros(3))
+    )
+    (tmp_path / "model.json").write_text(bad.to_json())
+    with pytest.raises(ContractError, match="3 means and 2 standard deviations for 2 features"):
+        load_contract(tmp_path)

@@ -207,6 +207,16 @@ def test_fusion_model_serves_a_replayed_eda_stream_with_its_stimulus(
         state = live.get_json("/sessions/eda-only")["models"][0]["state"]
         assert state == "running"
 
+        # 5. the stimulus can come with the session itself (models: all loaded ones)
+        body = {"session": "given", "match": {"source_id_prefix": f"{session_name}-GSR"},
+                "stimulus": {"id": chosen}}  # fmt: skip
+        status, created = _call("POST", base + "/sessions", body)
+        assert status == 201, created
+        body = {**body, "session": "given-bad", "stimulus": {"id": "no-such-song"}}
+        status, refused = _call("POST", base + "/sessions", body)
+        assert status == 422 and "no-such-song" in json.dumps(refused)
+        assert "given-bad" not in live.state.sessions
+
 
 @pytest.mark.timeout(240)
 def test_a_trained_and_exported_rtcan1d_music_serves_the_pmemo_replay(
