@@ -23,7 +23,7 @@ from numpy.typing import NDArray
 
 from models.contract import OUTPUT_NAME, ContractError, load_contract, load_stimulus_table
 
-__all__ = ["ModelLoadError", "ModelRunner", "choose_providers"]
+__all__ = ["ModelLoadError", "ModelRunner", "choose_providers", "session_options"]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,16 @@ def choose_providers(available: Sequence[str] | None = None) -> list[str]:
     """``[CUDA, CPU]`` when this onnxruntime build offers CUDA, else ``[CPU]``."""
     available = list(ort.get_available_providers() if available is None else available)
     return [CUDA, CPU] if CUDA in available else [CPU]
+
+
+def session_options(threads: int | None = None, spin: bool = False) -> ort.SessionOptions:
+    """The service's ONNX Runtime session options (see :class:`ModelRunner`'s parameters)."""
+    opts = ort.SessionOptions()
+    if threads is not None:
+        opts.intra_op_num_threads = threads
+    for entry in ("session.intra_op.allow_spinning", "session.inter_op.allow_spinning"):
+        opts.add_session_config_entry(entry, "1" if spin else "0")
+    return opts
 
 
 class ModelRunner:
@@ -67,11 +77,7 @@ class ModelRunner:
             self.contract, onnx_path = load_contract(self.model_dir)
         except ContractError as e:
             raise ModelLoadError(str(e)) from None
-        opts = ort.SessionOptions()
-        if threads is not None:
-            opts.intra_op_num_threads = threads
-        for entry in ("session.intra_op.allow_spinning", "session.inter_op.allow_spinning"):
-            opts.add_session_config_entry(entry, "1" if spin else "0")
+        opts = session_options(threads, spin)
         wanted = list(providers) if providers is not None else choose_providers()
         try:
             self.session = ort.InferenceSession(str(onnx_path), opts, providers=wanted)

@@ -26,7 +26,7 @@ import datetime as dt
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -237,17 +237,21 @@ class Session:
 
     # -- ground truth and quality ----------------------------------------------------------------
 
+    def _markers_back(self, t: float) -> Iterator[tuple[float, dict[str, Any]]]:
+        """The session's JSON markers at or before LSL time ``t``, newest first, decoded lazily
+        (a lookup stops at the newest event it cares about instead of decoding the history)."""
+        markers = self.ingest.by_type("Markers")
+        if markers is None:
+            return
+        for ts, text in reversed(markers.markers_between(-np.inf, t)):
+            payload = decode_marker(text)
+            if payload is not None:
+                yield ts, payload
+
     def truth_at(self, t: float) -> tuple[float, float, float] | None:
         """(valence, arousal, scale midpoint) of the trial running at LSL time ``t``, from the
         markers (midpoint 0.5 for PMEmo's 0-1 ratings, 5 for DEAP's 1-9)."""
-        markers = self.ingest.by_type("Markers")
-        if markers is None:
-            return None
-        # the newest trial event at or before t decides (scanning back: no decoding of history)
-        for _, text in reversed(markers.markers_between(-np.inf, t)):
-            payload = decode_marker(text)
-            if payload is None:
-                continue
+        for _, payload in self._markers_back(t):  # the newest trial event decides
             event = payload.get("event")
             if event in ("trial_start", "trial_running"):
                 try:
@@ -275,22 +279,14 @@ class Session:
         ``stimulus_end`` clear it) and ``PUT /sessions/{id}/stimulus``; the newer one wins.
         """
         marked: tuple[float, str | None] | None = None
-        markers = self.ingest.by_type("Markers")
-        if markers is not None:
-            for ts, text in reversed(markers.markers_between(-np.inf, t)):  # the newest decides
-                payload = decode_marker(text)
-                if payload is None:
-                    continue
-                event = payload.get("event")
-                if (
-                    event in ("trial_start", "trial_running", "stimulus")
-                    and "stimulus_id" in payload
-                ):
-                    marked = (ts, str(payload["stimulus_id"]))
-                    break
-                if event in ("trial_end", "stimulus_end"):
-                    marked = (ts, None)
-                    break
+        for ts, payload in self._markers_back(t):  # the newest stimulus event decides
+            event = payload.get("event")
+            if event in ("trial_start", "trial_running", "stimulus") and "stimulus_id" in payload:
+                marked = (ts, str(payload["stimulus_id"]))
+                break
+            if event in ("trial_end", "stimulus_end"):
+                marked = (ts, None)
+                break
         rest = self._stimulus
         if rest is not None and rest[0] <= t and (marked is None or rest[0] >= marked[0]):
             return None if rest[1] is None and rest[2] is None else (rest[1], rest[2], "rest")

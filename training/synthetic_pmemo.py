@@ -72,7 +72,7 @@ from training.datasets.pmemo import (
     STATIC_STD_FILE,
     SUBJECT_RATINGS_FILE,
 )
-from training.synthetic import SYNTHETIC_MARKER
+from training.synthetic import SYNTHETIC_MARKER, _poisson_times
 
 __all__ = [
     "EFFECTS",
@@ -417,13 +417,6 @@ def _smooth_noise(rng: np.random.Generator, n: int, sigma_s: float) -> FloatArra
     white = rng.normal(0.0, 1.0, n + 2 * half)
     smooth: FloatArray = np.convolve(white, window / np.sqrt(np.sum(window**2)), mode="valid")
     return smooth
-
-
-def _poisson_times(
-    rng: np.random.Generator, rate_per_min: float, start: float, stop: float
-) -> FloatArray:
-    n = rng.poisson(rate_per_min * (stop - start) / 60.0)
-    return np.sort(rng.uniform(start, stop, n))
 
 
 def eda_signal(

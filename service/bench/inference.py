@@ -48,16 +48,6 @@ def time_call(fn: Callable[[], object], min_time_s: float, min_runs: int) -> dic
     }
 
 
-def _service_options() -> Any:
-    """The session options :class:`models.runner.ModelRunner` uses (no spin-waiting)."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    for entry in ("session.intra_op.allow_spinning", "session.inter_op.allow_spinning"):
-        opts.add_session_config_entry(entry, "0")
-    return opts
-
-
 def _shipped_shapes(zoo: Path) -> dict[str, tuple[Path, dict[str, tuple[int, ...]]]]:
     """Architecture → (shipped model folder, per-sample input shapes) for the models in ``zoo``."""
     from models.contract import load_contract
@@ -83,7 +73,7 @@ def measure_all(
 
     from models import registry
     from models.export import ProbabilityHead, export_onnx
-    from models.runner import choose_providers
+    from models.runner import choose_providers, session_options
 
     shipped = _shipped_shapes(zoo)
     providers = choose_providers()
@@ -97,11 +87,11 @@ def measure_all(
             head = ProbabilityHead(model).eval()
             onnx_path = Path(tmp) / f"{name}.onnx"
             export_onnx(model, shapes, onnx_path)
-            sess = ort.InferenceSession(str(onnx_path), _service_options(), providers=providers)
+            sess = ort.InferenceSession(str(onnx_path), session_options(), providers=providers)
             shipped_sess = None
             if folder is not None:
                 shipped_sess = ort.InferenceSession(
-                    str(folder / "model.onnx"), _service_options(), providers=providers
+                    str(folder / "model.onnx"), session_options(), providers=providers
                 )
             row: dict[str, Any] = {
                 "input_shapes": {k: list(v) for k, v in shapes.items()},
