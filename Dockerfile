@@ -33,6 +33,7 @@ COPY service ./service
 COPY streaming ./streaming
 COPY models ./models
 COPY training ./training
+COPY bench ./bench
 RUN pip install --no-cache-dir . \
     && python -c "import importlib.util as u, sys; sys.exit(u.find_spec('torch') is not None)"
 

@@ -10,6 +10,8 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 EXTRAS ?= dev,train
+# the folders mapped into the `affectstream` import namespace (pyproject.toml, package-dir)
+PACKAGE_DIRS := streaming models service training bench
 
 .PHONY: venv demo test test-fast bench lint format clean
 
@@ -37,6 +39,8 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	@rm -rf build/typecheck && mkdir -p build/typecheck/affectstream
+	@for d in $(PACKAGE_DIRS); do ln -s ../../../$$d build/typecheck/affectstream/$$d; done
 	$(BIN)/mypy
 	$(BIN)/hadolint --failure-threshold style Dockerfile docker/Dockerfile.gpu
 

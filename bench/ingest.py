@@ -11,7 +11,7 @@ per session count, CPU fraction of one core for the whole process and per sessio
 received vs expected; and ``sessions_at_50pct_core``: the largest measured count whose CPU stayed
 under 50 % of one core, plus the count extrapolated from the per-session cost at the largest load.
 
-Usage: ``python bench/ingest.py [--sessions 1,4,16] [--seconds 10]``
+Usage: ``python -m affectstream.bench.ingest [--sessions 1,4,16] [--seconds 10]``
 """
 
 from __future__ import annotations
@@ -27,20 +27,18 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from service.bench.machine import machine  # noqa: E402
-from streaming.lsl_config import use_machine_scope  # noqa: E402
+from affectstream.bench.machine import machine
+from affectstream.streaming.lsl.config import use_machine_scope
 
 use_machine_scope()
 
 
 def push(path: Path, n: int, prefix: str) -> None:
     """Pusher process: n looping replays of one file, in threads, until stdin closes."""
-    from streaming.deap import read_deap
-    from streaming.replay import DeapReplay
+    from affectstream.streaming.formats.deap import read_deap
+    from affectstream.streaming.replay.deap import DeapReplay
 
     subject = read_deap(path)
     stop = threading.Event()
@@ -53,15 +51,18 @@ def push(path: Path, n: int, prefix: str) -> None:
     stop.set()
 
 
-def measure(path: Path, n: int, seconds: float) -> dict[str, object]:
-    from streaming.inlet import StreamDirectory
-    from streaming.session import IngestSession, SessionMatch
+def measure(path: Path, n: int, seconds: float) -> dict[str, Any]:
+    from affectstream.streaming.ingest.session import IngestSession, SessionMatch
+    from affectstream.streaming.lsl.inlet import StreamDirectory
 
     prefix = f"bench-{os.getpid()}-{n}"
+    argv = ["--push", str(n), "--prefix", prefix, "--file", str(path)]
     pusher = subprocess.Popen(
-        [sys.executable, __file__, "--push", str(n), "--prefix", prefix, "--file", str(path)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [sys.executable, "-m", "affectstream.bench.ingest", *argv],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert pusher.stdout is not None and pusher.stdin is not None
     pusher.stdout.readline()
     directory = StreamDirectory()
@@ -113,7 +114,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sessions", default="1,4,16,32")
     ap.add_argument("--seconds", type=float, default=10.0)
-    ap.add_argument("--out", type=Path, default=REPO / "bench" / "results")
+    ap.add_argument("--out", type=Path, default=Path("bench/results"))
     ap.add_argument("--push", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--prefix", help=argparse.SUPPRESS)
     ap.add_argument("--file", type=Path, help=argparse.SUPPRESS)
@@ -121,18 +122,18 @@ def main() -> int:
     if args.push:
         push(args.file, args.push, args.prefix)
         return 0
-    from training.synthetic import write_synthetic_deap
+    from affectstream.streaming.synthetic.deap import write_synthetic_deap
 
     with tempfile.TemporaryDirectory() as tmp:
         (path,) = write_synthetic_deap(Path(tmp), n_subjects=1, n_trials=1, seed=0)
-        rows = []
+        rows: list[dict[str, Any]] = []
         for n in (int(x) for x in args.sessions.split(",")):
             row = measure(path, n, args.seconds)
             print(json.dumps(row), file=sys.stderr, flush=True)
             rows.append(row)
-    under = [r["sessions"] for r in rows if float(r["cpu_core_fraction"]) < 0.5]  # type: ignore[arg-type]
-    heaviest = max(rows, key=lambda r: int(r["sessions"]))  # type: ignore[arg-type]
-    per = float(heaviest["cpu_core_fraction_per_session"])  # type: ignore[arg-type]
+    under = [r["sessions"] for r in rows if float(r["cpu_core_fraction"]) < 0.5]
+    heaviest = max(rows, key=lambda r: int(r["sessions"]))
+    per = float(heaviest["cpu_core_fraction_per_session"])
     doc = {
         "benchmark": "ingest",
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

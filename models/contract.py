@@ -1,10 +1,10 @@
 """The model contract: what a model expects and produces (``model.json``, also in ONNX metadata).
 
 A contract names the architecture and version, every input tensor with the preprocessing that makes
-it (a :class:`~streaming.preprocess.pipeline.FeatureInput`: channels, rate, window, filters, feature
-kind) and its normalisation statistics, the hop, the outputs and their meaning, the label rule,
-what the model was trained on (dataset, synthetic or not, subjects, protocol, metrics with their
-protocol named), when it was made and the sha256 of the ONNX file.
+it (a :class:`~affectstream.streaming.preprocess.pipeline.FeatureInput`: channels, rate, window,
+filters, feature kind) and its normalisation statistics, the hop, the outputs and their meaning, the
+label rule, what the model was trained on (dataset, synthetic or not, subjects, protocol, metrics
+with their protocol named), when it was made and the sha256 of the ONNX file.
 
 No torch here: the service reads contracts with numpy and onnxruntime only. The service refuses a
 model whose contract is missing, inconsistent with its ONNX inputs, or whose file hash differs
@@ -22,8 +22,13 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from streaming.preprocess.filters import FilterSpec
-from streaming.preprocess.pipeline import ChannelRef, FeatureInput, FeatureKind, PreprocessSpec
+from affectstream.streaming.preprocess.filters import FilterSpec
+from affectstream.streaming.preprocess.pipeline import (
+    ChannelRef,
+    FeatureInput,
+    FeatureKind,
+    PreprocessSpec,
+)
 
 __all__ = [
     "CONTRACT_VERSION",

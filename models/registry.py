@@ -9,11 +9,12 @@ ordered; ``forward(*inputs)`` takes them in that order, batch-first float32. A p
 template mixes fixed sizes (``9``) and named sizes (``"n_times"``); a named size means the same
 value wherever it appears and becomes a constructor argument of the same name.
 
-Feature kinds name what the preprocessing produces (``streaming.preprocess.pipeline.FeatureKind``):
-``raw`` (n_samples, n_channels), ``eeg_de`` (n_steps, n_bands × n_channels) band-major,
-``eeg_grid`` (n_samples, 9, 9), ``periph_stats`` (n_steps, 6 × n_channels), ``eda_cvx3``
-(3, n_samples) [origin, tonic, phasic]. One kind is not a stream feature: ``stimulus_features``, a
-per-stimulus vector (RTCAN-1D's openSMILE music features) supplied with the session.
+Feature kinds name what the preprocessing produces
+(``affectstream.streaming.preprocess.pipeline.FeatureKind``): ``raw`` (n_samples, n_channels),
+``eeg_de`` (n_steps, n_bands × n_channels) band-major, ``eeg_grid`` (n_samples, 9, 9),
+``periph_stats`` (n_steps, 6 × n_channels), ``eda_cvx3`` (3, n_samples) [origin, tonic, phasic]. One
+kind is not a stream feature: ``stimulus_features``, a per-stimulus vector (RTCAN-1D's openSMILE
+music features) supplied with the session.
 
 Examples
 --------
@@ -122,7 +123,7 @@ ARCHITECTURES: Mapping[str, Architecture] = MappingProxyType(
         for a in (
             Architecture(
                 name="cnn-lstm",
-                module="models.architectures.cnn_lstm",
+                module="affectstream.models.architectures.cnn_lstm",
                 class_name="CNNLSTM",
                 description="EEG 9×9 grids through a 3-layer 2-D CNN ‖ 2-layer LSTM on raw "
                 "peripheral signals, concatenated",
@@ -138,7 +139,7 @@ ARCHITECTURES: Mapping[str, Architecture] = MappingProxyType(
             ),
             Architecture(
                 name="rtcan1d",
-                module="models.architectures.rtcan1d",
+                module="affectstream.models.architectures.rtcan1d",
                 class_name="RTCAN1D",
                 description="Residual temporal & channel attention 1-D CNN on 3-channel EDA "
                 "[origin, tonic, phasic]",
@@ -149,7 +150,7 @@ ARCHITECTURES: Mapping[str, Architecture] = MappingProxyType(
             ),
             Architecture(
                 name="rtcan1d-music",
-                module="models.architectures.rtcan1d",
+                module="affectstream.models.architectures.rtcan1d",
                 class_name="RTCAN1DMusic",
                 description="RTCAN-1D on 3-channel EDA fused with a stimulus (music) feature "
                 "vector",
@@ -160,7 +161,7 @@ ARCHITECTURES: Mapping[str, Architecture] = MappingProxyType(
             ),
             Architecture(
                 name="music-mlp",
-                module="models.architectures.music_mlp",
+                module="affectstream.models.architectures.music_mlp",
                 class_name="MusicMLP",
                 description="Music-only baseline: RTCAN-1D's classifier head (256-128-2) on the "
                 "stimulus feature vector alone",
@@ -171,7 +172,7 @@ ARCHITECTURES: Mapping[str, Architecture] = MappingProxyType(
             ),
             Architecture(
                 name="mlstm-fcn",
-                module="models.architectures.mlstm_fcn",
+                module="affectstream.models.architectures.mlstm_fcn",
                 class_name="MLSTMFCN",
                 description="Fully convolutional branch with squeeze-excitation ‖ LSTM over the "
                 "variable axis (dimension shuffle)",
@@ -183,7 +184,7 @@ ARCHITECTURES: Mapping[str, Architecture] = MappingProxyType(
             ),
             Architecture(
                 name="bimodal-lstm",
-                module="models.architectures.bimodal_lstm",
+                module="affectstream.models.architectures.bimodal_lstm",
                 class_name="BimodalLSTM",
                 description="LSTM on EEG differential entropy ‖ LSTM on peripheral statistics, "
                 "linear (SVM) layer",
@@ -198,7 +199,7 @@ ARCHITECTURES: Mapping[str, Architecture] = MappingProxyType(
             ),
             Architecture(
                 name="lstm",
-                module="models.architectures.conv_rnn",
+                module="affectstream.models.architectures.conv_rnn",
                 class_name="ConvLSTMBaseline",
                 description="1-D CNN front end → 4 stacked LSTMs (256-128-64-32) → dense",
                 paper=_GUPTA,
@@ -208,7 +209,7 @@ ARCHITECTURES: Mapping[str, Architecture] = MappingProxyType(
             ),
             Architecture(
                 name="gru",
-                module="models.architectures.conv_rnn",
+                module="affectstream.models.architectures.conv_rnn",
                 class_name="ConvGRUBaseline",
                 description="1-D CNN front end → 2 stacked GRUs (256-32) → dense",
                 paper=_GUPTA,
@@ -218,7 +219,7 @@ ARCHITECTURES: Mapping[str, Architecture] = MappingProxyType(
             ),
             Architecture(
                 name="bilstm",
-                module="models.architectures.conv_rnn",
+                module="affectstream.models.architectures.conv_rnn",
                 class_name="ConvBiLSTMBaseline",
                 description="1-D CNN front end → 2 stacked bidirectional LSTMs (128-64) → dense",
                 paper=_GUPTA,

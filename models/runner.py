@@ -21,7 +21,12 @@ import numpy as np
 import onnxruntime as ort
 from numpy.typing import NDArray
 
-from models.contract import OUTPUT_NAME, ContractError, load_contract, load_stimulus_table
+from affectstream.models.contract import (
+    OUTPUT_NAME,
+    ContractError,
+    load_contract,
+    load_stimulus_table,
+)
 
 __all__ = ["ModelLoadError", "ModelRunner", "choose_providers", "session_options"]
 

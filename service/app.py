@@ -32,15 +32,15 @@ from fastapi import (
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from models.runner import ModelLoadError, ModelRunner
-from service.hub import Hub
-from service.metrics import render_metrics
-from service.scheduler import Scheduler
-from service.sessions import Session, group_key
-from service.settings import Settings
-from streaming.inlet import StreamDirectory
-from streaming.preprocess.pipeline import FeatureKind
-from streaming.session import SessionMatch
+from affectstream.models.runner import ModelLoadError, ModelRunner
+from affectstream.service.hub import Hub
+from affectstream.service.metrics import render_metrics
+from affectstream.service.scheduler import Scheduler
+from affectstream.service.sessions import Session, group_key
+from affectstream.service.settings import Settings
+from affectstream.streaming.ingest.session import SessionMatch
+from affectstream.streaming.lsl.inlet import StreamDirectory
+from affectstream.streaming.preprocess.pipeline import FeatureKind
 
 __all__ = ["ServiceState", "create_app"]
 
@@ -216,7 +216,7 @@ def create_app(settings: Settings) -> FastAPI:
         _load_models(state)
         if any(i.feature.kind == FeatureKind.EDA_CVX3 for r in state.runners.values()
                for i in r.contract.inputs):  # fmt: skip
-            from streaming.preprocess._cvxeda_numba import compiled_if_ready
+            from affectstream.streaming.preprocess.cvxeda.compiled import compiled_if_ready
 
             compiled_if_ready()  # start the ~10 s JIT now, in the background, not in a session
         state.directory = StreamDirectory()

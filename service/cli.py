@@ -19,38 +19,38 @@ from importlib.metadata import PackageNotFoundError, version
 # keeps them in step); it is repeated here so that the overview imports nothing.
 VERBS: dict[str, tuple[str, str]] = {
     "serve": (
-        "service.commands.serve",
+        "affectstream.service.commands.serve",
         "Run the service: LSL sessions in, valence/arousal over WebSocket out, "
         "with REST and dashboard.",
     ),
     "demo": (
-        "service.commands.demo",
+        "affectstream.service.commands.demo",
         "Synthesise a subject, replay it over LSL, serve live valence/arousal, show the first "
         "predictions.",
     ),
     "synth": (
-        "training.commands.synth",
+        "affectstream.training.commands.synth",
         "Write synthetic data in the real DEAP (sNN.dat) or PMEmo (CSV tree) format.",
     ),
     "replay": (
-        "streaming.commands.replay",
+        "affectstream.streaming.commands.replay",
         "Replay a DEAP subject file or a PMEmo subject's EDA as live LSL streams on one clock.",
     ),
     "train": (
-        "training.commands.train",
+        "affectstream.training.commands.train",
         "Train a model on DEAP (or synthetic DEAP-format data) with an honest evaluation protocol.",
     ),
     "export": (
-        "training.commands.export",
+        "affectstream.training.commands.export",
         "Export a trained run to ONNX with its contract (model.json) and model card.",
     ),
     "bench": (
-        "service.commands.bench",
+        "affectstream.bench.command",
         "Measure end-to-end latency, capacity, stage costs and inference throughput on this "
         "machine.",
     ),
     "monitor": (
-        "streaming.commands.monitor",
+        "affectstream.streaming.commands.monitor",
         "Watch a session's LSL streams as the service would see them: rates, counters, health.",
     ),
 }

@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from service.scheduler import BUCKETS_MS
+from affectstream.service.scheduler import BUCKETS_MS
 
 if TYPE_CHECKING:
-    from service.app import ServiceState
+    from affectstream.service.app import ServiceState
 
 __all__ = ["render_metrics"]
 

@@ -25,8 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from service.sessions import Due, ModelSlot, Session
-from streaming.inlet import local_clock
+from affectstream.service.sessions import Due, ModelSlot, Session
+from affectstream.streaming.lsl.inlet import local_clock
 
 __all__ = ["Scheduler", "StageStats"]
 

@@ -1,13 +1,13 @@
 """Sessions: one person's LSL streams (the ingest layer) + the models that read them.
 
-A :class:`Session` owns an :class:`~streaming.session.IngestSession` and, per model, a
-:class:`ModelSlot` with its windower and preprocessing state. A slot's pipeline is built once
-every stream its contract needs is being acquired (rates and channel labels come from the
+A :class:`Session` owns an :class:`~affectstream.streaming.ingest.session.IngestSession` and, per
+model, a :class:`ModelSlot` with its windower and preprocessing state. A slot's pipeline is built
+once every stream its contract needs is being acquired (rates and channel labels come from the
 streams' descriptions); until then the slot says what it is waiting for.
 
-The scheduler (:mod:`service.scheduler`) calls :meth:`Session.collect` every tick: due windows go
-through the shared preprocessing; when several are due for one model at once (the service fell
-behind), all are preprocessed (the filters' state must stay continuous) but only the newest is
+The scheduler (:mod:`affectstream.service.scheduler`) calls :meth:`Session.collect` every tick: due
+windows go through the shared preprocessing; when several are due for one model at once (the service
+fell behind), all are preprocessed (the filters' state must stay continuous) but only the newest is
 sent to the model: the others are counted as coalesced.
 
 Online scoring: when the session has a ``Markers`` stream carrying trial ratings (the DEAP replay
@@ -33,14 +33,14 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from models.runner import ModelRunner
-from streaming.acquisition import StreamAcquirer
-from streaming.health import StreamState
-from streaming.inlet import StreamDirectory, decode_marker, local_clock
-from streaming.preprocess.peripheral import breathing_rate, pulse_rate
-from streaming.preprocess.pipeline import WindowFeeder
-from streaming.session import IngestSession, SessionMatch, canonical_type
-from streaming.windows import Windower
+from affectstream.models.runner import ModelRunner
+from affectstream.streaming.ingest.acquisition import StreamAcquirer
+from affectstream.streaming.ingest.health import StreamState
+from affectstream.streaming.ingest.session import IngestSession, SessionMatch, canonical_type
+from affectstream.streaming.ingest.windows import Windower
+from affectstream.streaming.lsl.inlet import StreamDirectory, decode_marker, local_clock
+from affectstream.streaming.preprocess.peripheral import breathing_rate, pulse_rate
+from affectstream.streaming.preprocess.pipeline import WindowFeeder
 
 CATCH_UP_S = 2.0
 """A model that fell behind preprocesses at most this much of its backlog (continuous filter

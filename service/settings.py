@@ -25,9 +25,11 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+import affectstream.models as models_package
+
 __all__ = ["DEFAULT_MODEL_DIR", "Settings", "SettingsError", "load_settings"]
 
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "zoo"
+DEFAULT_MODEL_DIR = Path(models_package.__file__).resolve().parent / "zoo"
 
 
 class SettingsError(ValueError):

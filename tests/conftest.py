@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from streaming.lsl_config import use_machine_scope
+from affectstream.streaming.lsl.config import use_machine_scope
 
 use_machine_scope()  # before anything imports pylsl
 
@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="session")
 def synthetic_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Two synthetic subjects of 3 trials each, written once per test session."""
-    from training.synthetic import write_synthetic_deap
+    from affectstream.streaming.synthetic.deap import write_synthetic_deap
 
     out = tmp_path_factory.mktemp("synthetic-deap")
     write_synthetic_deap(out, n_subjects=2, n_trials=3, seed=7)
@@ -36,7 +36,8 @@ def session_name() -> str:
 
 @pytest.fixture
 def cli_env() -> dict[str, str]:
-    """Environment for ``python -m service …`` subprocesses (same LSL config, repo importable)."""
+    """Environment for ``python -m affectstream.service …`` subprocesses (same LSL config,
+    repo importable)."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     env["PYTHONUNBUFFERED"] = "1"
@@ -49,6 +50,6 @@ def cli() -> Callable[..., list[str]]:
     interpreter (the same code as the ``affectstream`` console script)."""
 
     def command(*args: str | os.PathLike[str]) -> list[str]:
-        return [sys.executable, "-m", "service", *map(str, args)]
+        return [sys.executable, "-m", "affectstream.service", *map(str, args)]
 
     return command

@@ -40,7 +40,7 @@ from typing import Any
 
 import pytest
 
-from streaming.lsl_config import MACHINE_SCOPE_CFG
+from affectstream.streaming.lsl.config import MACHINE_SCOPE_CFG
 
 REPO = Path(__file__).resolve().parents[1]
 CPU_DOCKERFILE = REPO / "Dockerfile"
@@ -215,7 +215,7 @@ def venv_bin(tmp_path_factory: pytest.TempPathFactory) -> Path:
     script = folder / "affectstream"  # what pip's console script does, with the repo importable
     script.write_text(
         f"#!{sys.executable}\nimport sys\nsys.path.insert(0, {str(REPO)!r})\n"
-        "from service.cli import main\nsys.exit(main())\n"
+        "from affectstream.service.cli import main\nsys.exit(main())\n"
     )
     python = folder / "python"
     python.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} "$@"\n')
@@ -615,11 +615,11 @@ def test_compose_demo_references_the_image_and_commands(compose: dict[str, Any])
     site = _venv_site_packages(image_config(CPU_DOCKERFILE, {"PATH": "/usr/bin"}))
     for svc in (service, replay):
         cfg = svc["environment"]["LSLAPICFG"]
-        assert cfg == f"{site}/{MACHINE_SCOPE_CFG.relative_to(REPO).as_posix()}"
+        assert cfg == f"{site}/affectstream/{MACHINE_SCOPE_CFG.relative_to(REPO).as_posix()}"
     package_data = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
-    assert "*.cfg" in package_data["package-data"]["*"]
+    assert "*.cfg" in package_data["package-data"]["affectstream.streaming.lsl"]
     # the shipped models are package data of the wheel, hence in the image
-    globs = package_data["package-data"]["models"]
+    globs = package_data["package-data"]["affectstream.models"]
     for model in (REPO / "models" / "zoo").glob("*/model.*"):
         assert any(fnmatch(model.relative_to(REPO / "models").as_posix(), g) for g in globs)
 
@@ -751,10 +751,11 @@ def test_dockerignore_keeps_out(path: str) -> None:
 def test_dockerignore_keeps_what_the_images_are_built_from() -> None:
     rules = dockerignore()
     needed = ["pyproject.toml", "README.md"]
-    for top in ("service", "streaming", "models", "training"):
+    for top in ("service", "streaming", "models", "training", "bench"):
         files = [p for p in (REPO / top).rglob("*") if p.is_file()]
         needed += [p.relative_to(REPO).as_posix() for p in files
-                   if "__pycache__" not in p.parts and p.suffix != ".pyc"]  # fmt: skip
+                   if "__pycache__" not in p.parts and p.suffix != ".pyc" and "results" not in
+                   p.parts]  # fmt: skip
     assert "models/zoo/cnn-lstm/model.onnx" in needed
     assert [p for p in needed if excluded(p, rules)] == []
     for path in DOCKERFILES.values():

@@ -50,9 +50,9 @@ def test_serving_packages_import_without_torch() -> None:
 
         sys.meta_path.insert(0, NoTorch())
         # the PyTorch side of models/ (architectures, export) is for training only
-        TORCH_SIDE = ("models.architectures", "models.export")
+        TORCH_SIDE = ("affectstream.models.architectures", "affectstream.models.export")
         names = []
-        for pkg in ("service", "streaming", "models"):
+        for pkg in ("affectstream.service", "affectstream.streaming", "affectstream.models"):
             mod = importlib.import_module(pkg)
             names.append(pkg)
             for info in pkgutil.walk_packages(mod.__path__, pkg + "."):

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from training.train import DIMENSIONS, write_json
+from affectstream.training.train import DIMENSIONS, write_json
 
 __all__ = ["compare_runs"]
 
@@ -103,7 +103,7 @@ def _constant_answer(r: dict[str, Any]) -> dict[str, float]:
 
 
 def _run_entry(d: Path, r: dict[str, Any]) -> dict[str, Any]:
-    from models.registry import get
+    from affectstream.models.registry import get
 
     reads = " + ".join(_READS.get(i.kind, i.kind) for i in get(r["model"]).inputs)
     cfg = r["config"]

@@ -9,8 +9,8 @@ metadata under ``affectstream_contract``, since a file cannot hold its own hash)
 
 A fusion model (``rtcan1d-music``, ``music-mlp``) also has a stimulus input: its run holds
 ``stimulus_features.npz`` (every song of the dataset, raw values), copied to ``OUT`` and named in
-the contract's :class:`~models.contract.StimulusInput` with its sha256 and the final model's
-training statistics.
+the contract's :class:`~affectstream.models.contract.StimulusInput` with its sha256 and the final
+model's training statistics.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from models.contract import (
+from affectstream.models.contract import (
     STIMULUS_TABLE,
     InputContract,
     ModelContract,
@@ -34,11 +34,11 @@ from models.contract import (
     file_sha256,
     load_stimulus_table,
 )
-from models.export import export_onnx, onnx_parity
-from models.registry import build, get
-from training.datasets.windows import WindowSet
-from training.presets import Preset
-from training.train import TrainedModel, model_inputs, write_json
+from affectstream.models.export import export_onnx, onnx_parity
+from affectstream.models.registry import build, get
+from affectstream.training.datasets.windows import WindowSet
+from affectstream.training.presets import Preset
+from affectstream.training.train import TrainedModel, model_inputs, write_json
 
 __all__ = ["PARITY_TOLERANCE", "export_run", "write_final"]
 
@@ -55,8 +55,8 @@ def write_final(
     retrain: str,
 ) -> None:
     """What ``affectstream train`` leaves for export: ``final.pt``, ``final.json`` and, for a
-    model with a stimulus input, :data:`~models.contract.STIMULUS_TABLE` (every stimulus of the
-    dataset, raw values, ids as strings).
+    model with a stimulus input, :data:`~affectstream.models.contract.STIMULUS_TABLE` (every
+    stimulus of the dataset, raw values, ids as strings).
 
     doc : the run's report document (model, protocol, summary, dataset, caveats, command)
     """
@@ -250,8 +250,8 @@ def model_card(c: ModelContract, meta: dict[str, Any], parity: float) -> str:
             lines += [
                 "",
                 "It has no stream input, so a live session has no windows to time it by: it is a "
-                "baseline for comparisons, run with `models.runner.ModelRunner` directly, not a "
-                "model to serve.",
+                "baseline for comparisons, run with `affectstream.models.runner.ModelRunner` "
+                "directly, not a model to serve.",
             ]
     if real == "PMEmo":
         rates = sorted({i.feature.srate for i in c.inputs})
@@ -318,7 +318,7 @@ def model_card(c: ModelContract, meta: dict[str, Any], parity: float) -> str:
 def _architecture_doc(architecture: str) -> str:
     import importlib
 
-    from models.registry import get
+    from affectstream.models.registry import get
 
     arch = get(architecture)
     doc = importlib.import_module(arch.module).__doc__ or ""

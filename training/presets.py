@@ -10,10 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from streaming.deap import CHANNELS, EEG_NAMES
-from streaming.preprocess.filters import FilterSpec
-from streaming.preprocess.pipeline import ChannelRef, FeatureInput, FeatureKind, PreprocessSpec
-from streaming.replay import REPLAY_STREAMS
+from affectstream.streaming.formats.deap import CHANNELS, EEG_NAMES
+from affectstream.streaming.preprocess.filters import FilterSpec
+from affectstream.streaming.preprocess.pipeline import (
+    ChannelRef,
+    FeatureInput,
+    FeatureKind,
+    PreprocessSpec,
+)
+from affectstream.streaming.replay.deap import REPLAY_STREAMS
 
 __all__ = ["PMEMO_PRESETS", "PRESETS", "STREAM_LABELS", "Preset", "preset"]
 

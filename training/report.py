@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from training.protocols import PROTOCOLS
-from training.train import DIMENSIONS, FoldResult, summarise, write_json
+from affectstream.training.protocols import PROTOCOLS
+from affectstream.training.train import DIMENSIONS, FoldResult, summarise, write_json
 
 __all__ = ["caveats", "write_report"]
 

@@ -8,8 +8,9 @@ of the high class, per dimension), confusion matrices and learning curves. Then 
 trained on every window (validation carved the same way) for export.
 
 A model's inputs are its registry inputs, in ``forward`` order: a stream input is the spec's
-:class:`~streaming.preprocess.pipeline.FeatureInput` of that name, a ``stimulus_features`` input is
-the window's stimulus vector (:attr:`WindowSet.stimulus`, PMEmo's music features).
+:class:`~affectstream.streaming.preprocess.pipeline.FeatureInput` of that name, a
+``stimulus_features`` input is the window's stimulus vector (:attr:`WindowSet.stimulus`, PMEmo's
+music features).
 
 Seeded: numpy and torch seeds are set from ``seed`` and the fold index; torch runs with
 deterministic algorithms where it can. CPU by default; CUDA when available.
@@ -31,11 +32,11 @@ import torch
 from numpy.typing import NDArray
 from torch import nn
 
-from models.registry import build, get
-from streaming.preprocess.pipeline import FeatureInput, FeatureKind, PreprocessSpec
-from training.datasets.windows import WindowSet
-from training.labels import binarise
-from training.protocols import PROTOCOLS, Fold, make_folds
+from affectstream.models.registry import build, get
+from affectstream.streaming.preprocess.pipeline import FeatureInput, FeatureKind, PreprocessSpec
+from affectstream.training.datasets.windows import WindowSet
+from affectstream.training.labels import binarise
+from affectstream.training.protocols import PROTOCOLS, Fold, make_folds
 
 __all__ = [
     "FoldResult",

@@ -11,7 +11,7 @@ The demo runs what a lab would run, as separate processes on this machine:
    (about one line a second) next to the ground truth of the running trial, and the online score
    every ``--score-every`` seconds.
 
-Discovery is limited to this machine (``streaming/lsl_machine_scope.cfg``) unless ``LSLAPICFG``
+Discovery is limited to this machine (``streaming/lsl/machine_scope.cfg``) unless ``LSLAPICFG``
 is set. Ctrl-C stops everything.
 """
 
@@ -57,12 +57,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from streaming.lsl_config import use_machine_scope
+    from affectstream.streaming.lsl.config import use_machine_scope
 
     use_machine_scope()  # inherited by the replay and service processes
     data_dir: Path = args.data or _default_data_dir()
     subject_file = data_dir / "s01.dat"
-    cli = [sys.executable, "-m", "service"]
+    cli = [sys.executable, "-m", "affectstream.service"]
     if not subject_file.exists():
         print(f"demo: writing a synthetic subject to {subject_file} (once) …", flush=True)
         synth = [*cli, "synth", "--out", str(data_dir), "--subjects", "1",

@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from service.settings import SettingsError, load_settings
+    from affectstream.service.settings import SettingsError, load_settings
 
     try:
         settings = load_settings({
@@ -52,8 +52,8 @@ def run(args: argparse.Namespace) -> int:
     )
     import uvicorn
 
-    from models.runner import ModelLoadError
-    from service.app import create_app
+    from affectstream.models.runner import ModelLoadError
+    from affectstream.service.app import create_app
 
     app = create_app(settings)
     try:

@@ -62,7 +62,12 @@ def _table(rows: list[dict[str, object]]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from streaming.session import IngestSession, SessionMatch, StreamExpectation, canonical_type
+    from affectstream.streaming.ingest.session import (
+        IngestSession,
+        SessionMatch,
+        StreamExpectation,
+        canonical_type,
+    )
 
     try:
         match = SessionMatch.from_pairs(args.match) if args.match else None

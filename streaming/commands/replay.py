@@ -1,9 +1,9 @@
 """Replay a DEAP subject file or a PMEmo subject's EDA as live LSL streams on one clock.
 
-``affectstream replay sNN.dat`` publishes a DEAP file (:mod:`streaming.replay`);
+``affectstream replay sNN.dat`` publishes a DEAP file (:mod:`affectstream.streaming.replay.deap`);
 ``affectstream replay --format pmemo PMEMO_DIR --subject ID [--songs 3,7]`` publishes one PMEmo
 subject's skin conductance with the stimulus (song) id in its markers
-(:mod:`streaming.replay_pmemo`).
+(:mod:`affectstream.streaming.replay.pmemo`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from streaming.replay import _Player
+    from affectstream.streaming.replay.deap import _Player
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -69,8 +69,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.format == "pmemo":
         return _run_pmemo(args)
-    from streaming.deap import DeapFormatError, read_deap
-    from streaming.replay import DeapReplay, ReplayEvent, parse_trials
+    from affectstream.streaming.formats.deap import DeapFormatError, read_deap
+    from affectstream.streaming.replay.deap import DeapReplay, ReplayEvent, parse_trials
 
     def say(msg: str) -> None:
         if not args.quiet:
@@ -111,9 +111,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_pmemo(args: argparse.Namespace) -> int:
-    from streaming.replay import ReplayEvent
-    from streaming.replay_pmemo import PmemoReplay
-    from training.datasets.pmemo import PmemoFormatError, open_pmemo
+    from affectstream.streaming.formats.pmemo import PmemoFormatError, open_pmemo
+    from affectstream.streaming.replay.deap import ReplayEvent
+    from affectstream.streaming.replay.pmemo import PmemoReplay
 
     try:
         songs = None if not args.songs else [int(x) for x in args.songs.split(",") if x.strip()]

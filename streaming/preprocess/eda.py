@@ -36,13 +36,13 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import ArrayLike
 
-from streaming.preprocess._cvxeda_cvxopt import solve_cvxopt
-from streaming.preprocess._cvxeda_ipm import BandedIpm, IpmState
-from streaming.preprocess._cvxeda_model import (
+from affectstream.streaming.preprocess.cvxeda.ipm import BandedIpm, IpmState
+from affectstream.streaming.preprocess.cvxeda.model import (
     CvxEdaModel,
     FloatArray,
     lower_toeplitz_apply,
 )
+from affectstream.streaming.preprocess.cvxeda.reference import solve_cvxopt
 
 __all__ = ["EdaDecomposition", "OnlineCvxEda", "cvxeda", "rtcan_channels"]
 
@@ -251,7 +251,7 @@ def _check_solver(name: str) -> str:
     if name not in ("auto", "compiled", "numpy"):
         raise ValueError(f"solver must be 'auto', 'compiled' or 'numpy', got {name!r}")
     if name == "compiled":
-        from streaming.preprocess._cvxeda_numba import compiled_ipm_class
+        from affectstream.streaming.preprocess.cvxeda.compiled import compiled_ipm_class
 
         if compiled_ipm_class() is None:  # compiles now (~10 s the first time in a process)
             raise ValueError("solver='compiled' needs numba (pip install numba)")
@@ -263,7 +263,10 @@ def _solver_class(name: str) -> type[BandedIpm]:
     starts in the background on first use: a live update never waits for the JIT)."""
     if name == "numpy":
         return BandedIpm
-    from streaming.preprocess._cvxeda_numba import compiled_if_ready, compiled_ipm_class
+    from affectstream.streaming.preprocess.cvxeda.compiled import (
+        compiled_if_ready,
+        compiled_ipm_class,
+    )
 
     cls = compiled_ipm_class() if name == "compiled" else compiled_if_ready()
     return cls or BandedIpm
@@ -298,10 +301,10 @@ class OnlineCvxEda:
         QP nearly rank-deficient, SEED_MODELS.md §4.4, and a response lasts several seconds).
     solver : "auto", "compiled" or "numpy"
         The same iteration compiled with numba (``"compiled"``, 2–3× faster, see
-        :mod:`streaming.preprocess._cvxeda_numba`; compiled when the object is made) or in
-        numpy/LAPACK (``"numpy"``); ``"auto"`` uses numpy until the compiled one is ready, which
-        is compiled in the background (~10 s) on first use, then switches (same iteration, same
-        results to ~3e-9 of the range).
+        :mod:`affectstream.streaming.preprocess.cvxeda.compiled`; compiled when the object is made)
+        or in numpy/LAPACK (``"numpy"``); ``"auto"`` uses numpy until the compiled one is ready,
+        which is compiled in the background (~10 s) on first use, then switches (same iteration,
+        same results to ~3e-9 of the range).
     """
 
     def __init__(

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from streaming.deap import EEG_NAMES
-from streaming.preprocess.steps import split_steps
+from affectstream.streaming.formats.deap import EEG_NAMES
+from affectstream.streaming.preprocess.steps import split_steps
 
 __all__ = [
     "DE_BANDS",

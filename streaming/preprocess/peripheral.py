@@ -16,7 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import signal
 
-from streaming.preprocess.steps import split_steps
+from affectstream.streaming.preprocess.steps import split_steps
 
 __all__ = ["PERIPH_STATS", "breathing_rate", "dominant_rate", "periph_stats", "pulse_rate"]
 

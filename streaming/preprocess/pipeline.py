@@ -7,18 +7,20 @@ consecutive, hop-sized chunks of every stream (:meth:`Preprocessor.push`) and, o
 full window, returns the model's inputs (:meth:`Preprocessor.features`).
 
 - **Training** calls :func:`preprocess_recording` on a whole recording (a DEAP trial converted with
-  :func:`streaming.replay.deap_trial_streams`): it pushes the recording hop by hop and collects the
-  features after each hop.
-- **Serving** feeds the same object from the aligned windows of :mod:`streaming.windows`
-  (:class:`WindowFeeder`: the tail hop of each window; a skipped window resets the state).
+  :func:`affectstream.streaming.replay.deap.deap_trial_streams`): it pushes the recording hop by hop
+  and collects the features after each hop.
+- **Serving** feeds the same object from the aligned windows of
+  :mod:`affectstream.streaming.ingest.windows` (:class:`WindowFeeder`: the tail hop of each window;
+  a skipped window resets the state).
 
 Both end in the same calls, so offline and online features agree to floating-point rounding
 (``tests/streaming/preprocess/test_pipeline.py`` proves it on a synthetic DEAP trial).
 
 Rates: a stream is brought to the feature's rate by a stateful anti-aliasing
-:class:`~streaming.preprocess.filters.Decimator` when its rate is an integer multiple of it, used
-as is when equal; otherwise the windowing layer delivers it at the feature rate (linear
-interpolation, see :mod:`streaming.windows`), which is only accepted for upsampling.
+:class:`~affectstream.streaming.preprocess.filters.Decimator` when its rate is an integer multiple
+of it, used as is when equal; otherwise the windowing layer delivers it at the feature rate (linear
+interpolation, see :mod:`affectstream.streaming.ingest.windows`), which is only accepted for
+upsampling.
 """
 
 from __future__ import annotations
@@ -32,10 +34,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from streaming.preprocess.eeg import Standardizer, eeg_band_de, eeg_grid
-from streaming.preprocess.filters import CausalFilter, Decimator, FilterSpec
-from streaming.preprocess.peripheral import periph_stats
-from streaming.windows import InputSpec, Window, WindowSpec
+from affectstream.streaming.ingest.windows import InputSpec, Window, WindowSpec
+from affectstream.streaming.preprocess.eeg import Standardizer, eeg_band_de, eeg_grid
+from affectstream.streaming.preprocess.filters import CausalFilter, Decimator, FilterSpec
+from affectstream.streaming.preprocess.peripheral import periph_stats
 
 __all__ = [
     "ChannelRef",
@@ -232,7 +234,7 @@ class _InputState:
         if s.kind == FeatureKind.PERIPH_STATS:
             return periph_stats(h, s.srate, step_s=s.step_s)
         if s.kind == FeatureKind.EDA_CVX3:
-            from streaming.preprocess.eda import rtcan_channels
+            from affectstream.streaming.preprocess.eda import rtcan_channels
 
             return np.asarray(rtcan_channels(h[:, 0], self._cvx_last), dtype=np.float64)
         raise AssertionError(s.kind)
@@ -277,7 +279,7 @@ class Preprocessor:
         filters = [CausalFilter.from_spec(f, inp.srate) for f in inp.filters]
         cvx = None
         if inp.kind == FeatureKind.EDA_CVX3:
-            from streaming.preprocess.eda import OnlineCvxEda
+            from affectstream.streaming.preprocess.eda import OnlineCvxEda
 
             options: dict[str, Any] = dict(inp.options)
             cvx = OnlineCvxEda(inp.srate, inp.window_s, **options)
@@ -355,7 +357,8 @@ class WindowFeeder:
         native_rates: Mapping[str, float],
         stream_labels: Mapping[str, tuple[str, ...]],
     ) -> tuple[WindowFeeder, WindowSpec]:
-        """The feeder and the :class:`~streaming.windows.WindowSpec` that must feed it."""
+        """The feeder and the :class:`~affectstream.streaming.ingest.windows.WindowSpec` that must
+        feed it."""
         plan = source_rate_plan(spec, native_rates)
         window_spec = WindowSpec(
             spec.window_s, spec.hop_s, tuple(InputSpec(s, r) for s, r in plan.items())

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from models import registry
+from affectstream.models import registry
 
 REPO = Path(__file__).resolve().parents[2]
 NAMES = registry.names()
@@ -55,7 +55,7 @@ def test_every_name_has_a_size_check() -> None:
 @pytest.mark.parametrize("name", NAMES)
 def test_registry_entry_is_consistent(name: str) -> None:
     arch = registry.get(name)
-    assert arch.module.startswith("models.architectures.")
+    assert arch.module.startswith("affectstream.models.architectures.")
     assert len(set(arch.input_names)) == len(arch.input_names)
     assert arch.description and arch.paper
     shapes = registry.default_input_shapes(name)
@@ -105,7 +105,7 @@ def test_registry_imports_without_torch() -> None:
                 return None
 
         sys.meta_path.insert(0, BlockTorch())
-        from models import registry
+        from affectstream.models import registry
 
         for name in registry.names():
             registry.resolve_dims(name, registry.default_input_shapes(name))
@@ -170,7 +170,7 @@ class Exported:
 def exported(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Exported:
     if not HAS_TORCH:
         pytest.skip("needs the train extra (torch, onnx)")
-    from models.export import export_onnx
+    from affectstream.models.export import export_onnx
 
     name: str = request.param
     model = _build(name)
@@ -204,7 +204,7 @@ def test_forward_gives_two_logits_and_trains(name: str) -> None:
 
 @needs_torch
 def test_onnx_matches_pytorch(exported: Exported) -> None:
-    from models.export import onnx_parity
+    from affectstream.models.export import onnx_parity
 
     inputs = _random_inputs(exported.shapes, 3, 2)
     assert onnx_parity(exported.model, exported.path, inputs) <= PARITY_TOL
@@ -259,7 +259,7 @@ def test_parameter_count(name: str) -> None:
 
 @needs_torch
 def test_export_restores_training_mode(tmp_path: Path) -> None:
-    from models.export import export_onnx
+    from affectstream.models.export import export_onnx
 
     model = _build("bimodal-lstm").train()
     export_onnx(model, registry.default_input_shapes("bimodal-lstm"), tmp_path / "m.onnx")
@@ -288,7 +288,7 @@ def test_rtcan1d_refuses_a_window_too_short_for_three_clips() -> None:
 def test_rtcan1d_non_local_block_starts_as_identity() -> None:
     import torch
 
-    from models.architectures.rtcan1d import NonLocal1D
+    from affectstream.models.architectures.rtcan1d import NonLocal1D
 
     block = NonLocal1D().eval()
     x = torch.randn(2, 64, 53)
@@ -299,7 +299,7 @@ def test_rtcan1d_non_local_block_starts_as_identity() -> None:
 @needs_torch
 def test_cnn_lstm_frame_wise_variant_exports(tmp_path: Path) -> None:
     """Yang's per-frame CNN (the costly layout, kept for comparison) also exports and matches."""
-    from models.export import export_onnx, onnx_parity
+    from affectstream.models.export import export_onnx, onnx_parity
 
     model = _build("cnn-lstm", frame_wise=True)
     shapes = registry.default_input_shapes("cnn-lstm")

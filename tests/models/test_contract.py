@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from tiny_models import tiny_contract, write_tiny_onnx
 
-from models.contract import (
+from affectstream.models.contract import (
     STIMULUS_TABLE,
     ContractError,
     ModelContract,

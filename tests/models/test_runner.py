@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models import runner as runner_module
-from models.runner import CPU, CUDA, ModelLoadError, ModelRunner, choose_providers
+from affectstream.models import runner as runner_module
+from affectstream.models.runner import CPU, CUDA, ModelLoadError, ModelRunner, choose_providers
 
 pytest.importorskip("onnx")
 from tiny_models import write_tiny_model
@@ -79,7 +79,7 @@ def test_every_run_is_validated(
 
 
 def test_corrupt_onnx_file_is_refused(tmp_path: Path) -> None:
-    from models.contract import file_sha256
+    from affectstream.models.contract import file_sha256
 
     folder = write_tiny_model(tmp_path / "m")
     (folder / "model.onnx").write_bytes(b"this is not an onnx model")
@@ -104,7 +104,7 @@ def test_changed_file_is_refused(tmp_path: Path) -> None:
 def test_contract_that_does_not_match_the_onnx_inputs_is_refused(tmp_path: Path) -> None:
     import json
 
-    from models.contract import file_sha256
+    from affectstream.models.contract import file_sha256
 
     folder = write_tiny_model(tmp_path / "m")
     doc = json.loads((folder / "model.json").read_text())

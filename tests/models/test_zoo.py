@@ -32,7 +32,7 @@ def test_loads_and_runs_without_torch(model_dir: Path) -> None:
 
         sys.meta_path.insert(0, NoTorch())
         import numpy as np
-        from models.runner import ModelRunner
+        from affectstream.models.runner import ModelRunner
 
         r = ModelRunner({str(model_dir)!r})
         feats = [{{i.name: np.zeros(i.shape) for i in r.contract.inputs}} for _ in range(3)]

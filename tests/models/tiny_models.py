@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from models.contract import InputContract, ModelContract, file_sha256
-from streaming.preprocess.filters import FilterSpec
-from streaming.preprocess.pipeline import ChannelRef, FeatureInput, FeatureKind
+from affectstream.models.contract import InputContract, ModelContract, file_sha256
+from affectstream.streaming.preprocess.filters import FilterSpec
+from affectstream.streaming.preprocess.pipeline import ChannelRef, FeatureInput, FeatureKind
 
 
 def tiny_contract(sha: str = "") -> ModelContract:

@@ -31,9 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from models.contract import InputContract, ModelContract, file_sha256
-from service.settings import Settings
-from streaming.preprocess.pipeline import ChannelRef, FeatureInput, FeatureKind
+from affectstream.models.contract import InputContract, ModelContract, file_sha256
+from affectstream.service.settings import Settings
+from affectstream.streaming.preprocess.pipeline import ChannelRef, FeatureInput, FeatureKind
 
 __all__ = [
     "GSR_INPUT",
@@ -166,7 +166,7 @@ class LiveService:
     app: Any  # FastAPI
 
     @property
-    def state(self) -> Any:  # service.app.ServiceState
+    def state(self) -> Any:  # affectstream.service.app.ServiceState
         return self.app.state.service
 
     def get_json(self, path: str, token: str | None = None, timeout: float = 5.0) -> Any:
@@ -191,7 +191,7 @@ def run_service(
     """
     import uvicorn
 
-    from service.app import create_app
+    from affectstream.service.app import create_app
 
     app = create_app(settings)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -238,14 +238,15 @@ def run_replay(
     *extra: str,
     log_dir: Path | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """``python -m service replay PATH --loop --quiet --session SESSION *extra`` as a subprocess.
+    """``python -m affectstream.service replay PATH --loop --quiet --session SESSION *extra`` as a
+    subprocess.
 
     ``env``: the ``cli_env`` fixture (LSL limited to this machine, repo importable). Output goes to
     ``log_dir/replay-<session>.log`` (default: next to ``path``) so a failing test can show it.
     The process is terminated (then killed) on exit.
     """
     log_path = (log_dir or Path(path).parent) / f"replay-{session}.log"
-    cmd = [sys.executable, "-m", "service", "replay", str(path), "--loop", "--quiet",
+    cmd = [sys.executable, "-m", "affectstream.service", "replay", str(path), "--loop", "--quiet",
            "--session", session, *extra]  # fmt: skip
     with log_path.open("wb") as log:
         proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -11,8 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
-from service.app import create_app
-from service.settings import Settings
+from affectstream.service.app import create_app
+from affectstream.service.settings import Settings
 
 pytest.importorskip("onnx")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models"))
@@ -134,7 +134,7 @@ def test_corrupt_model_is_refused_and_reported(zoo: Path) -> None:
 
 
 def test_explicitly_requested_corrupt_model_stops_start_up(zoo: Path) -> None:
-    from models.runner import ModelLoadError
+    from affectstream.models.runner import ModelLoadError
 
     bad = zoo / "broken"
     write_tiny_model(bad)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from service import cli as cli_module
+from affectstream.service import cli as cli_module
 
 
 def test_overview_lists_every_verb(capsys: pytest.CaptureFixture[str]) -> None:

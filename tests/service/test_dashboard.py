@@ -27,7 +27,7 @@ import pytest
 import websockets
 from live_service import replay_log, run_replay, run_service, write_gsr_model
 
-from service.settings import Settings
+from affectstream.service.settings import Settings
 
 pytest.importorskip("onnx")  # the tiny model is built with onnx (the `train` extra)
 

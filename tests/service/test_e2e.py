@@ -13,7 +13,7 @@ import pytest
 import websockets
 from live_service import replay_log, run_replay, run_service, wait_until, write_gsr_model
 
-from service.settings import Settings
+from affectstream.service.settings import Settings
 
 pytest.importorskip("onnx")
 pytestmark = [pytest.mark.lsl]

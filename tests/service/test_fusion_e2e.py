@@ -21,17 +21,17 @@ import pytest
 import websockets
 from live_service import replay_log, run_replay, run_service, wait_until
 
-from models.contract import (
+from affectstream.models.contract import (
     STIMULUS_TABLE,
     InputContract,
     ModelContract,
     StimulusInput,
     file_sha256,
 )
-from service.settings import Settings
-from streaming.preprocess.pipeline import ChannelRef, FeatureInput, FeatureKind
-from training.datasets.pmemo import open_pmemo
-from training.synthetic_pmemo import write_synthetic_pmemo
+from affectstream.service.settings import Settings
+from affectstream.streaming.formats.pmemo import open_pmemo
+from affectstream.streaming.preprocess.pipeline import ChannelRef, FeatureInput, FeatureKind
+from affectstream.streaming.synthetic.pmemo import write_synthetic_pmemo
 
 pytest.importorskip("onnx")
 pytestmark = [pytest.mark.lsl, pytest.mark.slow]
@@ -224,7 +224,7 @@ def test_a_trained_and_exported_rtcan1d_music_serves_the_pmemo_replay(
 ) -> None:
     # the real path: synth → train → export → serve, fed by the PMEmo replay with song ids
     pytest.importorskip("torch")
-    from service.cli import main
+    from affectstream.service.cli import main
 
     data = tmp_path / "pmemo"
     write_synthetic_pmemo(data, n_subjects=6, n_songs=6, seed=3)

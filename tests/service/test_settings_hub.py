@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from service.hub import Hub
-from service.settings import Settings, SettingsError, load_settings
+from affectstream.service.hub import Hub
+from affectstream.service.settings import Settings, SettingsError, load_settings
 
 
 def test_defaults_bind_loopback(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from service.cli import main
+from affectstream.service.cli import main
 
 REQUIRED = {"name", "type", "source_id", "channel_count", "nominal_srate", "samples", "nonfinite",
             "reconnects", "state"}  # fmt: skip

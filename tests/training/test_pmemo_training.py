@@ -14,14 +14,15 @@ import pytest
 
 pytest.importorskip("torch")
 
-import streaming.preprocess.pipeline as pipeline
-import training.datasets.pmemo_windows as pmemo_windows_module
-from models.contract import STIMULUS_TABLE, load_stimulus_table
-from service.cli import main
-from streaming.preprocess.pipeline import WindowFeeder, source_rate_plan
-from streaming.windows import Window
-from training.datasets.pmemo import PmemoDataset, open_pmemo
-from training.datasets.pmemo_windows import (
+import affectstream.streaming.preprocess.pipeline as pipeline
+import affectstream.training.datasets.pmemo_windows as pmemo_windows_module
+from affectstream.models.contract import STIMULUS_TABLE, load_stimulus_table
+from affectstream.service.cli import main
+from affectstream.streaming.formats.pmemo import PmemoDataset, open_pmemo
+from affectstream.streaming.ingest.windows import Window
+from affectstream.streaming.preprocess.pipeline import WindowFeeder, source_rate_plan
+from affectstream.streaming.synthetic.pmemo import write_synthetic_pmemo
+from affectstream.training.datasets.pmemo_windows import (
     MUSIC_SOURCE_SYNTHETIC,
     RATES,
     STREAM_LABELS,
@@ -29,12 +30,11 @@ from training.datasets.pmemo_windows import (
     pmemo_trial_streams,
     pmemo_windows,
 )
-from training.datasets.windows import StimulusTable, WindowSet
-from training.labels import binarise, class_balance
-from training.presets import preset
-from training.protocols import make_folds
-from training.synthetic_pmemo import write_synthetic_pmemo
-from training.train import TrainConfig, fit, stimulus_norm_stats
+from affectstream.training.datasets.windows import StimulusTable, WindowSet
+from affectstream.training.labels import binarise, class_balance
+from affectstream.training.presets import preset
+from affectstream.training.protocols import make_folds
+from affectstream.training.train import TrainConfig, fit, stimulus_norm_stats
 
 SPEC = preset("rtcan1d-music", "pmemo").spec
 
@@ -250,7 +250,7 @@ def test_cli_refuses_music_models_and_the_song_protocol_on_deap(
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_train_and_export_rtcan1d_music(tiny_pmemo: Path, tmp_path: Path) -> None:
-    from models.runner import ModelRunner
+    from affectstream.models.runner import ModelRunner
 
     run = tmp_path / "run"
     args = ["train", "--dataset", "pmemo", "--data", str(tiny_pmemo), "--model",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.labels import binarise, kmeans_midpoint
-from training.protocols import make_folds
+from affectstream.training.labels import binarise, kmeans_midpoint
+from affectstream.training.protocols import make_folds
 
 SUBJECTS = np.repeat(np.arange(1, 11), 30)  # 10 subjects × 30 windows
 

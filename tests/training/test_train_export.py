@@ -11,13 +11,13 @@ import pytest
 
 pytest.importorskip("torch")
 
-from models.contract import load_contract
-from service.cli import main
+from affectstream.models.contract import load_contract
+from affectstream.service.cli import main
 
 
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from training.synthetic import write_synthetic_deap
+    from affectstream.streaming.synthetic.deap import write_synthetic_deap
 
     out = tmp_path_factory.mktemp("tiny-deap")
     write_synthetic_deap(out, n_subjects=4, n_trials=2, seed=11)

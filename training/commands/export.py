@@ -33,8 +33,8 @@ def run(args: argparse.Namespace) -> int:
             "affectstream export needs PyTorch: pip install 'affectstream[train]'", file=sys.stderr
         )
         return 2
-    from models.contract import ContractError
-    from training.export import export_run
+    from affectstream.models.contract import ContractError
+    from affectstream.training.export import export_run
 
     if (args.run is None) == (args.run_dir is None):
         print("affectstream export: error: give the run directory once (RUN_DIR or --run)",

@@ -43,8 +43,8 @@ class _Limits:
 def _limits(file_format: str) -> _Limits:
     """The format's limits, from its generator (imported only once the arguments are parsed)."""
     if file_format == "pmemo":
-        from training.synthetic_pmemo import MAX_SONGS
-        from training.synthetic_pmemo import MAX_SUBJECTS as MAX_PMEMO_SUBJECTS
+        from affectstream.streaming.synthetic.pmemo import MAX_SONGS
+        from affectstream.streaming.synthetic.pmemo import MAX_SUBJECTS as MAX_PMEMO_SUBJECTS
 
         return _Limits(
             max_subjects=MAX_PMEMO_SUBJECTS,
@@ -54,7 +54,7 @@ def _limits(file_format: str) -> _Limits:
             subjects_why=f"6-digit subject ids 100001 ... {100000 + MAX_PMEMO_SUBJECTS}",
             trials_why=f"songs; PMEmo has {MAX_SONGS}",
         )
-    from training.synthetic import MAX_TRIALS
+    from affectstream.streaming.synthetic.deap import MAX_TRIALS
 
     return _Limits(
         max_subjects=MAX_SUBJECTS,
@@ -157,7 +157,7 @@ _Writer = Callable[[Path, int, int, int, Callable[[Path], None]], object]
 def _write(file_format: str) -> _Writer:
     """The writer for ``--format`` (imported here so that ``--help`` stays instant)."""
     if file_format == "deap":
-        from training.synthetic import write_synthetic_deap
+        from affectstream.streaming.synthetic.deap import write_synthetic_deap
 
         def write_deap_set(
             out: Path, n_subjects: int, n_trials: int, seed: int, report: Callable[[Path], None]
@@ -166,7 +166,7 @@ def _write(file_format: str) -> _Writer:
 
         return write_deap_set
     if file_format == "pmemo":
-        from training.synthetic_pmemo import write_synthetic_pmemo
+        from affectstream.streaming.synthetic.pmemo import write_synthetic_pmemo
 
         def write_pmemo_set(
             out: Path, n_subjects: int, n_songs: int, seed: int, report: Callable[[Path], None]

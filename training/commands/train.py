@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from training.datasets.windows import WindowSet
-    from training.presets import Preset
+    from affectstream.training.datasets.windows import WindowSet
+    from affectstream.training.presets import Preset
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -129,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
         )
         return 2
     if args.compare:
-        from training.compare import compare_runs
+        from affectstream.training.compare import compare_runs
 
         try:
             doc = compare_runs(args.compare, args.out)
@@ -139,10 +139,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.data is None or args.model is None:
         return _error("--data and --model are required (or --compare RUN …)")
-    from models.registry import get
-    from training.labels import THRESHOLDS
-    from training.presets import preset
-    from training.protocols import STIMULUS_PROTOCOLS
+    from affectstream.models.registry import get
+    from affectstream.training.labels import THRESHOLDS
+    from affectstream.training.presets import preset
+    from affectstream.training.protocols import STIMULUS_PROTOCOLS
 
     if args.protocol in STIMULUS_PROTOCOLS and args.dataset != "pmemo":
         return _error(f"--protocol {args.protocol} needs stimulus ids (--dataset pmemo)")
@@ -175,8 +175,8 @@ def run(args: argparse.Namespace) -> int:
 def _deap(args: argparse.Namespace, p: Preset, stride: float) -> tuple[WindowSet, dict[str, Any]]:
     import numpy as np
 
-    from training.datasets.deap import deap_files, deap_windows
-    from training.synthetic import SYNTHETIC_MARKER
+    from affectstream.streaming.synthetic.deap import SYNTHETIC_MARKER
+    from affectstream.training.datasets.deap import deap_files, deap_windows
 
     files = deap_files(args.data)[: args.subjects]
     synthetic = (args.data / SYNTHETIC_MARKER).exists()
@@ -202,8 +202,8 @@ def _deap(args: argparse.Namespace, p: Preset, stride: float) -> tuple[WindowSet
 
 
 def _pmemo(args: argparse.Namespace, p: Preset, stride: float) -> tuple[WindowSet, dict[str, Any]]:
-    from training.datasets.pmemo import open_pmemo
-    from training.datasets.pmemo_windows import describe_windows, pmemo_windows
+    from affectstream.streaming.formats.pmemo import open_pmemo
+    from affectstream.training.datasets.pmemo_windows import describe_windows, pmemo_windows
 
     ds = open_pmemo(args.data)
     subjects = ds.subjects[: args.subjects] if args.subjects else None
@@ -243,10 +243,10 @@ def _train(
 ) -> int:
     import numpy as np
 
-    from models.registry import get
-    from training.labels import class_balance
-    from training.report import caveats, write_report
-    from training.train import TrainConfig, make_labels, run_training
+    from affectstream.models.registry import get
+    from affectstream.training.labels import class_balance
+    from affectstream.training.report import caveats, write_report
+    from affectstream.training.train import TrainConfig, make_labels, run_training
 
     cfg = TrainConfig(
         model=args.model,
@@ -310,7 +310,7 @@ def _train(
         notes=notes,
     )
     if final is not None:
-        from training.export import write_final
+        from affectstream.training.export import write_final
 
         if args.dataset == "pmemo":
             retrain = (

@@ -1,8 +1,9 @@
 """DEAP windows for training, through the same preprocessing as the live service.
 
 Each trial of each ``sNN.dat`` is turned into the streams the replay publishes
-(:func:`streaming.replay.deap_trial_streams`), then into features by
-:func:`streaming.preprocess.pipeline.preprocess_recording` — the functions the service uses.
+(:func:`affectstream.streaming.replay.deap.deap_trial_streams`), then into features by
+:func:`affectstream.streaming.preprocess.pipeline.preprocess_recording` — the functions the service
+uses.
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from streaming.deap import SFREQ, read_deap, subject_number
-from streaming.preprocess.pipeline import PreprocessSpec, preprocess_recording
-from streaming.replay import REPLAY_STREAMS, deap_trial_streams
-from training.datasets.windows import WindowSet
-from training.presets import STREAM_LABELS
+from affectstream.streaming.formats.deap import SFREQ, read_deap, subject_number
+from affectstream.streaming.preprocess.pipeline import PreprocessSpec, preprocess_recording
+from affectstream.streaming.replay.deap import REPLAY_STREAMS, deap_trial_streams
+from affectstream.training.datasets.windows import WindowSet
+from affectstream.training.presets import STREAM_LABELS
 
 __all__ = ["WindowSet", "deap_files", "deap_windows"]
 

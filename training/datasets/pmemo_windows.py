@@ -1,23 +1,23 @@
 """PMEmo windows for training, through the same preprocessing as the live service.
 
-Each (subject, song) recording of :meth:`PmemoDataset.trials` becomes one skin-conductance
-stream ``{"GSR": eda[:, None]}`` and goes through
-:func:`streaming.preprocess.pipeline.preprocess_recording` with the model's
-:class:`~streaming.preprocess.pipeline.PreprocessSpec` (for RTCAN-1D: online cvxEDA → origin,
-tonic, phasic over a 20 s trailing window at 25 Hz) — the function the service uses. Every window
-carries its subject, song (musicId), rating (valence, arousal) and the rating's source, and the
-song's raw music feature vector through :attr:`WindowSet.stimulus`.
+Each (subject, song) recording of :meth:`PmemoDataset.trials` becomes one skin-conductance stream
+``{"GSR": eda[:, None]}`` and goes through
+:func:`affectstream.streaming.preprocess.pipeline.preprocess_recording` with the model's
+:class:`~affectstream.streaming.preprocess.pipeline.PreprocessSpec` (for RTCAN-1D: online cvxEDA →
+origin, tonic, phasic over a 20 s trailing window at 25 Hz) — the function the service uses. Every
+window carries its subject, song (musicId), rating (valence, arousal) and the rating's source, and
+the song's raw music feature vector through :attr:`WindowSet.stimulus`.
 
 **Rate.** The stream is pushed at PMEmo's own 50 Hz, as the PMEmo replay publishes it. The
-preprocessing (online and offline alike) only decimates by whole factors, so the spec's feature
-rate must divide 50 Hz: RTCAN-1D's 16 Hz does not, and the PMEmo presets
-(:data:`training.presets.PMEMO_PRESETS`) decompose at 25 Hz. Another spec is refused up front with
-:class:`ValueError` naming the rates.
+preprocessing (online and offline alike) only decimates by whole factors, so the spec's feature rate
+must divide 50 Hz: RTCAN-1D's 16 Hz does not, and the PMEmo presets
+(:data:`affectstream.training.presets.PMEMO_PRESETS`) decompose at 25 Hz. Another spec is refused up
+front with :class:`ValueError` naming the rates.
 
-**Stride.** As for DEAP (:func:`training.datasets.deap.deap_windows`) the hop is set to the
-training stride for speed: every transform, online cvxEDA included, gives the same output however
-its input is chunked (cvxEDA to its solver's tolerance), so the windows equal the serving ones at
-those ends (``tests/training/test_pmemo_training.py`` checks it).
+**Stride.** As for DEAP (:func:`affectstream.training.datasets.deap.deap_windows`) the hop is set to
+the training stride for speed: every transform, online cvxEDA included, gives the same output
+however its input is chunked (cvxEDA to its solver's tolerance), so the windows equal the serving
+ones at those ends (``tests/training/test_pmemo_training.py`` checks it).
 
 **Cache.** ``cache_dir`` keeps the windows in ``.npz`` files named by a hash of the dataset's
 files (names, sizes, modification times), the spec, the stride and the selection, so a second run
@@ -37,11 +37,15 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from models.contract import feature_to_dict
-from streaming.preprocess.pipeline import PreprocessSpec, preprocess_recording, source_rate_plan
-from training.datasets.pmemo import SFREQ, PmemoDataset
-from training.datasets.windows import StimulusTable, WindowSet
-from training.synthetic import SYNTHETIC_MARKER
+from affectstream.models.contract import feature_to_dict
+from affectstream.streaming.formats.pmemo import SFREQ, PmemoDataset
+from affectstream.streaming.preprocess.pipeline import (
+    PreprocessSpec,
+    preprocess_recording,
+    source_rate_plan,
+)
+from affectstream.streaming.synthetic.deap import SYNTHETIC_MARKER
+from affectstream.training.datasets.windows import StimulusTable, WindowSet
 
 __all__ = [
     "MUSIC_SOURCE_PMEMO",
@@ -106,7 +110,7 @@ def pmemo_windows(
 
     Parameters
     ----------
-    dataset : an opened PMEmo folder (:func:`training.datasets.pmemo.open_pmemo`)
+    dataset : an opened PMEmo folder (:func:`affectstream.streaming.formats.pmemo.open_pmemo`)
     spec : the model's preprocessing; its inputs must read the ``GSR`` stream only
     stride_s : seconds between training windows; it becomes the hop, so it must be a whole number
         of samples at 50 Hz and at the feature rate (a multiple of the serving hop, so that the

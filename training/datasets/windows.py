@@ -1,7 +1,8 @@
 """Training windows of any dataset: features, ratings, provenance, and optional stimulus features.
 
-DEAP (:mod:`training.datasets.deap`) and PMEmo (:mod:`training.datasets.pmemo_windows`) both fill
-a :class:`WindowSet`; training, protocols and reports only see this.
+DEAP (:mod:`affectstream.training.datasets.deap`) and PMEmo
+(:mod:`affectstream.training.datasets.pmemo_windows`) both fill a :class:`WindowSet`; training,
+protocols and reports only see this.
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import scipy.signal as ss
 
-from streaming.preprocess._cvxeda_model import arma_taps, spline_knots
-from streaming.preprocess.eda import EdaDecomposition, cvxeda, rtcan_channels
+from affectstream.streaming.preprocess.cvxeda.model import arma_taps, spline_knots
+from affectstream.streaming.preprocess.eda import EdaDecomposition, cvxeda, rtcan_channels
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "neurokit_eventrelated_eda_100hz.csv"
 RAW_FS = 100
@@ -142,7 +142,7 @@ def test_invalid_shapes_and_parameters_are_rejected() -> None:
 
 
 def test_solver_failure_gives_the_flagged_flat_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
-    import streaming.preprocess.eda as eda_module
+    import affectstream.streaming.preprocess.eda as eda_module
 
     def broken(*args: object, **kwargs: object) -> None:
         raise ArithmeticError("singular KKT system")

@@ -11,10 +11,10 @@ import scipy.signal as ss
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import streaming.preprocess._cvxeda_ipm as ipm_module
-import streaming.preprocess.eda as eda_module
-from streaming.preprocess._cvxeda_numba import compiled_ipm_class
-from streaming.preprocess.eda import EdaDecomposition, OnlineCvxEda, cvxeda
+import affectstream.streaming.preprocess.cvxeda.ipm as ipm_module
+import affectstream.streaming.preprocess.eda as eda_module
+from affectstream.streaming.preprocess.cvxeda.compiled import compiled_ipm_class
+from affectstream.streaming.preprocess.eda import EdaDecomposition, OnlineCvxEda, cvxeda
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "neurokit_eventrelated_eda_100hz.csv"
 
@@ -212,8 +212,8 @@ def test_auto_solver_never_waits_for_the_jit() -> None:
         """
         import time
         import numpy as np
-        from streaming.preprocess.eda import OnlineCvxEda
-        from streaming.preprocess import _cvxeda_numba as nb
+        from affectstream.streaming.preprocess.eda import OnlineCvxEda
+        from affectstream.streaming.preprocess.cvxeda import compiled as nb
 
         y = 5 + np.cumsum(np.random.default_rng(0).normal(size=2000)) * 0.01
         online = OnlineCvxEda(16, 20)

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from streaming.deap import EEG_NAMES
-from streaming.preprocess.eeg import (
+from affectstream.streaming.formats.deap import EEG_NAMES
+from affectstream.streaming.preprocess.eeg import (
     DE_BANDS,
     GRID_POSITIONS,
     Standardizer,
@@ -16,7 +16,7 @@ from streaming.preprocess.eeg import (
     eeg_band_de,
     eeg_grid,
 )
-from streaming.preprocess.peripheral import breathing_rate, periph_stats, pulse_rate
+from affectstream.streaming.preprocess.peripheral import breathing_rate, periph_stats, pulse_rate
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 

@@ -10,7 +10,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import signal
 
-from streaming.preprocess.filters import CausalFilter, Decimator, FilterSpec, design_sos
+from affectstream.streaming.preprocess.filters import (
+    CausalFilter,
+    Decimator,
+    FilterSpec,
+    design_sos,
+)
 
 SPECS = [
     FilterSpec("lowpass", (5.0,), 4),

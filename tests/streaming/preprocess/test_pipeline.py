@@ -8,9 +8,11 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from streaming.deap import CHANNELS, SFREQ
-from streaming.preprocess.filters import FilterSpec
-from streaming.preprocess.pipeline import (
+from affectstream.streaming.formats.deap import CHANNELS, SFREQ
+from affectstream.streaming.ingest.ring_buffer import RingBuffer
+from affectstream.streaming.ingest.windows import Windower
+from affectstream.streaming.preprocess.filters import FilterSpec
+from affectstream.streaming.preprocess.pipeline import (
     ChannelRef,
     FeatureInput,
     FeatureKind,
@@ -19,10 +21,8 @@ from streaming.preprocess.pipeline import (
     preprocess_recording,
     source_rate_plan,
 )
-from streaming.replay import REPLAY_STREAMS, deap_trial_streams
-from streaming.ring_buffer import RingBuffer
-from streaming.windows import Windower
-from training.synthetic import generate_subject
+from affectstream.streaming.replay.deap import REPLAY_STREAMS, deap_trial_streams
+from affectstream.streaming.synthetic.deap import generate_subject
 
 LABELS = {s.type: tuple(CHANNELS[i].name for i in s.channels) for s in REPLAY_STREAMS}
 RATES = {s.type: SFREQ for s in REPLAY_STREAMS}
@@ -130,7 +130,7 @@ def test_two_online_chunkings_agree(trial: dict[str, np.ndarray]) -> None:
 
 def test_a_gap_resets_the_state(trial: dict[str, np.ndarray]) -> None:
     feeder, _ = WindowFeeder.for_spec(SPEC, RATES, LABELS)
-    from streaming.windows import Window
+    from affectstream.streaming.ingest.windows import Window
 
     n = round(SPEC.window_s * 128)
     data = {k: trial[k][:n] for k in SPEC.streams}

@@ -1,0 +1,465 @@
+"""End-to-end latency and capacity of the real service, with real LSL streams and WebSocket clients.
+
+Three kinds of processes share the machine, as in a real deployment:
+
+- the service: ``python -m affectstream.service serve`` (uvicorn, the default models of
+  ``models/zoo``), alone in its process so its CPU time and memory can be read from ``/proc``;
+- pushers (:mod:`affectstream.bench.pusher`): full DEAP-like sessions (32 EEG + GSR + PPG + RESP + 5
+  more channels at 128 Hz, markers), each a :class:`~affectstream.streaming.replay.deap.DeapReplay`
+  of a synthetic DEAP-format subject, logging when each push round's last sample left its outlets;
+- this process: registers each session over REST (``POST /sessions`` with the session's
+  ``source_id`` prefix and the default models) and reads its WebSocket, stamping each prediction
+  with the LSL clock on arrival.
+
+Sessions are added level by level (e.g. 1, then up to 8, 16, 32 …; earlier sessions keep
+running). At each level, once every session has received a prediction from every model, the
+service is measured for ``seconds``: each prediction's **end-to-end latency** is its arrival time
+minus the moment the push round holding the window's last sample (the first sample at or after
+``window.end − 1/128 s``, the one that completes the window) left the pusher — both on the LSL
+clock, which is the same monotonic clock in every process of one machine. Per level: latency
+percentiles, the service's own ``latency_ms`` stages, windows coalesced (from ``GET /sessions``),
+WebSocket messages dropped, predictions received vs expected (4 windows per second per model and
+session), CPU (service, pushers, this process, whole machine) and the service's memory.
+
+A level **holds** when p99 ≤ ``budget_ms``, no window was coalesced or skipped, no message was
+dropped and at least 95 % of the expected predictions arrived. ``capacity_sessions`` is the largest
+level such that it and every smaller level held (a lower bound when the largest level held).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["BUDGET_MS", "run_e2e"]
+
+BUDGET_MS = 250.0
+HOP_S = 0.25  # the shipped models' hop: 4 windows per second per model
+SRATE = 128.0
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_now(
+    service: subprocess.Popen[bytes], pushers: list[tuple[subprocess.Popen[str], Path]]
+) -> dict[str, float]:
+    """CPU seconds so far: the service, all pushers, this process."""
+    return {
+        "service": _cpu_s(service.pid),
+        "pushers": sum(_cpu_s(p.pid) for p, _ in pushers),
+        "bench": time.process_time(),
+    }
+
+
+def _machine_busy() -> tuple[float, float]:
+    """(busy, total) jiffies of all CPUs since boot."""
+    v = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = v[3] + (v[4] if len(v) > 4 else 0)
+    return float(sum(v) - idle), float(sum(v))
+
+
+def _memory_mib(pid: int) -> dict[str, float]:
+    out = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            out["rss_mib" if key == "VmRSS" else "peak_rss_mib"] = round(
+                int(value.split()[0]) / 1024, 1
+            )
+    return out
+
+
+def _pct(values: Sequence[float]) -> dict[str, float | int | None]:
+    if not values:
+        return {"n": 0, "p50": None, "p95": None, "p99": None, "max": None}
+    a = np.asarray(values, dtype=np.float64)
+    q = np.percentile(a, [50, 95, 99])
+    return {
+        "n": int(a.size),
+        "p50": round(float(q[0]), 2),
+        "p95": round(float(q[1]), 2),
+        "p99": round(float(q[2]), 2),
+        "max": round(float(a.max()), 2),
+    }
+
+
+@dataclass
+class _Received:
+    session: str
+    model: str
+    window_end: float
+    arrived: float
+    stages: dict[str, float]
+
+
+@dataclass
+class _State:
+    base: str
+    messages: list[_Received] = field(default_factory=list)
+    first_seen: dict[tuple[str, str], float] = field(default_factory=dict)  # (session, model)
+    errors: list[str] = field(default_factory=list)
+    dropped: list[tuple[str, float, int]] = field(default_factory=list)  # (session, at, total)
+
+    def dropped_between(self, t_a: float, t_b: float) -> int:
+        """Messages the service dropped for our subscribers in [t_a, t_b) (running totals)."""
+        before: dict[str, int] = {}
+        until: dict[str, int] = {}
+        for session, at, total in self.dropped:
+            if at < t_a:
+                before[session] = max(before.get(session, 0), total)
+            if at < t_b:
+                until[session] = max(until.get(session, 0), total)
+        return sum(v - before.get(k, 0) for k, v in until.items())
+
+    def _http(self, method: str, path: str, body: Any = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(
+            self.base + path, data=data, method=method, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(req, timeout=90) as r:  # an overloaded service is slow
+            raw = r.read()
+        return json.loads(raw) if raw else None
+
+
+async def _follow(state: _State, ws_url: str, session: str, clock: Callable[[], float]) -> None:
+    from websockets.asyncio.client import connect
+
+    try:
+        async with connect(ws_url, max_queue=None) as ws:
+            async for raw in ws:
+                arrived = clock()
+                m = json.loads(raw)
+                if "dropped" in m:  # the subscriber's running total, on whatever message is next
+                    state.dropped.append((session, arrived, int(m["dropped"])))
+                if m.get("type") != "prediction":
+                    continue
+                state.first_seen.setdefault((session, m["model"]), arrived)
+                state.messages.append(
+                    _Received(
+                        session,
+                        m["model"],
+                        float(m["window"]["end"]),
+                        arrived,
+                        m["latency_ms"],
+                    )
+                )
+    except Exception as e:  # the service going away at the end is expected; anything else is kept
+        state.errors.append(f"{session}: websocket: {type(e).__name__}: {e}")
+
+
+def _start_service(port: int, env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "affectstream.service",
+                "serve",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def _start_pusher(
+    data: Path, log: Path, sessions: list[str], env: dict[str, str]
+) -> subprocess.Popen[str]:
+    p = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "affectstream.bench.pusher",
+            "--file",
+            str(data),
+            "--log",
+            str(log),
+            *sessions,
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert p.stdout is not None
+    line = p.stdout.readline()
+    if line.strip() != "ready":
+        raise RuntimeError(f"pusher did not start (exit {p.poll()}): {line!r}")
+    return p
+
+
+def _session_counters(state: _State, ours: set[str]) -> dict[str, int] | None:
+    """Sums over our sessions' models; ``None`` (error kept) if the service did not answer."""
+    total = {"coalesced": 0, "predictions": 0, "skipped_windows": 0}
+    try:
+        rows = state._http("GET", "/sessions")["sessions"]
+    except OSError as e:  # URLError and timeouts: an overloaded service; the level cannot hold
+        state.errors.append(f"GET /sessions: {type(e).__name__}: {e}")
+        return None
+    for s in rows:
+        if s["session"] not in ours:
+            continue
+        for m in s["models"]:
+            total["coalesced"] += int(m["coalesced"])
+            total["predictions"] += int(m["predictions"])
+            total["skipped_windows"] += sum(int(v) for v in m["skipped_windows"].values())
+    return total
+
+
+def _delta(a: dict[str, int] | None, b: dict[str, int] | None, key: str) -> int | None:
+    return None if a is None or b is None else b[key] - a[key]
+
+
+def _warmed_up(state: _State, sessions: list[str], n_models: int) -> bool:
+    """Every session has had a prediction from every model."""
+    seen: dict[str, set[str]] = defaultdict(set)
+    for sid, model in state.first_seen:
+        seen[sid].add(model)
+    return all(len(seen[sid]) >= n_models for sid in sessions)
+
+
+def _push_time(logs: dict[str, np.ndarray], session: str, window_end: float) -> float | None:
+    """When the push round holding the sample that completes the window left the pusher."""
+    log = logs.get(session)
+    if log is None or not len(log):
+        return None
+    j = int(np.searchsorted(log[:, 0], window_end - 1 / SRATE - 1e-6, side="left"))
+    return float(log[j, 1]) if j < len(log) else None
+
+
+async def _run(
+    levels: Sequence[int],
+    seconds: float,
+    data: Path,
+    workdir: Path,
+    log: Callable[[str], None],
+    budget_ms: float,
+) -> dict[str, Any]:
+    from affectstream.streaming.lsl.config import use_machine_scope
+    from affectstream.streaming.lsl.inlet import local_clock
+
+    env = dict(os.environ)
+    use_machine_scope(env)
+    use_machine_scope()
+    port = _free_port()
+    service = _start_service(port, env, workdir / "service.log")
+    state = _State(f"http://127.0.0.1:{port}")
+    pushers: list[tuple[subprocess.Popen[str], Path]] = []
+    tasks: list[asyncio.Task[None]] = []
+    rows: list[dict[str, Any]] = []
+    prefix = f"bench{os.getpid()}"
+    sessions: list[str] = []
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            with contextlib.suppress(OSError):
+                if await asyncio.to_thread(state._http, "GET", "/ready"):
+                    break
+            if service.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"service did not become ready; see {workdir / 'service.log'}")
+            await asyncio.sleep(0.2)
+        loaded = (await asyncio.to_thread(state._http, "GET", "/models"))["models"]
+        # the sessions are DEAP replays: models that need a stimulus (fusion) are left out
+        models = [m["name"] for m in loaded if m["inputs"] and "stimulus_input" not in m]
+        log(f"service ready on port {port} with models {models}")
+        for level in levels:
+            new = [f"{prefix}-{i:03d}" for i in range(len(sessions), level)]
+            if new:
+                push_log = workdir / f"push-{level}.npz"
+                proc = await asyncio.to_thread(_start_pusher, data, push_log, new, env)
+                pushers.append((proc, push_log))
+            for sid in new:
+                body = {"session": sid, "match": {"source_id_prefix": f"{sid}-"}, "models": models}
+                try:
+                    await asyncio.to_thread(state._http, "POST", "/sessions", body)
+                except OSError as e:
+                    state.errors.append(f"POST /sessions {sid}: {type(e).__name__}: {e}")
+                    continue
+                ws_url = f"ws://127.0.0.1:{port}/ws/sessions/{sid}"
+                tasks.append(asyncio.create_task(_follow(state, ws_url, sid, local_clock)))
+            sessions += new
+            started = time.monotonic()
+            warm_deadline = started + 45 + 0.5 * level
+            while not _warmed_up(state, sessions, len(models)):
+                if time.monotonic() > warm_deadline:
+                    break
+                await asyncio.sleep(0.25)
+            warm = _warmed_up(state, sessions, len(models))
+            await asyncio.sleep(1.0)
+            ours = set(sessions)
+            c0 = await asyncio.to_thread(_session_counters, state, ours)
+            cpu0 = _cpu_now(service, pushers)
+            busy0, total0 = _machine_busy()
+            t_a, w_a = local_clock(), time.monotonic()
+            await asyncio.sleep(seconds)
+            t_b, w_b = local_clock(), time.monotonic()
+            busy1, total1 = _machine_busy()
+            cpu1 = _cpu_now(service, pushers)
+            c1 = await asyncio.to_thread(_session_counters, state, ours)
+            span = w_b - w_a
+            rows.append(
+                {
+                    "sessions": level,
+                    "t_a": t_a,
+                    "t_b": t_b,
+                    "seconds": round(span, 2),
+                    "warmup_complete": warm,
+                    "warmup_s": round(w_a - started, 1),
+                    "cpu_cores": {k: round((cpu1[k] - cpu0[k]) / span, 3) for k in cpu0},
+                    "machine_cpu_busy": round((busy1 - busy0) / max(1.0, total1 - total0), 3),
+                    "memory": _memory_mib(service.pid),
+                    "coalesced": _delta(c0, c1, "coalesced"),
+                    "skipped_windows": _delta(c0, c1, "skipped_windows"),
+                    "expected_predictions": round(level * len(models) * span / HOP_S),
+                }
+            )
+            log(f"level {level}: measured {span:.1f} s (warm-up {'ok' if warm else 'INCOMPLETE'})")
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        # the service's inlets close before the replays' outlets go away
+        service.send_signal(signal.SIGINT)
+        try:
+            service.wait(15)
+        except subprocess.TimeoutExpired:
+            service.kill()
+            service.wait()
+        for p, _ in pushers:
+            assert p.stdin is not None
+            p.stdin.close()
+        for p, _ in pushers:
+            try:
+                p.wait(20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+    push_logs: dict[str, np.ndarray] = {}
+    for _, path in pushers:
+        with np.load(path) as z:
+            push_logs.update({k: z[k] for k in z.files})
+    return _summarise(rows, state, push_logs, models, budget_ms)
+
+
+def _summarise(
+    rows: list[dict[str, Any]],
+    state: _State,
+    logs: dict[str, np.ndarray],
+    models: list[str],
+    budget_ms: float,
+) -> dict[str, Any]:
+    per_level: dict[str, Any] = {}
+    latency: dict[str, Any] = {}
+    for row in rows:
+        got = [m for m in state.messages if row["t_a"] <= m.arrived < row["t_b"]]
+        e2e, unmatched = [], 0
+        stages: dict[str, list[float]] = defaultdict(list)
+        by_model: dict[str, list[float]] = defaultdict(list)
+        for m in got:
+            pushed = _push_time(logs, m.session, m.window_end)
+            if pushed is None:
+                unmatched += 1
+                continue
+            ms = (m.arrived - pushed) * 1e3
+            e2e.append(ms)
+            by_model[m.model].append(ms)
+            for k, v in m.stages.items():
+                stages[k].append(float(v))
+        dropped = state.dropped_between(row["t_a"], row["t_b"])
+        pct = _pct(e2e)
+        holds = (
+            pct["p99"] is not None
+            and float(pct["p99"]) <= budget_ms
+            and row["coalesced"] == 0
+            and row["skipped_windows"] == 0
+            and dropped == 0
+            and len(got) >= 0.95 * row["expected_predictions"]
+            and row["warmup_complete"]
+        )
+        key = str(row["sessions"])
+        latency[key] = pct
+        per_level[key] = {
+            **{k: v for k, v in row.items() if k not in ("t_a", "t_b")},
+            "received_predictions": len(got),
+            "unmatched": unmatched,
+            "dropped_messages": dropped,
+            "e2e_ms_by_model": {k: _pct(v) for k, v in sorted(by_model.items())},
+            "service_latency_ms": {k: _pct(v) for k, v in stages.items()},
+            "holds": bool(holds),
+        }
+    capacity, cap_level = 0, None
+    for row in rows:
+        if not per_level[str(row["sessions"])]["holds"]:
+            break
+        capacity, cap_level = row["sessions"], per_level[str(row["sessions"])]
+    held_all = bool(rows) and all(per_level[str(r["sessions"])]["holds"] for r in rows)
+    first_fail = next(
+        (r["sessions"] for r in rows if not per_level[str(r["sessions"])]["holds"]), None
+    )
+    return {
+        "e2e_latency_ms": latency,
+        "levels": per_level,
+        "capacity_sessions": capacity,
+        "capacity": {
+            "budget_p99_ms": budget_ms,
+            "rule": "p99 <= budget, no window coalesced or skipped, no message dropped, >= 95 % of "
+            "expected predictions received, at this level and every smaller one",
+            "levels_tried": [r["sessions"] for r in rows],
+            "first_failing_level": first_fail,
+            "is_lower_bound": held_all,
+            "cpu_cores_at_capacity": cap_level["cpu_cores"] if cap_level else None,
+            "memory_at_capacity": cap_level["memory"] if cap_level else None,
+        },
+        "models": models,
+        "client_errors": state.errors[:20],
+    }
+
+
+def run_e2e(
+    levels: Sequence[int],
+    seconds: float,
+    log: Callable[[str], None] = lambda s: None,
+    budget_ms: float = BUDGET_MS,
+) -> dict[str, Any]:
+    """Run the sweep; returns ``e2e_latency_ms``, ``capacity_sessions`` and the per-level detail."""
+    from affectstream.streaming.synthetic.deap import write_synthetic_deap
+
+    with tempfile.TemporaryDirectory(prefix="affectstream-bench-") as tmp:
+        work = Path(tmp)
+        write_synthetic_deap(work / "data", 1, 2, 0)
+        data = work / "data" / "s01.dat"
+        out = asyncio.run(_run(sorted(set(levels)), seconds, data, work, log, budget_ms))
+        service_log = (work / "service.log").read_text(errors="replace").splitlines()
+    out["service_log_tail"] = service_log[-20:]
+    out["method"] = __doc__.split("\n\n", 1)[1].strip() if __doc__ else ""
+    return out

@@ -1,0 +1,284 @@
+"""A session: the LSL streams of one person, found by a match, acquired and watched.
+
+A :class:`SessionMatch` says which streams belong to the session (every given key must hold):
+``source_id_prefix``, ``hostname``, ``session`` (the ``<session>`` field of the stream's
+description, which needs the full description, hence an inlet) and ``type``. :class:`IngestSession`
+keeps a :class:`~affectstream.streaming.lsl.inlet.StreamDirectory` (continuous resolver), starts one
+:class:`~affectstream.streaming.ingest.acquisition.StreamAcquirer` per matching stream, refuses
+streams that contradict the session's :class:`StreamExpectation` (wrong channel count or format,
+with a message), and re-finds lost streams by ``source_id``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+from affectstream.streaming.ingest.acquisition import StreamAcquirer
+from affectstream.streaming.ingest.health import HealthPolicy, StreamState
+from affectstream.streaming.lsl.inlet import (
+    Inlet,
+    LslError,
+    StreamDescription,
+    StreamDirectory,
+    local_clock,
+)
+
+__all__ = ["MATCH_KEYS", "IngestSession", "SessionMatch", "StreamExpectation", "canonical_type"]
+
+log = logging.getLogger(__name__)
+
+MATCH_KEYS = ("source_id_prefix", "hostname", "session", "type")
+
+# LSL type names in use for the same modality (DESIGN.md §3.1) → our canonical name
+_TYPE_ALIASES = {"EDA": "GSR", "BVP": "PPG", "RSP": "RESP", "MARKERS": "Markers"}
+
+
+def canonical_type(lsl_type: str) -> str:
+    """``EDA`` → ``GSR``, ``BVP`` → ``PPG``, ``RSP`` → ``RESP``; other types unchanged."""
+    return _TYPE_ALIASES.get(lsl_type.upper(), lsl_type)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionMatch:
+    """Which streams belong to a session; ``None`` fields are not checked."""
+
+    source_id_prefix: str | None = None
+    hostname: str | None = None
+    session: str | None = None
+    type: str | None = None
+
+    def __post_init__(self) -> None:
+        if all(getattr(self, k) is None for k in MATCH_KEYS):
+            raise ValueError(f"a session match needs at least one of {', '.join(MATCH_KEYS)}")
+
+    @classmethod
+    def from_pairs(cls, pairs: Iterable[str]) -> SessionMatch:
+        """From ``KEY=VALUE`` strings (the CLI's ``--match``); unknown keys are an error."""
+        values: dict[str, str] = {}
+        for pair in pairs:
+            key, sep, value = pair.partition("=")
+            if not sep or not value:
+                raise ValueError(f"--match {pair!r}: expected KEY=VALUE")
+            if key not in MATCH_KEYS:
+                raise ValueError(
+                    f"--match {pair!r}: unknown key {key!r}; keys: {', '.join(MATCH_KEYS)}"
+                )
+            if key in values:
+                raise ValueError(f"--match: key {key!r} given twice")
+            values[key] = value
+        return cls(**values)
+
+    def as_dict(self) -> dict[str, str]:
+        """The keys that are set, e.g. ``{"session": "lab1"}``."""
+        return {k: v for k in MATCH_KEYS if (v := getattr(self, k)) is not None}
+
+    @property
+    def needs_description(self) -> bool:
+        return self.session is not None
+
+    def matches_short(self, s: StreamDescription) -> bool:
+        """The checks possible without the full description."""
+        if self.source_id_prefix is not None and not s.source_id.startswith(self.source_id_prefix):
+            return False
+        if self.hostname is not None and s.hostname != self.hostname:
+            return False
+        return self.type is None or canonical_type(s.type) == canonical_type(self.type)
+
+    def matches(self, s: StreamDescription) -> bool:
+        return self.matches_short(s) and (self.session is None or s.session == self.session)
+
+
+@dataclass(frozen=True, slots=True)
+class StreamExpectation:
+    """What the session expects of the stream of one (canonical) type."""
+
+    type: str
+    channel_count: int | None = None
+    numeric: bool = True
+
+    def problem(self, s: StreamDescription) -> str | None:
+        """Why ``s`` cannot serve as this type, or ``None``."""
+        if self.channel_count is not None and s.channel_count != self.channel_count:
+            return (
+                f"stream {s.key} ({s.type}) has {s.channel_count} channel(s); "
+                f"this session expects {self.channel_count} for {self.type}"
+            )
+        if self.numeric and s.channel_format in ("string", "unknown"):
+            return f"stream {s.key} ({s.type}) carries {s.channel_format} values, expected numbers"
+        if self.numeric and s.nominal_srate <= 0:
+            return f"stream {s.key} ({s.type}) has an irregular rate; {self.type} must be regular"
+        return None
+
+
+StateCallback = Callable[[StreamAcquirer, StreamState], None]
+
+
+class IngestSession:
+    """Discover, acquire and watch the streams of one session.
+
+    Parameters
+    ----------
+    match : which streams belong to the session
+    expectations : per canonical type, what a stream must satisfy (others are taken as they are)
+    buffer_s : seconds kept per stream
+    on_state : called on every stream health change (from acquisition threads)
+    directory : a shared continuous resolver (one per process is enough); created if not given
+    """
+
+    def __init__(
+        self,
+        match: SessionMatch,
+        *,
+        expectations: Mapping[str, StreamExpectation] | None = None,
+        buffer_s: float = 30.0,
+        policy: HealthPolicy | None = None,
+        on_state: StateCallback | None = None,
+        directory: StreamDirectory | None = None,
+        discover_every_s: float = 0.5,
+    ) -> None:
+        self.match = match
+        self.expectations = dict(expectations or {})
+        self.buffer_s = buffer_s
+        self.policy = policy or HealthPolicy()
+        self._on_state = on_state
+        self._own_directory = directory is None
+        self.directory = directory or StreamDirectory()
+        self._discover_every_s = discover_every_s
+        self.acquirers: dict[str, StreamAcquirer] = {}  # by stream key
+        self.refused: dict[str, tuple[StreamDescription, str]] = {}
+        self._rejected_uids: set[str] = set()  # streams seen not to belong (description checked)
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- life cycle -----------------------------------------------------------------------------
+
+    def start(self) -> IngestSession:
+        self._thread = threading.Thread(target=self._discover_loop, name="discover", daemon=True)
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+        for acq in list(self.acquirers.values()):
+            acq.stop()
+        if self._own_directory:
+            self.directory.close()
+
+    def __enter__(self) -> IngestSession:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- discovery ------------------------------------------------------------------------------
+
+    def _discover_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.discover_once()
+            except Exception:  # keep discovering; one odd stream must not end the session
+                log.exception("stream discovery failed")
+            self._stop.wait(self._discover_every_s)
+
+    def discover_once(self) -> None:
+        for s in self.directory.streams():
+            if s.key in self.acquirers or s.key in self.refused or s.uid in self._rejected_uids:
+                continue
+            if not self.match.matches_short(s):
+                continue
+            self._adopt(s)
+
+    def _adopt(self, s: StreamDescription) -> None:
+        inlet = Inlet(s)
+        try:
+            inlet.open(timeout=2.0)
+            full = inlet.describe(timeout=2.0)
+        except LslError as e:
+            log.info("could not open %s: %s", s.key, e)
+            inlet.close()
+            return
+        if not self.match.matches(full):
+            self._rejected_uids.add(s.uid)
+            inlet.close()
+            return
+        expectation = self.expectations.get(canonical_type(full.type))
+        problem = expectation.problem(full) if expectation else None
+        if problem is None and full.channel_format == "unknown":
+            problem = f"stream {full.key} has an unsupported channel format"
+        if problem is not None:
+            inlet.close()
+            with self._lock:
+                self.refused[full.key] = (full, problem)
+            log.warning("refused %s", problem)
+            return
+        acq = StreamAcquirer(
+            full,
+            buffer_s=self.buffer_s,
+            find_stream=self._find,
+            policy=self.policy,
+            on_state=self._on_state,
+        )
+        with self._lock:
+            self.acquirers[full.key] = acq
+        acq.start(inlet)
+        log.info("acquiring %s (%s, %d ch @ %g Hz)", full.key, full.type, full.channel_count,
+                 full.nominal_srate)  # fmt: skip
+
+    def _find(self, key: str) -> StreamDescription | None:
+        for s in self.directory.streams():
+            if s.key == key:
+                return s
+        return None
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def by_type(self, lsl_type: str) -> StreamAcquirer | None:
+        """The acquirer of the (first) stream of a canonical type, if any."""
+        want = canonical_type(lsl_type)
+        with self._lock:
+            for acq in self.acquirers.values():
+                if canonical_type(acq.stream.type) == want:
+                    return acq
+        return None
+
+    def wait_for(self, types: Iterable[str], timeout: float) -> bool:
+        """Wait until a stream of each type is being acquired; ``True`` if all are."""
+        deadline = local_clock() + timeout
+        wanted = list(types)
+        while local_clock() < deadline:
+            if all(self.by_type(t) is not None for t in wanted):
+                return True
+            self._stop.wait(0.05)
+        return all(self.by_type(t) is not None for t in wanted)
+
+    def report(self) -> list[dict[str, object]]:
+        """One JSON-ready dict per stream (acquired or refused): identity, health, counters."""
+        rows: list[dict[str, object]] = []
+        with self._lock:
+            acquirers = list(self.acquirers.values())
+            refused = list(self.refused.values())
+        for acq in acquirers:
+            rows.append({**_identity(acq.stream), **acq.health.snapshot()})
+        for s, why in refused:
+            rows.append({**_identity(s), "state": str(StreamState.REFUSED), "reason": why,
+                         "samples": 0, "nonfinite": 0, "reconnects": 0})  # fmt: skip
+        return sorted(rows, key=lambda r: (str(r["type"]), str(r["source_id"])))
+
+
+def _identity(s: StreamDescription) -> dict[str, object]:
+    return {
+        "name": s.name,
+        "type": s.type,
+        "source_id": s.source_id,
+        "hostname": s.hostname,
+        "session": s.session,
+        "channel_count": s.channel_count,
+        "nominal_srate": s.nominal_srate,
+        "channel_format": s.channel_format,
+    }

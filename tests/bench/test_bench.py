@@ -1,0 +1,107 @@
+"""``affectstream bench``: the quick run end to end (the document is complete), and its parts.
+
+The quick run's figures are not asserted: they are measurements of whatever machine runs the
+tests. What is asserted is that every measurement ran and the document has every section.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from affectstream.bench.e2e import _push_time
+from affectstream.bench.report import BEGIN, END, REQUIRED_KEYS, markdown, update_readme
+from affectstream.models import registry
+from affectstream.service import cli as cli_module
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_push_time_is_the_round_holding_the_sample_that_completes_the_window() -> None:
+    # rounds of 4 samples at 128 Hz: round k holds samples 4k..4k+3 and left at 100 + k
+    ts = 10.0 + np.arange(3, 400, 4) / 128
+    log = np.column_stack([ts, 100.0 + np.arange(len(ts))])
+    logs = {"s": log}
+    # a sample stamped t covers [t, t + 1/128): the window [.., end) is completed by the first
+    # sample at or after end - 1/128
+    assert _push_time(logs, "s", 10.0 + 10 / 128) == 102.0  # sample 9, round 2 (samples 8-11)
+    assert _push_time(logs, "s", 10.0 + 9.5 / 128) == 102.0  # sample 9
+    assert _push_time(logs, "s", 10.0 + 8.9 / 128) == 102.0  # sample 8
+    assert _push_time(logs, "s", 10.0 + 8 / 128) == 101.0  # sample 7, the last of round 1
+    assert _push_time(logs, "s", 10.0 + 1000 / 128) is None  # not pushed (yet)
+    assert _push_time(logs, "other", 10.0) is None
+
+
+@pytest.mark.parametrize("bad", [["--sessions", "0"], ["--sessions", "a,b"], ["--seconds", "0"]])
+def test_bad_arguments_are_refused(bad: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_module.main(["bench", *bad]) == 2
+    assert "affectstream bench: error:" in capsys.readouterr().err
+
+
+def test_readme_has_the_benchmark_block() -> None:
+    text = (REPO / "README.md").read_text()
+    assert text.count(BEGIN) == 1 and text.count(END) == 1
+
+
+def test_update_readme_needs_the_markers(tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n")
+    with pytest.raises(ValueError, match="no <!-- bench:begin -->"):
+        update_readme(readme, "table")
+
+
+@pytest.mark.slow
+@pytest.mark.lsl
+@pytest.mark.timeout(240)
+def test_quick_run_measures_everything(
+    tmp_path: Path, cli: Callable[..., list[str]], cli_env: dict[str, str]
+) -> None:
+    done = subprocess.run(
+        cli("bench", "--quick", "--out", tmp_path),
+        capture_output=True, text=True, timeout=230, env=cli_env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    (path,) = tmp_path.glob("*-quick.json")
+    doc = json.loads(path.read_text())
+    assert set(REQUIRED_KEYS) <= set(doc)
+    assert doc["quick"] is True
+    for n in ("1", "2"):
+        e2e = doc["e2e_latency_ms"][n]
+        assert e2e["n"] > 0, doc["levels"][n]
+        assert 0 < e2e["p50"] <= e2e["p95"] <= e2e["p99"] <= e2e["max"]
+        level = doc["levels"][n]
+        assert level["received_predictions"] > 0 and level["unmatched"] == 0
+        assert level["cpu_cores"]["service"] > 0 and level["memory"]["rss_mib"] > 0
+    assert isinstance(doc["capacity_sessions"], int)
+    assert doc["capacity"]["levels_tried"] == [1, 2]
+    for stage in ("ingest", "preprocess", "inference"):
+        assert doc["stage_ms"][stage]["p50"] is not None
+    models = doc["inference_throughput"]["models"]
+    assert set(models) == set(registry.names())
+    for row in models.values():
+        for b in ("batch_1", "batch_32"):
+            assert row[b]["ort"]["ms_median"] > 0 and row[b]["torch"]["ms_median"] > 0
+            assert row[b]["max_abs_diff"] < 1e-3  # the same computation on both sides
+    assert [k for k, v in models.items() if v["shipped"]]  # the zoo's models are marked
+    cvx = doc["cvxeda_speedup"]["by_segment_s"]
+    assert cvx and all(r["speedup_median"] > 0 for r in cvx.values())
+    for key in ("cpu", "cores", "memory_mib", "onnxruntime", "torch", "python"):
+        assert doc["machine"][key], key
+    assert set(doc["targets"]) == {
+        "single_session_p99_le_50ms",
+        "sessions_within_250ms_p99_ge_32",
+        "ort_faster_than_torch_batch1_every_shipped_model",
+    }
+    png = path.with_suffix(".png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the README block renders from this document
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{BEGIN}\nOLD-BLOCK\n{END}\nrest\n")
+    update_readme(readme, markdown(doc, path.name, png.name))
+    text = readme.read_text()
+    assert "OLD-BLOCK" not in text and "| 2 |" in text and text.endswith(f"{END}\nrest\n")
