@@ -44,8 +44,13 @@ def load(fs: int) -> np.ndarray:
     return np.asarray(ss.resample_poly(eda, fs // g, 100 // g, padtype="line"))
 
 
-def deviation(tonic: np.ndarray, phasic: np.ndarray, tonic_ref: np.ndarray,
-              phasic_ref: np.ndarray, span: float) -> float:  # fmt: skip
+def deviation(
+    tonic: np.ndarray,
+    phasic: np.ndarray,
+    tonic_ref: np.ndarray,
+    phasic_ref: np.ndarray,
+    span: float,
+) -> float:
     return float(max(np.abs(tonic - tonic_ref).max(), np.abs(phasic - phasic_ref).max()) / span)
 
 

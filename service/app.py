@@ -79,8 +79,14 @@ class ServiceState:
         with self.lock:
             if session_id in self.sessions:
                 raise FileExistsError(session_id)
-            s = Session(session_id, match, runners, directory=self.directory,
-                        buffer_s=self.settings.buffer_s, on_status=self._status)  # fmt: skip
+            s = Session(
+                session_id,
+                match,
+                runners,
+                directory=self.directory,
+                buffer_s=self.settings.buffer_s,
+                on_status=self._status,
+            )
             self.sessions[session_id] = s
         log.info("session %s created (%s)", session_id, ", ".join(r.name for r in runners))
         return s
@@ -140,8 +146,9 @@ class SessionBody(BaseModel):
     @classmethod
     def valid_id(cls, v: str) -> str:
         if not SESSION_ID.match(v):
-            raise ValueError("session id: 1-128 letters, digits, '.', '_' or '-', not starting "
-                             "with a symbol")  # fmt: skip
+            raise ValueError(
+                "session id: 1-128 letters, digits, '.', '_' or '-', not starting with a symbol"
+            )
         return v
 
 
@@ -156,9 +163,9 @@ def _check_stimulus(body: StimulusBody, runners: list[ModelRunner]) -> None:
     if body.id is not None:
         if not any(r.stimulus_features(body.id) is not None for r in fusion):
             raise HTTPException(
-                422, f"stimulus id {body.id!r} is in no feature table of "
-                f"{[r.name for r in fusion]}",
-            )  # fmt: skip
+                422,
+                f"stimulus id {body.id!r} is in no feature table of {[r.name for r in fusion]}",
+            )
     else:
         assert body.features is not None
         sizes = {r.name: r.contract.stimulus.n_features for r in fusion if r.contract.stimulus}
@@ -214,8 +221,11 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state.hub.loop = asyncio.get_running_loop()
         _load_models(state)
-        if any(i.feature.kind == FeatureKind.EDA_CVX3 for r in state.runners.values()
-               for i in r.contract.inputs):  # fmt: skip
+        if any(
+            i.feature.kind == FeatureKind.EDA_CVX3
+            for r in state.runners.values()
+            for i in r.contract.inputs
+        ):
             from affectstream.streaming.preprocess.cvxeda.compiled import compiled_if_ready
 
             compiled_if_ready()  # start the ~10 s JIT now, in the background, not in a session
@@ -241,8 +251,11 @@ def create_app(settings: Settings) -> FastAPI:
     def authorise(request: Request) -> None:
         if settings.token is None:
             return
-        given = _token_of(request.headers.get("authorization"), request.query_params.get("token"),
-                          request.headers.get("x-affectstream-token"))  # fmt: skip
+        given = _token_of(
+            request.headers.get("authorization"),
+            request.query_params.get("token"),
+            request.headers.get("x-affectstream-token"),
+        )
         if given is None or not secrets.compare_digest(given, settings.token):
             raise HTTPException(401, "missing or wrong token", {"WWW-Authenticate": "Bearer"})
 
@@ -333,8 +346,11 @@ def create_app(settings: Settings) -> FastAPI:
     async def ws_session(ws: WebSocket, session_id: str) -> None:
         await ws.accept()
         if settings.token is not None:
-            given = _token_of(ws.headers.get("authorization"), ws.query_params.get("token"),
-                              ws.headers.get("x-affectstream-token"))  # fmt: skip
+            given = _token_of(
+                ws.headers.get("authorization"),
+                ws.query_params.get("token"),
+                ws.headers.get("x-affectstream-token"),
+            )
             if given is None or not secrets.compare_digest(given, settings.token):
                 await ws.close(WS_UNAUTHORIZED, "missing or wrong token")
                 return
@@ -345,9 +361,15 @@ def create_app(settings: Settings) -> FastAPI:
         sub = state.hub.subscribe(session_id)
         reader = asyncio.create_task(_read_client(ws, session_id))
         try:
-            await ws.send_json({"type": "hello", "schema": 1, "session": session_id,
-                                "models": [s.name for s in session.slots],
-                                "streams": session.ingest.report()})  # fmt: skip
+            await ws.send_json(
+                {
+                    "type": "hello",
+                    "schema": 1,
+                    "session": session_id,
+                    "models": [s.name for s in session.slots],
+                    "streams": session.ingest.report(),
+                }
+            )
             reported = 0
             while True:
                 getter = asyncio.create_task(sub.queue.get())
@@ -391,11 +413,15 @@ async def _read_client(ws: WebSocket, session_id: str) -> None:
         if kind == "ping":
             await ws.send_json({"type": "pong", "schema": 1, "session": session_id})
         else:
-            await ws.send_json({
-                "type": "error", "schema": 1, "session": session_id,
-                "error": "unsupported message: send JSON {\"type\": \"ping\"}; this endpoint "
-                         "only publishes",
-            })  # fmt: skip
+            await ws.send_json(
+                {
+                    "type": "error",
+                    "schema": 1,
+                    "session": session_id,
+                    "error": 'unsupported message: send JSON {"type": "ping"}; this endpoint '
+                    "only publishes",
+                }
+            )
 
 
 def _token_of(authorization: str | None, query: str | None, header: str | None) -> str | None:

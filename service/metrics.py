@@ -33,18 +33,38 @@ def render_metrics(state: ServiceState) -> str:
     sched = state.scheduler
     sessions = state.session_list()
     metric("affectstream_sessions", "gauge", "Sessions.", [({}, len(sessions))])
-    metric("affectstream_predictions_total", "counter", "Predictions published.",
-           [({"session": s.id, "model": slot.name}, slot.predictions)
-            for s in sessions for slot in s.slots])  # fmt: skip
-    metric("affectstream_coalesced_windows_total", "counter",
-           "Due windows not sent to a model because a newer one was due at the same tick.",
-           [({"session": s.id, "model": slot.name}, slot.coalesced)
-            for s in sessions for slot in s.slots])  # fmt: skip
-    metric("affectstream_dropped_messages_total", "counter",
-           "Messages dropped from full subscriber queues.",
-           [({}, state.hub.dropped_total)])  # fmt: skip
-    metric("affectstream_scheduler_errors_total", "counter", "Failed scheduler steps.",
-           [({}, sched.errors_total if sched else 0)])  # fmt: skip
+    metric(
+        "affectstream_predictions_total",
+        "counter",
+        "Predictions published.",
+        [
+            ({"session": s.id, "model": slot.name}, slot.predictions)
+            for s in sessions
+            for slot in s.slots
+        ],
+    )
+    metric(
+        "affectstream_coalesced_windows_total",
+        "counter",
+        "Due windows not sent to a model because a newer one was due at the same tick.",
+        [
+            ({"session": s.id, "model": slot.name}, slot.coalesced)
+            for s in sessions
+            for slot in s.slots
+        ],
+    )
+    metric(
+        "affectstream_dropped_messages_total",
+        "counter",
+        "Messages dropped from full subscriber queues.",
+        [({}, state.hub.dropped_total)],
+    )
+    metric(
+        "affectstream_scheduler_errors_total",
+        "counter",
+        "Failed scheduler steps.",
+        [({}, sched.errors_total if sched else 0)],
+    )
     rows = []
     for s in sessions:
         for r in s.ingest.report():

@@ -231,8 +231,19 @@ class Session:
             # the window is [start, end): its newest sample is one interval of the fastest
             # stream before its end (latency is measured from there, as from a sample's push)
             fastest = max(i.srate for i in slot.windower.spec.inputs)
-            out.append(Due(self, slot, last.t_start, last.t_end, features, detected,
-                           preprocess_s, last.t_end - 1.0 / fastest, stimulus))  # fmt: skip
+            out.append(
+                Due(
+                    self,
+                    slot,
+                    last.t_start,
+                    last.t_end,
+                    features,
+                    detected,
+                    preprocess_s,
+                    last.t_end - 1.0 / fastest,
+                    stimulus,
+                )
+            )
         return out
 
     # -- ground truth and quality ----------------------------------------------------------------
@@ -336,11 +347,18 @@ class Session:
             slot.refused = reason
             log.info("session %s, model %s: %s", self.id, slot.name, reason or "stimulus known")
             if self._on_status is not None:
-                self._on_status(self, {
-                    "type": "model_status", "schema": 1, "session": self.id, "model": slot.name,
-                    "state": "refused" if reason else "running", "reason": reason,
-                    "emitted_at": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
-                })  # fmt: skip
+                self._on_status(
+                    self,
+                    {
+                        "type": "model_status",
+                        "schema": 1,
+                        "session": self.id,
+                        "model": slot.name,
+                        "state": "refused" if reason else "running",
+                        "reason": reason,
+                        "emitted_at": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
+                    },
+                )
         if vector is None or current is None:
             return None
         return vector, {"id": current[0], "source": current[2]}

@@ -290,12 +290,20 @@ def hadolint() -> str:
 def run_hadolint(path: Path, tmp_path: Path, *extra: str) -> list[dict[str, Any]]:
     """hadolint's findings at every level (style included), ignoring any user configuration:
     no config file or HADOLINT_* variable can silence a rule here."""
-    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path),
-           "XDG_CONFIG_HOME": str(tmp_path), "LANG": "C.UTF-8"}  # fmt: skip
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(tmp_path),
+        "XDG_CONFIG_HOME": str(tmp_path),
+        "LANG": "C.UTF-8",
+    }
     done = subprocess.run(
         [hadolint(), "--failure-threshold", "style", "--format", "json", *extra, str(path)],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.stdout.strip(), done.stderr
     findings: list[dict[str, Any]] = json.loads(done.stdout)
     assert (done.returncode == 0) == (not findings), done.stdout + done.stderr
@@ -401,8 +409,14 @@ def test_entry_point_refuses_to_start_without_a_token(tmp_path: Path, venv_bin: 
     home = tmp_path / "home"
     config = image_config(CPU_DOCKERFILE, base_env(venv_bin, home))
     env = {**config.env, "AFFECTSTREAM_PORT": str(free_port()), "LSLAPICFG": str(MACHINE_SCOPE_CFG)}
-    done = subprocess.run(config.entrypoint + config.cmd, env=env, cwd=home,
-                          capture_output=True, text=True, timeout=20)  # fmt: skip
+    done = subprocess.run(
+        config.entrypoint + config.cmd,
+        env=env,
+        cwd=home,
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
     assert done.returncode == 2, done.stdout + done.stderr
     assert NO_TOKEN_MESSAGE in done.stderr
     assert "Uvicorn running" not in done.stdout + done.stderr
@@ -418,8 +432,12 @@ def test_entry_point_serves_with_the_token_and_the_healthcheck_passes(
     home = tmp_path / "home"
     config = image_config(CPU_DOCKERFILE, base_env(venv_bin, home))
     port, token = free_port(), secrets.token_urlsafe(24)
-    env = {**config.env, "AFFECTSTREAM_TOKEN": token, "AFFECTSTREAM_PORT": str(port),
-           "LSLAPICFG": str(MACHINE_SCOPE_CFG)}  # fmt: skip
+    env = {
+        **config.env,
+        "AFFECTSTREAM_TOKEN": token,
+        "AFFECTSTREAM_PORT": str(port),
+        "LSLAPICFG": str(MACHINE_SCOPE_CFG),
+    }
     base = f"http://127.0.0.1:{port}"
     auth = {"Authorization": f"Bearer {token}"}
     log = tmp_path / "serve.log"
@@ -440,12 +458,14 @@ def test_entry_point_serves_with_the_token_and_the_healthcheck_passes(
         assert "0.0.0.0" in log.read_text()  # listening on all interfaces, as in the container
 
         assert config.healthcheck is not None
-        check = subprocess.run(config.healthcheck, env=env, cwd=home,
-                               capture_output=True, text=True, timeout=30)  # fmt: skip
+        check = subprocess.run(
+            config.healthcheck, env=env, cwd=home, capture_output=True, text=True, timeout=30
+        )
         assert check.returncode == 0, check.stderr
         no_token = {k: v for k, v in env.items() if k != "AFFECTSTREAM_TOKEN"}
-        check = subprocess.run(config.healthcheck, env=no_token, cwd=home,
-                               capture_output=True, text=True, timeout=30)  # fmt: skip
+        check = subprocess.run(
+            config.healthcheck, env=no_token, cwd=home, capture_output=True, text=True, timeout=30
+        )
         assert check.returncode == 1 and "401" in check.stderr
 
         proc.send_signal(signal.SIGTERM)  # docker stop
@@ -453,8 +473,9 @@ def test_entry_point_serves_with_the_token_and_the_healthcheck_passes(
         assert "Application shutdown complete" in log.read_text()
     finally:
         stop(proc)
-    check = subprocess.run(config.healthcheck, env=env, cwd=home,
-                           capture_output=True, text=True, timeout=30)  # fmt: skip
+    check = subprocess.run(
+        config.healthcheck, env=env, cwd=home, capture_output=True, text=True, timeout=30
+    )
     assert check.returncode == 1, "the HEALTHCHECK must fail once the service is gone"
 
 
@@ -493,9 +514,11 @@ def load_yaml_subset(text: str) -> Any:
     mappings and sequences, each nested one indentation deeper than its key, plain and quoted
     scalars, ``>-`` folded scalars and comments. Anything else raises, so the compose file stays
     in this subset (when PyYAML is installed, a test checks that both readings agree)."""
-    lines = [(n, len(body) - len(body.lstrip(" ")), body.strip())
-             for n, raw in enumerate(text.splitlines(), 1)
-             if (body := _strip_comment(raw).rstrip()).strip()]  # fmt: skip
+    lines = [
+        (n, len(body) - len(body.lstrip(" ")), body.strip())
+        for n, raw in enumerate(text.splitlines(), 1)
+        if (body := _strip_comment(raw).rstrip()).strip()
+    ]
 
     def folded(i: int, parent: int) -> tuple[str, int]:
         words = []
@@ -654,8 +677,10 @@ def test_compose_demo_commands_run_here(
     session = f"test-{uuid.uuid4().hex[:10]}"
 
     def environment(svc: dict[str, Any]) -> dict[str, str]:
-        env = {k: interpolate(str(v).lower() if isinstance(v, bool) else str(v), dotenv)
-               for k, v in svc.get("environment", {}).items()}  # fmt: skip
+        env = {
+            k: interpolate(str(v).lower() if isinstance(v, bool) else str(v), dotenv)
+            for k, v in svc.get("environment", {}).items()
+        }
         env["LSLAPICFG"] = str(MACHINE_SCOPE_CFG)
         return {**config.env, **env}
 
@@ -735,15 +760,31 @@ def excluded(path: str, rules: list[tuple[bool, re.Pattern[str]]]) -> bool:
 
 @pytest.mark.parametrize(
     "path",
-    [".venv/bin/python", "src/.venv/lib/x.py", "service/__pycache__/app.cpython-311.pyc",
-     "streaming/preprocess/__pycache__/eda.cpython-311.pyc", ".pytest_cache/v/cache/nodeids",
-     ".mypy_cache/3.11/service.json", ".ruff_cache/0.5/x", ".hypothesis/examples/x",
-     ".cache/affectstream/demo/s01.dat", "data/deap/data_preprocessed_python/s01.dat",
-     "datasets/pmemo/annotations.csv", "somewhere/else/s07.dat", "recordings/subject.xdf",
-     "runs/cnn-lstm/report.json", "tests/data/eda.csv", ".git/HEAD", ".env", "docker/.env",
-     "build/lib/service/app.py", "dist/affectstream-0.1.0.tar.gz",
-     "affectstream.egg-info/PKG-INFO", ".test-report.xml"],
-)  # fmt: skip
+    [
+        ".venv/bin/python",
+        "src/.venv/lib/x.py",
+        "service/__pycache__/app.cpython-311.pyc",
+        "streaming/preprocess/__pycache__/eda.cpython-311.pyc",
+        ".pytest_cache/v/cache/nodeids",
+        ".mypy_cache/3.11/service.json",
+        ".ruff_cache/0.5/x",
+        ".hypothesis/examples/x",
+        ".cache/affectstream/demo/s01.dat",
+        "data/deap/data_preprocessed_python/s01.dat",
+        "datasets/pmemo/annotations.csv",
+        "somewhere/else/s07.dat",
+        "recordings/subject.xdf",
+        "runs/cnn-lstm/report.json",
+        "tests/data/eda.csv",
+        ".git/HEAD",
+        ".env",
+        "docker/.env",
+        "build/lib/service/app.py",
+        "dist/affectstream-0.1.0.tar.gz",
+        "affectstream.egg-info/PKG-INFO",
+        ".test-report.xml",
+    ],
+)
 def test_dockerignore_keeps_out(path: str) -> None:
     assert excluded(path, dockerignore()), f"{path} would be sent to the builder"
 
@@ -753,9 +794,11 @@ def test_dockerignore_keeps_what_the_images_are_built_from() -> None:
     needed = ["pyproject.toml", "README.md"]
     for top in ("service", "streaming", "models", "training", "bench"):
         files = [p for p in (REPO / top).rglob("*") if p.is_file()]
-        needed += [p.relative_to(REPO).as_posix() for p in files
-                   if "__pycache__" not in p.parts and p.suffix != ".pyc" and "results" not in
-                   p.parts]  # fmt: skip
+        needed += [
+            p.relative_to(REPO).as_posix()
+            for p in files
+            if "__pycache__" not in p.parts and p.suffix != ".pyc" and "results" not in p.parts
+        ]
     assert "models/zoo/cnn-lstm/model.onnx" in needed
     assert [p for p in needed if excluded(p, rules)] == []
     for path in DOCKERFILES.values():

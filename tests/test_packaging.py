@@ -77,10 +77,22 @@ def test_pip_resolves_the_runtime_set_without_torch(tmp_path: Path) -> None:
     """What `pip install .` would install on a fresh machine (resolved, not installed)."""
     report = tmp_path / "report.json"
     done = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
-         "--report", str(report), str(REPO)],
-        capture_output=True, text=True, timeout=280,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--dry-run",
+            "--ignore-installed",
+            "--quiet",
+            "--report",
+            str(report),
+            str(REPO),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
     if done.returncode != 0 and "No matching distribution" in done.stderr:
         pytest.skip(f"no package index reachable: {done.stderr.strip()[-200:]}")
     assert done.returncode == 0, done.stderr

@@ -55,8 +55,10 @@ def compare_runs(run_dirs: list[Path], out: Path) -> dict[str, Any]:
     for d, r in runs[1:]:
         for key in ("path", "windows", "subjects"):
             if r["dataset"].get(key) != first["dataset"].get(key):
-                raise ValueError(f"{d}: dataset {key} {r['dataset'].get(key)!r} differs from "
-                                 f"{runs[0][0]}'s {first['dataset'].get(key)!r}")  # fmt: skip
+                raise ValueError(
+                    f"{d}: dataset {key} {r['dataset'].get(key)!r} differs from "
+                    f"{runs[0][0]}'s {first['dataset'].get(key)!r}"
+                )
         if r["class_balance"] != first["class_balance"]:
             raise ValueError(f"{d}: different labels (class balance) from {runs[0][0]}")
     doc: dict[str, Any] = {
@@ -141,16 +143,47 @@ def _commands(ds: dict[str, Any], runs: list[tuple[Path, dict[str, Any]]], out: 
     cmds = []
     gen = ds.get("generator")
     if gen and ds.get("format") == "PMEmo":
-        cmds.append(shlex.join(["affectstream", "synth", "--format", "pmemo", "--out", ds["path"],
-                                "--subjects", str(gen["subjects"]), "--trials", str(gen["songs"]),
-                                "--seed", str(gen["seed"])]))  # fmt: skip
+        cmds.append(
+            shlex.join(
+                [
+                    "affectstream",
+                    "synth",
+                    "--format",
+                    "pmemo",
+                    "--out",
+                    ds["path"],
+                    "--subjects",
+                    str(gen["subjects"]),
+                    "--trials",
+                    str(gen["songs"]),
+                    "--seed",
+                    str(gen["seed"]),
+                ]
+            )
+        )
     elif gen:
-        cmds.append(shlex.join(["affectstream", "synth", "--out", ds["path"], "--subjects",
-                                str(gen["subjects"]), "--trials", str(gen["trials"]), "--seed",
-                                str(gen["seed"])]))  # fmt: skip
+        cmds.append(
+            shlex.join(
+                [
+                    "affectstream",
+                    "synth",
+                    "--out",
+                    ds["path"],
+                    "--subjects",
+                    str(gen["subjects"]),
+                    "--trials",
+                    str(gen["trials"]),
+                    "--seed",
+                    str(gen["seed"]),
+                ]
+            )
+        )
     cmds += [r["config"]["command"] for _, r in runs if r["config"].get("command")]
-    cmds.append(shlex.join(["affectstream", "train", "--compare", *(str(d) for d, _ in runs),
-                            "--out", str(out)]))  # fmt: skip
+    cmds.append(
+        shlex.join(
+            ["affectstream", "train", "--compare", *(str(d) for d, _ in runs), "--out", str(out)]
+        )
+    )
     return cmds
 
 
@@ -268,8 +301,9 @@ def _figure(path: Path, doc: dict[str, Any]) -> None:
         for k, proto in enumerate(protocols):
             x, mean, std = [], [], []
             for i, m in enumerate(models):
-                run = next((r for r in doc["runs"] if r["model"] == m and r["protocol"] == proto),
-                           None)  # fmt: skip
+                run = next(
+                    (r for r in doc["runs"] if r["model"] == m and r["protocol"] == proto), None
+                )
                 if run is not None:
                     acc = run["summary"][dim]["accuracy"]
                     x.append(i + (k - (len(protocols) - 1) / 2) * width)

@@ -267,11 +267,15 @@ def model_card(c: ModelContract, meta: dict[str, Any], parity: float) -> str:
     gen = ds.get("generator")
     made = ""
     if gen and real == "PMEmo":
-        made = (f" (`affectstream synth --format pmemo --subjects {gen['subjects']} "
-                f"--trials {gen['songs']} --seed {gen['seed']}`)")  # fmt: skip
+        made = (
+            f" (`affectstream synth --format pmemo --subjects {gen['subjects']} "
+            f"--trials {gen['songs']} --seed {gen['seed']}`)"
+        )
     elif gen:
-        made = (f" (`affectstream synth --subjects {gen['subjects']} --trials {gen['trials']} "
-                f"--seed {gen['seed']}`)")  # fmt: skip
+        made = (
+            f" (`affectstream synth --subjects {gen['subjects']} --trials {gen['trials']} "
+            f"--seed {gen['seed']}`)"
+        )
     songs = f"{ds['songs']} songs, " if "songs" in ds else ""
     lines += [
         "",
@@ -296,11 +300,13 @@ def model_card(c: ModelContract, meta: dict[str, Any], parity: float) -> str:
             desc = (
                 desc.replace("leaky:", "**leaky**:") if "leaky:" in desc else f"**leaky**, {desc}"
             )
-        lines.append(f"- for comparison, protocol `{cmp['protocol']}` ({desc}, "
-                     f"{cmp['folds']} folds):")  # fmt: skip
+        lines.append(
+            f"- for comparison, protocol `{cmp['protocol']}` ({desc}, {cmp['folds']} folds):"
+        )
         for dim, m in cmp["metrics"].items():
-            lines.append(f"  - {dim}: accuracy {m['accuracy']['mean']:.3f} ± "
-                         f"{m['accuracy']['std']:.3f}")  # fmt: skip
+            lines.append(
+                f"  - {dim}: accuracy {m['accuracy']['mean']:.3f} ± {m['accuracy']['std']:.3f}"
+            )
     if t.get("command"):
         lines.append(f"- trained with: `{t['command']}`")
     lines += [

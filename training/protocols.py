@@ -90,8 +90,9 @@ def make_folds(
     for k, test in enumerate(parts):
         rest = rng.permutation(np.setdiff1d(order, test))
         n_val = max(1, round(val_fraction * len(rest)))
-        folds.append(_fold(k, subjects, stimuli, np.sort(rest[n_val:]), np.sort(rest[:n_val]),
-                           np.sort(test)))  # fmt: skip
+        folds.append(
+            _fold(k, subjects, stimuli, np.sort(rest[n_val:]), np.sort(rest[:n_val]), np.sort(test))
+        )
     return folds
 
 
@@ -131,7 +132,14 @@ def _fold(
         return () if a is None else tuple(int(v) for v in np.unique(np.asarray(a)[idx]))
 
     return Fold(
-        k, train, val, test,
-        ids(subjects, train), ids(subjects, val), ids(subjects, test),
-        ids(stimuli, train), ids(stimuli, val), ids(stimuli, test),
-    )  # fmt: skip
+        k,
+        train,
+        val,
+        test,
+        ids(subjects, train),
+        ids(subjects, val),
+        ids(subjects, test),
+        ids(stimuli, train),
+        ids(stimuli, val),
+        ids(stimuli, test),
+    )

@@ -65,8 +65,18 @@ def run(args: argparse.Namespace) -> int:
     cli = [sys.executable, "-m", "affectstream.service"]
     if not subject_file.exists():
         print(f"demo: writing a synthetic subject to {subject_file} (once) …", flush=True)
-        synth = [*cli, "synth", "--out", str(data_dir), "--subjects", "1",
-                 "--trials", str(args.trials), "--seed", "0"]  # fmt: skip
+        synth = [
+            *cli,
+            "synth",
+            "--out",
+            str(data_dir),
+            "--subjects",
+            "1",
+            "--trials",
+            str(args.trials),
+            "--seed",
+            "0",
+        ]
         if subprocess.run(synth, check=False).returncode != 0:
             print("demo: synth failed", file=sys.stderr)
             return 1
@@ -82,21 +92,39 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _stop)
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        procs.append(subprocess.Popen([*cli, "serve", "--auto-attach", "--port", str(args.port),
-                                       "--log-level", "warning"]))  # fmt: skip
+        procs.append(
+            subprocess.Popen(
+                [*cli, "serve", "--auto-attach", "--port", str(args.port), "--log-level", "warning"]
+            )
+        )
         if not _wait_http(f"{base}/ready", 30, procs[0]):
             print(f"demo: the service did not become ready on {base}", file=sys.stderr)
             return 1
         models = _get(f"{base}/models")
         names = [m["name"] + "@" + m["version"] for m in models["models"]]
-        print(f"demo: service on {base} with {', '.join(names)} "
-              f"({models['models'][0]['provider']})", flush=True)  # fmt: skip
+        print(
+            f"demo: service on {base} with {', '.join(names)} ({models['models'][0]['provider']})",
+            flush=True,
+        )
         for name, why in models.get("refused", {}).items():
             print(f"demo: model {name} refused: {why}", file=sys.stderr)
-        procs.append(subprocess.Popen(
-            [*cli, "replay", str(subject_file), "--loop", "--quiet", "--session", session,
-             "--speed", str(args.speed), "--wait-for-consumers", "20"],
-        ))  # fmt: skip
+        procs.append(
+            subprocess.Popen(
+                [
+                    *cli,
+                    "replay",
+                    str(subject_file),
+                    "--loop",
+                    "--quiet",
+                    "--session",
+                    session,
+                    "--speed",
+                    str(args.speed),
+                    "--wait-for-consumers",
+                    "20",
+                ],
+            )
+        )
         print(f"demo: replaying {subject_file} (synthetic data, not DEAP) as session {session}")
         print(f"demo: dashboard  {base}/?session={session}", flush=True)
         return asyncio.run(_follow(base, session, args, lambda: stopping, procs))
@@ -153,18 +181,22 @@ async def _follow(
 def _prediction_line(m: dict[str, Any]) -> str:
     truth = m.get("ground_truth")
     t = f"  truth V {truth['valence']:.1f} A {truth['arousal']:.1f}" if truth else ""
-    return (f"  #{m['seq']:<5} {m['model']:<16} valence {m['valence']:.2f}  arousal "
-            f"{m['arousal']:.2f}{t}  latency {m['latency_ms']['total']:.0f} ms")  # fmt: skip
+    return (
+        f"  #{m['seq']:<5} {m['model']:<16} valence {m['valence']:.2f}  arousal "
+        f"{m['arousal']:.2f}{t}  latency {m['latency_ms']['total']:.0f} ms"
+    )
 
 
 def _print_score(detail: dict[str, Any]) -> None:
     for model in detail["models"]:
         s = model["online_score"]
         if s.get("windows"):
-            print(f"  online score {model['model']}: valence {s['valence_accuracy']:.0%}, "
-                  f"arousal {s['arousal_accuracy']:.0%} over {s['windows']} windows "
-                  "(vs. the replay's ratings, threshold 5; synthetic data)",
-                  flush=True)  # fmt: skip
+            print(
+                f"  online score {model['model']}: valence {s['valence_accuracy']:.0%}, "
+                f"arousal {s['arousal_accuracy']:.0%} over {s['windows']} windows "
+                "(vs. the replay's ratings, threshold 5; synthetic data)",
+                flush=True,
+            )
 
 
 def _get(url: str) -> Any:

@@ -39,11 +39,16 @@ def run(args: argparse.Namespace) -> int:
     from affectstream.service.settings import SettingsError, load_settings
 
     try:
-        settings = load_settings({
-            "host": args.host, "port": args.port,
-            "models": tuple(args.models) if args.models else None,
-            "model_dir": args.model_dir, "auto_attach": args.auto_attach, "token": args.token,
-        })  # fmt: skip
+        settings = load_settings(
+            {
+                "host": args.host,
+                "port": args.port,
+                "models": tuple(args.models) if args.models else None,
+                "model_dir": args.model_dir,
+                "auto_attach": args.auto_attach,
+                "token": args.token,
+            }
+        )
     except SettingsError as e:
         print(f"affectstream serve: invalid setting: {e}", file=sys.stderr)
         return 2

@@ -38,12 +38,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 COLUMNS = (
-    ("type", 8), ("source_id", 34), ("state", 10), ("nominal_srate", 8), ("measured_srate", 8),
-    ("channel_count", 4), ("samples", 9), ("gaps", 5), ("nonfinite", 9), ("reconnects", 10),
+    ("type", 8),
+    ("source_id", 34),
+    ("state", 10),
+    ("nominal_srate", 8),
+    ("measured_srate", 8),
+    ("channel_count", 4),
+    ("samples", 9),
+    ("gaps", 5),
+    ("nonfinite", 9),
+    ("reconnects", 10),
     ("clock_offset", 12),
-)  # fmt: skip
-HEADERS = {"nominal_srate": "nominal", "measured_srate": "measured", "channel_count": "ch",
-           "clock_offset": "offset (s)"}  # fmt: skip
+)
+HEADERS = {
+    "nominal_srate": "nominal",
+    "measured_srate": "measured",
+    "channel_count": "ch",
+    "clock_offset": "offset (s)",
+}
 
 
 def _fmt(key: str, value: object) -> str:

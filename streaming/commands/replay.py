@@ -96,9 +96,13 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         replay = DeapReplay(
-            subject, trials, speed=args.speed, loop=args.loop, session=args.session,
+            subject,
+            trials,
+            speed=args.speed,
+            loop=args.loop,
+            session=args.session,
             on_event=on_event,
-        )  # fmt: skip
+        )
     except ValueError as e:
         print(f"affectstream replay: error: {e}", file=sys.stderr)
         return 2
@@ -134,9 +138,12 @@ def _run_pmemo(args: argparse.Namespace) -> int:
             )
         subject = trials[0].subject
         replay = PmemoReplay(
-            subject, trials, session=args.session or f"pmemo-{subject}", speed=args.speed,
+            subject,
+            trials,
+            session=args.session or f"pmemo-{subject}",
+            speed=args.speed,
             loop=args.loop,
-        )  # fmt: skip
+        )
     except (PmemoFormatError, ValueError, OSError, KeyError) as e:
         message = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"affectstream replay: error: {message}", file=sys.stderr)

@@ -91,11 +91,12 @@ class Channel:
     description: str
 
 
-_EEG_GENEVA_ORDER = (
-    "Fp1", "AF3", "F3", "F7", "FC5", "FC1", "C3", "T7", "CP5", "CP1", "P3", "P7", "PO3", "O1",
-    "Oz", "Pz", "Fp2", "AF4", "Fz", "F4", "F8", "FC6", "FC2", "Cz", "C4", "T8", "CP6", "CP2",
-    "P4", "P8", "PO4", "O2",
-)  # fmt: skip
+_EEG_GENEVA_ORDER = tuple(
+    """
+        Fp1 AF3 F3 F7 FC5 FC1 C3 T7 CP5 CP1 P3 P7 PO3 O1 Oz Pz Fp2 AF4 Fz F4 F8 FC6 FC2 Cz C4 T8 CP6
+        CP2 P4 P8 PO4 O2
+    """.split()
+)
 
 _PERIPHERAL = (
     ("hEOG", ChannelKind.EOG, None, "horizontal EOG (hEOG1 - hEOG2)"),
@@ -106,7 +107,7 @@ _PERIPHERAL = (
     ("Respiration", ChannelKind.RESP, None, "respiration belt"),
     ("Plethysmograph", ChannelKind.PPG, None, "plethysmograph (blood volume pulse)"),
     ("Temperature", ChannelKind.TEMP, None, "skin temperature"),
-)  # fmt: skip
+)
 
 CHANNELS: tuple[Channel, ...] = tuple(
     Channel(i, name, ChannelKind.EEG, None, "EEG, Geneva order; band-pass 4-45 Hz, common average")

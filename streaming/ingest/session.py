@@ -227,8 +227,13 @@ class IngestSession:
         with self._lock:
             self.acquirers[full.key] = acq
         acq.start(inlet)
-        log.info("acquiring %s (%s, %d ch @ %g Hz)", full.key, full.type, full.channel_count,
-                 full.nominal_srate)  # fmt: skip
+        log.info(
+            "acquiring %s (%s, %d ch @ %g Hz)",
+            full.key,
+            full.type,
+            full.channel_count,
+            full.nominal_srate,
+        )
 
     def _find(self, key: str) -> StreamDescription | None:
         for s in self.directory.streams():
@@ -266,8 +271,16 @@ class IngestSession:
         for acq in acquirers:
             rows.append({**_identity(acq.stream), **acq.health.snapshot()})
         for s, why in refused:
-            rows.append({**_identity(s), "state": str(StreamState.REFUSED), "reason": why,
-                         "samples": 0, "nonfinite": 0, "reconnects": 0})  # fmt: skip
+            rows.append(
+                {
+                    **_identity(s),
+                    "state": str(StreamState.REFUSED),
+                    "reason": why,
+                    "samples": 0,
+                    "nonfinite": 0,
+                    "reconnects": 0,
+                }
+            )
         return sorted(rows, key=lambda r: (str(r["type"]), str(r["source_id"])))
 
 

@@ -254,8 +254,15 @@ class Windower:
             t_start = t_end - self.spec.window_s
             data: dict[str, NDArray[np.float64]] = {}
             for inp, buf, nominal in zip(self.spec.inputs, buffers, srates, strict=True):
-                cut = extract(buf, t_start, t_end, nominal, inp.srate,
-                              channels=inp.channels, max_fill_s=self.spec.max_fill_s)  # fmt: skip
+                cut = extract(
+                    buf,
+                    t_start,
+                    t_end,
+                    nominal,
+                    inp.srate,
+                    channels=inp.channels,
+                    max_fill_s=self.spec.max_fill_s,
+                )
                 if isinstance(cut, Unavailable):
                     self.skipped[f"{inp.type}: {cut.reason}"] += 1
                     break

@@ -273,8 +273,10 @@ class Preprocessor:
             rate = float(self.stream_rates[stream])
             if not math.isclose(rate, inp.srate):
                 if not _integer_ratio(rate, inp.srate):
-                    raise ValueError(f"{inp.name}: {stream} pushed at {rate:g} Hz, not a "
-                                     f"multiple of {inp.srate:g} Hz")  # fmt: skip
+                    raise ValueError(
+                        f"{inp.name}: {stream} pushed at {rate:g} Hz, not a "
+                        f"multiple of {inp.srate:g} Hz"
+                    )
                 decimators[stream] = Decimator(round(rate / inp.srate), rate)
         filters = [CausalFilter.from_spec(f, inp.srate) for f in inp.filters]
         cvx = None

@@ -204,11 +204,19 @@ class _Player:
         self.open()
         assert self._marker_outlet is not None
         return play(
-            self._outlets, self._marker_outlet, self._playlist, self.rate,
-            stop=stop, loop=self.loop, chunk_s=self.chunk_s, linger_s=self.linger_s,
-            wait_for_consumers=wait_for_consumers, push_marker=self._push_marker,
-            on_chunk=self.on_chunk, progress=self._progress,
-        )  # fmt: skip
+            self._outlets,
+            self._marker_outlet,
+            self._playlist,
+            self.rate,
+            stop=stop,
+            loop=self.loop,
+            chunk_s=self.chunk_s,
+            linger_s=self.linger_s,
+            wait_for_consumers=wait_for_consumers,
+            push_marker=self._push_marker,
+            on_chunk=self.on_chunk,
+            progress=self._progress,
+        )
 
     def _progress(self, k: int) -> None:
         self.samples_pushed = k
@@ -286,13 +294,18 @@ class DeapReplay(_Player):
                 per_stream[k].append(trial_streams[spec.type])
             labels = dict(zip(LABEL_NAMES, map(float, self.subject.labels[trial - 1]), strict=True))
             base = {"subject": self.subject.subject, "trial": trial, **labels}
-            markers.append((i * N_SAMPLES, {"event": "trial_start", **base,
-                                            "baseline_s": BASELINE_SAMPLES / SFREQ}))  # fmt: skip
+            markers.append(
+                (
+                    i * N_SAMPLES,
+                    {"event": "trial_start", **base, "baseline_s": BASELINE_SAMPLES / SFREQ},
+                )
+            )
             # a consumer that attaches mid-trial learns the running trial within this period
             every = round(self.running_every_s * SFREQ)
             for k in range(every, N_SAMPLES, every) if every > 0 else ():
-                markers.append((i * N_SAMPLES + k, {"event": "trial_running", **base,
-                                                    "elapsed_s": k / SFREQ}))  # fmt: skip
+                markers.append(
+                    (i * N_SAMPLES + k, {"event": "trial_running", **base, "elapsed_s": k / SFREQ})
+                )
             markers.append(((i + 1) * N_SAMPLES, {"event": "trial_end", **base}))
         streams = [np.ascontiguousarray(np.concatenate(p), dtype=np.float32) for p in per_stream]
         return _PlayList(streams, markers, len(self.trials) * N_SAMPLES)

@@ -92,10 +92,14 @@ class PmemoReplay(_Player):
             if eda.ndim != 1 or eda.size == 0 or not np.isfinite(eda).all():
                 raise ValueError(f"song {t.music_id}: EDA must be a non-empty finite 1-D signal")
             base = {
-                "dataset": "pmemo", "subject": self.subject, "trial": i,
-                "music_id": int(t.music_id), "stimulus_id": str(t.music_id),
-                "valence": float(t.valence), "arousal": float(t.arousal),
-            }  # fmt: skip
+                "dataset": "pmemo",
+                "subject": self.subject,
+                "trial": i,
+                "music_id": int(t.music_id),
+                "stimulus_id": str(t.music_id),
+                "valence": float(t.valence),
+                "arousal": float(t.arousal),
+            }
             markers.append((pos, {"event": "trial_start", **base}))
             for k in range(every, eda.size, every) if every > 0 else ():
                 markers.append(
@@ -109,9 +113,13 @@ class PmemoReplay(_Player):
 
     def _info(self, stream_type: str, srate: float, fmt: str) -> pylsl.StreamInfo:
         info = pylsl.StreamInfo(
-            name=f"{self.session} {stream_type}", type=stream_type, channel_count=1,
-            nominal_srate=srate, channel_format=fmt, source_id=f"{self.session}-{stream_type}",
-        )  # fmt: skip
+            name=f"{self.session} {stream_type}",
+            type=stream_type,
+            channel_count=1,
+            nominal_srate=srate,
+            channel_format=fmt,
+            source_id=f"{self.session}-{stream_type}",
+        )
         desc = info.desc()
         desc.append_child_value("session", self.session)
         desc.append_child_value("manufacturer", "affectstream replay")

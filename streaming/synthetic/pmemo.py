@@ -320,25 +320,27 @@ _LLDS = (
     + [
         f"pcm_fftMag_{name}"
         for name in (
-            "fband250-650", "fband1000-4000", "spectralRollOff25.0", "spectralRollOff50.0",
-            "spectralRollOff75.0", "spectralRollOff90.0", "spectralFlux", "spectralCentroid",
-            "spectralEntropy", "spectralVariance", "spectralSkewness", "spectralKurtosis",
-            "spectralSlope", "psySharpness", "spectralHarmonicity",
+            """
+            fband250-650 fband1000-4000 spectralRollOff25.0 spectralRollOff50.0
+            spectralRollOff75.0 spectralRollOff90.0 spectralFlux spectralCentroid
+            spectralEntropy spectralVariance spectralSkewness spectralKurtosis spectralSlope
+            psySharpness spectralHarmonicity
+            """.split()
         )
     ]
     + [f"pcm_fftMag_mfcc[{i}]" for i in range(1, 15)]
     + ["F0final", "voicingFinalUnclipped", "jitterLocal", "jitterDDP", "shimmerLocal", "logHNR"]
-)  # fmt: skip
-_FUNCTIONALS = (
-    "amean", "stddev", "skewness", "kurtosis", "flatness", "posamean", "rqmean", "range",
-    "maxPos", "minPos", "quartile1", "quartile2", "quartile3", "iqr1-2", "iqr2-3", "iqr1-3",
-    "percentile1.0", "percentile99.0", "pctlrange0-1", "upleveltime25", "upleveltime50",
-    "upleveltime75", "upleveltime90", "risetime", "leftctime", "lpgain", "lpc0", "lpc1", "lpc2",
-    "lpc3", "lpc4", "linregc1", "linregc2", "linregerrA", "linregerrQ", "qregc1", "qregc2",
-    "qregc3", "qregerrA", "qregerrQ", "centroid", "peakRangeAbs", "peakRangeRel", "peakMeanAbs",
-    "peakMeanMeanDist", "peakMeanRel", "meanRisingSlope", "stddevRisingSlope", "meanFallingSlope",
-    "stddevFallingSlope",
-)  # fmt: skip
+)
+_FUNCTIONALS = tuple(
+    """
+        amean stddev skewness kurtosis flatness posamean rqmean range maxPos minPos quartile1
+        quartile2 quartile3 iqr1-2 iqr2-3 iqr1-3 percentile1.0 percentile99.0 pctlrange0-1
+        upleveltime25 upleveltime50 upleveltime75 upleveltime90 risetime leftctime lpgain lpc0 lpc1
+        lpc2 lpc3 lpc4 linregc1 linregc2 linregerrA linregerrQ qregc1 qregc2 qregc3 qregerrA
+        qregerrQ centroid peakRangeAbs peakRangeRel peakMeanAbs peakMeanMeanDist peakMeanRel
+        meanRisingSlope stddevRisingSlope meanFallingSlope stddevFallingSlope
+    """.split()
+)
 
 
 def _feature_names() -> tuple[str, ...]:
@@ -599,8 +601,20 @@ def write_synthetic_pmemo(
     def write(name: str, lines: list[str]) -> None:
         paths.append(_write(out / name, lines, on_written))
 
-    meta = [",".join(("musicId", "fileName", "title", "artist", "album", "duration",
-                      "chorus_start_time", "chorus_end_time"))]  # fmt: skip
+    meta = [
+        ",".join(
+            (
+                "musicId",
+                "fileName",
+                "title",
+                "artist",
+                "album",
+                "duration",
+                "chorus_start_time",
+                "chorus_end_time",
+            )
+        )
+    ]
     static = ["musicId,Arousal(mean),Valence(mean)"]
     static_std = ["musicId,Arousal(std),Valence(std)"]
     dynamic = ["musicId,frameTime,Arousal(mean),Valence(mean)"]

@@ -63,8 +63,11 @@ def test_quick_run_measures_everything(
 ) -> None:
     done = subprocess.run(
         cli("bench", "--quick", "--out", tmp_path),
-        capture_output=True, text=True, timeout=230, env=cli_env,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=230,
+        env=cli_env,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     (path,) = tmp_path.glob("*-quick.json")
     doc = json.loads(path.read_text())

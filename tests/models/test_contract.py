@@ -93,10 +93,18 @@ def test_a_contract_whose_preprocessing_cannot_be_built_is_refused_at_load(tmp_p
 
 
 def _stimulus(tmp_path: Path, ids: list[str], values: np.ndarray) -> StimulusInput:
-    np.savez(tmp_path / STIMULUS_TABLE, ids=np.array(ids), names=np.array(["a", "b"]),
-             values=values)  # fmt: skip
-    return StimulusInput("music", 2, "test", np.zeros(2), np.ones(2), STIMULUS_TABLE,
-                         file_sha256(tmp_path / STIMULUS_TABLE))  # fmt: skip
+    np.savez(
+        tmp_path / STIMULUS_TABLE, ids=np.array(ids), names=np.array(["a", "b"]), values=values
+    )
+    return StimulusInput(
+        "music",
+        2,
+        "test",
+        np.zeros(2),
+        np.ones(2),
+        STIMULUS_TABLE,
+        file_sha256(tmp_path / STIMULUS_TABLE),
+    )
 
 
 def test_stimulus_input_round_trips_and_counts_as_an_onnx_input(tmp_path: Path) -> None:
@@ -132,8 +140,12 @@ def test_malformed_stimulus_tables_are_refused(
 
 def test_a_missing_or_changed_stimulus_table_is_refused(tmp_path: Path) -> None:
     stim = _stimulus(tmp_path, ["7", "8"], np.zeros((2, 2)))
-    np.savez(tmp_path / STIMULUS_TABLE, ids=np.array(["7", "8"]), names=np.array(["a", "b"]),
-             values=np.ones((2, 2)))  # fmt: skip
+    np.savez(
+        tmp_path / STIMULUS_TABLE,
+        ids=np.array(["7", "8"]),
+        names=np.array(["a", "b"]),
+        values=np.ones((2, 2)),
+    )
     with pytest.raises(ContractError, match="sha256 differs"):
         load_stimulus_table(tmp_path, stim)
     (tmp_path / STIMULUS_TABLE).unlink()

@@ -246,8 +246,18 @@ def run_replay(
     The process is terminated (then killed) on exit.
     """
     log_path = (log_dir or Path(path).parent) / f"replay-{session}.log"
-    cmd = [sys.executable, "-m", "affectstream.service", "replay", str(path), "--loop", "--quiet",
-           "--session", session, *extra]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "affectstream.service",
+        "replay",
+        str(path),
+        "--loop",
+        "--quiet",
+        "--session",
+        session,
+        *extra,
+    ]
     with log_path.open("wb") as log:
         proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:

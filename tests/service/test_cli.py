@@ -86,10 +86,24 @@ def test_demo_runs_end_to_end(
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     done = subprocess.run(
-        cli("demo", "--data", tmp_path, "--trials", "1", "--port", str(port), "--seconds", "12",
-            "--score-every", "5"),
-        env=cli_env, capture_output=True, text=True, timeout=140,
-    )  # fmt: skip
+        cli(
+            "demo",
+            "--data",
+            tmp_path,
+            "--trials",
+            "1",
+            "--port",
+            str(port),
+            "--seconds",
+            "12",
+            "--score-every",
+            "5",
+        ),
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=140,
+    )
     out = done.stdout
     assert done.returncode == 0, out + done.stderr
     assert (tmp_path / "s01.dat").exists()

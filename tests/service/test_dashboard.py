@@ -69,12 +69,23 @@ def chromium(profile: Path, timeout: float = 20.0) -> Iterator[str]:
     active = profile / "DevToolsActivePort"
     active.unlink(missing_ok=True)  # a reused profile's old port must not be read
     args = [
-        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-        "--no-first-run", "--no-default-browser-check", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
-        "--hide-scrollbars", "--window-size=1280,900", f"--user-data-dir={profile}",
-        "--remote-debugging-port=0", "about:blank",
-    ]  # fmt: skip
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--no-default-browser-check",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--hide-scrollbars",
+        "--window-size=1280,900",
+        f"--user-data-dir={profile}",
+        "--remote-debugging-port=0",
+        "about:blank",
+    ]
     log = (profile / "chromium.log").open("wb")
     # own process group: Chromium's helper processes are ended with it
     proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -146,8 +157,13 @@ class Page:
             await asyncio.sleep(0.2)
 
     async def open(self, url: str) -> None:
-        await self.call("Emulation.setDeviceMetricsOverride", width=1280, height=900,
-                        deviceScaleFactor=1, mobile=False)  # fmt: skip
+        await self.call(
+            "Emulation.setDeviceMetricsOverride",
+            width=1280,
+            height=900,
+            deviceScaleFactor=1,
+            mobile=False,
+        )
         result = await self.call("Page.navigate", url=url)
         assert not result.get("errorText"), result
         # Page.navigate returns before the new document replaces the old one
@@ -157,9 +173,13 @@ class Page:
     async def screenshot(self, path: Path) -> None:
         """The whole page (the viewport is grown to the page's height first)."""
         size = (await self.call("Page.getLayoutMetrics"))["cssContentSize"]
-        await self.call("Emulation.setDeviceMetricsOverride", width=1280,
-                        height=max(900, round(size["height"])), deviceScaleFactor=1,
-                        mobile=False)  # fmt: skip
+        await self.call(
+            "Emulation.setDeviceMetricsOverride",
+            width=1280,
+            height=max(900, round(size["height"])),
+            deviceScaleFactor=1,
+            mobile=False,
+        )
         await asyncio.sleep(0.3)  # let the canvases redraw at the new size
         shot = await self.call("Page.captureScreenshot", format="png")
         path.write_bytes(base64.b64decode(shot["data"]))
@@ -208,25 +228,33 @@ def test_dashboard_shows_live_predictions(
             count = "parseInt(document.getElementById('count')?.textContent ?? '0', 10)"
             await page.wait_for(f"{count} >= {wanted}", 30 + wanted / 8, f"{wanted} predictions")
             if save:  # the marker stream's rating appears with the first prediction of a trial
-                await page.wait_for("document.getElementById('truth').textContent !== '–'",
-                                    10, "ground truth")  # fmt: skip
+                await page.wait_for(
+                    "document.getElementById('truth').textContent !== '–'", 10, "ground truth"
+                )
             shown: dict[str, Any] = await page.evaluate(SNAPSHOT)
             await page.screenshot(shot)
             return shown
 
     # exit order: Chromium, then the service (its inlets), then the replay (its outlets)
     with (
-        run_replay(synthetic_dir / "s01.dat", session_name, cli_env, "--wait-for-consumers", "10",
-                   log_dir=tmp_path),
+        run_replay(
+            synthetic_dir / "s01.dat",
+            session_name,
+            cli_env,
+            "--wait-for-consumers",
+            "10",
+            log_dir=tmp_path,
+        ),
         run_service(settings) as live,
         chromium(tmp_path / "chromium") as page_ws,
-    ):  # fmt: skip
+    ):
         try:
             shown = asyncio.run(drive(page_ws, live.url))
         except TimeoutError as e:
             sessions = live.get_json("/sessions", token=TOKEN)
-            raise AssertionError(f"{e}\nGET /sessions: {sessions}\nreplay log: "
-                                 f"{replay_log(session_name, tmp_path)}") from None  # fmt: skip
+            raise AssertionError(
+                f"{e}\nGET /sessions: {sessions}\nreplay log: {replay_log(session_name, tmp_path)}"
+            ) from None
 
     assert shown["status"] == "live", shown
     assert shown["session"] == session_name

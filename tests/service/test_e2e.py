@@ -62,8 +62,19 @@ def test_predictions_arrive_at_the_hop_rate_with_the_schema(
     assert messages[0]["type"] == "hello"
     preds = [m for m in messages if m["type"] == "prediction"]
     assert len(preds) >= 24, detail
-    keys = {"type", "schema", "session", "seq", "model", "window", "valence", "arousal",
-            "quality", "latency_ms", "emitted_at"}  # fmt: skip
+    keys = {
+        "type",
+        "schema",
+        "session",
+        "seq",
+        "model",
+        "window",
+        "valence",
+        "arousal",
+        "quality",
+        "latency_ms",
+        "emitted_at",
+    }
     for m in preds:
         assert keys <= set(m), m
         assert m["schema"] == 1 and m["session"] == session_name and m["model"] == "gsr-tiny@1"
@@ -92,8 +103,11 @@ def test_a_stream_that_goes_away_gives_a_status_message_not_a_crash(
 
         match = {"source_id_prefix": session_name + "-"}
         body = json.dumps({"session": session_name, "match": match, "models": ["gsr"]})
-        req = urllib.request.Request(f"{live.url}/sessions?token={TOKEN}", body.encode(),
-                                     {"Content-Type": "application/json"})  # fmt: skip
+        req = urllib.request.Request(
+            f"{live.url}/sessions?token={TOKEN}",
+            body.encode(),
+            {"Content-Type": "application/json"},
+        )
         assert urllib.request.urlopen(req, timeout=10).status == 201
         url = f"ws://127.0.0.1:{live.port}/ws/sessions/{session_name}?token={TOKEN}"
 

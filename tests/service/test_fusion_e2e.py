@@ -72,15 +72,25 @@ def write_fusion_model(folder: Path, ids: list[str], table: np.ndarray) -> np.nd
     names = np.array([f"f{i}" for i in range(n)])
     np.savez(folder / STIMULUS_TABLE, ids=np.array(ids), names=names, values=table)
     contract = ModelContract(
-        name="fusion-tiny", version="1", architecture="test-fixture",
+        name="fusion-tiny",
+        version="1",
+        architecture="test-fixture",
         inputs=(InputContract(EDA, EDA.shape),),
-        stimulus=StimulusInput("music", n, "synthetic PMEmo-layout features",
-                               table.mean(axis=0), table.std(axis=0) + 1e-9, STIMULUS_TABLE,
-                               file_sha256(folder / STIMULUS_TABLE)),
-        hop_s=0.2, label_rule={"kind": "threshold", "value": 0.5},
+        stimulus=StimulusInput(
+            "music",
+            n,
+            "synthetic PMEmo-layout features",
+            table.mean(axis=0),
+            table.std(axis=0) + 1e-9,
+            STIMULUS_TABLE,
+            file_sha256(folder / STIMULUS_TABLE),
+        ),
+        hop_s=0.2,
+        label_rule={"kind": "threshold", "value": 0.5},
         trained_on={"dataset": {"name": "test fixture", "synthetic": True}},
-        created="2026-01-01T00:00:00+00:00", onnx_sha256=file_sha256(folder / "model.onnx"),
-    )  # fmt: skip
+        created="2026-01-01T00:00:00+00:00",
+        onnx_sha256=file_sha256(folder / "model.onnx"),
+    )
     (folder / "model.json").write_text(contract.to_json())
     return w
 
@@ -92,8 +102,9 @@ def expected_valence(row: np.ndarray, table: np.ndarray, w: np.ndarray) -> float
 
 def _call(method: str, url: str, body: Any = None) -> tuple[int, Any]:
     data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method=method,
-                                 headers={"Content-Type": "application/json"})  # fmt: skip
+    req = urllib.request.Request(
+        url, data=data, method=method, headers={"Content-Type": "application/json"}
+    )
     try:
         with urllib.request.urlopen(req, timeout=10) as r:
             raw = r.read()
@@ -145,12 +156,14 @@ def test_fusion_model_serves_a_replayed_eda_stream_with_its_stimulus(
             "--wait-for-consumers",
             "15",
             log_dir=tmp_path,
-        ),  # fmt: skip
+        ),
         run_service(settings) as live,
     ):
         base = live.url
-        for sid, prefix in (("with-markers", f"{session_name}-"),
-                            ("eda-only", f"{session_name}-GSR")):  # fmt: skip
+        for sid, prefix in (
+            ("with-markers", f"{session_name}-"),
+            ("eda-only", f"{session_name}-GSR"),
+        ):
             body = {"session": sid, "match": {"source_id_prefix": prefix}, "models": ["fusion"]}
             status, body = _call("POST", base + "/sessions", body)
             assert status == 201, body
@@ -163,8 +176,10 @@ def test_fusion_model_serves_a_replayed_eda_stream_with_its_stimulus(
         got = asyncio.run(_collect(ws + "with-markers", lambda ms: len(predictions(ms)) >= 6, 60))
         preds = predictions(got)
         if len(preds) < 6:
-            pytest.fail(f"{len(preds)} predictions; {live.get_json('/sessions')}\n"
-                        + replay_log(session_name, tmp_path))  # fmt: skip
+            pytest.fail(
+                f"{len(preds)} predictions; {live.get_json('/sessions')}\n"
+                + replay_log(session_name, tmp_path)
+            )
         for p in preds:
             assert p["model"] == "fusion-tiny@1"
             assert p["stimulus"]["source"] == "markers"
@@ -208,8 +223,11 @@ def test_fusion_model_serves_a_replayed_eda_stream_with_its_stimulus(
         assert state == "running"
 
         # 5. the stimulus can come with the session itself (models: all loaded ones)
-        body = {"session": "given", "match": {"source_id_prefix": f"{session_name}-GSR"},
-                "stimulus": {"id": chosen}}  # fmt: skip
+        body = {
+            "session": "given",
+            "match": {"source_id_prefix": f"{session_name}-GSR"},
+            "stimulus": {"id": chosen},
+        }
         status, created = _call("POST", base + "/sessions", body)
         assert status == 201, created
         body = {**body, "session": "given-bad", "stimulus": {"id": "no-such-song"}}
@@ -229,8 +247,26 @@ def test_a_trained_and_exported_rtcan1d_music_serves_the_pmemo_replay(
     data = tmp_path / "pmemo"
     write_synthetic_pmemo(data, n_subjects=6, n_songs=6, seed=3)
     run, zoo = tmp_path / "run", tmp_path / "zoo"
-    assert main(["train", "--dataset", "pmemo", "--data", str(data), "--model", "rtcan1d-music",
-                 "--folds", "2", "--epochs", "1", "--out", str(run)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "train",
+                "--dataset",
+                "pmemo",
+                "--data",
+                str(data),
+                "--model",
+                "rtcan1d-music",
+                "--folds",
+                "2",
+                "--epochs",
+                "1",
+                "--out",
+                str(run),
+            ]
+        )
+        == 0
+    )
     assert main(["export", str(run), "--out", str(zoo / "rtcan1d-music")]) == 0
     trials = list(open_pmemo(data).trials(min_seconds=25.0))
     subject = trials[0].subject
@@ -250,7 +286,7 @@ def test_a_trained_and_exported_rtcan1d_music_serves_the_pmemo_replay(
             "--wait-for-consumers",
             "15",
             log_dir=tmp_path,
-        ),  # fmt: skip
+        ),
         run_service(settings) as live,
     ):
         wait_until(lambda: session_name in live.state.sessions, 20, what="auto-attach")

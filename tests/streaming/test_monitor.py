@@ -11,8 +11,17 @@ import pytest
 
 from affectstream.service.cli import main
 
-REQUIRED = {"name", "type", "source_id", "channel_count", "nominal_srate", "samples", "nonfinite",
-            "reconnects", "state"}  # fmt: skip
+REQUIRED = {
+    "name",
+    "type",
+    "source_id",
+    "channel_count",
+    "nominal_srate",
+    "samples",
+    "nonfinite",
+    "reconnects",
+    "state",
+}
 
 
 def test_bad_match_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
@@ -32,10 +41,23 @@ def test_monitor_json_reports_every_stream_of_the_session(
     )
     try:
         done = subprocess.run(
-            cli("monitor", "--match", f"session={session_name}", "--seconds", "4", "--json",
-                "--expect", "EEG=32", "--expect", "GSR=2"),
-            env=cli_env, capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
+            cli(
+                "monitor",
+                "--match",
+                f"session={session_name}",
+                "--seconds",
+                "4",
+                "--json",
+                "--expect",
+                "EEG=32",
+                "--expect",
+                "GSR=2",
+            ),
+            env=cli_env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     finally:
         replay.terminate()
         replay.wait(10)

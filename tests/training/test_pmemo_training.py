@@ -120,9 +120,11 @@ def test_training_windows_equal_the_online_pipelines(
     """
     subject, song = int(windows.subjects[0]), int(windows.trials[0])
     (trial,) = list(dataset.trials(SPEC.window_s, [str(subject)], [song]))
-    offline = {round(float(t), 6): windows.X["eda"][i]
-               for i, t in enumerate(windows.t_end)
-               if windows.subjects[i] == subject and windows.trials[i] == song}  # fmt: skip
+    offline = {
+        round(float(t), 6): windows.X["eda"][i]
+        for i, t in enumerate(windows.t_end)
+        if windows.subjects[i] == subject and windows.trials[i] == song
+    }
     feeder, wspec = WindowFeeder.for_spec(SPEC, RATES, STREAM_LABELS)
     assert wspec.inputs[0].srate == RATES["GSR"] == 50.0  # the stream is taken at its own rate
     gsr = pmemo_trial_streams(trial.eda)["GSR"]
@@ -230,8 +232,10 @@ def test_kmeans_counts_each_recording_once() -> None:
     assert per_window["per_subject"]["1"][0] == pytest.approx((8.2 / 21 + 0.85) / 2, abs=1e-4)
     keys = np.stack([subjects, trials], axis=1)
     assert class_balance(y)["valence"] == {"high": 2, "low": 21}
-    assert class_balance(y, keys) == {"valence": {"high": 2, "low": 2},
-                                      "arousal": {"high": 2, "low": 2}}  # fmt: skip
+    assert class_balance(y, keys) == {
+        "valence": {"high": 2, "low": 2},
+        "arousal": {"high": 2, "low": 2},
+    }
 
 
 # ------------------------------------------------------------------------------ CLI: train, export
@@ -253,9 +257,23 @@ def test_train_and_export_rtcan1d_music(tiny_pmemo: Path, tmp_path: Path) -> Non
     from affectstream.models.runner import ModelRunner
 
     run = tmp_path / "run"
-    args = ["train", "--dataset", "pmemo", "--data", str(tiny_pmemo), "--model",
-            "rtcan1d-music", "--folds", "2", "--epochs", "1", "--label-rule", "kmeans",
-            "--out", str(run)]  # fmt: skip
+    args = [
+        "train",
+        "--dataset",
+        "pmemo",
+        "--data",
+        str(tiny_pmemo),
+        "--model",
+        "rtcan1d-music",
+        "--folds",
+        "2",
+        "--epochs",
+        "1",
+        "--label-rule",
+        "kmeans",
+        "--out",
+        str(run),
+    ]
     assert main(args) == 0
     report = json.loads((run / "report.json").read_text())
     assert report["protocol"] == "subject" and report["dataset"]["format"] == "PMEmo"
@@ -306,9 +324,26 @@ def test_song_protocol_run_and_comparison(tiny_pmemo: Path, tmp_path: Path) -> N
     runs = []
     for protocol in ("subject", "song"):
         run = tmp_path / f"music-mlp-{protocol}"
-        args = ["train", "--dataset", "pmemo", "--data", str(tiny_pmemo), "--model", "music-mlp",
-                "--protocol", protocol, "--folds", "2", "--epochs", "2", "--cv-only",
-                "--cache-dir", str(tmp_path / "cache"), "--out", str(run)]  # fmt: skip
+        args = [
+            "train",
+            "--dataset",
+            "pmemo",
+            "--data",
+            str(tiny_pmemo),
+            "--model",
+            "music-mlp",
+            "--protocol",
+            protocol,
+            "--folds",
+            "2",
+            "--epochs",
+            "2",
+            "--cv-only",
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--out",
+            str(run),
+        ]
         assert main(args) == 0
         assert not (run / "final.pt").exists()
         runs.append(run)

@@ -58,8 +58,18 @@ def test_threshold_rule() -> None:
 
 def test_kmeans_rule_adapts_per_subject() -> None:
     # subject 1 rates everything high: 6-ish vs 8-ish; subject 2 low: 2-ish vs 4-ish
-    r = np.array([[6.0, 6.1], [6.2, 8.0], [8.1, 6.0], [7.9, 8.2],
-                  [2.0, 2.2], [2.1, 4.0], [4.1, 2.0], [3.9, 4.2]])  # fmt: skip
+    r = np.array(
+        [
+            [6.0, 6.1],
+            [6.2, 8.0],
+            [8.1, 6.0],
+            [7.9, 8.2],
+            [2.0, 2.2],
+            [2.1, 4.0],
+            [4.1, 2.0],
+            [3.9, 4.2],
+        ]
+    )
     s = np.array([1, 1, 1, 1, 2, 2, 2, 2])
     y, rule = binarise(r, s, "kmeans")
     assert y[:, 0].tolist() == [0, 0, 1, 1, 0, 0, 1, 1]

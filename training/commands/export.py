@@ -37,8 +37,10 @@ def run(args: argparse.Namespace) -> int:
     from affectstream.training.export import export_run
 
     if (args.run is None) == (args.run_dir is None):
-        print("affectstream export: error: give the run directory once (RUN_DIR or --run)",
-              file=sys.stderr)  # fmt: skip
+        print(
+            "affectstream export: error: give the run directory once (RUN_DIR or --run)",
+            file=sys.stderr,
+        )
         return 2
     args.run = args.run or args.run_dir
     if not (args.run / "final.json").exists():

@@ -220,14 +220,23 @@ def _compute(
         for t_end, x in preprocess_recording(train_spec, streams, RATES, STREAM_LABELS):
             for name, value in x.items():
                 feats[name].append(value.astype(np.float32))
-            rows.append((trial.valence, trial.arousal, int(trial.subject), trial.music_id, t_end,
-                         trial.rating_source))  # fmt: skip
+            rows.append(
+                (
+                    trial.valence,
+                    trial.arousal,
+                    int(trial.subject),
+                    trial.music_id,
+                    t_end,
+                    trial.rating_source,
+                )
+            )
             n_song += 1
     if song is not None and progress is not None:
         progress(f"song {song}: {n_song} windows")
     if no_features:
-        log.warning("%d song(s) without music features left out: %s", len(no_features),
-                    sorted(no_features))  # fmt: skip
+        log.warning(
+            "%d song(s) without music features left out: %s", len(no_features), sorted(no_features)
+        )
     if not rows:
         longest = max(
             (t.duration_s for t in dataset.trials(0.0, subjects, music_ids, ratings)), default=0.0

@@ -105,8 +105,14 @@ def _build() -> type[BandedIpm]:
         inv0, l1, l2 = np.empty(n), np.zeros(n), np.zeros(n)  # row i of L: l2, l1, 1/inv0
         V, Ls = np.empty((n, m)), np.zeros((m, m))
         f, g, rq, rw, tmp = np.empty(n), np.empty(n), np.empty(n), np.empty(m), np.empty(n)
-        t, dq, dw, ds, dl, cc = (np.empty(n), np.empty(n), np.empty(m), np.empty(n),
-                                 np.empty(n), np.empty(n))  # fmt: skip
+        t, dq, dw, ds, dl, cc = (
+            np.empty(n),
+            np.empty(n),
+            np.empty(m),
+            np.empty(n),
+            np.empty(n),
+            np.empty(n),
+        )
         rhs = np.empty(m)
 
         def residuals() -> None:
@@ -238,10 +244,24 @@ def _build() -> type[BandedIpm]:
             m = self.model
             q, w, s, lam = (a.copy() for a in (start.q, start.w, start.s, start.lam))
             it, status = kernel(
-                np.ascontiguousarray(y), q, w, s, lam, m.ar, m.ma, np.ascontiguousarray(m.E),
-                m.ridge, self._aAt1, self._K0, np.ascontiguousarray(self._U), self._S0,
-                self.mu_tol, self.res_tol, self.max_iter, ipm.STEP_FRACTION,
-            )  # fmt: skip
+                np.ascontiguousarray(y),
+                q,
+                w,
+                s,
+                lam,
+                m.ar,
+                m.ma,
+                np.ascontiguousarray(m.E),
+                m.ridge,
+                self._aAt1,
+                self._K0,
+                np.ascontiguousarray(self._U),
+                self._S0,
+                self.mu_tol,
+                self.res_tol,
+                self.max_iter,
+                ipm.STEP_FRACTION,
+            )
             return ipm.IpmResult(ipm.IpmState(q, w, s, lam), it, status == 0, reasons[status])
 
     return CompiledIpm

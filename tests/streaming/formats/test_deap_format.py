@@ -42,8 +42,15 @@ def test_channel_table_matches_the_deap_readme() -> None:
     assert deap.CHANNELS[31].name == "O2"
     peripheral = [c.name for c in deap.CHANNELS[32:]]
     assert peripheral == [
-        "hEOG", "vEOG", "zEMG", "tEMG", "GSR", "Respiration", "Plethysmograph", "Temperature",
-    ]  # fmt: skip
+        "hEOG",
+        "vEOG",
+        "zEMG",
+        "tEMG",
+        "GSR",
+        "Respiration",
+        "Plethysmograph",
+        "Temperature",
+    ]
     assert deap.channel("GSR").index == deap.GSR_INDEX == 36
     assert deap.channel("GSR").unit == "Ohm"
     assert deap.indices_of_kind(deap.ChannelKind.EEG) == tuple(range(32))

@@ -573,8 +573,18 @@ def _parse(*argv: str) -> argparse.Namespace:
 def test_cli_pmemo_writes_a_tree_the_reader_opens(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    args = _parse("--format", "pmemo", "--out", str(tmp_path / "out"), "--subjects", "3",
-                  "--trials", "5", "--seed", "2")  # fmt: skip
+    args = _parse(
+        "--format",
+        "pmemo",
+        "--out",
+        str(tmp_path / "out"),
+        "--subjects",
+        "3",
+        "--trials",
+        "5",
+        "--seed",
+        "2",
+    )
     assert synth.run(args) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split()[0].endswith("metadata.csv") and "MB" in lines[0]
@@ -588,8 +598,11 @@ def test_cli_pmemo_defaults_through_the_console_entry_point(
 ) -> None:
     done = subprocess.run(
         cli("synth", "--format", "pmemo", "--out", tmp_path),
-        env=cli_env, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     assert "24 subject(s), 30 song(s)" in done.stdout.splitlines()[-1]
     assert "not PMEmo" in done.stdout
@@ -620,7 +633,8 @@ def test_cli_pmemo_accepts_more_subjects_than_deap(
 ) -> None:
     assert synth.run(_parse("--out", str(tmp_path / "d"), "--subjects", "100")) == 2
     assert "--subjects must be 1-99" in capsys.readouterr().err
-    args = _parse("--format", "pmemo", "--out", str(tmp_path / "p"), "--subjects", "100",
-                  "--trials", "1")  # fmt: skip
+    args = _parse(
+        "--format", "pmemo", "--out", str(tmp_path / "p"), "--subjects", "100", "--trials", "1"
+    )
     assert synth.run(args) == 0
     assert len(open_pmemo(tmp_path / "p").subjects) > 50

@@ -253,8 +253,9 @@ def test_timestamps_going_backwards_are_dropped_and_counted(prefix: str) -> None
         )
         time.sleep(0.3)
         outlet.push_chunk(np.full((3, 1), 99, np.float32), (t0 + np.arange(3) / 32).tolist())
-        outlet.push_chunk(np.arange(8, 12, dtype=np.float32)[:, None],
-                          (t0 + np.arange(8, 12) / 32).tolist())  # fmt: skip
+        outlet.push_chunk(
+            np.arange(8, 12, dtype=np.float32)[:, None], (t0 + np.arange(8, 12) / 32).tolist()
+        )
         deadline = time.monotonic() + 5
         while acq.health.samples < 12 and time.monotonic() < deadline:
             time.sleep(0.05)

@@ -42,8 +42,13 @@ def deviation(a: EdaDecomposition, b: EdaDecomposition, segment: np.ndarray) -> 
     return float(max(np.abs(a.tonic - b.tonic).max(), np.abs(a.phasic - b.phasic).max())) / span
 
 
-SOLVERS = ["numpy", pytest.param("compiled", marks=pytest.mark.skipif(
-    compiled_ipm_class() is None, reason="numba not installed"))]  # fmt: skip
+SOLVERS = [
+    "numpy",
+    pytest.param(
+        "compiled",
+        marks=pytest.mark.skipif(compiled_ipm_class() is None, reason="numba not installed"),
+    ),
+]
 
 
 @pytest.mark.parametrize("solver", SOLVERS)

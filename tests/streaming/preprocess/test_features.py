@@ -72,8 +72,14 @@ def test_periph_stats() -> None:
     s = periph_stats(x, 128.0, step_s=1.0)  # 2 steps × 6 stats × 2 channels
     assert s.shape == (2, 12)
     step0 = x[:128]
-    expected = [step0.max(0), step0.min(0), step0.mean(0), step0.std(0), step0.var(0),
-                (step0**2).sum(0)]  # fmt: skip
+    expected = [
+        step0.max(0),
+        step0.min(0),
+        step0.mean(0),
+        step0.std(0),
+        step0.var(0),
+        (step0**2).sum(0),
+    ]
     np.testing.assert_allclose(s[0], np.concatenate(expected))
 
 

@@ -27,25 +27,48 @@ from affectstream.streaming.synthetic.deap import generate_subject
 LABELS = {s.type: tuple(CHANNELS[i].name for i in s.channels) for s in REPLAY_STREAMS}
 RATES = {s.type: SFREQ for s in REPLAY_STREAMS}
 PERIPH = (
-    ChannelRef("AUX", "hEOG"), ChannelRef("AUX", "vEOG"), ChannelRef("AUX", "zEMG"),
-    ChannelRef("AUX", "tEMG"), ChannelRef("GSR", "GSR"), ChannelRef("RESP", "Respiration"),
-    ChannelRef("PPG", "Plethysmograph"), ChannelRef("AUX", "Temperature"),
-)  # fmt: skip
+    ChannelRef("AUX", "hEOG"),
+    ChannelRef("AUX", "vEOG"),
+    ChannelRef("AUX", "zEMG"),
+    ChannelRef("AUX", "tEMG"),
+    ChannelRef("GSR", "GSR"),
+    ChannelRef("RESP", "Respiration"),
+    ChannelRef("PPG", "Plethysmograph"),
+    ChannelRef("AUX", "Temperature"),
+)
 EEG = tuple(ChannelRef("EEG", name) for name in LABELS["EEG"])
 
 SPEC = PreprocessSpec(
     inputs=(
-        FeatureInput("eeg_de", FeatureKind.EEG_DE, EEG, 128.0, 10.0,
-                     filters=(FilterSpec("bandpass", (4.0, 45.0)),)),
+        FeatureInput(
+            "eeg_de",
+            FeatureKind.EEG_DE,
+            EEG,
+            128.0,
+            10.0,
+            filters=(FilterSpec("bandpass", (4.0, 45.0)),),
+        ),
         FeatureInput("periph", FeatureKind.PERIPH_STATS, PERIPH, 128.0, 10.0),
-        FeatureInput("grid", FeatureKind.EEG_GRID, EEG, 128.0, 1.0,
-                     filters=(FilterSpec("highpass", (1.0,), 2),)),
-        FeatureInput("eda16", FeatureKind.RAW, (ChannelRef("GSR", "GSR"),), 16.0, 10.0,
-                     filters=(FilterSpec("lowpass", (1.0,), 2),)),
+        FeatureInput(
+            "grid",
+            FeatureKind.EEG_GRID,
+            EEG,
+            128.0,
+            1.0,
+            filters=(FilterSpec("highpass", (1.0,), 2),),
+        ),
+        FeatureInput(
+            "eda16",
+            FeatureKind.RAW,
+            (ChannelRef("GSR", "GSR"),),
+            16.0,
+            10.0,
+            filters=(FilterSpec("lowpass", (1.0,), 2),),
+        ),
         FeatureInput("periph_cal", FeatureKind.RAW, PERIPH[4:7], 128.0, 2.0, baseline_s=3.0),
     ),
     hop_s=0.5,
-)  # fmt: skip
+)
 
 
 @pytest.fixture(scope="module")
@@ -60,10 +83,12 @@ def _online(
     """Stream the trial into ring buffers in random chunks, polling the windower in between."""
     feeder, wspec = WindowFeeder.for_spec(SPEC, RATES, LABELS)
     sources = {
-        kind: SimpleNamespace(buffer=RingBuffer(4096, x.shape[1]),
-                              stream=SimpleNamespace(nominal_srate=RATES[kind]))
-        for kind, x in trial.items() if kind in SPEC.streams
-    }  # fmt: skip
+        kind: SimpleNamespace(
+            buffer=RingBuffer(4096, x.shape[1]), stream=SimpleNamespace(nominal_srate=RATES[kind])
+        )
+        for kind, x in trial.items()
+        if kind in SPEC.streams
+    }
     windower = Windower(wspec, sources.get)
     rng = np.random.default_rng(seed)
     n = len(trial["EEG"])
@@ -86,8 +111,9 @@ def _online(
 def test_source_rate_plan() -> None:
     plan = source_rate_plan(SPEC, RATES)
     assert plan == dict.fromkeys(("EEG", "AUX", "GSR", "RESP", "PPG"), 128.0)
-    bad = PreprocessSpec((FeatureInput("x", FeatureKind.RAW, (ChannelRef("GSR", "GSR"),), 48.0,
-                                       1.0),), hop_s=0.5)  # fmt: skip
+    bad = PreprocessSpec(
+        (FeatureInput("x", FeatureKind.RAW, (ChannelRef("GSR", "GSR"),), 48.0, 1.0),), hop_s=0.5
+    )
     with pytest.raises(ValueError, match="integer fraction"):
         source_rate_plan(bad, RATES)
 
@@ -102,16 +128,23 @@ def test_offline_equals_online_on_a_synthetic_trial(trial: dict[str, np.ndarray]
     for t in common:
         for name, value in offline[t].items():
             # tolerance: float rounding only (the same operations in another chunking)
-            np.testing.assert_allclose(online[t][name], value, rtol=1e-9, atol=1e-9,
-                                       err_msg=f"{name} at {t} s")  # fmt: skip
+            np.testing.assert_allclose(
+                online[t][name], value, rtol=1e-9, atol=1e-9, err_msg=f"{name} at {t} s"
+            )
     shapes = {k: v.shape for k, v in offline[10.0].items()}
-    assert shapes == {"eeg_de": (5, 128), "periph": (5, 48), "grid": (128, 9, 9),
-                      "eda16": (160, 1), "periph_cal": (256, 3)}  # fmt: skip
+    assert shapes == {
+        "eeg_de": (5, 128),
+        "periph": (5, 48),
+        "grid": (128, 9, 9),
+        "eda16": (160, 1),
+        "periph_cal": (256, 3),
+    }
 
 
 def test_calibration_period_standardises_later_samples(trial: dict[str, np.ndarray]) -> None:
-    inp = FeatureInput("gsr", FeatureKind.RAW, (ChannelRef("GSR", "GSR"),), 128.0, 2.0,
-                       baseline_s=3.0)  # fmt: skip
+    inp = FeatureInput(
+        "gsr", FeatureKind.RAW, (ChannelRef("GSR", "GSR"),), 128.0, 2.0, baseline_s=3.0
+    )
     spec = PreprocessSpec((inp,), hop_s=0.5)
     windows = dict(preprocess_recording(spec, trial, RATES, LABELS))
     assert min(windows) == 5.0  # 3 s calibration + a 2 s window: never includes the baseline

@@ -38,9 +38,14 @@ def test_parse_trials_ranges_and_singles_keep_order() -> None:
 
 @pytest.mark.parametrize(
     ("spec", "fragment"),
-    [("0", "out of range"), ("41", "out of range"), ("3-1", "bad trial"), ("a", "bad trial"),
-     ("1,,2", "bad trial")],
-)  # fmt: skip
+    [
+        ("0", "out of range"),
+        ("41", "out of range"),
+        ("3-1", "bad trial"),
+        ("a", "bad trial"),
+        ("1,,2", "bad trial"),
+    ],
+)
 def test_parse_trials_errors(spec: str, fragment: str) -> None:
     with pytest.raises(ValueError, match=fragment):
         parse_trials(spec, 40)
@@ -173,8 +178,13 @@ def _check_trial_received(path: Path, trial: int, speed: float, received: dict) 
     running = [e for e in events if e["event"] == "trial_running"]
     assert len(running) == len(events) - 2 == 12  # every 5 s of the 63 s trial
     assert [e["elapsed_s"] for e in running] == [5.0 * k for k in range(1, 13)]
-    expected_labels = dict(zip(("valence", "arousal", "dominance", "liking"),
-                               subject.labels[trial - 1].tolist(), strict=True))  # fmt: skip
+    expected_labels = dict(
+        zip(
+            ("valence", "arousal", "dominance", "liking"),
+            subject.labels[trial - 1].tolist(),
+            strict=True,
+        )
+    )
     for e in events:
         assert e["trial"] == trial and e["subject"] == subject.subject
         assert {k: e[k] for k in expected_labels} == expected_labels
@@ -189,8 +199,18 @@ def test_replay_delivers_every_sample_of_a_trial_at_the_nominal_rate(
     synthetic_dir: Path, session_name: str, cli: Callable[..., list[str]], cli_env: dict[str, str]
 ) -> None:
     path = synthetic_dir / "s02.dat"
-    cmd = cli("replay", path, "--trials", "2", "--speed", "4", "--session", session_name,
-              "--wait-for-consumers", "20")  # fmt: skip
+    cmd = cli(
+        "replay",
+        path,
+        "--trials",
+        "2",
+        "--speed",
+        "4",
+        "--session",
+        session_name,
+        "--wait-for-consumers",
+        "20",
+    )
     proc = subprocess.Popen(
         cmd, env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -211,8 +231,17 @@ def test_replay_in_real_time(
     synthetic_dir: Path, session_name: str, cli: Callable[..., list[str]], cli_env: dict[str, str]
 ) -> None:
     path = synthetic_dir / "s01.dat"
-    cmd = cli("replay", path, "--trials", "3", "--session", session_name,
-              "--wait-for-consumers", "20", "--quiet")  # fmt: skip
+    cmd = cli(
+        "replay",
+        path,
+        "--trials",
+        "3",
+        "--session",
+        session_name,
+        "--wait-for-consumers",
+        "20",
+        "--quiet",
+    )
     proc = subprocess.Popen(
         cmd, env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )

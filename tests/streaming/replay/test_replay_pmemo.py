@@ -114,5 +114,9 @@ def test_every_sample_and_marker_arrives_over_lsl(session_name: str) -> None:
     replay.close()
     np.testing.assert_array_equal(values, np.r_[np.arange(100.0), 1000 + np.arange(50.0)])
     events = [(m["event"], m["stimulus_id"]) for m in markers]
-    assert events == [("trial_start", "7"), ("trial_end", "7"), ("trial_start", "9"),
-                      ("trial_end", "9")]  # fmt: skip
+    assert events == [
+        ("trial_start", "7"),
+        ("trial_end", "7"),
+        ("trial_start", "9"),
+        ("trial_end", "9"),
+    ]
