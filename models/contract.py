@@ -1,7 +1,7 @@
 """The model contract: what a model expects and produces (``model.json``, also in ONNX metadata).
 
 A contract names the architecture and version, every input tensor with the preprocessing that makes
-it (a :class:`~affectstream.streaming.preprocess.pipeline.FeatureInput`: channels, rate, window,
+it (a :class:`~affectstream.streaming.preprocess.spec.FeatureInput`: channels, rate, window,
 filters, feature kind) and its normalisation statistics, the hop, the outputs and their meaning, the
 label rule, what the model was trained on (dataset, synthetic or not, subjects, protocol, metrics
 with their protocol named), when it was made and the sha256 of the ONNX file.
@@ -22,11 +22,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from affectstream.streaming.preprocess.filters import FilterSpec
-from affectstream.streaming.preprocess.pipeline import (
+from affectstream.streaming.preprocess.spec import (
     ChannelRef,
     FeatureInput,
     FeatureKind,
+    FilterSpec,
     PreprocessSpec,
 )
 

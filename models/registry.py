@@ -10,7 +10,7 @@ template mixes fixed sizes (``9``) and named sizes (``"n_times"``); a named size
 value wherever it appears and becomes a constructor argument of the same name.
 
 Feature kinds name what the preprocessing produces
-(``affectstream.streaming.preprocess.pipeline.FeatureKind``): ``raw`` (n_samples, n_channels),
+(``affectstream.streaming.preprocess.spec.FeatureKind``): ``raw`` (n_samples, n_channels),
 ``eeg_de`` (n_steps, n_bands × n_channels) band-major, ``eeg_grid`` (n_samples, 9, 9),
 ``periph_stats`` (n_steps, 6 × n_channels), ``eda_cvx3`` (3, n_samples) [origin, tonic, phasic]. One
 kind is not a stream feature: ``stimulus_features``, a per-stimulus vector (RTCAN-1D's openSMILE

@@ -40,7 +40,7 @@ from affectstream.service.sessions import Session, group_key
 from affectstream.service.settings import Settings
 from affectstream.streaming.ingest.session import SessionMatch
 from affectstream.streaming.lsl.inlet import StreamDirectory
-from affectstream.streaming.preprocess.pipeline import FeatureKind
+from affectstream.streaming.preprocess.spec import FeatureKind
 
 __all__ = ["ServiceState", "create_app"]
 

@@ -10,10 +10,10 @@ windows go through the shared preprocessing; when several are due for one model 
 fell behind), all are preprocessed (the filters' state must stay continuous) but only the newest is
 sent to the model: the others are counted as coalesced.
 
-Online scoring: when the session has a ``Markers`` stream carrying trial ratings (the DEAP replay
-does), each prediction is compared with the ground truth of the trial it falls in (high = above
-the rating scale's midpoint: 5 for DEAP, 0.5 for PMEmo), giving running accuracies per model — the
-numbers a user would quote, shown in ``GET /sessions``.
+Online scoring: when the session has a ``Markers`` stream carrying trial ratings and their scale
+(``"rating_scale": [low, high]``, as the replays send), each prediction is compared with the ground
+truth of the trial it falls in (high = above the scale's midpoint), giving running accuracies per
+model — the numbers a user would quote, shown in ``GET /sessions``.
 
 Fusion models (a contract with a stimulus input) also need the current stimulus: from markers
 carrying a ``stimulus_id`` or from ``PUT /sessions/{id}/stimulus`` (:meth:`Session.stimulus_at`);
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -55,7 +56,7 @@ POLL_AHEAD_S = 0.05
 now on our clock, give or take the clock-correction error (well below a millisecond on one
 machine or a LAN). Skipping the earlier ticks saves most of the scheduler's polling."""
 
-__all__ = ["Due", "ModelSlot", "Session"]
+__all__ = ["Due", "ModelSlot", "Score", "Session", "marker_ratings"]
 
 log = logging.getLogger(__name__)
 
@@ -78,13 +79,13 @@ class Due:
 @dataclass
 class Score:
     """Running agreement of predictions with the marker stream's ratings (high = above the
-    midpoint of the rating scale: 5 on DEAP's 1-9, 0.5 on PMEmo's 0-1)."""
+    midpoint of the rating scale the marker carries)."""
 
     n: int = 0
     valence_correct: int = 0
     arousal_correct: int = 0
 
-    def add(self, probs: tuple[float, float], truth: tuple[float, float], mid: float = 5.0) -> None:
+    def add(self, probs: tuple[float, float], truth: tuple[float, float], mid: float) -> None:
         self.n += 1
         self.valence_correct += int((probs[0] > 0.5) == (truth[0] > mid))
         self.arousal_correct += int((probs[1] > 0.5) == (truth[1] > mid))
@@ -261,15 +262,12 @@ class Session:
 
     def truth_at(self, t: float) -> tuple[float, float, float] | None:
         """(valence, arousal, scale midpoint) of the trial running at LSL time ``t``, from the
-        markers (midpoint 0.5 for PMEmo's 0-1 ratings, 5 for DEAP's 1-9)."""
+        markers: the ratings and their ``rating_scale`` ``[low, high]`` travel in the marker, so
+        no dataset is special here (a marker without both gives no ground truth)."""
         for _, payload in self._markers_back(t):  # the newest trial event decides
             event = payload.get("event")
             if event in ("trial_start", "trial_running"):
-                try:
-                    mid = 0.5 if payload.get("dataset") == "pmemo" else 5.0
-                    return float(payload["valence"]), float(payload["arousal"]), mid
-                except (KeyError, TypeError, ValueError):
-                    return None  # a marker without ratings: no ground truth
+                return marker_ratings(payload)
             if event == "trial_end":
                 return None
         return None
@@ -423,3 +421,19 @@ def group_key(source_id: str, stream_type: str) -> str | None:
         if source_id.endswith("-" + suffix):
             return source_id[: -len(suffix) - 1]
     return None
+
+
+def marker_ratings(payload: dict[str, Any]) -> tuple[float, float, float] | None:
+    """(valence, arousal, midpoint of ``rating_scale``) of a trial marker; None unless all are
+    there and finite, with the ratings inside a scale whose low end is below its high end."""
+    try:
+        low, high = (float(x) for x in payload["rating_scale"])
+        valence, arousal = float(payload["valence"]), float(payload["arousal"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    values = (low, high, valence, arousal)
+    if not all(math.isfinite(v) for v in values) or not low < high:
+        return None
+    if not (low <= valence <= high and low <= arousal <= high):
+        return None
+    return valence, arousal, (low + high) / 2

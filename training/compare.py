@@ -1,9 +1,11 @@
 """One side-by-side report of finished training runs (``affectstream train --compare RUN … --out``).
 
-Reads each run's ``report.json`` and writes ``OUT/report.json``, ``OUT/report.md`` (one table:
-model × protocol × valence/arousal accuracy and F1, mean ± SD over folds; the class balance; the
-caveats of every run; the commands that reproduce it all) and ``OUT/comparison.png`` (one small
-figure). Nothing is retrained: the figures are the runs' own.
+Reads each run's ``report.json`` and writes ``OUT/report.json``, ``OUT/report.md`` (two tables:
+model × protocol × valence/arousal accuracy and F1, then balanced accuracy and ROC-AUC, mean ± SD
+over folds; the class balance; the caveats of every run; the commands that reproduce it all) and
+``OUT/comparison.png`` (accuracy and balanced accuracy per model and protocol). Nothing is
+retrained: the figures are the runs' own. A run whose report predates balanced accuracy and ROC-AUC
+shows ``—`` for them.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from affectstream.training.report import METRIC_NOTE, mean_sd, roc_auc_note
 from affectstream.training.train import DIMENSIONS, write_json
 
 __all__ = ["compare_runs"]
@@ -187,8 +190,10 @@ def _commands(ds: dict[str, Any], runs: list[tuple[Path, dict[str, Any]]], out: 
     return cmds
 
 
-def _pm(m: dict[str, float]) -> str:
-    return f"{m['mean']:.3f} ± {m['std']:.3f}"
+def _pm(m: dict[str, Any] | None) -> str:
+    """``mean ± std`` of one summary entry (:func:`mean_sd`); ``—`` if the run's report lacks the
+    metric (a run made before balanced accuracy and ROC-AUC were reported)."""
+    return "—" if m is None else mean_sd(m)
 
 
 def _markdown(doc: dict[str, Any]) -> str:
@@ -217,17 +222,46 @@ def _markdown(doc: dict[str, Any]) -> str:
             f"{_pm(s['arousal']['accuracy'])} | {_pm(s['arousal']['f1'])} | "
             f"{', '.join(map(str, r['epochs_run']))} |"
         )
+    lines += [
+        "",
+        "| model | protocol | valence balanced accuracy | valence ROC-AUC "
+        "| arousal balanced accuracy | arousal ROC-AUC |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in doc["runs"]:
+        s = r["summary"]
+        lines.append(
+            f"| `{r['model']}` | `{r['protocol']}` | "
+            + " | ".join(
+                _pm(s[d].get(k)) for d in DIMENSIONS for k in ("balanced_accuracy", "roc_auc")
+            )
+            + " |"
+        )
     bal = doc["class_balance"]
     chance = "; ".join(
         f"`{proto}` valence {c['valence']:.3f}, arousal {c['arousal']:.3f}"
         for proto, c in doc["constant_answer"].items()
     )
+    undefined = [
+        f"`{r['model']}` `{r['protocol']}`: {note}"
+        for r in doc["runs"]
+        if (note := roc_auc_note(r["summary"]))
+    ]
     lines += [
         "",
-        "Mean ± SD over the test folds; F1 of the high class. For reference, a constant answer "
+        METRIC_NOTE
+        + (
+            " —: the run's report predates balanced accuracy and ROC-AUC."
+            if any("balanced_accuracy" not in r["summary"]["valence"] for r in doc["runs"])
+            else ""
+        ),
+        *([""] + [f"- {u}" for u in undefined] if undefined else []),
+        "",
+        "For reference, a constant answer "
         "(the majority class outside the test fold, given for every test window) scores, over "
-        f"the same folds: {chance}; a coin scores 0.5 on average. (A song-independent test fold "
-        "can be far from the overall balance: a song's listeners tend to agree.)",
+        f"the same folds, an accuracy of: {chance}; a coin scores 0.5 on average. (A "
+        "song-independent test fold can be far from the overall balance: a song's listeners tend "
+        "to agree.)",
         "",
         "## Data and labels",
         "",
@@ -288,6 +322,8 @@ def _markdown(doc: dict[str, Any]) -> str:
 
 
 def _figure(path: Path, doc: dict[str, Any]) -> None:
+    """Bars of mean ± SD over folds per model and protocol: accuracy (dashed: the majority class
+    of all windows) above balanced accuracy (dashed: 0.5, a constant answer's)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -296,25 +332,30 @@ def _figure(path: Path, doc: dict[str, Any]) -> None:
     models = list(dict.fromkeys(r["model"] for r in doc["runs"]))
     protocols = list(dict.fromkeys(r["protocol"] for r in doc["runs"]))
     width = 0.8 / max(1, len(protocols))
-    fig, axes = plt.subplots(1, 2, figsize=(7, 2.6), sharey=True)
-    for ax, dim in zip(axes, DIMENSIONS, strict=True):
-        for k, proto in enumerate(protocols):
-            x, mean, std = [], [], []
-            for i, m in enumerate(models):
-                run = next(
-                    (r for r in doc["runs"] if r["model"] == m and r["protocol"] == proto), None
-                )
-                if run is not None:
-                    acc = run["summary"][dim]["accuracy"]
-                    x.append(i + (k - (len(protocols) - 1) / 2) * width)
-                    mean.append(acc["mean"])
-                    std.append(acc["std"])
-            ax.bar(x, mean, width, yerr=std, capsize=2, label=proto)
-        ax.axhline(doc["majority_accuracy"][dim], color="k", ls="--", lw=0.8)
-        ax.set_xticks(np.arange(len(models)), models, fontsize=8)
-        ax.set_title(f"{dim} accuracy", fontsize=9)
-        ax.set_ylim(0.3, 1.0)
-    axes[0].legend(fontsize=7, title="protocol", title_fontsize=7)
+    rows = (("accuracy", "accuracy"), ("balanced_accuracy", "balanced accuracy"))
+    fig, axes = plt.subplots(2, 2, figsize=(7, 4.6), sharey=True)
+    for (metric, title), row in zip(rows, axes, strict=True):
+        for ax, dim in zip(row, DIMENSIONS, strict=True):
+            for k, proto in enumerate(protocols):
+                x, mean, std = [], [], []
+                for i, m in enumerate(models):
+                    run = next(
+                        (r for r in doc["runs"] if r["model"] == m and r["protocol"] == proto),
+                        None,
+                    )
+                    # a run from before balanced accuracy was reported has no bar there
+                    if run is not None and metric in run["summary"][dim]:
+                        value = run["summary"][dim][metric]
+                        x.append(i + (k - (len(protocols) - 1) / 2) * width)
+                        mean.append(value["mean"])
+                        std.append(value["std"])
+                ax.bar(x, mean, width, yerr=std, capsize=2, label=proto)
+            chance = doc["majority_accuracy"][dim] if metric == "accuracy" else 0.5
+            ax.axhline(chance, color="k", ls="--", lw=0.8)
+            ax.set_xticks(np.arange(len(models)), models, fontsize=8)
+            ax.set_title(f"{dim} {title}", fontsize=9)
+            ax.set_ylim(0.3, 1.0)
+    axes[0][0].legend(fontsize=7, title="protocol", title_fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)

@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from affectstream.streaming.formats.deap import CHANNELS, EEG_NAMES
-from affectstream.streaming.preprocess.filters import FilterSpec
-from affectstream.streaming.preprocess.pipeline import (
+from affectstream.streaming.preprocess.spec import (
     ChannelRef,
     FeatureInput,
     FeatureKind,
+    FilterSpec,
     PreprocessSpec,
 )
 from affectstream.streaming.replay.deap import REPLAY_STREAMS

@@ -1,4 +1,10 @@
-"""Training reports: ``report.json``, ``report.md`` and PNG figures in the run directory."""
+"""Training reports: ``report.json``, ``report.md`` and PNG figures in the run directory.
+
+Per dimension and test fold, and as mean ± SD over the folds: accuracy, balanced accuracy, F1 of
+the high class and ROC-AUC (:data:`~affectstream.training.train.METRICS`, by scikit-learn). ROC-AUC
+is undefined for a test fold whose windows are all one class: it is ``null`` there in
+``report.json``, ``n/a`` in ``report.md``, and the mean leaves that fold out (and says so).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,47 @@ import numpy as np
 from affectstream.training.protocols import PROTOCOLS
 from affectstream.training.train import DIMENSIONS, FoldResult, summarise, write_json
 
-__all__ = ["caveats", "write_report"]
+__all__ = ["METRIC_NOTE", "caveats", "mean_sd", "roc_auc_note", "write_report"]
+
+METRIC_NOTE = (
+    "Mean ± SD over the test folds. F1 is that of the high class; balanced accuracy is the mean "
+    "of the recalls of high and low, and ROC-AUC is computed from the predicted probability of "
+    "high: both are 0.5 for a constant answer, whatever the class balance. ROC-AUC is undefined "
+    "for a test fold whose windows are all one class (null in report.json, n/a here); the mean "
+    "leaves such a fold out, and balanced accuracy there is the recall of its one class."
+)
+"""What the metric columns mean, printed under them (the comparison report prints it too)."""
+
+
+def roc_auc_note(summary: dict[str, Any]) -> str | None:
+    """Which folds have no ROC-AUC (one class in their test windows), per dimension; ``None``
+    when every fold has one. ``summary`` : the ``summary`` of a report."""
+    undefined = {
+        d: m["roc_auc"].get("undefined_folds", [])
+        for d, m in summary.items()
+        if "roc_auc" in m and m["roc_auc"].get("undefined_folds")
+    }
+    if not undefined:
+        return None
+    return "ROC-AUC undefined (test windows of one class) in " + "; ".join(
+        f"{d}: fold{'s' if len(f) > 1 else ''} {', '.join(str(i) for i in f)}"
+        for d, f in undefined.items()
+    )
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def mean_sd(m: dict[str, Any]) -> str:
+    """``mean ± std`` of one summary entry; ``n/a`` when no fold has a value, and how many folds
+    the mean leaves out when some have none."""
+    if m["mean"] is None:
+        return "n/a"
+    left_out = len(m.get("undefined_folds", []))
+    return f"{m['mean']:.3f} ± {m['std']:.3f}" + (
+        f" (without {left_out} fold{'s' if left_out > 1 else ''})" if left_out else ""
+    )
 
 
 def caveats(protocol: str, *, stimuli: bool, reads_stimulus: bool, label_rule: str) -> list[str]:
@@ -155,27 +201,37 @@ def _markdown(doc: dict[str, Any]) -> str:
         f"- label rule: {doc['label_rule'].get('kind')}",
         balance,
         "",
-        "| dimension | accuracy (mean ± std) | F1 (mean ± std) |",
-        "|---|---|---|",
+        "| dimension | accuracy | balanced accuracy | F1 | ROC-AUC |",
+        "|---|---|---|---|---|",
     ]
+    s = doc["summary"]
     for d in DIMENSIONS:
-        a, f = doc["summary"][d]["accuracy"], doc["summary"][d]["f1"]
         lines.append(
-            f"| {d} | {a['mean']:.3f} ± {a['std']:.3f} | {f['mean']:.3f} ± {f['std']:.3f} |"
+            f"| {d} | {mean_sd(s[d]['accuracy'])} | {mean_sd(s[d]['balanced_accuracy'])} | "
+            f"{mean_sd(s[d]['f1'])} | {mean_sd(s[d]['roc_auc'])} |"
         )
+    lines += ["", METRIC_NOTE]
+    undefined = roc_auc_note(s)
+    if undefined:
+        lines += ["", f"**{undefined}.**"]
     by_song = doc["protocol"] == "song"
     lines += [
         "",
-        f"| fold | test {'songs' if by_song else 'subjects'} | valence acc | arousal acc "
-        "| epochs |",
-        "|---|---|---|---|---|",
+        f"| fold | test {'songs' if by_song else 'subjects'} | valence acc | valence bal. acc "
+        "| valence ROC-AUC | arousal acc | arousal bal. acc | arousal ROC-AUC | epochs |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for f in doc["folds"]:
         held_out = f["test_stimuli"] if by_song else f["test_subjects"]
+        m = f["metrics"]
         lines.append(
             f"| {f['index']} | {', '.join(map(str, held_out))} | "
-            f"{f['metrics']['valence']['accuracy']:.3f} | "
-            f"{f['metrics']['arousal']['accuracy']:.3f} | {f['epochs_run']} |"
+            + " | ".join(
+                _fmt(m[d][k])
+                for d in DIMENSIONS
+                for k in ("accuracy", "balanced_accuracy", "roc_auc")
+            )
+            + f" | {f['epochs_run']} |"
         )
     lines += ["", "Figures: `confusion.png`, `learning_curves.png`.", ""]
     return "\n".join(lines)

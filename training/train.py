@@ -3,17 +3,21 @@
 For each fold: normalisation statistics from the fold's training windows only (the stimulus
 features of a fusion model too: mean and SD over the training windows' songs, never the test
 fold's), a model from the registry, Adam, early stopping on a validation set carved from the
-training subjects (songs, under the ``song`` protocol), metrics on the test fold (accuracy and F1
-of the high class, per dimension), confusion matrices and learning curves. Then a final model is
-trained on every window (validation carved the same way) for export.
+training subjects (songs, under the ``song`` protocol), metrics on the test fold (per dimension,
+computed by scikit-learn: :data:`METRICS`), confusion matrices and learning curves. Then a final
+model is trained on every window (validation carved the same way) for export.
 
 A model's inputs are its registry inputs, in ``forward`` order: a stream input is the spec's
-:class:`~affectstream.streaming.preprocess.pipeline.FeatureInput` of that name, a
+:class:`~affectstream.streaming.preprocess.spec.FeatureInput` of that name, a
 ``stimulus_features`` input is the window's stimulus vector (:attr:`WindowSet.stimulus`, PMEmo's
 music features).
 
 Seeded: numpy and torch seeds are set from ``seed`` and the fold index; torch runs with
 deterministic algorithms where it can. CPU by default; CUDA when available.
+
+Progress: a tqdm bar of the folds (with the final model as one more step) and, below it, one of
+the current fit's epochs, both with ETA, on stderr and only when stderr is a terminal
+(:func:`progress_bar`); each finished fold also gives one line of its figures to ``progress``.
 """
 
 from __future__ import annotations
@@ -21,7 +25,9 @@ from __future__ import annotations
 import copy
 import json
 import math
+import sys
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,15 +36,24 @@ from typing import Any
 import numpy as np
 import torch
 from numpy.typing import NDArray
+from sklearn.metrics import (
+    accuracy_score,
+    balanced_accuracy_score,
+    confusion_matrix,
+    f1_score,
+    roc_auc_score,
+)
 from torch import nn
+from tqdm import tqdm
 
 from affectstream.models.registry import build, get
-from affectstream.streaming.preprocess.pipeline import FeatureInput, FeatureKind, PreprocessSpec
+from affectstream.streaming.preprocess.spec import FeatureInput, FeatureKind, PreprocessSpec
 from affectstream.training.datasets.windows import WindowSet
 from affectstream.training.labels import binarise
 from affectstream.training.protocols import PROTOCOLS, Fold, make_folds
 
 __all__ = [
+    "METRICS",
     "FoldResult",
     "ModelInputs",
     "TrainConfig",
@@ -46,11 +61,14 @@ __all__ = [
     "make_labels",
     "model_inputs",
     "norm_stats",
+    "progress_bar",
     "run_training",
     "stimulus_norm_stats",
 ]
 
 DIMENSIONS = ("valence", "arousal")
+METRICS = ("accuracy", "balanced_accuracy", "f1", "roc_auc")
+"""The test-fold metrics of every dimension (:func:`binary_metrics`), in report order."""
 
 
 @dataclass
@@ -85,7 +103,7 @@ class TrainedModel:
 @dataclass
 class FoldResult:
     fold: Fold
-    metrics: dict[str, dict[str, float]]
+    metrics: dict[str, dict[str, float | None]]  # dimension → METRICS; roc_auc may be None
     confusion: dict[str, list[list[int]]]
     history: dict[str, list[float]]
     epochs_run: int
@@ -211,11 +229,13 @@ def fit(
     train: NDArray[np.int64],
     val: NDArray[np.int64],
     seed: int,
-    progress: Callable[[str], None] | None = None,
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
 ) -> TrainedModel:
     """Train one model on ``train`` windows with early stopping on ``val`` windows.
 
     Every normalisation statistic (stimulus features included) comes from ``train`` only.
+    on_epoch : called after every epoch with that epoch's ``train_loss`` and, when there are
+        validation windows, ``val_loss`` and ``val_accuracy``
     """
     _seed(seed)
     device = cfg.torch_device()
@@ -231,7 +251,7 @@ def fit(
     gen = torch.Generator().manual_seed(seed)
     history: dict[str, list[float]] = {"train_loss": [], "val_loss": [], "val_accuracy": []}
     best, best_loss, waited = copy.deepcopy(model.state_dict()), math.inf, 0
-    for epoch in range(cfg.epochs):
+    for _ in range(cfg.epochs):
         model.train()
         order = torch.randperm(len(train), generator=gen)
         total = 0.0
@@ -246,14 +266,15 @@ def fit(
         history["train_loss"].append(total / max(1, len(order)))
         if not len(val):
             best = copy.deepcopy(model.state_dict())
+            if on_epoch is not None:
+                on_epoch({"train_loss": history["train_loss"][-1]})
             continue
         vloss, vacc = _evaluate(model, xs_val, y_val, loss_fn, device)
         history["val_loss"].append(vloss)
         history["val_accuracy"].append(vacc)
-        if progress is not None:
-            progress(
-                f"epoch {epoch + 1}/{cfg.epochs} train {history['train_loss'][-1]:.4f} "
-                f"val {vloss:.4f} acc {vacc:.3f}"
+        if on_epoch is not None:
+            on_epoch(
+                {"train_loss": history["train_loss"][-1], "val_loss": vloss, "val_accuracy": vacc}
             )
         if vloss < best_loss - 1e-4:
             best, best_loss, waited = copy.deepcopy(model.state_dict()), vloss, 0
@@ -277,7 +298,8 @@ def _evaluate(
     model.eval()
     out = _predict_scores(model, xs, device)
     loss = float(loss_fn(out, y))
-    acc = float(((out > 0).float() == y).float().mean())
+    # every (window, dimension) decision counts once
+    acc = float(accuracy_score(y.numpy().ravel().astype(np.int64), (out > 0).numpy().ravel()))
     return loss, acc
 
 
@@ -291,14 +313,102 @@ def _predict_scores(
     return torch.cat(parts) if parts else torch.zeros((0, 2))
 
 
-def binary_metrics(y_true: NDArray[np.int64], y_pred: NDArray[np.int64]) -> dict[str, Any]:
-    tp = int(((y_pred == 1) & (y_true == 1)).sum())
-    tn = int(((y_pred == 0) & (y_true == 0)).sum())
-    fp = int(((y_pred == 1) & (y_true == 0)).sum())
-    fn = int(((y_pred == 0) & (y_true == 1)).sum())
-    n = max(1, tp + tn + fp + fn)
-    f1 = 2 * tp / max(1, 2 * tp + fp + fn)
-    return {"accuracy": (tp + tn) / n, "f1": f1, "confusion": [[tn, fp], [fn, tp]]}
+def binary_metrics(
+    y_true: NDArray[np.int64], y_pred: NDArray[np.int64], y_prob: NDArray[np.float64]
+) -> dict[str, Any]:
+    """Test-fold metrics of one dimension, computed by scikit-learn; high (1) is the positive class.
+
+    y_true, y_pred : true and predicted labels in {0, 1}; y_prob : predicted probability of high
+    returns ``accuracy``; ``balanced_accuracy``, the mean recall of the classes present in
+    ``y_true`` (of low and high; of the only class when the fold has one); ``f1`` of the high
+    class (0 when no window is high or predicted high); ``roc_auc`` of ``y_prob``, ``None`` when
+    ``y_true`` holds one class only (it is undefined then); ``confusion``, ``[[tn, fp], [fn, tp]]``
+    """
+    if len(y_true) == 0:
+        raise ValueError("no test windows to score")
+    with warnings.catch_warnings():  # a one-class fold: sklearn warns, then scores that class
+        warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true")
+        balanced = float(balanced_accuracy_score(y_true, y_pred))
+    both_classes = len(np.unique(y_true)) == 2
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "balanced_accuracy": balanced,
+        "f1": float(f1_score(y_true, y_pred, pos_label=1, average="binary", zero_division=0.0)),
+        "roc_auc": float(roc_auc_score(y_true, y_prob)) if both_classes else None,
+        "confusion": confusion_matrix(y_true, y_pred, labels=[0, 1]).tolist(),
+    }
+
+
+def stderr_is_terminal() -> bool:
+    """Whether ``sys.stderr`` is a terminal (not a file, a pipe or a test's capture)."""
+    try:
+        return sys.stderr is not None and sys.stderr.isatty()
+    except (AttributeError, ValueError):  # a replaced or closed stream
+        return False
+
+
+def progress_bar(
+    total: int, desc: str, unit: str, *, enabled: bool | None = None, leave: bool = True
+) -> tqdm[Any]:
+    """A tqdm bar (count, rate and ETA) on stderr.
+
+    enabled : ``None`` shows it only when stderr is a terminal (:func:`stderr_is_terminal`), so
+        logs and captured output never hold it; ``False`` never (``--quiet``); ``True`` always.
+        A hidden bar takes the same calls and does nothing.
+    leave : keep the finished bar on the terminal (else it is cleared)
+    """
+    show = stderr_is_terminal() if enabled is None else enabled
+    return tqdm(
+        total=total,
+        desc=desc,
+        unit=unit,
+        file=sys.stderr,
+        disable=not show,
+        leave=leave,
+        dynamic_ncols=True,
+    )
+
+
+_POSTFIX = {"train_loss": "loss", "val_loss": "val loss", "val_accuracy": "val acc"}
+
+
+def _fit_with_bar(
+    cfg: TrainConfig,
+    spec: PreprocessSpec,
+    ws: WindowSet,
+    y: NDArray[np.int64],
+    train: NDArray[np.int64],
+    val: NDArray[np.int64],
+    seed: int,
+    name: str,
+    bar: bool | None,
+) -> TrainedModel:
+    """:func:`fit` under an epoch bar (cleared when the fit ends, early stopping or not) whose
+    postfix holds the last epoch's losses and validation accuracy."""
+    with progress_bar(cfg.epochs, f"{name} epochs", "epoch", enabled=bar, leave=False) as epochs:
+
+        def on_epoch(values: dict[str, float]) -> None:
+            epochs.set_postfix(
+                {
+                    _POSTFIX[k]: f"{v:.3f}" if k == "val_accuracy" else f"{v:.4f}"
+                    for k, v in values.items()
+                },
+                refresh=False,
+            )
+            epochs.update()
+
+        return fit(cfg, spec, ws, y, train, val, seed, on_epoch)
+
+
+def _fold_line(name: str, seconds: float, metrics: dict[str, dict[str, float | None]]) -> str:
+    def fmt(v: float | None) -> str:
+        return "n/a" if v is None else f"{v:.3f}"
+
+    return f"{name} done in {seconds:.0f} s: " + ", ".join(
+        f"{d} acc {fmt(m['accuracy'])} bal acc {fmt(m['balanced_accuracy'])} "
+        f"f1 {fmt(m['f1'])} auc {fmt(m['roc_auc'])}"
+        for d, m in metrics.items()
+    )
 
 
 def run_training(
@@ -307,9 +417,16 @@ def run_training(
     ws: WindowSet,
     progress: Callable[[str], None] | None = None,
     final_model: bool = True,
+    bar: bool | None = None,
 ) -> tuple[list[FoldResult], TrainedModel | None, dict[str, Any]]:
     """Cross-validate, then (unless ``final_model`` is false) train the final model on all
-    windows. Returns the fold results, the final model and the label-rule description."""
+    windows. Returns the fold results, the final model and the label-rule description.
+
+    progress : called with one line of figures per finished fold (with the bars cleared meanwhile)
+    bar : the progress bars, one step per fold (and the final model) over one step per epoch of
+        the current fit; ``None``: only when stderr is a terminal, ``False``: never (see
+        :func:`progress_bar`)
+    """
     if cfg.protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {cfg.protocol!r}; choose from {sorted(PROTOCOLS)}")
     inputs = model_inputs(cfg.model, spec)
@@ -322,56 +439,78 @@ def run_training(
     stimuli = ws.trials if ws.stimulus is not None else None
     folds = make_folds(cfg.protocol, ws.subjects, cfg.folds, cfg.seed, stimuli=stimuli)
     results = []
-    for fold in folds:
-        t0 = time.monotonic()
-        say = (
-            (lambda m, k=fold.index: progress(f"fold {k + 1}/{len(folds)} {m}"))
-            if progress
-            else None
-        )
-        trained = fit(cfg, spec, ws, y, fold.train, fold.val, cfg.seed * 1000 + fold.index, say)
-        xs = _tensors(ws, fold.test, inputs, trained.norms)
-        scores = _predict_scores(trained.module, xs, torch.device("cpu")).numpy()
-        pred = (scores > 0).astype(np.int64)
-        metrics, confusion = {}, {}
-        for k, dim in enumerate(DIMENSIONS):
-            m = binary_metrics(y[fold.test, k], pred[:, k])
-            confusion[dim] = m.pop("confusion")
-            metrics[dim] = m
-        results.append(
-            FoldResult(
-                fold, metrics, confusion, trained.history, len(trained.history["train_loss"])
-            )
-        )
-        if progress:
-            progress(
-                f"fold {fold.index + 1}/{len(folds)} done in {time.monotonic() - t0:.0f} s: "
-                + ", ".join(
-                    f"{d} acc {metrics[d]['accuracy']:.3f} f1 {metrics[d]['f1']:.3f}"
-                    for d in DIMENSIONS
+    with progress_bar(len(folds) + int(final_model), "training", "fit", enabled=bar) as fits:
+        for fold in folds:
+            t0 = time.monotonic()
+            name = f"fold {fold.index + 1}/{len(folds)}"
+            fits.set_description(name)
+            seed = cfg.seed * 1000 + fold.index
+            trained = _fit_with_bar(cfg, spec, ws, y, fold.train, fold.val, seed, name, bar)
+            xs = _tensors(ws, fold.test, inputs, trained.norms)
+            scores = _predict_scores(trained.module, xs, torch.device("cpu"))
+            pred = (scores > 0).numpy().astype(np.int64)
+            prob = torch.sigmoid(scores.double()).numpy()  # of high, as the exported ``probs``
+            metrics, confusion = {}, {}
+            for k, dim in enumerate(DIMENSIONS):
+                m = binary_metrics(y[fold.test, k], pred[:, k], prob[:, k])
+                confusion[dim] = m.pop("confusion")
+                metrics[dim] = m
+            results.append(
+                FoldResult(
+                    fold, metrics, confusion, trained.history, len(trained.history["train_loss"])
                 )
             )
-    if not final_model:
-        return results, None, rule
-    # final model: every window; validation subjects (songs under ``song``) carved out for stopping
-    groups = ws.trials if cfg.protocol == "song" else ws.subjects
-    rng = np.random.default_rng(cfg.seed)
-    ids = rng.permutation(np.unique(groups))
-    n_val = max(1, round(0.15 * len(ids)))
-    val_mask = np.isin(groups, ids[:n_val])
-    final = fit(
-        cfg, spec, ws, y, np.flatnonzero(~val_mask), np.flatnonzero(val_mask), cfg.seed * 1000 + 999
-    )
+            fits.update()
+            if progress:
+                with tqdm.external_write_mode(file=sys.stdout):
+                    progress(_fold_line(name, time.monotonic() - t0, metrics))
+        if not final_model:
+            return results, None, rule
+        # final model: every window; validation subjects (songs under ``song``) carved out for
+        # stopping
+        groups = ws.trials if cfg.protocol == "song" else ws.subjects
+        rng = np.random.default_rng(cfg.seed)
+        ids = rng.permutation(np.unique(groups))
+        n_val = max(1, round(0.15 * len(ids)))
+        val_mask = np.isin(groups, ids[:n_val])
+        fits.set_description("final model")
+        final = _fit_with_bar(
+            cfg,
+            spec,
+            ws,
+            y,
+            np.flatnonzero(~val_mask),
+            np.flatnonzero(val_mask),
+            cfg.seed * 1000 + 999,
+            "final model",
+            bar,
+        )
+        fits.update()
     return results, final, rule
 
 
-def summarise(results: list[FoldResult]) -> dict[str, dict[str, dict[str, float]]]:
-    out: dict[str, dict[str, dict[str, float]]] = {}
+def summarise(results: list[FoldResult]) -> dict[str, dict[str, dict[str, Any]]]:
+    """Mean and SD over the folds of every metric (:data:`METRICS`) of every dimension.
+
+    A fold whose value is ``None`` (the ROC-AUC of a one-class test fold) is left out of the mean
+    and SD, which are ``None`` when no fold has a value; ``roc_auc`` also lists those folds
+    (their indices) as ``undefined_folds``.
+    """
+    out: dict[str, dict[str, dict[str, Any]]] = {}
     for dim in DIMENSIONS:
         out[dim] = {}
-        for metric in ("accuracy", "f1"):
-            v = np.array([r.metrics[dim][metric] for r in results])
-            out[dim][metric] = {"mean": float(v.mean()), "std": float(v.std())}
+        for metric in METRICS:
+            values = [r.metrics[dim][metric] for r in results]
+            v = np.array([x for x in values if x is not None], dtype=np.float64)
+            entry: dict[str, Any] = {
+                "mean": float(v.mean()) if len(v) else None,
+                "std": float(v.std()) if len(v) else None,
+            }
+            if metric == "roc_auc":
+                entry["undefined_folds"] = [
+                    r.fold.index for r, x in zip(results, values, strict=True) if x is None
+                ]
+            out[dim][metric] = entry
     return out
 
 

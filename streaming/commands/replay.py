@@ -18,7 +18,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from affectstream.streaming.replay.deap import _Player
+    from affectstream.streaming.replay.player import Player
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -70,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "pmemo":
         return _run_pmemo(args)
     from affectstream.streaming.formats.deap import DeapFormatError, read_deap
-    from affectstream.streaming.replay.deap import DeapReplay, ReplayEvent, parse_trials
+    from affectstream.streaming.replay.deap import DeapReplay, parse_trials
+    from affectstream.streaming.replay.player import ReplayEvent
 
     def say(msg: str) -> None:
         if not args.quiet:
@@ -116,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_pmemo(args: argparse.Namespace) -> int:
     from affectstream.streaming.formats.pmemo import PmemoFormatError, open_pmemo
-    from affectstream.streaming.replay.deap import ReplayEvent
+    from affectstream.streaming.replay.player import ReplayEvent
     from affectstream.streaming.replay.pmemo import PmemoReplay
 
     try:
@@ -169,7 +170,7 @@ def _run_pmemo(args: argparse.Namespace) -> int:
 
 
 def _play_until_stopped(
-    replay: _Player, args: argparse.Namespace, header: str, say: Callable[[str], None]
+    replay: Player, args: argparse.Namespace, header: str, say: Callable[[str], None]
 ) -> int:
     """Open the outlets, say what plays, play until the end or Ctrl-C/SIGTERM; exit status 0."""
     stop = threading.Event()

@@ -20,12 +20,11 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from affectstream.streaming.formats.deap import EEG_NAMES
+from affectstream.streaming.preprocess.montage import GRID_POSITIONS
 from affectstream.streaming.preprocess.steps import split_steps
 
 __all__ = [
     "DE_BANDS",
-    "GRID_POSITIONS",
     "Standardizer",
     "deap_baseline_correct",
     "eeg_band_de",
@@ -39,43 +38,6 @@ DE_BANDS: Mapping[str, tuple[float, float]] = {
     "alpha": (8.0, 14.0),
     "beta": (14.0, 31.0),
     "gamma": (31.0, 45.0),
-}
-
-# 9×9 map (row, col) of the 32 DEAP electrodes, frontal at the top, left hemisphere on the left
-# (SEED_MODELS.md §5; Yang et al. data_1Dto2D, torcheeg DEAP_LOCATION_LIST). Other cells are 0.
-GRID_POSITIONS: Mapping[str, tuple[int, int]] = {
-    "Fp1": (0, 3),
-    "Fp2": (0, 5),
-    "AF3": (1, 3),
-    "AF4": (1, 5),
-    "F7": (2, 0),
-    "F3": (2, 2),
-    "Fz": (2, 4),
-    "F4": (2, 6),
-    "F8": (2, 8),
-    "FC5": (3, 1),
-    "FC1": (3, 3),
-    "FC2": (3, 5),
-    "FC6": (3, 7),
-    "T7": (4, 0),
-    "C3": (4, 2),
-    "Cz": (4, 4),
-    "C4": (4, 6),
-    "T8": (4, 8),
-    "CP5": (5, 1),
-    "CP1": (5, 3),
-    "CP2": (5, 5),
-    "CP6": (5, 7),
-    "P7": (6, 0),
-    "P3": (6, 2),
-    "Pz": (6, 4),
-    "P4": (6, 6),
-    "P8": (6, 8),
-    "PO3": (7, 3),
-    "PO4": (7, 5),
-    "O1": (8, 3),
-    "Oz": (8, 4),
-    "O2": (8, 5),
 }
 
 
@@ -116,8 +78,8 @@ def eeg_band_de(
     return np.concatenate(out, axis=1)
 
 
-def eeg_grid(x: FloatArray, channel_names: Sequence[str] = EEG_NAMES) -> FloatArray:
-    """Map each sample of 32 EEG channels onto the 9×9 electrode grid.
+def eeg_grid(x: FloatArray, channel_names: Sequence[str]) -> FloatArray:
+    """Map each sample of EEG channels onto the 9×9 electrode grid (:mod:`.montage`).
 
     x : ndarray, shape (n_samples, n_channels) with channels named by ``channel_names``
     returns ndarray, shape (n_samples, 9, 9); cells without an electrode are 0

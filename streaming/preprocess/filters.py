@@ -22,32 +22,11 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import signal
 
-__all__ = ["CausalFilter", "Decimator", "FilterSpec", "design_sos"]
+from affectstream.streaming.preprocess.spec import FilterSpec
+
+__all__ = ["CausalFilter", "Decimator", "design_sos"]
 
 FloatArray = NDArray[np.float64]
-
-
-@dataclass(frozen=True, slots=True)
-class FilterSpec:
-    """A Butterworth design (or a notch), described by value so it can live in a model contract.
-
-    kind : "lowpass", "highpass", "bandpass" or "notch"
-    freqs : cut-off(s) in Hz: one for low/high-pass and notch, two for band-pass
-    order : Butterworth order (per edge for band-pass); notch ignores it
-    notch_q : quality factor of a notch
-    """
-
-    kind: str
-    freqs: tuple[float, ...]
-    order: int = 4
-    notch_q: float = 30.0
-
-    def __post_init__(self) -> None:
-        need = 2 if self.kind == "bandpass" else 1
-        if self.kind not in ("lowpass", "highpass", "bandpass", "notch"):
-            raise ValueError(f"unknown filter kind {self.kind!r}")
-        if len(self.freqs) != need:
-            raise ValueError(f"{self.kind} needs {need} frequency(ies), got {self.freqs}")
 
 
 def design_sos(spec: FilterSpec, fs: float) -> FloatArray:

@@ -28,7 +28,6 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 import numpy as np
@@ -36,14 +35,11 @@ from numpy.typing import NDArray
 
 from affectstream.streaming.ingest.windows import InputSpec, Window, WindowSpec
 from affectstream.streaming.preprocess.eeg import Standardizer, eeg_band_de, eeg_grid
-from affectstream.streaming.preprocess.filters import CausalFilter, Decimator, FilterSpec
+from affectstream.streaming.preprocess.filters import CausalFilter, Decimator
 from affectstream.streaming.preprocess.peripheral import periph_stats
+from affectstream.streaming.preprocess.spec import FeatureInput, FeatureKind, PreprocessSpec
 
 __all__ = [
-    "ChannelRef",
-    "FeatureInput",
-    "FeatureKind",
-    "PreprocessSpec",
     "Preprocessor",
     "WindowFeeder",
     "preprocess_recording",
@@ -51,92 +47,6 @@ __all__ = [
 ]
 
 FloatArray = NDArray[np.float64]
-
-
-class FeatureKind(StrEnum):
-    RAW = "raw"  # (n_samples, n_channels) after filters
-    EEG_DE = "eeg_de"  # (n_steps, n_bands × n_channels) differential entropy
-    EEG_GRID = "eeg_grid"  # (n_samples, 9, 9) electrode grid
-    PERIPH_STATS = "periph_stats"  # (n_steps, 6 × n_channels)
-    EDA_CVX3 = "eda_cvx3"  # (3, n_samples): origin, tonic, phasic (online cvxEDA)
-
-
-@dataclass(frozen=True, slots=True)
-class ChannelRef:
-    """A channel by stream type and label, e.g. ``ChannelRef("GSR", "GSR")``."""
-
-    stream: str
-    label: str
-
-
-@dataclass(frozen=True, slots=True)
-class FeatureInput:
-    """One model input: channels → (rate, filters) → feature over the trailing window."""
-
-    name: str
-    kind: FeatureKind
-    channels: tuple[ChannelRef, ...]
-    srate: float
-    window_s: float
-    step_s: float = 2.0
-    filters: tuple[FilterSpec, ...] = ()
-    options: tuple[tuple[str, float], ...] = ()  # e.g. cvxEDA parameters
-    baseline_s: float = 0.0
-    """If > 0: the first ``baseline_s`` seconds this input sees are a calibration period. Their
-    per-channel mean and standard deviation (after the filters) standardise every later sample,
-    and windows never include them. Offline on DEAP that period is the trial's 3 s pre-trial
-    baseline; online it is the first seconds of the live session (or after a gap), because a live
-    session has no pre-trial baseline per stimulus — the closest equivalent is the subject at rest
-    when recording starts. The semantics are the same function either way."""
-
-    @property
-    def streams(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(c.stream for c in self.channels))
-
-    @property
-    def n_window(self) -> int:
-        return round(self.window_s * self.srate)
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        """Per-window shape of the feature (what the model input gets, without batch)."""
-        n_ch = len(self.channels)
-        steps = round(self.window_s / self.step_s)
-        return {
-            FeatureKind.RAW: (self.n_window, n_ch),
-            FeatureKind.EEG_DE: (steps, 4 * n_ch),
-            FeatureKind.EEG_GRID: (self.n_window, 9, 9),
-            FeatureKind.PERIPH_STATS: (steps, 6 * n_ch),
-            FeatureKind.EDA_CVX3: (3, self.n_window),
-        }[self.kind]
-
-
-@dataclass(frozen=True, slots=True)
-class PreprocessSpec:
-    inputs: tuple[FeatureInput, ...]
-    hop_s: float
-
-    def __post_init__(self) -> None:
-        names = [i.name for i in self.inputs]
-        if len(set(names)) != len(names):
-            raise ValueError(f"input names must be unique, got {names}")
-        for i in self.inputs:
-            for what, value in (("window_s", i.window_s), ("hop_s", self.hop_s)):
-                n = value * i.srate
-                if abs(n - round(n)) > 1e-9 or n < 1:
-                    raise ValueError(f"{i.name}: {what} × srate = {n:g} is not a whole number")
-            if i.kind in (FeatureKind.EEG_DE, FeatureKind.PERIPH_STATS):
-                steps = i.window_s / i.step_s
-                if abs(steps - round(steps)) > 1e-9:
-                    raise ValueError(f"{i.name}: window_s is not a whole number of step_s")
-
-    @property
-    def window_s(self) -> float:
-        return max(i.window_s for i in self.inputs)
-
-    @property
-    def streams(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(s for i in self.inputs for s in i.streams))
 
 
 def source_rate_plan(spec: PreprocessSpec, stream_rates: Mapping[str, float]) -> dict[str, float]:

@@ -24,7 +24,6 @@ are generated.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -34,7 +33,6 @@ from types import MappingProxyType
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
 
 from affectstream.streaming.formats.deap import (
     BASELINE_SAMPLES,
@@ -43,6 +41,25 @@ from affectstream.streaming.formats.deap import (
     N_SAMPLES,
     SFREQ,
     write_deap,
+)
+from affectstream.streaming.synthetic.physiology import (
+    SYNTHETIC_MARKER,
+    FloatArray,
+    draw_resting_scl_us,
+    draw_responsiveness,
+    draw_scr_decay_s,
+    draw_trial_scl_us,
+    effect_shift,
+    gaussian_window,
+    lognormal,
+    measured_conductance,
+    onset_ramp,
+    poisson_times,
+    scr_events,
+    scr_kernel,
+    seeded_rng,
+    tonic_conductance,
+    write_marker,
 )
 
 __all__ = [
@@ -58,15 +75,9 @@ __all__ = [
     "write_synthetic_deap",
 ]
 
-FloatArray = NDArray[np.float64]
-
-SYNTHETIC_MARKER = "SYNTHETIC.json"
-"""Written beside generated files; its presence marks a folder as synthetic, not DEAP."""
-
 MAX_TRIALS = 40
 """The stimulus set has 40 videos, as DEAP has; a subject file holds 1-40 of them."""
 
-_FS = int(SFREQ)
 _ONSET_S = BASELINE_SAMPLES / SFREQ  # stimulus effects start after the 3 s baseline
 _T: FloatArray = np.arange(N_SAMPLES) / SFREQ
 _FREQS: FloatArray = np.arange(N_SAMPLES // 2 + 1, dtype=np.float64) * (SFREQ / N_SAMPLES)
@@ -185,37 +196,35 @@ class SubjectLatents:
     labels: FloatArray
 
 
-def _subject_seq(seed: int, subject: int, *key: int) -> np.random.SeedSequence:
-    return np.random.SeedSequence([seed, subject], spawn_key=key)
+def _subject_rng(seed: int, subject: int, *key: int) -> np.random.Generator:
+    """Subject ``subject``'s random stream ``key`` (see the module docstring)."""
+    return seeded_rng((seed, subject), key)
 
 
 def _draw_traits(rng: np.random.Generator) -> SubjectTraits:
-    def lognormal(median: float, sd: float) -> float:
-        return float(median * math.exp(rng.normal(0.0, sd)))
-
     return SubjectTraits(
-        responsiveness=lognormal(1.0, 0.3),
+        responsiveness=draw_responsiveness(rng),
         rating_bias_valence=float(rng.normal(0.0, 0.5)),
         rating_bias_arousal=float(rng.normal(0.0, 0.5)),
-        scl_us=float(np.clip(lognormal(5.0, 0.55), 1.0, 25.0)),
-        scr_rate_per_min=lognormal(5.0, 0.35),
-        scr_amplitude_us=lognormal(0.15, 0.4),
-        scr_decay_s=float(rng.uniform(3.0, 5.0)),
+        scl_us=draw_resting_scl_us(rng, 0.55),
+        scr_rate_per_min=lognormal(rng, 5.0, 0.35),
+        scr_amplitude_us=lognormal(rng, 0.15, 0.4),
+        scr_decay_s=draw_scr_decay_s(rng),
         heart_rate_bpm=float(np.clip(rng.normal(70.0, 8.0), 50.0, 95.0)),
-        rsa_bpm=lognormal(3.0, 0.3),
+        rsa_bpm=lognormal(rng, 3.0, 0.3),
         breathing_rate_per_min=float(np.clip(rng.normal(15.0, 2.0), 10.0, 21.0)),
-        eeg_gain=lognormal(1.0, 0.25),
-        alpha_gain=lognormal(1.0, 0.35),
+        eeg_gain=lognormal(rng, 1.0, 0.25),
+        alpha_gain=lognormal(rng, 1.0, 0.35),
         alpha_peak_hz=float(np.clip(rng.normal(10.0, 0.8), 8.5, 12.0)),
         eeg_exponent=float(rng.uniform(1.2, 2.0)),
         frontal_asymmetry=float(rng.normal(0.0, 0.2)),
-        zemg_uv=lognormal(3.0, 0.4),
-        zemg_burst_rate_per_min=lognormal(0.8, 0.4),
-        temg_uv=lognormal(4.0, 0.4),
-        blink_rate_per_min=lognormal(15.0, 0.3),
+        zemg_uv=lognormal(rng, 3.0, 0.4),
+        zemg_burst_rate_per_min=lognormal(rng, 0.8, 0.4),
+        temg_uv=lognormal(rng, 4.0, 0.4),
+        blink_rate_per_min=lognormal(rng, 15.0, 0.3),
         temperature_c=float(np.clip(rng.normal(32.5, 1.0), 29.0, 35.5)),
-        resp_amplitude=lognormal(400.0, 0.3),
-        ppg_amplitude=lognormal(1000.0, 0.4),
+        resp_amplitude=lognormal(rng, 400.0, 0.3),
+        ppg_amplitude=lognormal(rng, 1000.0, 0.4),
     )
 
 
@@ -225,7 +234,7 @@ def _video_targets(seed: int) -> FloatArray:
     Quadrants come in blocks of four (each a random order of HVHA, HVLA, LVHA, LVLA), so any
     prefix of the trials is close to balanced.
     """
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 0, _VIDEO_TAG]))
+    rng = seeded_rng((seed, 0, _VIDEO_TAG))
     quadrant = np.concatenate([rng.permutation(4) for _ in range(MAX_TRIALS // 4)])
     high = np.stack([quadrant < 2, quadrant % 2 == 0], axis=1)
     return np.where(high, _HIGH, _LOW) + rng.normal(0.0, 0.6, (MAX_TRIALS, 2))
@@ -246,11 +255,9 @@ def _draw_trial(
 
     def shift(name: str) -> float:
         e = EFFECTS[name]
-        return float(
-            e.per_point * traits.responsiveness * drive[e.label] + rng.normal(0, e.trial_sd)
-        )
+        return effect_shift(rng, e.per_point, traits.responsiveness, drive[e.label], e.trial_sd)
 
-    scl0 = traits.scl_us * math.exp(rng.normal(0.0, 0.1))
+    scl0 = draw_trial_scl_us(rng, traits.scl_us)
     hr0 = traits.heart_rate_bpm + rng.normal(0.0, 2.0)
     br0 = traits.breathing_rate_per_min + rng.normal(0.0, 1.0)
     latents = TrialLatents(
@@ -291,11 +298,11 @@ def subject_latents(subject: int, n_trials: int = MAX_TRIALS, seed: int = 0) -> 
     :func:`generate_subject` with the same arguments.
     """
     _check_args(subject, n_trials, seed)
-    traits = _draw_traits(np.random.default_rng(_subject_seq(seed, subject, 0)))
+    traits = _draw_traits(_subject_rng(seed, subject, 0))
     targets = _video_targets(seed)
     trials, labels = [], np.empty((n_trials, 4))
     for i in range(n_trials):
-        rng = np.random.default_rng(_subject_seq(seed, subject, 1, i))
+        rng = _subject_rng(seed, subject, 1, i)
         latents, labels[i] = _draw_trial(rng, traits, targets[i])
         trials.append(latents)
     return SubjectLatents(subject, traits, tuple(trials), labels)
@@ -322,8 +329,7 @@ def _onset_ramp(tau_s: float) -> FloatArray:
     -------
     ndarray, shape (8064,)
     """
-    after = np.clip(_T - _ONSET_S, 0.0, None)
-    ramp = np.where(_T < _ONSET_S, 0.0, 1.0 - np.exp(-after / tau_s))
+    ramp = onset_ramp(_T, _ONSET_S, tau_s)
     ramp.flags.writeable = False  # cached: shared by every trial
     return ramp
 
@@ -348,12 +354,6 @@ def _bandpass_gain(lo_hz: float, hi_hz: float) -> FloatArray:
         gain: FloatArray = np.nan_to_num(1.0 / np.sqrt(1.0 + x**8), nan=0.0)  # DC, Nyquist: 0
     gain.flags.writeable = False
     return gain
-
-
-def _gaussian_window(std_s: float, half_width_s: float) -> FloatArray:
-    """A Gaussian bump (peak 1) sampled at 128 Hz over ±half_width_s, odd length."""
-    t = np.arange(-int(half_width_s * SFREQ), int(half_width_s * SFREQ) + 1) / SFREQ
-    return np.exp(-0.5 * (t / std_s) ** 2)
 
 
 def _fft_convolve(x: FloatArray, kernel: FloatArray) -> FloatArray:
@@ -395,14 +395,6 @@ def _slow_noise(rng: np.random.Generator, cutoff_hz: float) -> FloatArray:
     return noise
 
 
-def _poisson_times(
-    rng: np.random.Generator, rate_per_min: float, start_s: float, stop_s: float
-) -> FloatArray:
-    """Event times (s) of a homogeneous Poisson process on [start_s, stop_s), sorted."""
-    n = rng.poisson(rate_per_min * (stop_s - start_s) / 60.0)
-    return np.sort(rng.uniform(start_s, stop_s, n))
-
-
 def _add_bursts(
     rng: np.random.Generator,
     envelope: FloatArray,
@@ -429,11 +421,7 @@ def _scr_kernel(decay_s: float) -> FloatArray:
     Bateman function (rise constant 0.5 s, peak ≈ 1.1 s after onset, the given decay) smoothed by
     a 0.2 s Gaussian so that the onset is sigmoid, as in recorded SCRs, rather than a corner.
     """
-    t = np.arange(30 * _FS) / SFREQ
-    bateman = np.exp(-t / decay_s) - np.exp(-t / 0.5)
-    smooth = _gaussian_window(0.2, 0.8)
-    kernel = np.convolve(bateman, smooth / smooth.sum())[: len(t)]  # delays the onset by 0.8 s
-    kernel /= kernel.max()
+    kernel = scr_kernel(SFREQ, 0.5, decay_s, 30.0, onset_smoothing_s=0.2)  # onset delayed 0.8 s
     kernel.flags.writeable = False
     return kernel
 
@@ -451,29 +439,30 @@ def _skin_conductance(
     decaying; before the stimulus they come at the subject's resting rate and size.
     """
     warmup_s = 30.0
-    rest = _poisson_times(rng, traits.scr_rate_per_min, -warmup_s, _ONSET_S)
-    task = _poisson_times(rng, lat.scr_rate_per_min, _ONSET_S, N_SAMPLES / SFREQ)
-    if rng.random() < 0.5:  # an orienting response to the stimulus onset
-        task = np.append(task, _ONSET_S + rng.uniform(0.5, 2.0))
-    amplitudes = np.concatenate(
-        [
-            traits.scr_amplitude_us * np.exp(rng.normal(0.0, 0.5, len(rest))),
-            lat.scr_amplitude_us * np.exp(rng.normal(0.0, 0.5, len(task))),
-        ]
+    times, sizes = scr_events(
+        rng,
+        rest_rate_per_min=traits.scr_rate_per_min,
+        rest_amplitude_us=traits.scr_amplitude_us,
+        task_rate_per_min=lat.scr_rate_per_min,
+        task_amplitude_us=lat.scr_amplitude_us,
+        start_s=-warmup_s,
+        onset_s=_ONSET_S,
+        stop_s=N_SAMPLES / SFREQ,
+        orienting_probability=0.5,  # an orienting response to the stimulus onset
     )
-    n_total = int(warmup_s * SFREQ) + N_SAMPLES
-    impulses = np.zeros(n_total)
-    onsets = ((np.concatenate([rest, task]) + warmup_s) * SFREQ).astype(int)
-    np.add.at(impulses, onsets, amplitudes)
+    impulses = np.zeros(int(warmup_s * SFREQ) + N_SAMPLES)
+    np.add.at(impulses, ((times + warmup_s) * SFREQ).astype(int), sizes)
     phasic = _fft_convolve(impulses, _scr_kernel(traits.scr_decay_s))
-    tonic = (
-        lat.scl_baseline_us
-        + lat.scl_rise_us * _onset_ramp(20.0)  # the tonic level follows arousal slowly
-        + rng.normal(0.0, 0.001) * lat.scl_baseline_us * _T  # drift, typically ±6 %/min
-        + 0.015 * lat.scl_baseline_us * _slow_noise(rng, 0.01)
+    tonic = tonic_conductance(
+        rng,
+        lat.scl_baseline_us,
+        lat.scl_rise_us,
+        _onset_ramp(20.0),  # the tonic level follows arousal slowly
+        _T,
+        wander=lambda r: _slow_noise(r, 0.01),
+        wander_fraction=0.015,
     )
-    conductance = tonic + phasic[-N_SAMPLES:] + rng.normal(0.0, 0.003, N_SAMPLES)
-    return np.maximum(conductance, 0.2)  # a dry electrode, never a negative conductance
+    return measured_conductance(rng, tonic, phasic[-N_SAMPLES:])
 
 
 def _breathing_phase(rng: np.random.Generator, lat: TrialLatents) -> FloatArray:
@@ -489,7 +478,7 @@ def _respiration(rng: np.random.Generator, traits: SubjectTraits, phase: FloatAr
     """Respiration belt (a.u.), shape (8064,): irregular breaths, occasional sighs, belt drift."""
     amplitude = traits.resp_amplitude * np.exp(0.2 * _slow_noise(rng, 0.08))
     sighs = np.ones(N_SAMPLES)
-    _add_bursts(rng, sighs, _poisson_times(rng, 0.5, 0.0, 60.0), 0.8, (3.0, 5.0))
+    _add_bursts(rng, sighs, poisson_times(rng, 0.5, 0.0, 60.0), 0.8, (3.0, 5.0))
     # inhalation (rising belt signal) takes ~40 % of the cycle: a second harmonic skews it
     wave = -np.cos(phase) - 0.25 * np.sin(2 * phase)
     drift = 0.3 * traits.resp_amplitude * _slow_noise(rng, 0.01)
@@ -535,9 +524,9 @@ def _eog(rng: np.random.Generator, traits: SubjectTraits) -> FloatArray:
     # saccades take ~30 ms: a 4-sample moving average turns each step into a ramp
     eog = np.stack([np.convolve(row, np.ones(4) / 4)[:N_SAMPLES] for row in eog])
     blinks = np.zeros(N_SAMPLES)
-    times = _poisson_times(rng, traits.blink_rate_per_min, 0.0, N_SAMPLES / SFREQ)
+    times = poisson_times(rng, traits.blink_rate_per_min, 0.0, N_SAMPLES / SFREQ)
     np.add.at(blinks, (times * SFREQ).astype(int), 150.0 * np.exp(rng.normal(0, 0.2, len(times))))
-    eog[1] += np.convolve(blinks, _gaussian_window(0.07, 0.3), mode="same")
+    eog[1] += np.convolve(blinks, gaussian_window(SFREQ, 0.07, 0.3), mode="same")
     eog += 20.0 * _shaped_noise(rng, np.stack([_lowpass_shape(0.05)] * 2))
     return eog + rng.normal(0.0, 3.0, eog.shape)
 
@@ -552,13 +541,13 @@ def _emg(rng: np.random.Generator, traits: SubjectTraits, lat: TrialLatents) -> 
     zyg = traits.zemg_uv * (1.0 + (lat.zemg_tonic_gain - 1.0) * _onset_ramp(1.0))
     smiles = np.concatenate(
         [
-            _poisson_times(rng, traits.zemg_burst_rate_per_min, 0.0, _ONSET_S),
-            _poisson_times(rng, lat.zemg_burst_rate_per_min, _ONSET_S, N_SAMPLES / SFREQ),
+            poisson_times(rng, traits.zemg_burst_rate_per_min, 0.0, _ONSET_S),
+            poisson_times(rng, lat.zemg_burst_rate_per_min, _ONSET_S, N_SAMPLES / SFREQ),
         ]
     )
     _add_bursts(rng, zyg, smiles, 5.0 * traits.zemg_uv, (1.0, 3.0))
     trap = traits.temg_uv * (1.0 + (lat.temg_gain - 1.0) * _onset_ramp(2.0))
-    _add_bursts(rng, trap, _poisson_times(rng, 1.0, 0.0, 63.0), 3.0 * traits.temg_uv, (0.5, 2.0))
+    _add_bursts(rng, trap, poisson_times(rng, 1.0, 0.0, 63.0), 3.0 * traits.temg_uv, (0.5, 2.0))
     return carrier * np.stack([zyg, trap])
 
 
@@ -747,10 +736,10 @@ def generate_subject(
     labels : ndarray, shape (n_trials, 4), float64 — valence, arousal, dominance, liking in [1, 9].
     """
     latents = subject_latents(subject, n_trials, seed)
-    eeg_model = _eeg_model(np.random.default_rng(_subject_seq(seed, subject, 3)), latents.traits)
+    eeg_model = _eeg_model(_subject_rng(seed, subject, 3), latents.traits)
     data = np.empty((n_trials, N_CHANNELS, N_SAMPLES))
     for i, trial in enumerate(latents.trials):
-        rng = np.random.default_rng(_subject_seq(seed, subject, 2, i))
+        rng = _subject_rng(seed, subject, 2, i)
         _render_trial(rng, latents.traits, trial, eeg_model, data[i])
     return data, latents.labels.copy()
 
@@ -792,5 +781,5 @@ def write_synthetic_deap(
         "trials": n_trials,
         "note": "synthetic data, not DEAP; see docs/synthetic-data.md",
     }
-    (out / SYNTHETIC_MARKER).write_text(json.dumps(marker, indent=2) + "\n")
+    write_marker(out, marker)
     return paths

@@ -47,7 +47,6 @@ subjects generated. Only the per-song means and SDs depend on who rated the song
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Callable, Mapping
@@ -72,7 +71,23 @@ from affectstream.streaming.formats.pmemo import (
     STATIC_STD_FILE,
     SUBJECT_RATINGS_FILE,
 )
-from affectstream.streaming.synthetic.deap import SYNTHETIC_MARKER, _poisson_times
+from affectstream.streaming.synthetic.physiology import (
+    SYNTHETIC_MARKER,
+    FloatArray,
+    draw_resting_scl_us,
+    draw_responsiveness,
+    draw_scr_decay_s,
+    draw_trial_scl_us,
+    effect_shift,
+    lognormal,
+    measured_conductance,
+    onset_ramp,
+    scr_events,
+    scr_kernel,
+    seeded_rng,
+    tonic_conductance,
+    write_marker,
+)
 
 __all__ = [
     "EFFECTS",
@@ -95,8 +110,6 @@ __all__ = [
     "trial_latents",
     "write_synthetic_pmemo",
 ]
-
-FloatArray = NDArray[np.float64]
 
 MAX_SUBJECTS = 999
 """Subject ids are 6 digits from :data:`FIRST_SUBJECT_ID`: 100001 … 100999."""
@@ -195,7 +208,8 @@ class TrialLatents:
 
 
 def _rng(seed: int, tag: int, *key: int, spawn: tuple[int, ...] = ()) -> np.random.Generator:
-    return np.random.default_rng(np.random.SeedSequence([seed, tag, *key], spawn_key=spawn))
+    """The random stream of ``(seed, tag, *key)`` (see the module docstring)."""
+    return seeded_rng((seed, tag, *key), spawn)
 
 
 def _music_id(index: int) -> int:
@@ -222,21 +236,17 @@ def song_latents(index: int, seed: int = 0) -> SongLatents:
 def subject_traits(index: int, seed: int = 0) -> SubjectTraits:
     """The traits of subject ``index`` (0-based; id ``100001 + index``)."""
     rng = _rng(seed, _SUBJECT, index)
-
-    def lognormal(median: float, sd: float) -> float:
-        return float(median * math.exp(rng.normal(0.0, sd)))
-
     return SubjectTraits(
         index=index,
         subject_id=str(FIRST_SUBJECT_ID + index),
         bias_valence=float(rng.normal(0.0, 0.05)),
         bias_arousal=float(rng.normal(0.0, 0.05)),
-        responsiveness=lognormal(1.0, 0.3),
-        scl_us=float(np.clip(lognormal(5.0, 0.5), 1.0, 25.0)),
-        scr_rate_per_min=lognormal(6.0, 0.3),
-        scr_amplitude_us=lognormal(0.12, 0.4),
-        scr_rise_s=lognormal(0.7, 0.15),
-        scr_decay_s=float(rng.uniform(3.0, 5.0)),
+        responsiveness=draw_responsiveness(rng),
+        scl_us=draw_resting_scl_us(rng, 0.5),
+        scr_rate_per_min=lognormal(rng, 6.0, 0.3),
+        scr_amplitude_us=lognormal(rng, 0.12, 0.4),
+        scr_rise_s=lognormal(rng, 0.7, 0.15),
+        scr_decay_s=draw_scr_decay_s(rng),
     )
 
 
@@ -259,11 +269,9 @@ def trial_latents(song: SongLatents, traits: SubjectTraits, seed: int = 0) -> Tr
 
     def shift(name: str) -> float:
         e = EFFECTS[name]
-        return float(
-            e.per_tenth * traits.responsiveness * drive[e.label] + rng.normal(0.0, e.trial_sd)
-        )
+        return effect_shift(rng, e.per_tenth, traits.responsiveness, drive[e.label], e.trial_sd)
 
-    scl = traits.scl_us * math.exp(rng.normal(0.0, 0.1))
+    scl = draw_trial_scl_us(rng, traits.scl_us)
     return TrialLatents(
         music_id=song.music_id,
         subject_id=traits.subject_id,
@@ -404,14 +412,6 @@ def song_features(song: SongLatents, seed: int = 0) -> FloatArray:
 # EDA
 
 
-def _bateman(rise_s: float, decay_s: float) -> FloatArray:
-    """One SCR of peak 1 µS at 50 Hz, 20 s long: exp(-t/decay) - exp(-t/rise), normalised."""
-    t = np.arange(int(20 * SFREQ)) / SFREQ
-    kernel = np.exp(-t / decay_s) - np.exp(-t / rise_s)
-    kernel /= kernel.max()
-    return kernel
-
-
 def _smooth_noise(rng: np.random.Generator, n: int, sigma_s: float) -> FloatArray:
     """Unit-variance noise smoothed by a Gaussian of ``sigma_s``, shape (n,)."""
     half = int(3 * sigma_s * SFREQ)
@@ -433,31 +433,34 @@ def eda_signal(
     rng = _rng(seed, _PAIR, traits.index, song.index, spawn=(1,))
     n = round(song.duration_s * SFREQ)
     t = np.arange(n) / SFREQ
-    tonic = (
-        trial.scl_us
-        + trial.scl_rise_us * (1.0 - np.exp(-t / 15.0))
-        + rng.normal(0.0, 0.001) * trial.scl_us * t
-        + 0.01 * trial.scl_us * _smooth_noise(rng, n, 3.0)
+    tonic = tonic_conductance(
+        rng,
+        trial.scl_us,
+        trial.scl_rise_us,
+        onset_ramp(t, 0.0, 15.0),
+        t,
+        wander=lambda r: _smooth_noise(r, n, 3.0),
+        wander_fraction=0.01,
     )
-    rest = _poisson_times(rng, traits.scr_rate_per_min, -_WARMUP_S, 0.0)
-    during = _poisson_times(rng, trial.scr_rate_per_min, 0.0, song.duration_s)
-    sizes = np.concatenate(
-        [
-            traits.scr_amplitude_us * np.exp(rng.normal(0.0, 0.5, len(rest))),
-            trial.scr_amplitude_us * np.exp(rng.normal(0.0, 0.5, len(during))),
-        ]
+    onsets, sizes = scr_events(
+        rng,
+        rest_rate_per_min=traits.scr_rate_per_min,
+        rest_amplitude_us=traits.scr_amplitude_us,
+        task_rate_per_min=trial.scr_rate_per_min,
+        task_amplitude_us=trial.scr_amplitude_us,
+        start_s=-_WARMUP_S,
+        onset_s=0.0,
+        stop_s=song.duration_s,
     )
-    kernel = _bateman(trial.scr_rise_s, traits.scr_decay_s)
+    kernel = scr_kernel(SFREQ, trial.scr_rise_s, traits.scr_decay_s, 20.0)
     warm = int(_WARMUP_S * SFREQ)
     phasic = np.zeros(warm + n)
-    for onset, size in zip(np.concatenate([rest, during]), sizes, strict=True):
+    for onset, size in zip(onsets, sizes, strict=True):
         i = int((onset + _WARMUP_S) * SFREQ)
         piece = kernel[: warm + n - i]
         phasic[i : i + len(piece)] += size * piece
-    conductance = tonic + phasic[warm:] + rng.normal(0.0, 0.003, n)
     listened = round(trial.listened_s * SFREQ)
-    out: FloatArray = np.maximum(conductance, 0.2)[:listened]
-    return out
+    return measured_conductance(rng, tonic, phasic[warm:])[:listened]
 
 
 # --------------------------------------------------------------------------------------------
@@ -665,5 +668,5 @@ def write_synthetic_pmemo(
         "songs": n_songs,
         "note": "synthetic data, not PMEmo; see docs/synthetic-pmemo.md",
     }
-    (out / SYNTHETIC_MARKER).write_text(json.dumps(marker, indent=2) + "\n")
+    write_marker(out, marker)
     return paths

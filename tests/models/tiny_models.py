@@ -7,8 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from affectstream.models.contract import InputContract, ModelContract, file_sha256
-from affectstream.streaming.preprocess.filters import FilterSpec
-from affectstream.streaming.preprocess.pipeline import ChannelRef, FeatureInput, FeatureKind
+from affectstream.streaming.preprocess.spec import ChannelRef, FeatureInput, FeatureKind, FilterSpec
 
 
 def tiny_contract(sha: str = "") -> ModelContract:

@@ -33,7 +33,7 @@ import numpy as np
 
 from affectstream.models.contract import InputContract, ModelContract, file_sha256
 from affectstream.service.settings import Settings
-from affectstream.streaming.preprocess.pipeline import ChannelRef, FeatureInput, FeatureKind
+from affectstream.streaming.preprocess.spec import ChannelRef, FeatureInput, FeatureKind
 
 __all__ = [
     "GSR_INPUT",

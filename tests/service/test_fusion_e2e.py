@@ -30,7 +30,7 @@ from affectstream.models.contract import (
 )
 from affectstream.service.settings import Settings
 from affectstream.streaming.formats.pmemo import open_pmemo
-from affectstream.streaming.preprocess.pipeline import ChannelRef, FeatureInput, FeatureKind
+from affectstream.streaming.preprocess.spec import ChannelRef, FeatureInput, FeatureKind
 from affectstream.streaming.synthetic.pmemo import write_synthetic_pmemo
 
 pytest.importorskip("onnx")

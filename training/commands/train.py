@@ -4,6 +4,11 @@
 EDA (``rtcan1d``), on EDA + the song's music features (``rtcan1d-music``), or on the music alone
 (``music-mlp``), under the subject-independent (default) or the song-independent (``--protocol
 song``) split. ``--compare RUN [RUN …] --out DIR`` writes one side-by-side report of finished runs.
+
+Progress goes to stderr as tqdm bars with ETA (preprocessing: one step per subject or song;
+training: folds and epochs), shown only when stderr is a terminal; ``--quiet`` hides them and the
+per-fold lines. Stdout keeps the results: window count, class balance, one line per fold, the
+summary and a last line of JSON with the report's path.
 """
 
 from __future__ import annotations
@@ -87,11 +92,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="write one side-by-side report (--out) of these finished runs; trains nothing",
     )
     parser.add_argument("--out", type=Path, required=True, help="run directory for the report")
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="no progress bars (shown on stderr only when it is a terminal) and no per-fold lines",
+    )
 
 
-def _bar(done: int, total: int, width: int = 20) -> str:
-    filled = round(width * done / max(1, total))
-    return "[" + "#" * filled + "." * (width - filled) + f"] {done}/{total}"
+def _bars(args: argparse.Namespace) -> bool | None:
+    """Progress bars: never with ``--quiet``, else when stderr is a terminal (``None``)."""
+    return False if args.quiet else None
 
 
 def _error(message: str) -> int:
@@ -177,17 +188,18 @@ def _deap(args: argparse.Namespace, p: Preset, stride: float) -> tuple[WindowSet
 
     from affectstream.streaming.synthetic.deap import SYNTHETIC_MARKER
     from affectstream.training.datasets.deap import deap_files, deap_windows
+    from affectstream.training.train import progress_bar
 
     files = deap_files(args.data)[: args.subjects]
     synthetic = (args.data / SYNTHETIC_MARKER).exists()
     print(f"preprocessing {len(files)} subject(s) for {args.model} …", flush=True)
-    done = [0]
+    with progress_bar(len(files), "preprocessing", "subject", enabled=_bars(args)) as bar:
 
-    def on_file(msg: str) -> None:
-        done[0] += 1
-        print(f"  {_bar(done[0], len(files))} {msg}", flush=True)
+        def on_file(msg: str) -> None:
+            bar.set_postfix_str(msg, refresh=False)
+            bar.update()
 
-    ws = deap_windows(files, p.spec, stride, progress=on_file)
+        ws = deap_windows(files, p.spec, stride, progress=on_file)
     dataset = {
         "name": "synthetic DEAP-format data (affectstream synth)" if synthetic else "DEAP",
         "format": "DEAP",
@@ -204,28 +216,29 @@ def _deap(args: argparse.Namespace, p: Preset, stride: float) -> tuple[WindowSet
 def _pmemo(args: argparse.Namespace, p: Preset, stride: float) -> tuple[WindowSet, dict[str, Any]]:
     from affectstream.streaming.formats.pmemo import open_pmemo
     from affectstream.training.datasets.pmemo_windows import describe_windows, pmemo_windows
+    from affectstream.training.train import progress_bar
 
     ds = open_pmemo(args.data)
     subjects = ds.subjects[: args.subjects] if args.subjects else None
     songs = ds.music_ids[: args.songs] if args.songs else None
     n_songs = len(songs) if songs is not None else len(ds.music_ids)
     print(f"preprocessing {n_songs} song(s) for {args.model} …", flush=True)
-    done = [0]
+    with progress_bar(n_songs, "preprocessing", "song", enabled=_bars(args)) as bar:
 
-    def on_song(msg: str) -> None:
-        done[0] += 1
-        print(f"  {_bar(done[0], n_songs)} {msg}", flush=True)
+        def on_song(msg: str) -> None:
+            bar.set_postfix_str(msg, refresh=False)  # a cache hit: one call for all songs
+            bar.update()
 
-    ws = pmemo_windows(
-        ds,
-        p.spec,
-        stride,
-        subjects=subjects,
-        music_ids=songs,
-        ratings=args.ratings,
-        cache_dir=args.cache_dir,
-        progress=on_song,
-    )
+        ws = pmemo_windows(
+            ds,
+            p.spec,
+            stride,
+            subjects=subjects,
+            music_ids=songs,
+            ratings=args.ratings,
+            cache_dir=args.cache_dir,
+            progress=on_song,
+        )
     dataset = describe_windows(ds, ws, p.spec, stride)
     return ws, dataset
 
@@ -284,14 +297,17 @@ def _train(
             cfg,
             p.spec,
             ws,
-            progress=lambda m: print("  " + m, flush=True),
+            progress=None if args.quiet else lambda m: print("  " + m, flush=True),
             final_model=not args.cv_only,
+            bar=_bars(args),
         )
     except ValueError as e:
         return _error(str(e))
     reads_music = any(i.kind == "stimulus_features" for i in get(args.model).inputs)
     notes = caveats(args.protocol, stimuli=pmemo, reads_stimulus=reads_music, label_rule=label_rule)
-    config = {k: v for k, v in vars(args).items() if k not in ("data", "out") and k[0] != "_"}
+    config = {
+        k: v for k, v in vars(args).items() if k not in ("data", "out", "quiet") and k[0] != "_"
+    }
     config |= {"out": str(args.out), "label_rule": label_rule, "label_threshold": threshold}
     config["cache_dir"] = str(args.cache_dir) if args.cache_dir else None
     config["command"] = command_line(args, stride, label_rule, threshold)
@@ -332,7 +348,8 @@ def _train(
     print(
         "  "
         + ", ".join(
-            f"{d} accuracy {s[d]['accuracy']['mean']:.3f} ± {s[d]['accuracy']['std']:.3f}"
+            f"{d} accuracy {s[d]['accuracy']['mean']:.3f} ± {s[d]['accuracy']['std']:.3f}, "
+            f"balanced {s[d]['balanced_accuracy']['mean']:.3f}"
             for d in ("valence", "arousal")
         )
         + (f" (synthetic data, not {dataset['format']})" if dataset["synthetic"] else "")

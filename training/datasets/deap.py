@@ -16,7 +16,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from affectstream.streaming.formats.deap import SFREQ, read_deap, subject_number
-from affectstream.streaming.preprocess.pipeline import PreprocessSpec, preprocess_recording
+from affectstream.streaming.preprocess.pipeline import preprocess_recording
+from affectstream.streaming.preprocess.spec import PreprocessSpec
 from affectstream.streaming.replay.deap import REPLAY_STREAMS, deap_trial_streams
 from affectstream.training.datasets.windows import WindowSet
 from affectstream.training.presets import STREAM_LABELS

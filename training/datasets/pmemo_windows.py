@@ -3,7 +3,7 @@
 Each (subject, song) recording of :meth:`PmemoDataset.trials` becomes one skin-conductance stream
 ``{"GSR": eda[:, None]}`` and goes through
 :func:`affectstream.streaming.preprocess.pipeline.preprocess_recording` with the model's
-:class:`~affectstream.streaming.preprocess.pipeline.PreprocessSpec` (for RTCAN-1D: online cvxEDA →
+:class:`~affectstream.streaming.preprocess.spec.PreprocessSpec` (for RTCAN-1D: online cvxEDA →
 origin, tonic, phasic over a 20 s trailing window at 25 Hz) — the function the service uses. Every
 window carries its subject, song (musicId), rating (valence, arousal) and the rating's source, and
 the song's raw music feature vector through :attr:`WindowSet.stimulus`.
@@ -39,11 +39,8 @@ from numpy.typing import NDArray
 
 from affectstream.models.contract import feature_to_dict
 from affectstream.streaming.formats.pmemo import SFREQ, PmemoDataset
-from affectstream.streaming.preprocess.pipeline import (
-    PreprocessSpec,
-    preprocess_recording,
-    source_rate_plan,
-)
+from affectstream.streaming.preprocess.pipeline import preprocess_recording, source_rate_plan
+from affectstream.streaming.preprocess.spec import PreprocessSpec
 from affectstream.streaming.synthetic.deap import SYNTHETIC_MARKER
 from affectstream.training.datasets.windows import StimulusTable, WindowSet
 

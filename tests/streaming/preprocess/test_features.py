@@ -10,12 +10,12 @@ import pytest
 from affectstream.streaming.formats.deap import EEG_NAMES
 from affectstream.streaming.preprocess.eeg import (
     DE_BANDS,
-    GRID_POSITIONS,
     Standardizer,
     deap_baseline_correct,
     eeg_band_de,
     eeg_grid,
 )
+from affectstream.streaming.preprocess.montage import GRID_POSITIONS
 from affectstream.streaming.preprocess.peripheral import breathing_rate, periph_stats, pulse_rate
 
 DATA = Path(__file__).resolve().parents[2] / "data"
@@ -44,7 +44,7 @@ def test_de_shape_and_errors() -> None:
 
 def test_grid_places_every_channel_once() -> None:
     x = np.arange(1, 33, dtype=float)[None, :]
-    g = eeg_grid(x)
+    g = eeg_grid(x, EEG_NAMES)
     assert g.shape == (1, 9, 9)
     assert np.count_nonzero(g) == 32 and sorted(g[g != 0].tolist()) == list(range(1, 33))
     assert g[0, 0, 3] == 1.0 and g[0, 0, 5] == 17.0 and g[0, 8, 4] == 15.0  # Fp1, Fp2, Oz

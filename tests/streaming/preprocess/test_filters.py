@@ -10,12 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import signal
 
-from affectstream.streaming.preprocess.filters import (
-    CausalFilter,
-    Decimator,
-    FilterSpec,
-    design_sos,
-)
+from affectstream.streaming.preprocess.filters import CausalFilter, Decimator, design_sos
+from affectstream.streaming.preprocess.spec import FilterSpec
 
 SPECS = [
     FilterSpec("lowpass", (5.0,), 4),

@@ -11,15 +11,17 @@ import pytest
 from affectstream.streaming.formats.deap import CHANNELS, SFREQ
 from affectstream.streaming.ingest.ring_buffer import RingBuffer
 from affectstream.streaming.ingest.windows import Windower
-from affectstream.streaming.preprocess.filters import FilterSpec
 from affectstream.streaming.preprocess.pipeline import (
-    ChannelRef,
-    FeatureInput,
-    FeatureKind,
-    PreprocessSpec,
     WindowFeeder,
     preprocess_recording,
     source_rate_plan,
+)
+from affectstream.streaming.preprocess.spec import (
+    ChannelRef,
+    FeatureInput,
+    FeatureKind,
+    FilterSpec,
+    PreprocessSpec,
 )
 from affectstream.streaming.replay.deap import REPLAY_STREAMS, deap_trial_streams
 from affectstream.streaming.synthetic.deap import generate_subject

@@ -1,0 +1,128 @@
+"""The preprocessing vocabulary: what a model needs, described by value.
+
+These frozen dataclasses say *what* to compute — which channels of which streams, at which rate,
+through which filters, over which window, as which feature — and nothing about *how*: they hold no
+state and import none of the machinery. A model contract
+(:mod:`affectstream.models.contract`) is written in these terms and stored beside the ONNX file;
+the stateful machinery that carries them out is :mod:`affectstream.streaming.preprocess.pipeline`
+(the :class:`~affectstream.streaming.preprocess.pipeline.Preprocessor`) with the filters of
+:mod:`affectstream.streaming.preprocess.filters`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+__all__ = ["ChannelRef", "FeatureInput", "FeatureKind", "FilterSpec", "PreprocessSpec"]
+
+
+@dataclass(frozen=True, slots=True)
+class FilterSpec:
+    """A Butterworth design (or a notch), described by value so it can live in a model contract.
+
+    kind : "lowpass", "highpass", "bandpass" or "notch"
+    freqs : cut-off(s) in Hz: one for low/high-pass and notch, two for band-pass
+    order : Butterworth order (per edge for band-pass); notch ignores it
+    notch_q : quality factor of a notch
+    """
+
+    kind: str
+    freqs: tuple[float, ...]
+    order: int = 4
+    notch_q: float = 30.0
+
+    def __post_init__(self) -> None:
+        need = 2 if self.kind == "bandpass" else 1
+        if self.kind not in ("lowpass", "highpass", "bandpass", "notch"):
+            raise ValueError(f"unknown filter kind {self.kind!r}")
+        if len(self.freqs) != need:
+            raise ValueError(f"{self.kind} needs {need} frequency(ies), got {self.freqs}")
+
+
+class FeatureKind(StrEnum):
+    """The feature an input computes, with its per-window shape."""
+
+    RAW = "raw"  # (n_samples, n_channels) after filters
+    EEG_DE = "eeg_de"  # (n_steps, n_bands × n_channels) differential entropy
+    EEG_GRID = "eeg_grid"  # (n_samples, 9, 9) electrode grid
+    PERIPH_STATS = "periph_stats"  # (n_steps, 6 × n_channels)
+    EDA_CVX3 = "eda_cvx3"  # (3, n_samples): origin, tonic, phasic (online cvxEDA)
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelRef:
+    """A channel by stream type and label, e.g. ``ChannelRef("GSR", "GSR")``."""
+
+    stream: str
+    label: str
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureInput:
+    """One model input: channels → (rate, filters) → feature over the trailing window."""
+
+    name: str
+    kind: FeatureKind
+    channels: tuple[ChannelRef, ...]
+    srate: float
+    window_s: float
+    step_s: float = 2.0
+    filters: tuple[FilterSpec, ...] = ()
+    options: tuple[tuple[str, float], ...] = ()  # e.g. cvxEDA parameters
+    baseline_s: float = 0.0
+    """If > 0: the first ``baseline_s`` seconds this input sees are a calibration period. Their
+    per-channel mean and standard deviation (after the filters) standardise every later sample,
+    and windows never include them. Offline on DEAP that period is the trial's 3 s pre-trial
+    baseline; online it is the first seconds of the live session (or after a gap), because a live
+    session has no pre-trial baseline per stimulus — the closest equivalent is the subject at rest
+    when recording starts. The semantics are the same function either way."""
+
+    @property
+    def streams(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(c.stream for c in self.channels))
+
+    @property
+    def n_window(self) -> int:
+        return round(self.window_s * self.srate)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Per-window shape of the feature (what the model input gets, without batch)."""
+        n_ch = len(self.channels)
+        steps = round(self.window_s / self.step_s)
+        return {
+            FeatureKind.RAW: (self.n_window, n_ch),
+            FeatureKind.EEG_DE: (steps, 4 * n_ch),
+            FeatureKind.EEG_GRID: (self.n_window, 9, 9),
+            FeatureKind.PERIPH_STATS: (steps, 6 * n_ch),
+            FeatureKind.EDA_CVX3: (3, self.n_window),
+        }[self.kind]
+
+
+@dataclass(frozen=True, slots=True)
+class PreprocessSpec:
+    inputs: tuple[FeatureInput, ...]
+    hop_s: float
+
+    def __post_init__(self) -> None:
+        names = [i.name for i in self.inputs]
+        if len(set(names)) != len(names):
+            raise ValueError(f"input names must be unique, got {names}")
+        for i in self.inputs:
+            for what, value in (("window_s", i.window_s), ("hop_s", self.hop_s)):
+                n = value * i.srate
+                if abs(n - round(n)) > 1e-9 or n < 1:
+                    raise ValueError(f"{i.name}: {what} × srate = {n:g} is not a whole number")
+            if i.kind in (FeatureKind.EEG_DE, FeatureKind.PERIPH_STATS):
+                steps = i.window_s / i.step_s
+                if abs(steps - round(steps)) > 1e-9:
+                    raise ValueError(f"{i.name}: window_s is not a whole number of step_s")
+
+    @property
+    def window_s(self) -> float:
+        return max(i.window_s for i in self.inputs)
+
+    @property
+    def streams(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(s for i in self.inputs for s in i.streams))
