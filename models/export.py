@@ -63,7 +63,7 @@ def export_onnx(
         the input name the graph gets (the registry's names)
     path : the ``.onnx`` file to write
     opset : ONNX opset version
-    metadata : written to the model's ``metadata_props`` (the model contract, DESIGN.md §3.4)
+    metadata : written to the model's ``metadata_props`` (docs/architecture.md#model-contract)
 
     Raises
     ------

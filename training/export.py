@@ -38,11 +38,20 @@ from affectstream.models.export import export_onnx, onnx_parity
 from affectstream.models.registry import build, get
 from affectstream.training.datasets.windows import WindowSet
 from affectstream.training.presets import Preset
+from affectstream.training.report import mean_sd
 from affectstream.training.train import TrainedModel, model_inputs, write_json
 
 __all__ = ["PARITY_TOLERANCE", "export_run", "write_final"]
 
 PARITY_TOLERANCE = 1e-4
+
+# the metrics a model card lists per dimension, as the training report names them
+_CARD_METRICS = (
+    ("accuracy", "accuracy"),
+    ("balanced_accuracy", "balanced accuracy"),
+    ("f1", "F1"),
+    ("roc_auc", "ROC-AUC"),
+)
 
 
 def write_final(
@@ -290,8 +299,8 @@ def model_card(c: ModelContract, meta: dict[str, Any], parity: float) -> str:
     ]
     for dim, m in t.get("metrics", {}).items():
         lines.append(
-            f"- {dim}: accuracy {m['accuracy']['mean']:.3f} ± {m['accuracy']['std']:.3f}, "
-            f"F1 {m['f1']['mean']:.3f} ± {m['f1']['std']:.3f}"
+            f"- {dim}: "
+            + ", ".join(f"{name} {mean_sd(m[key])}" for key, name in _CARD_METRICS if key in m)
         )
     cmp = t.get("comparison")
     if cmp:
@@ -305,7 +314,8 @@ def model_card(c: ModelContract, meta: dict[str, Any], parity: float) -> str:
         )
         for dim, m in cmp["metrics"].items():
             lines.append(
-                f"  - {dim}: accuracy {m['accuracy']['mean']:.3f} ± {m['accuracy']['std']:.3f}"
+                f"  - {dim}: "
+                + ", ".join(f"{name} {mean_sd(m[key])}" for key, name in _CARD_METRICS if key in m)
             )
     if t.get("command"):
         lines.append(f"- trained with: `{t['command']}`")

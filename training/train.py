@@ -328,6 +328,7 @@ def binary_metrics(
         raise ValueError("no test windows to score")
     with warnings.catch_warnings():  # a one-class fold: sklearn warns, then scores that class
         warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true")
+        warnings.filterwarnings("ignore", message="A single label was found")
         balanced = float(balanced_accuracy_score(y_true, y_pred))
     both_classes = len(np.unique(y_true)) == 2
     return {

@@ -2,7 +2,7 @@
 # (lint runs without torch, where nn.Module is Any; with torch installed this changes nothing)
 """Bimodal-LSTM (Tang et al.): an LSTM per modality, dropout, concatenation, one linear layer.
 
-Inputs (SEED_MODELS.md §3.4):
+Inputs (docs/models.md#bimodal-lstm):
 
 - ``eeg_de`` (batch, n_steps, n_eeg_features): differential entropy of 32 EEG channels × 4 bands
   (θ, α, β, γ) on 2-s Hanning windows, band-major → 128 features per step;

@@ -5,7 +5,7 @@
 Liao et al. publish a summary only: 1-s DEAP segments, EEG as 9×9 electrode maps through a 2-D CNN
 of three conv layers with batch norm and no pooling, the peripheral signals through two stacked
 LSTM layers, both feature vectors concatenated, one classifier for valence and arousal. The sizes
-are Yang et al.'s (SEED_MODELS.md §3.1, github ynulonger/ijcnn ``cv.py``).
+are Yang et al.'s (docs/models.md#cnn-lstm, github ynulonger/ijcnn ``cv.py``).
 
 Choices where the sources are silent or where we depart (they go into the model card):
 
@@ -15,7 +15,7 @@ Choices where the sources are silent or where we depart (they go into the model 
   (``frame_wise=False``) feeds the ``n_times`` maps as the input channels of one 2-D CNN
   (32 → 64 → 128 maps, then the same kind of 1×1 conv to 13 maps and flatten to 9·9·13 = 1053):
   ~19 MMAC for the CNN. Measured with ONNX Runtime on 2 (busy) cores at batch 1, the whole model
-  takes 1.1–1.7 ms per window this way and 22–31 ms frame-wise (DESIGN.md §7 reports 13 ms for a
+  takes 1.1–1.7 ms per window this way and 22–31 ms frame-wise (docs/models.md#cnn-lstm: MACs of a
   per-frame CNN). The cost is that the first layer mixes the time samples at once instead of
   sharing one spatial filter across them. ``frame_wise=True`` builds Yang's layout for comparison.
 - TF "SAME" with an even kernel (4) pads 1 before and 2 after; we write it as an explicit
@@ -38,7 +38,7 @@ from torch import nn
 
 __all__ = ["CNNLSTM"]
 
-GRID = 9  # 9×9 electrode map (SEED_MODELS.md §5)
+GRID = 9  # 9×9 electrode map (docs/eeg-features.md#electrode-grid)
 
 
 def _conv4_same(c_in: int, c_out: int) -> nn.Sequential:

@@ -6,7 +6,7 @@
 Input ``x`` (batch, n_times, n_chans), time-major: by default 2 s at 128 Hz (256 samples) of DEAP
 ch 1–37 (32 EEG, hEOG, vEOG, zEMG, tEMG, GSR), per-window L2-normalised then standardised upstream.
 
-Template (Keras notebooks, SEED_MODELS.md §3.5): 2 × [Conv1D k3 'valid' → ReLU → MaxPool 2 →
+Template (docs/models.md#cnn-rnn-baselines): 2 × [Conv1D k3 'valid' → ReLU → MaxPool 2 →
 Dropout] → stacked RNNs (Dropout after each; all but the last return sequences) → Dense → ReLU →
 Dropout → Dense. With 256 samples the RNNs see 256 → 254 → 127 → 125 → 62 steps.
 

@@ -14,7 +14,7 @@ branches:
   → Linear(C/16 → C, no bias) → sigmoid → channel scale.
 - Head: concat (8 + 128) → Linear → logits.
 
-Choices (SEED_MODELS.md §3.3; they go into the model card):
+Choices (docs/models.md#mlstm-fcn; they go into the model card):
 
 - Two logits [valence high, arousal high] for BCE-with-logits, not athar70's 9-class softmax.
 - Keras "same" padding written out (k8: 3 left / 4 right, k5: 2/2, k3: 1/1) so ONNX holds a

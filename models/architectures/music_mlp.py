@@ -3,8 +3,8 @@
 """Music-only baseline: RTCAN-1D's classifier head on the stimulus feature vector alone.
 
 Input ``music`` (batch, n_music), the z-scored stimulus features (6373 openSMILE functionals per
-song in PMEmo); no physiological signal at all. Layers as RTCAN-1D's classifier (SEED_MODELS.md
-§3.2, ``Regression_add``): Linear(n_music → 256) → ReLU → Linear(256 → 128) → ReLU →
+song in PMEmo); no physiological signal at all. RTCAN-1D's classifier (docs/models.md#rtcan-1d,
+``Regression_add``): Linear(n_music → 256) → ReLU → Linear(256 → 128) → ReLU →
 Linear(128 → 2), raw logits for [valence high, arousal high] (BCE-with-logits).
 
 It answers one question: how much of a fusion model's score could come from the music alone? Under

@@ -7,7 +7,7 @@ its cvxEDA components; the public DEAP loader orders them [tonic, phasic, origin
 ``rtcan1d-music`` (:class:`RTCAN1DMusic`) adds ``music`` (batch, n_music), a z-scored stimulus
 feature vector (6373 openSMILE features in PMEmo), concatenated before the classifier.
 
-Pipeline (SEED_MODELS.md §3.2; github guanghaoyin/RTCAN-1D ``model/*``):
+Pipeline (docs/models.md#rtcan-1d; github guanghaoyin/RTCAN-1D ``model/*``):
 
 1. Shallow feature: Conv1d(3 → 64, k7, s2, p3) + BatchNorm (no ReLU, as the code).
 2. SCA: channel attention over the whole length (global average → 1×1 conv 64 → 8 → ReLU →

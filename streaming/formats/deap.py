@@ -4,7 +4,7 @@ This module is the one owner of DEAP's channel table (names, kinds, 0-based indi
 the file format. Everything else (replay, training datasets, the synthetic generator) goes
 through it.
 
-Format (SEED_MODELS.md §1): each ``sNN.dat`` is a Python-2 pickle of a dict with
+Format (docs/datasets.md#deap-files): each ``sNN.dat`` is a Python-2 pickle of a dict with
 
 - ``data``: ndarray, shape (n_trials, 40, 8064), float64: trial × channel × sample at 128 Hz; the
   first 384 samples of every trial are the 3 s pre-trial baseline, the other 7680 the 60 s trial;

@@ -5,7 +5,7 @@ Each :class:`StreamAcquirer` owns an :class:`~affectstream.streaming.lsl.inlet.I
 :class:`~affectstream.streaming.ingest.health.StreamHealth`. Its thread pulls chunks (waiting at
 most ``poll_s`` for the first sample), applies the bad-input rules below, writes to the ring buffer
 and updates health. One thread per inlet, because a pull on a lost stream may block inside liblsl
-(DESIGN.md §7); a stream that dies only stops its own thread's data, never another stream's.
+(docs/lsl.md#one-thread-per-inlet); a dead stream stops only its own thread's data.
 
 Bad-input rules (stated here, tested in ``tests/streaming``):
 

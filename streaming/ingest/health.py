@@ -1,6 +1,6 @@
 """Stream health: a small state machine plus counters, one per stream.
 
-States (DESIGN.md §3.1):
+States (docs/architecture.md#stream-health):
 
 ``connecting``  resolved, no sample yet
 ``ok``          samples arrive

@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 MATCH_KEYS = ("source_id_prefix", "hostname", "session", "type")
 
-# LSL type names in use for the same modality (DESIGN.md §3.1) → our canonical name
+# LSL type names in use for the same modality (docs/architecture.md#streams) → our canonical name
 _TYPE_ALIASES = {"EDA": "GSR", "BVP": "PPG", "RSP": "RESP", "MARKERS": "Markers"}
 
 

@@ -4,7 +4,7 @@ With :mod:`affectstream.streaming.replay.deap` (the outlet side), this is the on
 imports ``pylsl``; the rest of the code sees :class:`StreamDescription`, numpy arrays and our own
 exceptions (:class:`LslError`, :class:`StreamLostError`).
 
-Choices, with the traps behind them (DESIGN.md §7):
+Choices, with the traps behind them (docs/lsl.md):
 
 - Inlets are opened with ``recover=False``. With liblsl's own recovery a vanished outlet hides
   behind a long timeout, and ``pull_chunk`` was seen blocking for over 30 s inside liblsl while it

@@ -8,8 +8,9 @@ a linear drift. The decomposition is the convex QP
 
     minimise ½‖Mq + Bℓ + Cd − y‖² + α·1ᵀAq + (γ/2)‖ℓ‖²   subject to  Aq ≥ 0,
 
-with phasic ``r = Mq``, driver ``p = Aq`` and tonic ``t = Bℓ + Cd`` (matrices in
-``_cvxeda_model``, written from the paper's equations; SEED_MODELS.md §4).
+with phasic ``r = Mq``, driver ``p = Aq`` and tonic ``t = Bℓ + Cd``. The solver family is in
+:mod:`affectstream.streaming.preprocess.cvxeda` (matrices written from the paper's equations, one
+parameter object :class:`~affectstream.streaming.preprocess.cvxeda.params.CvxEdaParams`).
 
 Matched public implementation: the authors' 2025 revision as published on PyPI
 (``cvxeda==1.1.0``, default ``baseline_correction=2``), to ~1e-10 of the range on real data.
@@ -21,7 +22,8 @@ from it by up to a few % of the range near the segment end.
   reference, used offline and in parity tests.
 - :class:`OnlineCvxEda` decomposes the trailing segment of a stream at every update, z-scored
   with the segment's own mean and std, with a warm-started banded interior-point solver
-  (``_cvxeda_ipm``) that solves the same QP (within 1e-4 of the range of the cvxopt solve).
+  (:mod:`~affectstream.streaming.preprocess.cvxeda.ipm`) that solves the same QP (within 1e-4 of
+  the range of the cvxopt solve).
 - :func:`rtcan_channels` stacks the 3-channel input RTCAN-1D expects.
 
 Inputs must be finite: the windowing layer only emits complete windows of finite samples, so a
@@ -42,9 +44,10 @@ from affectstream.streaming.preprocess.cvxeda.model import (
     FloatArray,
     lower_toeplitz_apply,
 )
+from affectstream.streaming.preprocess.cvxeda.params import CvxEdaParams
 from affectstream.streaming.preprocess.cvxeda.reference import solve_cvxopt
 
-__all__ = ["EdaDecomposition", "OnlineCvxEda", "cvxeda", "rtcan_channels"]
+__all__ = ["CvxEdaParams", "EdaDecomposition", "OnlineCvxEda", "cvxeda", "rtcan_channels"]
 
 #: A segment whose std is at most this fraction of |mean| (or exactly 0) is "flat": z-scoring
 #: it would only amplify rounding, so it gets the flat fallback instead of a solve.
@@ -119,22 +122,21 @@ def _as_finite_1d(y: ArrayLike, what: str) -> FloatArray:
     return arr
 
 
+def _with_overrides(params: CvxEdaParams | None, overrides: dict[str, float]) -> CvxEdaParams:
+    """``params`` (the defaults when None) with the named fields changed, validated."""
+    return (params if params is not None else CvxEdaParams()).replace(**overrides)
+
+
 def cvxeda(
-    y: ArrayLike,
-    fs: float,
-    *,
-    tau0: float = 2.0,
-    tau1: float = 0.7,
-    delta_knot: float = 10.0,
-    alpha: float = 8e-4,
-    gamma: float = 1e-2,
+    y: ArrayLike, fs: float, params: CvxEdaParams | None = None, **overrides: float
 ) -> EdaDecomposition:
     """Batch cvxEDA of ``y`` exactly as given, solved with cvxopt (the reference).
 
     Matches the PyPI ``cvxeda==1.1.0`` package (the authors' 2025 revision,
     ``baseline_correction=2``) to ~1e-10 of the range. That code recommends z-scoring ``y``
     first; this function does not normalise (use :class:`OnlineCvxEda` for the z-scored
-    online definition). Decompose at 16–32 Hz: the cost grows about as n^1.3.
+    online definition). Decompose at 16–32 Hz: the cost grows with the number of samples
+    (``python -m affectstream.bench.cvxeda`` measures it by segment length).
 
     Parameters
     ----------
@@ -142,14 +144,11 @@ def cvxeda(
         Skin conductance, finite, at least 3 samples.
     fs : float
         Sampling rate in Hz.
-    tau0, tau1 : float
-        Slow and fast time constants (s) of the biexponential impulse response.
-    delta_knot : float
-        Spacing (s) of the tonic spline knots.
-    alpha : float
-        L1 penalty on the driver.
-    gamma : float
-        Ridge penalty on the spline coefficients.
+    params : CvxEdaParams, optional
+        Model parameters (the defaults when omitted); the reference solve reads ``alpha``,
+        ``gamma``, ``tau0``, ``tau1``, ``delta_knot`` and ``reltol``.
+    **overrides : float
+        Fields of ``params`` to change by name, e.g. ``alpha=1e-3``.
 
     Returns
     -------
@@ -162,11 +161,12 @@ def cvxeda(
     ValueError
         If ``y`` is not 1-D, has fewer than 3 samples or contains NaN/Inf, or a parameter is
         out of range.
+    TypeError
+        For an override that names no field of :class:`CvxEdaParams`.
     """
+    chosen = _with_overrides(params, overrides)
     signal = _as_finite_1d(y, "y")
-    model = CvxEdaModel.build(
-        signal.size, fs, tau0=tau0, tau1=tau1, delta_knot=delta_knot, alpha=alpha, gamma=gamma
-    )
+    model = CvxEdaModel.build(signal.size, fs, chosen)
     try:
         sol = solve_cvxopt(model, signal)
     except (ArithmeticError, ValueError) as exc:
@@ -253,7 +253,7 @@ def _check_solver(name: str) -> str:
     if name == "compiled":
         from affectstream.streaming.preprocess.cvxeda.compiled import compiled_ipm_class
 
-        if compiled_ipm_class() is None:  # compiles now (~10 s the first time in a process)
+        if compiled_ipm_class() is None:  # compiles now, unless numba's disk cache has it
             raise ValueError("solver='compiled' needs numba (pip install numba)")
     return name
 
@@ -294,17 +294,20 @@ class OnlineCvxEda:
         Sampling rate of the stream in Hz (decompose at 16–32 Hz).
     segment_s : float
         Length of the decomposed segment in seconds.
-    tau0, tau1, delta_knot, alpha, gamma : float
-        Model parameters, as in :func:`cvxeda`.
+    params : CvxEdaParams, optional
+        Model and solver parameters (the defaults when omitted).
     min_segment_s : float
-        Shortest segment decomposed while filling; 2 s by default (very short inputs make the
-        QP nearly rank-deficient, SEED_MODELS.md §4.4, and a response lasts several seconds).
+        Shortest segment decomposed while filling; 2 s by default: a response lasts several
+        seconds, and with much less than one knot interval of samples the spline and offset
+        columns of the tonic basis are nearly collinear (the QP is close to rank-deficient).
     solver : "auto", "compiled" or "numpy"
-        The same iteration compiled with numba (``"compiled"``, 2–3× faster, see
+        The interior-point iteration compiled with numba (``"compiled"``, 2–3× faster, see
         :mod:`affectstream.streaming.preprocess.cvxeda.compiled`; compiled when the object is made)
-        or in numpy/LAPACK (``"numpy"``); ``"auto"`` uses numpy until the compiled one is ready,
-        which is compiled in the background (~10 s) on first use, then switches (same iteration,
-        same results to ~3e-9 of the range).
+        or run from Python with numpy/LAPACK kernels (``"numpy"``); ``"auto"`` uses the latter
+        until the compiled one is ready, which is compiled in the background on first use, then
+        switches (same iteration, same results to ~3e-9 of the range).
+    **overrides : float
+        Fields of ``params`` to change by name (as a model's feature options give them).
     """
 
     def __init__(
@@ -312,14 +315,12 @@ class OnlineCvxEda:
         fs: float,
         segment_s: float,
         *,
-        tau0: float = 2.0,
-        tau1: float = 0.7,
-        delta_knot: float = 10.0,
-        alpha: float = 8e-4,
-        gamma: float = 1e-2,
+        params: CvxEdaParams | None = None,
         min_segment_s: float = 2.0,
         solver: str = "auto",
+        **overrides: float,
     ) -> None:
+        self.params = _with_overrides(params, overrides)
         self.fs = float(fs)
         self.solver = _check_solver(solver)
         self.n_samples = round(segment_s * fs)
@@ -329,8 +330,7 @@ class OnlineCvxEda:
                 f"segment of {self.n_samples} samples is shorter than the minimum "
                 f"{self.min_samples} ({min_segment_s} s at {fs} Hz)"
             )
-        self._params = dict(tau0=tau0, tau1=tau1, delta_knot=delta_knot, alpha=alpha, gamma=gamma)
-        CvxEdaModel.build(self.min_samples, self.fs, **self._params)  # validate parameters early
+        CvxEdaModel.build(self.min_samples, self.fs, self.params)  # validate fs early
         self._solvers: dict[int, BandedIpm] = {}
         self.reset()
 
@@ -344,7 +344,7 @@ class OnlineCvxEda:
         cls = _solver_class(self.solver)
         solver = self._solvers.get(n)
         if solver is None or type(solver) is not cls:  # e.g. the compiled one became ready
-            solver = cls(CvxEdaModel.build(n, self.fs, **self._params))
+            solver = cls(CvxEdaModel.build(n, self.fs, self.params))
             if n == self.n_samples:  # only the full length recurs; filling lengths do not
                 self._solvers[n] = solver
         return solver

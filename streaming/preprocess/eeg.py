@@ -1,7 +1,7 @@
 """EEG features: band differential entropy, the 9×9 electrode grid, baseline and standardisation.
 
 Differential entropy (DE) of a band-limited segment treated as Gaussian is ``½·ln(2πe·σ²)`` with σ²
-the band power (SEED_MODELS.md §6). We estimate the band power in the frequency domain on each
+the band power (docs/eeg-features.md#differential-entropy); we estimate it spectrally on each
 step of ``step_s`` seconds (2 s, Hanning window, as Tang et al. for DEAP): the periodogram of the
 windowed step, integrated over the band's FFT bins. Each step is computed from its own samples
 only, so the features of a step are the same offline (whole trial) and online (sliding windows).

@@ -14,7 +14,7 @@ __all__ = ["GRID_POSITIONS"]
 
 # 9×9 map (row, col) of 32 electrodes of the 10-20 system (the DEAP montage), frontal at the top,
 # left hemisphere on the left, as Yang et al.'s data_1Dto2D and torcheeg's DEAP_LOCATION_LIST
-# (docs/seed-models.md#electrode-grid). Other cells are 0.
+# (docs/eeg-features.md#electrode-grid). Other cells are 0.
 GRID_POSITIONS: Mapping[str, tuple[int, int]] = {
     "Fp1": (0, 3),
     "Fp2": (0, 5),

@@ -15,7 +15,7 @@ Every marker names the stimulus: ``{"event": "trial_start", "dataset": "pmemo", 
 "trial": 1, "music_id": 7, "stimulus_id": "7", "valence": 0.61, "arousal": 0.40, "rating_scale": [0,
 1]}`` (the ratings on PMEmo's 0-1 scale). A fusion model served for the session looks
 ``stimulus_id`` up in its feature table; ``trial_running`` repeats it every ``running_every_s`` so
-that a consumer attaching mid-song learns it. """
+that a consumer attaching mid-song learns it."""
 
 from __future__ import annotations
 

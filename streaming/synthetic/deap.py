@@ -13,8 +13,9 @@ explicit generative model:
 - every subject has its own resting physiology and responsiveness, every trial its own noise, so
   single features correlate with the labels at roughly r = 0.3-0.6 and nothing separates perfectly.
 
-Effect sizes live in :data:`EFFECTS`; ``docs/synthetic-data.md`` explains them. Nothing measured on
-this data is a DEAP result.
+Effect sizes live in :data:`EFFECTS`; ``docs/synthetic-data.md`` explains them. The skin
+conductance model, trait draws and label-effect rule shared with the PMEmo generator are in
+:mod:`affectstream.streaming.synthetic.physiology`. Nothing measured on this data is a DEAP result.
 
 Randomness: subject *k* draws from ``SeedSequence([seed, k])`` (spawn key ``(0,)`` for its traits,
 ``(1, i)`` for trial *i*'s latents, ``(2, i)`` for its signals, ``(3,)`` for the EEG topography), so
@@ -45,8 +46,8 @@ from affectstream.streaming.formats.deap import (
 from affectstream.streaming.synthetic.physiology import (
     SYNTHETIC_MARKER,
     FloatArray,
-    draw_resting_scl_us,
     draw_responsiveness,
+    draw_resting_scl_us,
     draw_scr_decay_s,
     draw_trial_scl_us,
     effect_shift,
@@ -202,6 +203,7 @@ def _subject_rng(seed: int, subject: int, *key: int) -> np.random.Generator:
 
 
 def _draw_traits(rng: np.random.Generator) -> SubjectTraits:
+    """A subject's traits, drawn from its trait stream."""
     return SubjectTraits(
         responsiveness=draw_responsiveness(rng),
         rating_bias_valence=float(rng.normal(0.0, 0.5)),

@@ -32,7 +32,9 @@ SCR rise time (τr)     valence  ×e^-0.1 (×0.90)     ×0.55          ×e^N(0, 
 =====================  =======  ==================  =============  ==========================
 
 ``docs/synthetic-pmemo.md`` explains the model and what detectors measure on it (SCR count vs
-felt arousal: r ≈ 0.4-0.5 within subjects). Nothing measured on this data is a PMEmo result.
+felt arousal: r ≈ 0.4-0.5 within subjects). The skin conductance model, trait draws and
+label-effect rule shared with the DEAP generator are in
+:mod:`affectstream.streaming.synthetic.physiology`. Nothing measured on this data is a PMEmo result.
 
 Listening: each subject is assigned to each song with probability 0.85; of the assigned, 3 % did
 not listen (an all-empty EDA column, no rating) and 10 % stopped early (trailing empty cells).
@@ -74,8 +76,8 @@ from affectstream.streaming.formats.pmemo import (
 from affectstream.streaming.synthetic.physiology import (
     SYNTHETIC_MARKER,
     FloatArray,
-    draw_resting_scl_us,
     draw_responsiveness,
+    draw_resting_scl_us,
     draw_scr_decay_s,
     draw_trial_scl_us,
     effect_shift,

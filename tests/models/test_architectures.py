@@ -26,7 +26,7 @@ PARITY_TOL = 1e-4
 HAS_TORCH = all(importlib.util.find_spec(m) is not None for m in ("torch", "onnx", "onnxruntime"))
 needs_torch = pytest.mark.skipif(not HAS_TORCH, reason="needs the train extra (torch, onnx)")
 
-# Parameter counts. The gupta-ayushi notebooks print their Keras summaries (SEED_MODELS.md §3.5:
+# Parameter counts. The gupta-ayushi Keras summaries (docs/models.md#cnn-rnn-baselines:
 # 721,540 / 392,644 / 467,908 with a 4-class head); ours have a 2-unit head, and PyTorch's LSTM
 # carries a second bias vector (4·hidden per layer and direction). Keras's reset_after GRU already
 # has two, so that count matches exactly.
@@ -92,7 +92,7 @@ def test_build_refuses_sizes_given_twice() -> None:
 
 
 def test_registry_imports_without_torch() -> None:
-    """The service lists architectures without torch installed (DESIGN.md §2)."""
+    """The service lists architectures without torch installed (docs/architecture.md#layers)."""
     script = textwrap.dedent(
         """
         import importlib.abc
@@ -269,7 +269,7 @@ def test_export_restores_training_mode(tmp_path: Path) -> None:
 @needs_torch
 @pytest.mark.parametrize(("n_times", "feature_dim"), [(2500, 896), (2560, 896), (320, 256)])
 def test_rtcan1d_any_length_and_code_sizes_at_2500(n_times: int, feature_dim: int) -> None:
-    """At the code's L = 2500 the EDA vector is 896 long (SEED_MODELS.md §3.2)."""
+    """At the code's L = 2500 the EDA vector is 896 long (docs/models.md#rtcan-1d)."""
     import torch
 
     model = registry.build("rtcan1d", {"eda": (3, n_times)}).eval()

@@ -1,41 +1,62 @@
 """Structured interior-point solver for the cvxEDA QP (the fast path of ``OnlineCvxEda``).
 
-The same QP as the cvxopt reference (``_cvxeda_cvxopt``), solved by Mehrotra's
-predictor-corrector on the constraint ``s = A q ≥ 0`` with multiplier ``λ ≥ 0``. Each Newton
-step solves
+The same QP as the cvxopt reference (:mod:`~affectstream.streaming.preprocess.cvxeda.reference`),
+solved by Mehrotra's predictor-corrector on the constraint ``s = A q ≥ 0`` with multiplier
+``λ ≥ 0``. Each Newton step solves
 
     [ MᵀM + Aᵀ D A   MᵀE          ] [Δq]   [a]
     [ EᵀM            EᵀE + ridge  ] [Δw] = [b],      D = diag(λ / s),
 
-with a banded Cholesky ``K = MᵀM + AᵀDA = RᵀR`` (pentadiagonal, LAPACK ``dpbtrf``) and a Schur
-complement for the ``m = 2 + n_knots`` tonic columns: ``V = R⁻ᵀ MᵀE`` (m triangular sweeps),
-``S = EᵀE + ridge − VᵀV`` (m × m). Cost per iteration is linear in ``n``.
+with a banded Cholesky ``K = MᵀM + AᵀDA = RᵀR`` (pentadiagonal) and a Schur complement for the
+``m = 2 + n_knots`` tonic columns: ``V = R⁻ᵀ MᵀE`` (m triangular sweeps), ``S = EᵀE + ridge −
+VᵀV`` (m × m). Cost per iteration is linear in ``n``.
 
-Choices, each measured on the 2-core development VM (OpenBLAS):
+One iteration, two ways to run it
+---------------------------------
+:func:`iterate` is written once, as a plain function over numpy arrays in the subset of Python
+that numba compiles. Its linear algebra goes through five small kernels:
+:func:`factorise`, :func:`newton`, :func:`max_step` here and
+:func:`~affectstream.streaming.preprocess.cvxeda.model.lower_toeplitz_apply` /
+:func:`~affectstream.streaming.preprocess.cvxeda.model.lower_toeplitz_apply_t`. Called from
+Python, they run in numpy and LAPACK (``dpbtrf``, ``dtbtrs``, ``dpotrf``, ``dpotrs``); compiled
+with numba (:mod:`~affectstream.streaming.preprocess.cvxeda.jit`), each is replaced by its twin in
+:data:`COMPILED_AS`: the same factorisation or solve as explicit loops (a hand-written
+pentadiagonal Cholesky instead of LAPACK's banded one). Same algorithm, same starting points,
+steps and stopping: the two runs take the same number of iterations and agree to rounding
+(measured ≤ 3.3e-9 of the range).
 
-- Forming ``AᵀDA`` instead of the augmented system ``[MᵀM, Aᵀ; A, −D⁻¹]``: LAPACK's banded LU
-  on the augmented system (twice the unknowns, bandwidth 4) cost 4–6× the banded Cholesky.
-  Forming ``AᵀDA`` loses ``MᵀM`` digits once ``D`` spans ~20 decades (DESIGN.md §7); this
-  solver stops at an average complementarity ``μ ≤ 3e-9`` where ``D`` spans about 12, and a
-  failed Cholesky or an indefinite Schur complement ends the solve (the caller falls back).
-- Stopping at ``μ ≤ 3e-9`` puts tonic and phasic within 2e-5 of the segment range of the exact
+Why both kernels are kept: the loops run uncompiled cost ~1 µs of interpreter time per scalar
+operation; on real skin conductance at 16 Hz, warm 0.25-s hops took 37 ms (10-s segment) and
+225 ms (60-s segment) that way against 1.5 and 5.9 ms with the numpy/LAPACK kernels, which are
+what runs without numba or while it compiles. Compiled, the loops avoid the ~1 µs Python and
+BLAS call overhead per numpy/LAPACK call that dominates below n ≈ 500: 2–3× faster than the
+numpy/LAPACK run (``python -m affectstream.bench.cvxeda --compiled``).
+
+Choices, each measured on a 2-core VM (OpenBLAS):
+
+- Forming ``AᵀDA`` instead of factorising the augmented system ``[MᵀM, Aᵀ; A, −D⁻¹]``: LAPACK's
+  banded LU on the augmented system (twice the unknowns, bandwidth 4) cost 4–6× the banded
+  Cholesky. Forming ``AᵀDA`` loses the digits of ``MᵀM`` once ``D = λ/s`` spans ~20 decades
+  (``s`` and ``λ`` both tend to 0 on complementary sets); stopping at an average
+  complementarity of 3e-9 (:attr:`CvxEdaParams.mu_tol`) keeps it within about 12, and a failed
+  Cholesky or an indefinite Schur complement ends the solve (the caller falls back).
+- The stopping point puts tonic and phasic within 2e-5 of the segment range of the exact
   optimum on the event-related recording (max over 8 segment sizes, 16/32 Hz; cvxopt's own
-  stopping leaves it 3–12e-6 away) and within 6.3e-5 of cvxopt on the 8-min resting one. The
-  deviation grows roughly as ``sqrt(μ)``; "equal accuracy" here means within 1e-4 of cvxopt.
-- Warm start: the previous solution shifted by the hop and lifted (see :meth:`warm_start`);
-  7–10 iterations per 0.25-s hop instead of 14–19 from a cold start.
-- Python overhead: about 50 numpy/LAPACK calls per iteration at ~1 µs each dominate below
-  n ≈ 500, so ``s`` and ``λ`` live in one array (one call per step-length test and update) and
-  the linear residuals are scaled by ``1 − step`` instead of recomputed (exact for Newton
-  directions; recomputed before the final convergence test). OpenBLAS's banded routines add
-  ~70 ns per column (``dpbtrf``) and ~10–17 ns per column and right-hand side (``dtbtrs``).
-  Net: 4–7× faster than cvxopt per 0.25-s hop (``bench/cvxeda.py``); the same algorithm as a
-  compiled loop measured 12–21×, so reaching 10× everywhere needs one (e.g. numba).
+  stopping leaves it 3–12e-6 away) and within 6.3e-5 of cvxopt on an 8-min resting one.
+  "Equal accuracy" here means within 1e-4 of the range of the cvxopt solve.
+- Warm start: the previous solution shifted by the hop and lifted (see
+  :meth:`BandedIpm.warm_start`); 7–10 iterations per 0.25-s hop instead of 14–19 from a cold
+  start.
+- ``s`` and ``λ`` live in one array (one call per step-length test and update), and the linear
+  residuals are scaled by ``1 − step`` instead of recomputed (exact for Newton directions;
+  recomputed before the final convergence test).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
@@ -50,15 +71,26 @@ from affectstream.streaming.preprocess.cvxeda.model import (
     mtm_band,
 )
 
-#: Fraction of the distance to the boundary taken by each step (a standard value; 0.995 and
-#: 0.999 gave the same iteration counts here).
-STEP_FRACTION = 0.99
-#: Average complementarity ``sᵀλ / n`` at which the solve stops (see the module docstring).
-MU_TOL = 3e-9
-#: Max-norm of the dual residuals (gradient of the Lagrangian in q and w) at which it stops.
-RES_TOL = 1e-6
-#: Warm-start lift: every driver and multiplier entry is raised to at least this × its mean.
-LIFT = 0.3
+__all__ = [
+    "CHOLESKY",
+    "COMPILED_AS",
+    "CONVERGED",
+    "MAX_ITER",
+    "REASONS",
+    "SCHUR",
+    "BandedIpm",
+    "IpmResult",
+    "IpmState",
+    "factorise",
+    "iterate",
+    "max_step",
+    "newton",
+    "residuals",
+]
+
+#: Status codes returned by :func:`iterate`, and their names in :attr:`IpmResult.reason`.
+CONVERGED, CHOLESKY, SCHUR, MAX_ITER = 0, 1, 2, 3
+REASONS = ("converged", "cholesky", "schur", "max-iter")
 
 
 @dataclass
@@ -82,36 +114,331 @@ class IpmResult:
     reason: str
 
 
+# -- the iteration, written once ------------------------------------------------------------
+
+
+def residuals(
+    y: FloatArray,
+    q: FloatArray,
+    w: FloatArray,
+    lam: FloatArray,
+    ar: FloatArray,
+    ma: FloatArray,
+    E: FloatArray,
+    ridge: FloatArray,
+    aAt1: FloatArray,
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Objective gradient in ``q`` (``g``) and the dual residuals in ``q`` and ``w``.
+
+    ``f = Mq + Ew − y``; ``g = Mᵀf + α Aᵀ1``; ``rq = g − Aᵀλ``; ``rw = Eᵀf + ridge ∘ w``.
+    """
+    f = lower_toeplitz_apply(ma, q) + E @ w - y
+    g = lower_toeplitz_apply_t(ma, f) + aAt1
+    return g, g - lower_toeplitz_apply_t(ar, lam), E.T @ f + ridge * w
+
+
+def iterate(
+    y: FloatArray,
+    q: FloatArray,
+    w: FloatArray,
+    x: FloatArray,
+    ar: FloatArray,
+    ma: FloatArray,
+    E: FloatArray,
+    ridge: FloatArray,
+    aAt1: FloatArray,
+    K0: FloatArray,
+    Cm: FloatArray,
+    U: FloatArray,
+    S0: FloatArray,
+    Dpad: FloatArray,
+    Dshift: FloatArray,
+    band: FloatArray,
+    mu_tol: float,
+    res_tol: float,
+    max_iter: int,
+    step_fraction: float,
+) -> tuple[int, int]:
+    """Mehrotra's predictor-corrector from ``(q, w, x = [s; λ])``, updated in place.
+
+    ``s = x[:n]`` must be positive and equal to ``A q``; it stays so at every iterate because
+    ``Δs = AΔq``. The matrices are those :class:`BandedIpm` precomputes: taps ``ar``, ``ma``,
+    tonic basis ``E`` (n, m), ``ridge`` (m,), ``aAt1 = α Aᵀ1`` (n,), ``K0 = MᵀM`` in upper band
+    storage (3, n), ``Cm`` (3, 3) the tap products that map ``[D_j; D_{j+1}; D_{j+2}]`` to
+    column ``j`` of ``AᵀDA`` in the same storage, ``U = MᵀE`` (n, m), ``S0 = EᵀE + diag(ridge)``;
+    workspace ``Dpad`` (n + 2, last two entries 0), ``Dshift`` its (3, n) shifted view and
+    ``band`` (3, n, Fortran order).
+
+    Returns
+    -------
+    iterations : int
+    status : int
+        :data:`CONVERGED`, :data:`CHOLESKY`, :data:`SCHUR` or :data:`MAX_ITER`.
+    """
+    n = y.size
+    s = x[:n]
+    lam = x[n:]
+    dx = np.empty(2 * n)  # [Δs; Δλ]
+    ds = dx[:n]
+    dlam = dx[n:]
+    D = Dpad[:n]
+    g, rq, rw = residuals(y, q, w, lam, ar, ma, E, ridge, aAt1)
+    fresh = True
+    for it in range(max_iter + 1):
+        mu = float(s @ lam) / n
+        if mu <= mu_tol:
+            if not fresh:  # scaled residuals drift from the true ones: recompute
+                g, rq, rw = residuals(y, q, w, lam, ar, ma, E, ridge, aAt1)
+                fresh = True
+            if max(float(np.abs(rq).max()), float(np.abs(rw).max())) <= res_tol:
+                return it, CONVERGED
+        if it == max_iter:
+            break
+        # -- factorise K = MᵀM + AᵀDA = RᵀR and the tonic Schur complement
+        np.divide(lam, s, D)
+        status, R, V, Sc = factorise(K0, Cm, Dpad, Dshift, band, U, S0)
+        if status != CONVERGED:
+            return it, status
+        # -- predictor (affine scaling). With s = Aq exact the right-hand side −rq − Aᵀλ
+        #    reduces to −g; solve for +g and flip signs below.
+        dq, dw = newton(R, V, Sc, g, rw)
+        ds[:] = lower_toeplitz_apply(ar, dq)  # = −Δs_aff
+        np.multiply(D, ds, dlam)
+        dlam -= lam  # Δλ_aff = −λ − DΔs_aff
+        np.negative(ds, ds)
+        step = max_step(x, dx)
+        trial = x + step * dx
+        sigma = (float(trial[:n] @ trial[n:]) / n / mu) ** 3
+        # -- corrector: complementarity target σμ plus the second-order term Δs∘Δλ
+        c = (ds * dlam - sigma * mu) / s
+        dq, dw = newton(R, V, Sc, g + lower_toeplitz_apply_t(ar, c), rw)
+        ds[:] = lower_toeplitz_apply(ar, dq)  # = −Δs
+        np.multiply(D, ds, dlam)
+        dlam -= lam
+        dlam -= c  # Δλ = −λ − c − DΔs
+        np.negative(ds, ds)
+        step = min(1.0, step_fraction * max_step(x, dx))
+        x += step * dx
+        q -= step * dq
+        w -= step * dw
+        # Newton directions solve the linear KKT rows exactly: those residuals shrink by
+        # (1 − step), and g = rq + Aᵀλ follows.
+        rq *= 1.0 - step
+        rw *= 1.0 - step
+        g = rq + lower_toeplitz_apply_t(ar, lam)
+        fresh = False
+    return max_iter, MAX_ITER
+
+
+# -- kernels: numpy/LAPACK (run from Python) ------------------------------------------------
+
+
+def factorise(
+    K0: FloatArray,
+    Cm: FloatArray,
+    Dpad: FloatArray,
+    Dshift: FloatArray,
+    band: FloatArray,
+    U: FloatArray,
+    S0: FloatArray,
+) -> tuple[int, FloatArray, FloatArray, FloatArray]:
+    """Factor ``K = MᵀM + AᵀDA = RᵀR`` (``D = Dpad[:n]``), ``V = R⁻ᵀU`` and the Cholesky factor
+    of the Schur complement ``S0 − VᵀV``, with LAPACK.
+
+    Returns ``(status, R, V, Sc)``: ``R`` in upper band storage (``dpbtrf``, overwriting
+    ``band``), ``Sc`` upper triangular; ``status`` :data:`CHOLESKY` or :data:`SCHUR` when a
+    factorisation fails (the arrays are then not meaningful), else :data:`CONVERGED`.
+    """
+    np.matmul(Cm, Dshift, out=band)
+    band += K0
+    R, info = lapack.dpbtrf(band, lower=0, overwrite_ab=1)
+    if info != 0:
+        return CHOLESKY, R, U, S0
+    V = lapack.dtbtrs(R, U, uplo="U", trans="T")[0]
+    Sc, info = lapack.dpotrf(S0 - V.T @ V)
+    if info != 0:
+        return SCHUR, R, V, Sc
+    return CONVERGED, R, V, Sc
+
+
+def newton(
+    R: FloatArray, V: FloatArray, Sc: FloatArray, a: FloatArray, b: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """Solve ``[K, MᵀE; EᵀM, S0] [Δq; Δw] = [a; b]`` given the factors of :func:`factorise`:
+    two banded triangular sweeps around the Schur solve."""
+    t = lapack.dtbtrs(R, a, uplo="U", trans="T")[0]
+    dw = lapack.dpotrs(Sc, b - V.T @ t)[0]
+    return lapack.dtbtrs(R, t - V @ dw, uplo="U", trans="N")[0], dw
+
+
+def max_step(x: FloatArray, dx: FloatArray) -> float:
+    """Largest ``t ≤ 1`` with ``x + t·dx ≥ 0`` (``x > 0``)."""
+    worst = float((dx / x).min())
+    return 1.0 if worst >= -1.0 else -1.0 / worst
+
+
+# -- kernels: explicit loops (their twins when numba compiles iterate) -----------------------
+
+
+def toeplitz_apply_loops(taps: FloatArray, x: FloatArray) -> FloatArray:
+    """:func:`lower_toeplitz_apply` as a loop (``n ≥ 3``)."""
+    n = x.size
+    out = np.empty(n)
+    out[0] = taps[0] * x[0]
+    out[1] = taps[0] * x[1] + taps[1] * x[0]
+    for i in range(2, n):
+        out[i] = taps[0] * x[i] + taps[1] * x[i - 1] + taps[2] * x[i - 2]
+    return out
+
+
+def toeplitz_apply_t_loops(taps: FloatArray, x: FloatArray) -> FloatArray:
+    """:func:`lower_toeplitz_apply_t` as a loop (``n ≥ 3``)."""
+    n = x.size
+    out = np.empty(n)
+    for i in range(n - 2):
+        out[i] = taps[0] * x[i] + taps[1] * x[i + 1] + taps[2] * x[i + 2]
+    out[n - 2] = taps[0] * x[n - 2] + taps[1] * x[n - 1]
+    out[n - 1] = taps[0] * x[n - 1]
+    return out
+
+
+def factorise_loops(
+    K0: FloatArray,
+    Cm: FloatArray,
+    Dpad: FloatArray,
+    Dshift: FloatArray,
+    band: FloatArray,
+    U: FloatArray,
+    S0: FloatArray,
+) -> tuple[int, FloatArray, FloatArray, FloatArray]:
+    """:func:`factorise` with a pentadiagonal Cholesky ``K = LLᵀ`` written out.
+
+    ``band`` receives row ``i`` of ``L``: ``band[0, i] = L[i, i−2]``, ``band[1, i] = L[i, i−1]``,
+    ``band[2, i] = 1 / L[i, i]``; ``V = L⁻¹U`` (n, m) and ``Sc`` the lower Cholesky factor of
+    ``S0 − VᵀV``. ``Dshift`` is not used (the loops read ``Dpad``).
+    """
+    n, m = U.shape
+    l2, l1, inv0 = band[0], band[1], band[2]
+    V = np.empty((n, m))
+    Ls = np.zeros((m, m))
+    for i in range(n):
+        d = K0[2, i] + Cm[2, 0] * Dpad[i] + Cm[2, 1] * Dpad[i + 1] + Cm[2, 2] * Dpad[i + 2]
+        a2 = (K0[0, i] + Cm[0, 0] * Dpad[i]) * inv0[i - 2] if i >= 2 else 0.0
+        a1 = 0.0
+        if i >= 1:
+            a1 = (K0[1, i] + Cm[1, 0] * Dpad[i] + Cm[1, 1] * Dpad[i + 1] - a2 * l1[i - 1]) * inv0[
+                i - 1
+            ]
+        d -= a1 * a1 + a2 * a2
+        if d <= 0.0:
+            return CHOLESKY, band, V, Ls
+        inv0[i] = 1.0 / np.sqrt(d)
+        l1[i] = a1
+        l2[i] = a2
+    for j in range(m):  # V = L⁻¹U: the m columns advance together (independent chains)
+        V[0, j] = U[0, j] * inv0[0]
+        V[1, j] = (U[1, j] - l1[1] * V[0, j]) * inv0[1]
+    for i in range(2, n):
+        for j in range(m):
+            V[i, j] = (U[i, j] - l1[i] * V[i - 1, j] - l2[i] * V[i - 2, j]) * inv0[i]
+    S = S0 - np.dot(V.T, V)
+    for j in range(m):
+        for k in range(j + 1):
+            v = S[j, k]
+            for p in range(k):
+                v -= Ls[j, p] * Ls[k, p]
+            if j == k:
+                if v <= 0.0:
+                    return SCHUR, band, V, Ls
+                Ls[j, j] = np.sqrt(v)
+            else:
+                Ls[j, k] = v / Ls[k, k]
+    return CONVERGED, band, V, Ls
+
+
+def newton_loops(
+    R: FloatArray, V: FloatArray, Sc: FloatArray, a: FloatArray, b: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """:func:`newton` with the factors of :func:`factorise_loops`."""
+    n, m = V.shape
+    l2, l1, inv0 = R[0], R[1], R[2]
+    t = np.empty(n)
+    t[0] = a[0] * inv0[0]
+    t[1] = (a[1] - l1[1] * t[0]) * inv0[1]
+    for i in range(2, n):
+        t[i] = (a[i] - l1[i] * t[i - 1] - l2[i] * t[i - 2]) * inv0[i]
+    rhs = b - np.dot(t, V)
+    for j in range(m):  # Sc Scᵀ dw = rhs
+        v = rhs[j]
+        for k in range(j):
+            v -= Sc[j, k] * rhs[k]
+        rhs[j] = v / Sc[j, j]
+    dw = np.empty(m)
+    for j in range(m - 1, -1, -1):
+        v = rhs[j]
+        for k in range(j + 1, m):
+            v -= Sc[k, j] * dw[k]
+        dw[j] = v / Sc[j, j]
+    r = t - np.dot(V, dw)
+    dq = np.empty(n)
+    dq[n - 1] = r[n - 1] * inv0[n - 1]
+    dq[n - 2] = (r[n - 2] - l1[n - 1] * dq[n - 1]) * inv0[n - 2]
+    for i in range(n - 3, -1, -1):
+        dq[i] = (r[i] - l1[i + 1] * dq[i + 1] - l2[i + 2] * dq[i + 2]) * inv0[i]
+    return dq, dw
+
+
+def max_step_loops(x: FloatArray, dx: FloatArray) -> float:
+    """:func:`max_step` as a loop."""
+    worst = 0.0
+    for i in range(x.size):
+        r = dx[i] / x[i]
+        if r < worst:
+            worst = r
+    return 1.0 if worst >= -1.0 else -1.0 / worst
+
+
+#: What numba compiles in place of each function :func:`iterate` calls: the loop twin of each
+#: numpy/LAPACK kernel (same arguments, same results to rounding), and :func:`residuals` as it is.
+#: Everything compiled is in this file, so numba's on-disk cache, which checks the timestamp of
+#: the file that defines :func:`iterate`, is invalidated by any change to it.
+COMPILED_AS: dict[Callable[..., Any], Callable[..., Any]] = {
+    lower_toeplitz_apply: toeplitz_apply_loops,
+    lower_toeplitz_apply_t: toeplitz_apply_t_loops,
+    factorise: factorise_loops,
+    newton: newton_loops,
+    max_step: max_step_loops,
+    residuals: residuals,
+}
+
+
+# -- the solver ------------------------------------------------------------------------------
+
+
 class BandedIpm:
     """Mehrotra predictor-corrector for one segment length (matrices precomputed).
+
+    :func:`iterate` runs from Python with the numpy/LAPACK kernels;
+    :class:`~affectstream.streaming.preprocess.cvxeda.jit.CompiledIpm` runs it compiled.
+    Stopping thresholds, iteration limit, step fraction and warm-start lift come from
+    ``model.params``.
 
     Parameters
     ----------
     model : CvxEdaModel
         The QP's fixed matrices.
-    mu_tol, res_tol : float
-        Stopping thresholds (see :data:`MU_TOL`, :data:`RES_TOL`).
-    max_iter : int
-        Give up (``converged=False``) after this many iterations.
     """
 
-    def __init__(
-        self,
-        model: CvxEdaModel,
-        *,
-        mu_tol: float = MU_TOL,
-        res_tol: float = RES_TOL,
-        max_iter: int = 50,
-    ) -> None:
+    #: The iteration :meth:`solve` runs.
+    iteration = staticmethod(iterate)
+
+    def __init__(self, model: CvxEdaModel) -> None:
         self.model = model
-        self.mu_tol = mu_tol
-        self.res_tol = res_tol
-        self.max_iter = max_iter
         n, ar, ma, E = model.n, model.ar, model.ma, model.E
         self._K0 = mtm_band(ma, n)
         # AᵀDA in the same band storage is Cm @ [D_j; D_{j+1}; D_{j+2}] column by column (D = 0
         # past the end): diag_j = Σ_t ar_t² D_{j+t}, (j−1, j) = ar0 ar1 D_j + ar1 ar2 D_{j+1},
-        # (j−2, j) = ar0 ar2 D_j. The band's unused corners are never read by LAPACK.
+        # (j−2, j) = ar0 ar2 D_j. The band's unused corners are never read.
         self._Cm = np.array(
             [
                 [ar[0] * ar[2], 0.0, 0.0],
@@ -127,16 +454,14 @@ class BandedIpm:
         )
         self._S0 = E.T @ E + np.diag(model.ridge)
         self._S0_inv = np.linalg.inv(self._S0)
-        self._aAt1 = model.alpha * lower_toeplitz_apply_t(ar, np.ones(n))
-        self._x = np.empty(2 * n)  # [s; λ]
-        self._dx = np.empty(2 * n)  # [Δs; Δλ]
+        self._aAt1 = model.params.alpha * lower_toeplitz_apply_t(ar, np.ones(n))
 
     # -- starting points ------------------------------------------------------------------
     def cold_start(self, y: FloatArray) -> IpmState:
         """A start that knows nothing about the solution: a constant driver of the size of
         ``y``'s spread, the tonic fitted to the rest, multipliers ``10 α``."""
         scale = max(float(np.std(y)), 1e-12)
-        lam = np.full(self.model.n, 10.0 * max(self.model.alpha, 1e-4))
+        lam = np.full(self.model.n, 10.0 * max(self.model.params.alpha, 1e-4))
         return self._from_driver(y, np.full(self.model.n, scale), lam)
 
     def warm_start(self, y: FloatArray, prev: IpmState, shift: int, ratio: float) -> IpmState:
@@ -146,19 +471,18 @@ class BandedIpm:
         ``ratio`` = previous std / new std, so the driver at the start of the new segment
         absorbs the response already under way; samples past the previous end get the mean
         driver and multiplier. ``prev`` may be shorter than this solver's segment (while the
-        online segment fills). Every entry is then lifted to at least :data:`LIFT` × its mean:
-        a point that close to the previous boundary stalls Mehrotra's steps (measured on the
-        real recording: 7–10 iterations with the lift at 0.3, 9–13 at 0.1, 17–40 for a
-        perfectly centred point at μ = 1e-4 … 1e-7).
+        online segment fills). Every entry is then lifted to at least
+        :attr:`CvxEdaParams.lift` × its mean: a point that close to the previous boundary
+        stalls Mehrotra's steps.
         """
-        n, ar = self.model.n, self.model.ar
+        n, ar, lift = self.model.n, self.model.ar, self.model.params.lift
         head = lower_toeplitz_apply(ar, prev.q[shift:] * ratio)[:n]
         lam_head = prev.lam[shift : shift + head.size]
         extra = n - head.size
         p = np.concatenate([head, np.full(extra, max(float(head.mean()), 1e-12))])
         lam = np.concatenate([lam_head, np.full(extra, float(prev.lam.mean()))])
-        np.maximum(p, LIFT * float(np.abs(p).mean()), out=p)
-        np.maximum(lam, LIFT * float(lam.mean()), out=lam)
+        np.maximum(p, lift * float(np.abs(p).mean()), out=p)
+        np.maximum(lam, lift * float(lam.mean()), out=lam)
         return self._from_driver(y, p, lam)
 
     def _from_driver(self, y: FloatArray, s: FloatArray, lam: FloatArray) -> IpmState:
@@ -169,102 +493,39 @@ class BandedIpm:
         w = self._S0_inv @ (model.E.T @ (y - lower_toeplitz_apply(model.ma, q)))
         return IpmState(q=q, w=w, s=s, lam=lam)
 
-    # -- the iteration ----------------------------------------------------------------------
+    # -- the solve --------------------------------------------------------------------------
     def solve(self, y: FloatArray, start: IpmState) -> IpmResult:
-        """Run Mehrotra's method from ``start`` (its arrays are not modified) on ``y`` (n,).
+        """Run :attr:`iteration` from ``start`` (its arrays are not modified) on ``y`` (n,).
 
         ``start.s`` must be positive and equal to ``A start.q`` (as the starting points above
-        are): ``s = Aq`` then holds at every iterate because ``Δs = AΔq``.
+        are).
         """
-        model = self.model
+        model, params = self.model, self.model.params
         n = model.n
-        ar, ma, E, ridge = model.ar, model.ma, model.E, model.ridge
-        x, dx = self._x, self._dx
-        s, lam, ds, dlam = x[:n], x[n:], dx[:n], dx[n:]
-        s[:] = start.s
-        lam[:] = start.lam
-        q = start.q.copy()
-        w = start.w.copy()
-        D = self._Dpad[:n]
-        convolve = np.convolve
-
-        def at(v: FloatArray) -> FloatArray:  # Aᵀv
-            return convolve(v[::-1], ar)[n - 1 :: -1]
-
-        def residuals() -> tuple[FloatArray, FloatArray, FloatArray]:
-            f = convolve(q, ma)[:n] + E @ w - y
-            g = convolve(f[::-1], ma)[n - 1 :: -1] + self._aAt1  # objective gradient in q
-            return g, g - at(lam), E.T @ f + ridge * w
-
-        def result(it: int, converged: bool, reason: str) -> IpmResult:
-            return IpmResult(IpmState(q, w, s.copy(), lam.copy()), it, converged, reason)
-
-        g, rq, rw = residuals()
-        fresh = True
-        for it in range(self.max_iter + 1):
-            mu = float(s @ lam) / n
-            if mu <= self.mu_tol:
-                if not fresh:  # scaled residuals drift from the true ones: recompute
-                    g, rq, rw = residuals()
-                    fresh = True
-                if max(float(np.abs(rq).max()), float(np.abs(rw).max())) <= self.res_tol:
-                    return result(it, True, "converged")
-            if it == self.max_iter:
-                break
-            # -- factorise K = MᵀM + AᵀDA = RᵀR and the tonic Schur complement S = ScᵀSc
-            np.divide(lam, s, out=D)
-            band = np.matmul(self._Cm, self._Dshift, out=self._band)
-            band += self._K0
-            R, info = lapack.dpbtrf(band, lower=0, overwrite_ab=1)
-            if info != 0:
-                return result(it, False, "cholesky")
-            V = lapack.dtbtrs(R, self._U, uplo="U", trans="T")[0]
-            Sc, info = lapack.dpotrf(self._S0 - V.T @ V)
-            if info != 0:
-                return result(it, False, "schur")
-
-            # -- predictor (affine scaling). With s = Aq exact the right-hand side
-            #    −rq − Aᵀ(λ) reduces to −g; solve for +g and flip signs below.
-            dq, dw = _newton(R, V, Sc, g, rw)
-            ds[:] = convolve(dq, ar)[:n]  # = −Δs_aff
-            np.multiply(D, ds, out=dlam)
-            dlam -= lam  # Δλ_aff = −λ − DΔs_aff
-            np.negative(ds, out=ds)
-            step = _max_step(x, dx)
-            trial = x + step * dx
-            sigma = (float(trial[:n] @ trial[n:]) / n / mu) ** 3
-            # -- corrector: complementarity target σμ plus the second-order term Δs∘Δλ
-            c = (ds * dlam - sigma * mu) / s
-            dq, dw = _newton(R, V, Sc, g + at(c), rw)
-            ds[:] = convolve(dq, ar)[:n]  # = −Δs
-            np.multiply(D, ds, out=dlam)
-            dlam -= lam
-            dlam -= c  # Δλ = −λ − c − DΔs
-            np.negative(ds, out=ds)
-            step = min(1.0, STEP_FRACTION * _max_step(x, dx))
-            x += step * dx
-            q -= step * dq
-            w -= step * dw
-            # Newton directions solve the linear KKT rows exactly: those residuals shrink by
-            # (1 − step), and g = rq + Aᵀλ follows.
-            rq *= 1.0 - step
-            rw *= 1.0 - step
-            g = rq + at(lam)
-            fresh = False
-        return result(self.max_iter, False, "max-iter")
-
-
-def _newton(
-    R: FloatArray, V: FloatArray, Sc: FloatArray, a: FloatArray, b: FloatArray
-) -> tuple[FloatArray, FloatArray]:
-    """Solve ``[K, MᵀE; EᵀM, S0] [Δq; Δw] = [a; b]`` given ``K = RᵀR`` (band storage),
-    ``V = R⁻ᵀMᵀE`` and the Cholesky factor ``Sc`` of ``S0 − VᵀV``: two triangular sweeps."""
-    t = lapack.dtbtrs(R, a, uplo="U", trans="T")[0]
-    dw = lapack.dpotrs(Sc, b - V.T @ t)[0]
-    return lapack.dtbtrs(R, t - V @ dw, uplo="U", trans="N")[0], dw
-
-
-def _max_step(x: FloatArray, dx: FloatArray) -> float:
-    """Largest ``t ≤ 1`` with ``x + t·dx ≥ 0`` (``x > 0``)."""
-    worst = float((dx / x).min())
-    return 1.0 if worst >= -1.0 else -1.0 / worst
+        q = np.array(start.q, dtype=np.float64)
+        w = np.array(start.w, dtype=np.float64)
+        x = np.concatenate([start.s, start.lam]).astype(np.float64, copy=False)
+        it, status = self.iteration(
+            np.ascontiguousarray(y, dtype=np.float64),
+            q,
+            w,
+            x,
+            model.ar,
+            model.ma,
+            model.E,
+            model.ridge,
+            self._aAt1,
+            self._K0,
+            self._Cm,
+            self._U,
+            self._S0,
+            self._Dpad,
+            self._Dshift,
+            self._band,
+            params.mu_tol,
+            params.res_tol,
+            params.max_iter,
+            params.step_fraction,
+        )
+        state = IpmState(q, w, x[:n].copy(), x[n:].copy())
+        return IpmResult(state, int(it), status == CONVERGED, REASONS[status])

@@ -25,6 +25,21 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from affectstream.streaming.preprocess.cvxeda.params import CvxEdaParams
+
+__all__ = [
+    "CvxEdaModel",
+    "FloatArray",
+    "arma_taps",
+    "knot_spacing",
+    "lower_toeplitz_apply",
+    "lower_toeplitz_apply_t",
+    "mtm_band",
+    "spline_kernel",
+    "spline_knots",
+    "tonic_basis",
+]
+
 FloatArray = NDArray[np.float64]
 
 
@@ -134,7 +149,7 @@ def mtm_band(ma: FloatArray, n: int) -> FloatArray:
     return band
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class CvxEdaModel:
     """Everything about the QP that depends only on the segment length and the parameters.
 
@@ -142,48 +157,47 @@ class CvxEdaModel:
     ----------
     n : int
         Samples in the segment.
+    fs : float
+        Sampling rate (Hz).
+    params : CvxEdaParams
+        The parameters it was built with (the solvers read their settings from here too).
     ar, ma : ndarray, shape (3,)
         Taps of ``A`` and ``M`` (see :func:`arma_taps`).
     E : ndarray, shape (n, m)
         Tonic basis ``[C | B]``, ``m = 2 + n_knots``.
     ridge : ndarray, shape (m,)
         Diagonal of the penalty on the tonic coefficients: 0 for ``C``, ``gamma`` for ``B``.
-    alpha : float
-        Weight of the L1 penalty on the driver.
     """
 
     n: int
+    fs: float
+    params: CvxEdaParams
     ar: FloatArray
     ma: FloatArray
     E: FloatArray
     ridge: FloatArray
-    alpha: float
 
     @classmethod
-    def build(
-        cls,
-        n: int,
-        fs: float,
-        *,
-        tau0: float,
-        tau1: float,
-        delta_knot: float,
-        alpha: float,
-        gamma: float,
-    ) -> CvxEdaModel:
-        """Model for ``n`` samples at ``fs`` Hz."""
+    def build(cls, n: int, fs: float, params: CvxEdaParams) -> CvxEdaModel:
+        """Model for ``n`` samples at ``fs`` Hz.
+
+        Raises
+        ------
+        ValueError
+            If ``n < 3`` or ``fs ≤ 0``.
+        """
         if n < 3:
             raise ValueError(f"cvxEDA needs at least 3 samples, got {n}")
-        if fs <= 0 or delta_knot <= 0 or alpha < 0 or gamma < 0:
-            raise ValueError("need fs > 0, delta_knot > 0, alpha ≥ 0 and gamma ≥ 0")
-        ar, ma = arma_taps(fs, tau0, tau1)
-        E = tonic_basis(n, fs, delta_knot)
-        ridge = np.full(E.shape[1], float(gamma))
+        if not fs > 0:
+            raise ValueError(f"need fs > 0, got {fs}")
+        ar, ma = arma_taps(fs, params.tau0, params.tau1)
+        E = tonic_basis(n, fs, params.delta_knot)
+        ridge = np.full(E.shape[1], float(params.gamma))
         ridge[:2] = 0.0
-        return cls(n=n, ar=ar, ma=ma, E=E, ridge=ridge, alpha=float(alpha))
+        return cls(n=n, fs=float(fs), params=params, ar=ar, ma=ma, E=E, ridge=ridge)
 
     def objective(self, y: FloatArray, q: FloatArray, w: FloatArray) -> float:
         """``½‖Mq + Ew − y‖² + α·1ᵀAq + ½ wᵀ diag(ridge) w``."""
         e = lower_toeplitz_apply(self.ma, q) + self.E @ w - y
         p = lower_toeplitz_apply(self.ar, q)
-        return float(0.5 * e @ e + self.alpha * p.sum() + 0.5 * (self.ridge * w) @ w)
+        return float(0.5 * e @ e + self.params.alpha * p.sum() + 0.5 * (self.ridge * w) @ w)

@@ -7,10 +7,10 @@ Variables ``x = [q; w]`` with ``w = [d; ℓ]`` the tonic coefficients:
     P = [[MᵀM, MᵀE], [EᵀM, EᵀE + diag(ridge)]],   c = [α Aᵀ1 − Mᵀy; −Eᵀy]
 
 which is ``½‖Mq + Ew − y‖² + α 1ᵀAq + (γ/2)‖ℓ‖²`` minus the constant ``½ yᵀy``. cvxopt's
-default KKT solver and tolerances are used except ``reltol = 1e-9`` (the reference code's
-setting): the same solve as the PyPI ``cvxeda`` package (same iterates to ~1e-10), with the
-matrices built straight from index arrays so that the benchmark baseline is the solver, not
-Python-side matrix assembly.
+default KKT solver and tolerances are used except ``reltol`` (:attr:`CvxEdaParams.reltol`,
+1e-9 as in the authors' code): the same solve as the PyPI ``cvxeda`` package (same iterates to
+~1e-10), with the matrices built straight from index arrays so that the benchmark baseline is
+the solver, not Python-side matrix assembly.
 """
 
 from __future__ import annotations
@@ -28,9 +28,7 @@ from affectstream.streaming.preprocess.cvxeda.model import (
     mtm_band,
 )
 
-#: Relative duality-gap tolerance of the reference code; cvxopt's other defaults
-#: (``abstol`` 1e-7, ``feastol`` 1e-7) are kept.
-RELTOL = 1e-9
+__all__ = ["QpSolution", "solve_cvxopt"]
 
 
 @dataclass(frozen=True)
@@ -99,7 +97,7 @@ def solve_cvxopt(model: CvxEdaModel, y: FloatArray) -> QpSolution:
     )
     c = np.concatenate(
         [
-            model.alpha * lower_toeplitz_apply_t(model.ar, np.ones(n))
+            model.params.alpha * lower_toeplitz_apply_t(model.ar, np.ones(n))
             - lower_toeplitz_apply_t(model.ma, y),
             -(E.T @ y),
         ]
@@ -109,7 +107,7 @@ def solve_cvxopt(model: CvxEdaModel, y: FloatArray) -> QpSolution:
         cvxopt.matrix(c),
         G,
         cvxopt.matrix(np.zeros(n)),
-        options={"show_progress": False, "reltol": RELTOL},
+        options={"show_progress": False, "reltol": model.params.reltol},
     )
     x = np.asarray(result["x"]).ravel()
     return QpSolution(

@@ -34,7 +34,7 @@ def _pickle_file(tmp_path: Path, obj: object, name: str = "s05.dat", protocol: i
 def test_channel_table_matches_the_deap_readme() -> None:
     assert len(deap.CHANNELS) == deap.N_CHANNELS == 40
     assert [c.index for c in deap.CHANNELS] == list(range(40))
-    # spot checks against SEED_MODELS.md §1.3 (1-based numbers in the readme)
+    # spot checks against docs/datasets.md#deap-channels (1-based numbers in the readme)
     assert deap.CHANNELS[0].name == "Fp1"
     assert deap.CHANNELS[15].name == "Pz"
     assert deap.CHANNELS[16].name == "Fp2"
@@ -95,7 +95,7 @@ def test_written_file_is_a_python2_pickle_that_public_loaders_read(tmp_path: Pat
     assert {"SHORT_BINSTRING", "BINSTRING", "GLOBAL"} <= ops
     assert not ops & {"BINUNICODE", "SHORT_BINUNICODE", "BINBYTES", "SHORT_BINBYTES"}
     assert b"numpy.core.multiarray\n_reconstruct" in raw
-    # the way every public DEAP loader reads it (SEED_MODELS.md §1.1)
+    # the way every public DEAP loader reads it (docs/datasets.md#deap-files)
     with path.open("rb") as f:
         obj = pickle.load(f, encoding="latin1")
     assert set(obj) == {"data", "labels"}

@@ -1,4 +1,4 @@
-"""Tests of the synthetic DEAP-format generator (training/synthetic.py) and its CLI verb.
+"""Tests of the synthetic DEAP-format generator (streaming/synthetic/deap.py) and its CLI verb.
 
 Label effects are measured from the signals with simple, independent detectors (SCR count from
 the conductance slope, heart rate from PPG peaks, breathing rate from the respiration spectrum,

@@ -1,0 +1,50 @@
+"""The numba build of the cvxEDA iteration: :func:`~.ipm.iterate` itself, compiled.
+
+Importing this module needs numba. It tells numba to compile, wherever
+:func:`~affectstream.streaming.preprocess.cvxeda.ipm.iterate` calls one of the numpy/LAPACK
+kernels, the loop twin listed in :data:`~affectstream.streaming.preprocess.cvxeda.ipm.COMPILED_AS`
+(``numba.extending.overload``), and wraps the unchanged ``iterate`` with ``numba.njit``. The
+compiled code is cached on disk beside ``ipm.py`` (``cache=True``): the first process compiles
+(~10 s), later ones load it. :mod:`~affectstream.streaming.preprocess.cvxeda.compiled` decides
+when to import this module.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import numba
+from numba.extending import overload
+
+from affectstream.streaming.preprocess.cvxeda.ipm import COMPILED_AS, BandedIpm
+from affectstream.streaming.preprocess.cvxeda.ipm import iterate as plain_iterate
+
+__all__ = ["CompiledIpm", "iterate"]
+
+
+def _compiled_as(impl: Callable[..., Any]) -> Callable[..., Callable[..., Any]]:
+    """numba typing function that selects ``impl`` for any argument types. ``functools.wraps``
+    gives it ``impl``'s signature, which numba requires of the typing function."""
+
+    @functools.wraps(impl)
+    def typing(*args: Any) -> Callable[..., Any]:
+        return impl
+
+    return typing
+
+
+for _plain, _impl in COMPILED_AS.items():
+    overload(_plain)(_compiled_as(_impl))
+
+#: :func:`~affectstream.streaming.preprocess.cvxeda.ipm.iterate`, compiled at its first call (or
+#: loaded from numba's on-disk cache).
+iterate = numba.njit(cache=True)(plain_iterate)
+
+
+class CompiledIpm(BandedIpm):
+    """:class:`~affectstream.streaming.preprocess.cvxeda.ipm.BandedIpm` running the compiled
+    iteration (same starting points, steps and stopping; same iteration counts)."""
+
+    iteration = staticmethod(iterate)

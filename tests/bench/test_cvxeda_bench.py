@@ -1,0 +1,51 @@
+"""The cvxEDA benchmark on data passed in: the loaders, one configuration, and the command."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from affectstream.bench import cvxeda as bench
+
+CSV = Path(__file__).resolve().parents[1] / "data" / "neurokit_eventrelated_eda_100hz.csv"
+
+
+def test_neurokit_csv_is_read_with_its_rate() -> None:
+    trace = bench.read_neurokit_csv(CSV)
+    assert trace.rate_hz == 100.0 and trace.values.size == 15000
+    assert 12.9 < trace.values.min() < trace.values.max() < 16.8  # µS (tests/data/README.md)
+    assert CSV.name in trace.source
+    assert bench.resample(trace, 16).size == 2400
+
+
+def test_synthetic_trace_is_continuous_across_trials() -> None:
+    trace = bench.synthetic_deap_gsr(seed=3, trials=2)
+    assert trace.rate_hz == 128.0 and trace.values.size == 2 * 8064
+    assert "synthetic DEAP GSR" in trace.source and "seed 3" in trace.source
+    steps = np.abs(np.diff(trace.values))
+    assert steps[8063] <= 10 * np.median(steps) + 1e-12  # no jump where trial 2 starts
+    np.testing.assert_array_equal(trace.values, bench.synthetic_deap_gsr(seed=3, trials=2).values)
+
+
+def test_measure_one_configuration() -> None:
+    y = bench.resample(bench.synthetic_deap_gsr(trials=1), 16)
+    row = bench.measure(y, 16, 10, hops=3, check_every=2)
+    assert row["n"] == 160 and row["hops"] == 3
+    speedup, deviation = row["speedup_median"], row["online_dev_vs_cvxopt_max"]
+    assert isinstance(speedup, float) and speedup > 0
+    assert isinstance(deviation, float) and deviation < 1e-4
+    with pytest.raises(ValueError, match="no hop"):
+        bench.measure(y[:100], 16, 10, hops=3, check_every=2)
+
+
+def test_command_records_the_data(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["--hops", "2", "--rates", "16", "--lengths", "10", "--out", str(tmp_path)]
+    assert bench.main([*argv, "--csv", str(CSV)]) == 0
+    (path,) = tmp_path.glob("cvxeda-*.json")
+    doc = json.loads(path.read_text())
+    assert doc["data"].startswith(CSV.name) and doc["params"]["alpha"] == 8e-4
+    assert [r["segment_s"] for r in doc["results"]] == [10]
+    assert json.loads(capsys.readouterr().out) == doc
