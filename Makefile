@@ -3,7 +3,7 @@
 #   make test       the whole test suite (LSL, slow and browser tests included)
 #   make test-fast  the quick inner-loop subset (no LSL, no slow, no browser tests)
 #   make bench      measure latency, capacity and throughput; update the README's benchmark block
-#   make lint       ruff (lint + format check), mypy, hadolint (both Dockerfiles)
+#   make lint       ruff (lint + format check), mypy, the import layers (lint-imports), hadolint
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
@@ -42,6 +42,7 @@ lint: $(STAMP)
 	@rm -rf build/typecheck && mkdir -p build/typecheck/affectstream
 	@for d in $(PACKAGE_DIRS); do ln -s ../../../$$d build/typecheck/affectstream/$$d; done
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/hadolint --failure-threshold style Dockerfile docker/Dockerfile.gpu
 
 format: $(STAMP)

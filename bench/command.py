@@ -1,20 +1,33 @@
 """Measure end-to-end latency, capacity, stage costs and inference throughput on this machine.
 
-``affectstream bench`` runs, on the real code paths (see ``service/bench/``):
+``affectstream bench`` runs, on the real code paths (the package ``affectstream.bench``), these
+sections, in this order (``--only`` picks some of them, e.g. ``--only ingest,cvxeda``):
 
-1. end-to-end latency (LSL push of a window's last sample → WebSocket receipt of its prediction)
-   and capacity, for growing numbers of full DEAP-like sessions against a real ``serve`` process
-   with the default models (:mod:`affectstream.bench.e2e`);
-2. stage costs (the service's own per-message ``latency_ms``) at one session;
-3. inference per architecture at batch 1 and 32, ONNX Runtime vs PyTorch eager on the same input
-   (:mod:`affectstream.bench.inference`; needs the ``train`` extra);
-4. online cvxEDA vs a from-scratch cvxopt solve per segment length
-   (:mod:`affectstream.bench.cvxeda`).
+- ``ingest``: CPU time of the acquisition layer per live session, for growing numbers of full
+  DEAP-like sessions held by ``IngestSession`` objects in this process, with nothing else running
+  in it (:mod:`affectstream.bench.ingest`; JSON key ``ingest``);
+- ``e2e``: end-to-end latency (LSL push of a window's last sample → WebSocket receipt of its
+  prediction) and capacity, for growing numbers of full DEAP-like sessions against a real
+  ``serve`` process with the default models, and the stage costs (the service's own per-message
+  ``latency_ms``) at the smallest count (:mod:`affectstream.bench.e2e`; keys ``e2e_latency_ms``,
+  ``capacity_sessions``, ``capacity``, ``stage_ms``, ``levels`` …);
+- ``inference``: inference per architecture at batch 1 and 32, ONNX Runtime vs PyTorch eager on the
+  same input (:mod:`affectstream.bench.inference`; needs the ``train`` extra; key
+  ``inference_throughput``);
+- ``cvxeda``: online cvxEDA vs a from-scratch cvxopt solve per segment length
+  (:mod:`affectstream.bench.cvxeda`; key ``cvxeda_speedup``).
 
-It writes ``<out>/<date>-<host>.json`` and ``<out>/<date>-<host>.png`` (``…-quick.…`` with
-``--quick``), prints where, and with ``--update-readme README.md`` rewrites the README's benchmark
-block. ``--quick`` (1 and 2 sessions, 5 s each, short timings) checks that everything runs in under
-two minutes; its figures are too short to quote. The full run takes about 5-8 minutes.
+The live sessions of ``ingest`` and ``e2e`` are looping replays of one DEAP-format subject,
+published by the benchmark's pusher (:mod:`affectstream.bench.pusher`) in separate processes:
+``--deap FILE`` (an ``sNN.dat``), by default a synthetic subject. The cvxEDA trace is
+``--eda-csv FILE``, by default the GSR of a synthetic subject. Nothing is read from the source
+tree.
+
+It writes ``<out>/<date>-<host>.json`` and, with the ``e2e`` section, ``<out>/<date>-<host>.png``
+(``…-quick.…`` with ``--quick``; the chosen sections are appended to the name with ``--only``),
+prints where, and with ``--update-readme README.md`` (every section needed) rewrites the README's
+benchmark block. ``--quick`` (1 and 2 sessions, short timings) checks that everything runs in about
+two minutes; its figures are too short to quote. The full run takes about 6-9 minutes.
 
 Exit status: 0 when every measurement ran (targets missed or not: they are reported, not
 enforced), 1 when a measurement failed, 2 for bad arguments.
@@ -23,35 +36,95 @@ enforced), 1 when a measurement failed, 2 for bad arguments.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
 import socket
 import sys
+import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from affectstream.bench.ingest import FULL_LEVELS as INGEST_FULL_LEVELS
+from affectstream.bench.ingest import QUICK_LEVELS as INGEST_QUICK_LEVELS
+
+SECTIONS: dict[str, str] = {
+    "ingest": "acquisition CPU per live session, IngestSession in this process",
+    "e2e": "end-to-end latency, capacity and stage costs against a real serve process",
+    "inference": "inference per architecture, ONNX Runtime vs PyTorch eager",
+    "cvxeda": "online cvxEDA vs a from-scratch cvxopt solve",
+}
+"""Section name → what it measures, in the order they run."""
+
 FULL_SESSIONS = (1, 8, 16, 32, 48, 64)
 QUICK_SESSIONS = (1, 2)
+FULL_SECONDS, QUICK_SECONDS = 20.0, 5.0
+INGEST_FULL_SECONDS, INGEST_QUICK_SECONDS = 10.0, 3.0
+
+
+def _counts(levels: tuple[int, ...]) -> str:
+    return ",".join(map(str, levels))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument(
-        "--quick", action="store_true", help="a < 2 min smoke run (1 and 2 sessions, short timings)"
+        "--quick", action="store_true", help="a ~2 min smoke run (1 and 2 sessions, short timings)"
+    )
+    parser.add_argument(
+        "--only",
+        default=None,
+        metavar="SECTION,…",
+        help="run only these sections (comma-separated, e.g. ingest,cvxeda; default all): "
+        + "; ".join(f"{k}: {v}" for k, v in SECTIONS.items()),
     )
     parser.add_argument(
         "--sessions",
         default=None,
         metavar="N,N,…",
-        help=f"session counts to measure (default {','.join(map(str, FULL_SESSIONS))}; "
-        f"quick {','.join(map(str, QUICK_SESSIONS))})",
+        help=f"e2e: session counts to measure (default {_counts(FULL_SESSIONS)}; "
+        f"quick {_counts(QUICK_SESSIONS)})",
     )
     parser.add_argument(
         "--seconds",
         type=float,
         default=None,
-        help="measurement time per session count (default 20; quick 5)",
+        help=f"e2e: measurement time per session count (default {FULL_SECONDS:g}; "
+        f"quick {QUICK_SECONDS:g})",
+    )
+    parser.add_argument(
+        "--ingest-sessions",
+        default=None,
+        metavar="N,N,…",
+        help=f"ingest: session counts to measure (default {_counts(INGEST_FULL_LEVELS)}; "
+        f"quick {_counts(INGEST_QUICK_LEVELS)})",
+    )
+    parser.add_argument(
+        "--ingest-seconds",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help=f"ingest: measurement time per session count (default {INGEST_FULL_SECONDS:g}; "
+        f"quick {INGEST_QUICK_SECONDS:g})",
+    )
+    parser.add_argument(
+        "--deap",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="ingest and e2e: the DEAP-format subject (sNN.dat) every live session replays, "
+        "looping over its trials; default a synthetic subject",
+    )
+    parser.add_argument(
+        "--eda-csv",
+        type=Path,
+        default=None,
+        metavar="CSV",
+        help="cvxeda: skin conductance, a CSV with an EDA column at 100 Hz "
+        "(NeuroKit2 layout); default the GSR of a synthetic DEAP subject",
     )
     parser.add_argument(
         "--out",
@@ -61,46 +134,97 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="where the JSON and PNG go (default bench/results)",
     )
     parser.add_argument(
-        "--eda-csv",
-        type=Path,
-        default=None,
-        metavar="CSV",
-        help="skin conductance for the cvxEDA section: a CSV with an EDA column at 100 Hz "
-        "(NeuroKit2 layout); default the GSR of a synthetic DEAP subject",
-    )
-    parser.add_argument(
         "--update-readme",
         type=Path,
         default=None,
         metavar="README",
-        help="rewrite the benchmark block of this README with the results",
+        help="rewrite the benchmark block of this README with the results (every section needed)",
     )
 
 
-def _levels(args: argparse.Namespace) -> tuple[int, ...] | str:
-    if args.sessions is None:
-        return QUICK_SESSIONS if args.quick else FULL_SESSIONS
+@dataclass(frozen=True)
+class Plan:
+    """What one run measures, from the command line."""
+
+    sections: tuple[str, ...]
+    quick: bool
+    levels: tuple[int, ...]
+    seconds: float
+    ingest_levels: tuple[int, ...]
+    ingest_seconds: float
+    deap: Path | None = None
+    eda_csv: Path | None = None
+
+
+def _levels(text: str | None, option: str, default: tuple[int, ...]) -> tuple[int, ...] | str:
+    if text is None:
+        return default
     try:
-        levels = tuple(sorted({int(x) for x in args.sessions.split(",") if x.strip()}))
+        levels = tuple(sorted({int(x) for x in text.split(",") if x.strip()}))
     except ValueError:
-        return f"--sessions must be comma-separated integers, got {args.sessions!r}"
+        return f"{option} must be comma-separated integers, got {text!r}"
     if not levels or levels[0] < 1 or levels[-1] > 256:
-        return f"--sessions must be within 1-256, got {args.sessions!r}"
+        return f"{option} must be within 1-256, got {text!r}"
     return levels
 
 
-def run(args: argparse.Namespace) -> int:
-    levels = _levels(args)
-    if isinstance(levels, str):
-        print(f"affectstream bench: error: {levels}", file=sys.stderr)
-        return 2
-    seconds = args.seconds if args.seconds is not None else (5.0 if args.quick else 20.0)
+def _sections(text: str | None) -> tuple[str, ...] | str:
+    if text is None:
+        return tuple(SECTIONS)
+    chosen = {x.strip() for x in text.split(",") if x.strip()}
+    unknown = sorted(chosen - set(SECTIONS))
+    if unknown or not chosen:
+        return f"--only takes sections among {', '.join(SECTIONS)}, got {text!r}"
+    return tuple(k for k in SECTIONS if k in chosen)
+
+
+def plan(args: argparse.Namespace) -> Plan | str:
+    """The run the arguments ask for, or why they are refused."""
+    quick = bool(args.quick)
+    sections = _sections(args.only)
+    levels = _levels(args.sessions, "--sessions", QUICK_SESSIONS if quick else FULL_SESSIONS)
+    ingest_levels = _levels(
+        args.ingest_sessions,
+        "--ingest-sessions",
+        INGEST_QUICK_LEVELS if quick else INGEST_FULL_LEVELS,
+    )
+    for value in (sections, levels, ingest_levels):
+        if isinstance(value, str):
+            return value
+    assert not isinstance(sections, str)
+    assert not isinstance(levels, str) and not isinstance(ingest_levels, str)
+    seconds = args.seconds if args.seconds is not None else QUICK_SECONDS if quick else FULL_SECONDS
     if not 1.0 <= seconds <= 600.0:
-        print("affectstream bench: error: --seconds must be within 1-600", file=sys.stderr)
+        return "--seconds must be within 1-600"
+    ingest_seconds = (
+        args.ingest_seconds
+        if args.ingest_seconds is not None
+        else INGEST_QUICK_SECONDS
+        if quick
+        else INGEST_FULL_SECONDS
+    )
+    if not 1.0 <= ingest_seconds <= 600.0:
+        return "--ingest-seconds must be within 1-600"
+    if args.update_readme is not None and len(sections) < len(SECTIONS):
+        return "--update-readme needs every section (no --only)"
+    for option, path in (("--deap", args.deap), ("--eda-csv", args.eda_csv)):
+        if path is not None and not path.is_file():
+            return f"{option}: no such file: {path}"
+    return Plan(
+        sections, quick, levels, seconds, ingest_levels, ingest_seconds, args.deap, args.eda_csv
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    p = plan(args)
+    if isinstance(p, str):
+        print(f"affectstream bench: error: {p}", file=sys.stderr)
         return 2
+    needed = {"e2e": "matplotlib", "inference": "torch"}
     try:
-        import matplotlib  # noqa: F401
-        import torch  # noqa: F401
+        for section, module in needed.items():
+            if section in p.sections:
+                __import__(module)
     except ImportError as e:
         print(
             f"affectstream bench: error: {e.name} is missing; the benchmark compares against "
@@ -109,7 +233,7 @@ def run(args: argparse.Namespace) -> int:
         )
         return 1
     try:
-        doc = measure(levels, seconds, args.quick, eda_csv=args.eda_csv)
+        doc = measure(p)
     except Exception as e:
         print(
             f"affectstream bench: error: measurement failed: {type(e).__name__}: {e}",
@@ -123,57 +247,97 @@ def _log(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def measure(
-    levels: tuple[int, ...], seconds: float, quick: bool, eda_csv: Path | None = None
-) -> dict[str, Any]:
-    """Run every part; the complete document (without file names)."""
-    from affectstream.bench import cvxeda, e2e, inference
+def measure(p: Plan) -> dict[str, Any]:
+    """Run the planned sections; the document (without file names)."""
     from affectstream.bench.machine import machine
     from affectstream.bench.report import targets
-    from affectstream.service.settings import DEFAULT_MODEL_DIR
 
     started = time.monotonic()
     info = machine("numpy", "scipy", "onnxruntime", "torch", "pylsl", "numba", "cvxopt", "uvicorn")
-    _log(f"end-to-end sweep over {list(levels)} sessions, {seconds:g} s each")
-    sweep = e2e.run_e2e(levels, seconds, log=_log)
-    _log("inference throughput, ONNX Runtime vs PyTorch")
-    throughput = inference.measure_all(
-        DEFAULT_MODEL_DIR,
-        min_time_s=0.1 if quick else 1.5,
-        min_runs=5 if quick else 30,
-        log=_log,
-    )
-    _log("online cvxEDA vs cvxopt")
-    cvx = _cvxeda(cvxeda, quick, eda_csv)
-    first = sweep["levels"][str(min(levels))]
     doc: dict[str, Any] = {
         "benchmark": "affectstream",
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "quick": quick,
+        "quick": p.quick,
+        "sections": list(p.sections),
         "machine": info,
+    }
+    with contextlib.ExitStack() as stack:
+        live = bool({"ingest", "e2e"} & set(p.sections))
+        data, label = _deap_data(p.deap, stack) if live else (Path(), "")
+        if live:
+            doc["live_sessions_data"] = label
+        if "ingest" in p.sections:  # first: the process holds nothing else yet
+            from affectstream.bench.ingest import run_ingest
+
+            _log(f"ingest cost over {list(p.ingest_levels)} sessions, {p.ingest_seconds:g} s each")
+            doc["ingest"] = run_ingest(
+                p.ingest_levels,
+                p.ingest_seconds,
+                data,
+                data_label=label,
+                settle_s=1.0 if p.quick else 2.0,
+                log=_log,
+            )
+        if "e2e" in p.sections:
+            doc.update(_e2e(p, data))
+    if "inference" in p.sections:
+        from affectstream.bench import inference
+        from affectstream.service.settings import DEFAULT_MODEL_DIR
+
+        _log("inference throughput, ONNX Runtime vs PyTorch")
+        doc["inference_throughput"] = inference.measure_all(
+            DEFAULT_MODEL_DIR,
+            min_time_s=0.1 if p.quick else 1.5,
+            min_runs=5 if p.quick else 30,
+            log=_log,
+        )
+    if "cvxeda" in p.sections:
+        from affectstream.bench import cvxeda
+
+        _log("online cvxEDA vs cvxopt")
+        doc["cvxeda_speedup"] = _cvxeda(cvxeda, p.quick, p.eda_csv)
+    info["load_average_1min_at_end"] = round(os.getloadavg()[0], 2)
+    doc["targets"] = targets(doc)
+    doc["wall_s"] = round(time.monotonic() - started, 1)
+    return doc
+
+
+def _deap_data(deap: Path | None, stack: contextlib.ExitStack) -> tuple[Path, str]:
+    """The DEAP-format subject the live sessions replay, and its name for the document."""
+    if deap is not None:
+        return deap, str(deap)
+    from affectstream.streaming.synthetic.deap import write_synthetic_deap
+
+    tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="affectstream-bench-")))
+    (path,) = write_synthetic_deap(tmp, n_subjects=1, n_trials=2, seed=0)
+    return path, "synthetic DEAP-format subject (seed 0, 2 trials)"
+
+
+def _e2e(p: Plan, data: Path) -> dict[str, Any]:
+    """The keys of the ``e2e`` section."""
+    from affectstream.bench import e2e
+
+    _log(f"end-to-end sweep over {list(p.levels)} sessions, {p.seconds:g} s each")
+    sweep = e2e.run_e2e(p.levels, p.seconds, data, log=_log)
+    first = sweep["levels"][str(min(p.levels))]
+    return {
         "e2e_latency_ms": sweep["e2e_latency_ms"],
         "capacity_sessions": sweep["capacity_sessions"],
         "capacity": sweep["capacity"],
         "stage_ms": {
-            "sessions": min(levels),
+            "sessions": min(p.levels),
             "source": "the service's per-message latency_ms at the smallest session count",
             **{
                 k: first["service_latency_ms"].get(k)
                 for k in ("ingest", "preprocess", "inference", "total")
             },
         },
-        "inference_throughput": throughput,
-        "cvxeda_speedup": cvx,
         "levels": sweep["levels"],
         "models": sweep["models"],
         "client_errors": sweep["client_errors"],
         "service_log_tail": sweep["service_log_tail"],
         "e2e_method": sweep["method"],
     }
-    info["load_average_1min_at_end"] = round(os.getloadavg()[0], 2)
-    doc["targets"] = targets(doc)
-    doc["wall_s"] = round(time.monotonic() - started, 1)
-    return doc
 
 
 def _cvxeda(cvxeda: Any, quick: bool, eda_csv: Path | None = None) -> dict[str, Any]:
@@ -207,15 +371,22 @@ def write(doc: dict[str, Any], out: Path, readme: Path | None) -> int:
     from affectstream.bench.report import markdown, plot, update_readme
 
     out.mkdir(parents=True, exist_ok=True)
-    stem = f"{dt.date.today().isoformat()}-{socket.gethostname()}{'-quick' if doc['quick'] else ''}"
-    json_path, png_path = out / f"{stem}.json", out / f"{stem}.png"
-    doc["files"] = {"json": str(json_path), "png": str(png_path)}
+    sections = doc.get("sections", list(SECTIONS))
+    stem = (
+        f"{dt.date.today().isoformat()}-{socket.gethostname()}{'-quick' if doc['quick'] else ''}"
+        + ("" if len(sections) == len(SECTIONS) else "-" + "-".join(sections))
+    )
+    json_path = out / f"{stem}.json"
+    png_path = out / f"{stem}.png" if "e2e_latency_ms" in doc else None
+    doc["files"] = {"json": str(json_path), "png": None if png_path is None else str(png_path)}
     json_path.write_text(json.dumps(doc, indent=2) + "\n")
-    plot(doc, png_path)
+    if png_path is not None:
+        plot(doc, png_path)
     if readme is not None:
-        rel = Path(json_path).resolve().relative_to(readme.resolve().parent)
-        rel_png = Path(png_path).resolve().relative_to(readme.resolve().parent)
-        update_readme(readme, markdown(doc, str(rel), str(rel_png)))
-    print(markdown(doc, str(json_path), str(png_path)))
-    print(f"\nwrote {json_path} and {png_path}")
+        base = readme.resolve().parent
+        rel = json_path.resolve().relative_to(base)
+        rel_png = None if png_path is None else png_path.resolve().relative_to(base)
+        update_readme(readme, markdown(doc, str(rel), None if rel_png is None else str(rel_png)))
+    print(markdown(doc, str(json_path), None if png_path is None else str(png_path)))
+    print(f"\nwrote {json_path}" + ("" if png_path is None else f" and {png_path}"))
     return 0

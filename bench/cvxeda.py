@@ -17,7 +17,7 @@ starting points, steps and stopping: the iteration counts are asserted equal). T
 online ≥ 10× faster than cvxopt at equal accuracy (within ~1e-4 of the range of the reference).
 
 The trace is passed in (:class:`EdaTrace`): a NeuroKit-style CSV (:func:`read_neurokit_csv`,
-e.g. ``tests/data/neurokit_eventrelated_eda_100hz.csv`` in a checkout) or, by default, the GSR
+e.g. NeuroKit2's event-related recording at 100 Hz) or, by default, the GSR
 channel of a synthetic DEAP subject (:func:`synthetic_deap_gsr`). Each is resampled to the
 decomposition rate with scipy's polyphase anti-alias filter; the JSON names the trace.
 

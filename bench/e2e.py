@@ -6,7 +6,8 @@ Three kinds of processes share the machine, as in a real deployment:
   ``models/zoo``), alone in its process so its CPU time and memory can be read from ``/proc``;
 - pushers (:mod:`affectstream.bench.pusher`): full DEAP-like sessions (32 EEG + GSR + PPG + RESP + 5
   more channels at 128 Hz, markers), each a :class:`~affectstream.streaming.replay.deap.DeapReplay`
-  of a synthetic DEAP-format subject, logging when each push round's last sample left its outlets;
+  of the DEAP-format subject passed in (``affectstream bench`` defaults to a synthetic one),
+  logging when each push round's last sample left its outlets;
 - this process: registers each session over REST (``POST /sessions`` with the session's
   ``source_id`` prefix and the default models) and reads its WebSocket, stamping each prediction
   with the LSL clock on arrival.
@@ -47,6 +48,8 @@ from typing import Any
 
 import numpy as np
 
+from affectstream.bench.machine import cpu_seconds
+
 __all__ = ["BUDGET_MS", "run_e2e"]
 
 BUDGET_MS = 250.0
@@ -60,19 +63,13 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process (all its threads)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _cpu_now(
     service: subprocess.Popen[bytes], pushers: list[tuple[subprocess.Popen[str], Path]]
 ) -> dict[str, float]:
     """CPU seconds so far: the service, all pushers, this process."""
     return {
-        "service": _cpu_s(service.pid),
-        "pushers": sum(_cpu_s(p.pid) for p, _ in pushers),
+        "service": cpu_seconds(service.pid),
+        "pushers": sum(cpu_seconds(p.pid) for p, _ in pushers),
         "bench": time.process_time(),
     }
 
@@ -192,32 +189,6 @@ def _start_service(port: int, env: dict[str, str], log_path: Path) -> subprocess
         )
 
 
-def _start_pusher(
-    data: Path, log: Path, sessions: list[str], env: dict[str, str]
-) -> subprocess.Popen[str]:
-    p = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "affectstream.bench.pusher",
-            "--file",
-            str(data),
-            "--log",
-            str(log),
-            *sessions,
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    assert p.stdout is not None
-    line = p.stdout.readline()
-    if line.strip() != "ready":
-        raise RuntimeError(f"pusher did not start (exit {p.poll()}): {line!r}")
-    return p
-
-
 def _session_counters(state: _State, ours: set[str]) -> dict[str, int] | None:
     """Sums over our sessions' models; ``None`` (error kept) if the service did not answer."""
     total = {"coalesced": 0, "predictions": 0, "skipped_windows": 0}
@@ -265,6 +236,7 @@ async def _run(
     log: Callable[[str], None],
     budget_ms: float,
 ) -> dict[str, Any]:
+    from affectstream.bench import pusher
     from affectstream.streaming.lsl.config import use_machine_scope
     from affectstream.streaming.lsl.inlet import local_clock
 
@@ -296,7 +268,7 @@ async def _run(
             new = [f"{prefix}-{i:03d}" for i in range(len(sessions), level)]
             if new:
                 push_log = workdir / f"push-{level}.npz"
-                proc = await asyncio.to_thread(_start_pusher, data, push_log, new, env)
+                proc = await asyncio.to_thread(pusher.start, data, new, env=env, log=push_log)
                 pushers.append((proc, push_log))
             for sid in new:
                 body = {"session": sid, "match": {"source_id_prefix": f"{sid}-"}, "models": models}
@@ -355,15 +327,11 @@ async def _run(
         except subprocess.TimeoutExpired:
             service.kill()
             service.wait()
-        for p, _ in pushers:
+        for p, _ in pushers:  # all told to stop first, then waited for
             assert p.stdin is not None
             p.stdin.close()
         for p, _ in pushers:
-            try:
-                p.wait(20)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+            pusher.stop(p)
     push_logs: dict[str, np.ndarray] = {}
     for _, path in pushers:
         with np.load(path) as z:
@@ -448,16 +416,14 @@ def _summarise(
 def run_e2e(
     levels: Sequence[int],
     seconds: float,
+    data: Path,
     log: Callable[[str], None] = lambda s: None,
     budget_ms: float = BUDGET_MS,
 ) -> dict[str, Any]:
-    """Run the sweep; returns ``e2e_latency_ms``, ``capacity_sessions`` and the per-level detail."""
-    from affectstream.streaming.synthetic.deap import write_synthetic_deap
-
+    """Run the sweep with every session a looping replay of ``data`` (a DEAP-format subject file);
+    returns ``e2e_latency_ms``, ``capacity_sessions`` and the per-level detail."""
     with tempfile.TemporaryDirectory(prefix="affectstream-bench-") as tmp:
         work = Path(tmp)
-        write_synthetic_deap(work / "data", 1, 2, 0)
-        data = work / "data" / "s01.dat"
         out = asyncio.run(_run(sorted(set(levels)), seconds, data, work, log, budget_ms))
         service_log = (work / "service.log").read_text(errors="replace").splitlines()
     out["service_log_tail"] = service_log[-20:]

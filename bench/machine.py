@@ -1,4 +1,4 @@
-"""The machine description every benchmark writes beside its figures."""
+"""The machine description every benchmark writes beside its figures, and process CPU time."""
 
 from __future__ import annotations
 
@@ -35,3 +35,9 @@ def machine(*packages: str) -> dict[str, object]:
         except PackageNotFoundError:
             out[name] = None
     return out
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (all its threads), from ``/proc``."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

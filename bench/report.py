@@ -10,16 +10,17 @@ import re
 from pathlib import Path
 from typing import Any
 
-__all__ = ["REQUIRED_KEYS", "markdown", "plot", "targets", "update_readme"]
+__all__ = ["REQUIRED_KEYS", "SECTION_KEYS", "markdown", "plot", "targets", "update_readme"]
 
-REQUIRED_KEYS = (
-    "e2e_latency_ms",
-    "capacity_sessions",
-    "stage_ms",
-    "inference_throughput",
-    "cvxeda_speedup",
-    "machine",
-)
+SECTION_KEYS: dict[str, tuple[str, ...]] = {
+    "ingest": ("ingest",),
+    "e2e": ("e2e_latency_ms", "capacity_sessions", "capacity", "stage_ms", "levels"),
+    "inference": ("inference_throughput",),
+    "cvxeda": ("cvxeda_speedup",),
+}
+"""The document keys each section of ``affectstream bench`` writes."""
+REQUIRED_KEYS = (*(k for keys in SECTION_KEYS.values() for k in keys), "machine")
+"""The keys of a complete run's document."""
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 
 SINGLE_P99_MS = 50.0
@@ -27,35 +28,39 @@ SESSIONS_TARGET = 32
 
 
 def targets(doc: dict[str, Any]) -> dict[str, Any]:
-    """The issue's three targets, each with the measured value, met or not, and the gap."""
-    one = doc["e2e_latency_ms"].get("1", {})
-    p99 = one.get("p99")
-    cap = int(doc["capacity_sessions"])
-    shipped = {  # the shipped file itself against PyTorch eager, batch 1
-        name: round(
-            row["batch_1"]["torch"]["ms_median"] / row["batch_1"]["ort_shipped"]["ms_median"], 2
-        )
-        for name, row in doc["inference_throughput"]["models"].items()
-        if row["shipped"]
-    }
-    slowest = min(shipped.values()) if shipped else None
-    return {
-        "single_session_p99_le_50ms": {
+    """The issue's three targets, each with the measured value, met or not, and the gap (only
+    those whose section ran)."""
+    out: dict[str, Any] = {}
+    if "e2e_latency_ms" in doc:
+        one = doc["e2e_latency_ms"].get("1", {})
+        p99 = one.get("p99")
+        cap = int(doc["capacity_sessions"])
+        out["single_session_p99_le_50ms"] = {
             "measured_ms": p99,
             "met": p99 is not None and p99 <= SINGLE_P99_MS,
             "over_by_ms": None if p99 is None else round(max(0.0, p99 - SINGLE_P99_MS), 2),
-        },
-        "sessions_within_250ms_p99_ge_32": {
+        }
+        out["sessions_within_250ms_p99_ge_32"] = {
             "measured": cap,
             "lower_bound": doc["capacity"]["is_lower_bound"],
             "met": cap >= SESSIONS_TARGET,
             "short_by": max(0, SESSIONS_TARGET - cap),
-        },
-        "ort_faster_than_torch_batch1_every_shipped_model": {
+        }
+    if "inference_throughput" in doc:
+        shipped = {  # the shipped file itself against PyTorch eager, batch 1
+            name: round(
+                row["batch_1"]["torch"]["ms_median"] / row["batch_1"]["ort_shipped"]["ms_median"],
+                2,
+            )
+            for name, row in doc["inference_throughput"]["models"].items()
+            if row["shipped"]
+        }
+        slowest = min(shipped.values()) if shipped else None
+        out["ort_faster_than_torch_batch1_every_shipped_model"] = {
             "speedup_by_model": shipped,
             "met": slowest is not None and slowest > 1.0,
-        },
-    }
+        }
+    return out
 
 
 def plot(doc: dict[str, Any], path: Path) -> None:
@@ -94,19 +99,50 @@ def _fmt(v: Any) -> str:
     return "–" if v is None else f"{v:g}" if isinstance(v, float) else str(v)
 
 
-def markdown(doc: dict[str, Any], json_rel: str, png_rel: str) -> str:
-    """The README block for ``doc``."""
+def _ratio(v: Any) -> str:
+    return "–" if v is None else f"{float(v):.3f}"
+
+
+def markdown(doc: dict[str, Any], json_rel: str, png_rel: str | None) -> str:
+    """The README block for ``doc`` (the sections it has; ``png_rel`` None when it has no plot)."""
     m = doc["machine"]
-    t = doc["targets"]
+    versions = f"Python {m['python']}"
+    if "inference_throughput" in doc:
+        versions += (
+            f", onnxruntime {m.get('onnxruntime')}, torch {m.get('torch')}; "
+            f"provider {doc['inference_throughput']['provider']}"
+        )
+    command = "affectstream bench" + (" --quick" if doc["quick"] else "")
+    sections = doc.get("sections")
+    if sections and len(sections) < len(SECTION_KEYS):
+        command += f" --only {','.join(sections)}"
     lines = [
-        f"Latest run: `{json_rel}` ({doc['date']}, `affectstream bench"
-        f"{' --quick' if doc['quick'] else ''}`) on **{m['cpu']}, {m['cores']} cores, "
-        f"{m['memory_mib']} MiB**, Python {m['python']}, onnxruntime {m.get('onnxruntime')}, "
-        f"torch {m.get('torch')}; provider {doc['inference_throughput']['provider']}. "
-        "Service, pushers and WebSocket clients share the machine.",
-        "",
-        f"![end-to-end latency vs sessions]({png_rel})",
-        "",
+        f"Latest run: `{json_rel}` ({doc['date']}, `{command}`) on **{m['cpu']}, {m['cores']} "
+        f"cores, {m['memory_mib']} MiB**, {versions}."
+        + (
+            " Service, pushers and WebSocket clients share the machine."
+            if "e2e_latency_ms" in doc
+            else ""
+        ),
+    ]
+    if "e2e_latency_ms" in doc:
+        lines += _e2e_lines(doc, png_rel)
+    if "ingest" in doc:
+        lines += _ingest_lines(doc["ingest"])
+    if "inference_throughput" in doc:
+        lines += _inference_lines(doc["inference_throughput"])
+    if "cvxeda_speedup" in doc:
+        lines += _cvxeda_lines(doc["cvxeda_speedup"])
+    if doc.get("targets"):
+        lines += ["", "Targets:", "", *_target_lines(doc["targets"])]
+    return "\n".join(lines)
+
+
+def _e2e_lines(doc: dict[str, Any], png_rel: str | None) -> list[str]:
+    lines = [""]
+    if png_rel is not None:
+        lines += [f"![end-to-end latency vs sessions]({png_rel})", ""]
+    lines += [
         "| sessions | p50 ms | p95 ms | p99 ms | max ms | coalesced | received/expected "
         "| service CPU (cores) | pushers CPU | service RSS MiB | holds |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
@@ -123,17 +159,51 @@ def markdown(doc: dict[str, Any], json_rel: str, png_rel: str) -> str:
     st = doc["stage_ms"]
     lines += [
         "",
-        f"Stages at 1 session (the service's own `latency_ms`, p50 / p95 ms): ingest "
+        f"Stages at {st['sessions']} session{'s' if st['sessions'] != 1 else ''} (the service's "
+        f"own `latency_ms`, p50 / p95 ms): ingest "
         f"{_fmt(st['ingest']['p50'])} / {_fmt(st['ingest']['p95'])} (last sample's timestamp → "
         f"found due, includes the 20 ms tick), preprocess {_fmt(st['preprocess']['p50'])} / "
         f"{_fmt(st['preprocess']['p95'])}, inference {_fmt(st['inference']['p50'])} / "
         f"{_fmt(st['inference']['p95'])}.",
+    ]
+    return lines
+
+
+def _ingest_lines(ing: dict[str, Any]) -> list[str]:
+    lines = [
+        "",
+        "Ingest alone (one process holding `IngestSession`s of full sessions, pushers in other "
+        "processes; CPU as a fraction of one core):",
+        "",
+        "| sessions | ingest CPU (cores) | per session | CPU ms per session-second "
+        "| samples received/expected | pushers CPU |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    for key, r in ing["by_sessions"].items():
+        lines.append(
+            f"| {key} | {_fmt(r['cpu_core_fraction'])} "
+            f"| {_fmt(r['cpu_core_fraction_per_session'])} "
+            f"| {_fmt(r['cpu_ms_per_session_second'])} "
+            f"| {r['samples_received']}/{r['samples_expected']} ({_ratio(r['received_ratio'])}) "
+            f"| {_fmt(r['pushers_cpu_core_fraction'])} |"
+        )
+    lines += [
+        "",
+        f"Sessions within half a core: {ing['sessions_at_50pct_core_measured']} measured, "
+        f"{_fmt(ing['sessions_at_50pct_core_extrapolated'])} extrapolated from the per-session "
+        "cost at the largest count.",
+    ]
+    return lines
+
+
+def _inference_lines(inf: dict[str, Any]) -> list[str]:
+    lines = [
         "",
         "| model | ORT b1 ms | torch b1 ms | ORT/torch b1 | ORT b32 windows/s "
         "| torch b32 windows/s | shipped ONNX b1 ms |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
-    for name, row in doc["inference_throughput"]["models"].items():
+    for name, row in inf["models"].items():
         b1, b32 = row["batch_1"], row["batch_32"]
         shipped = b1.get("ort_shipped", {}).get("ms_median")
         lines.append(
@@ -141,8 +211,11 @@ def markdown(doc: dict[str, Any], json_rel: str, png_rel: str) -> str:
             f"| {b1['torch']['ms_median']} | {b1['ort_speedup']}× "
             f"| {b32['ort']['windows_per_s']} | {b32['torch']['windows_per_s']} | {_fmt(shipped)} |"
         )
-    cvx = doc["cvxeda_speedup"]
-    lines += [
+    return lines
+
+
+def _cvxeda_lines(cvx: dict[str, Any]) -> list[str]:
+    return [
         "",
         "Online cvxEDA vs a from-scratch cvxopt solve (16 Hz, 0.25 s hops, median per hop): "
         + ", ".join(
@@ -155,28 +228,32 @@ def markdown(doc: dict[str, Any], json_rel: str, png_rel: str) -> str:
             for k, v in cvx["by_segment_s"].items()
         )
         + ".",
-        "",
-        "Targets:",
-        "",
     ]
-    a = t["single_session_p99_le_50ms"]
-    lines.append(
-        f"- single-session p99 ≤ 50 ms: {_fmt(a['measured_ms'])} ms — "
-        + ("**met**" if a["met"] else f"**missed** by {a['over_by_ms']} ms")
-    )
-    b = t["sessions_within_250ms_p99_ge_32"]
-    cap = f"{'≥ ' if b['lower_bound'] else ''}{b['measured']}"
-    lines.append(
-        f"- ≥ 32 concurrent full sessions within the 250 ms p99 budget: {cap} — "
-        + ("**met**" if b["met"] else f"**missed** by {b['short_by']} sessions")
-    )
-    c = t["ort_faster_than_torch_batch1_every_shipped_model"]
-    speeds = ", ".join(f"{k} {v}×" for k, v in c["speedup_by_model"].items())
-    lines.append(
-        f"- ONNX Runtime faster than PyTorch eager at batch 1 for every shipped model: {speeds} — "
-        + ("**met**" if c["met"] else "**missed**")
-    )
-    return "\n".join(lines)
+
+
+def _target_lines(t: dict[str, Any]) -> list[str]:
+    lines = []
+    if "single_session_p99_le_50ms" in t:
+        a = t["single_session_p99_le_50ms"]
+        lines.append(
+            f"- single-session p99 ≤ 50 ms: {_fmt(a['measured_ms'])} ms — "
+            + ("**met**" if a["met"] else f"**missed** by {a['over_by_ms']} ms")
+        )
+    if "sessions_within_250ms_p99_ge_32" in t:
+        b = t["sessions_within_250ms_p99_ge_32"]
+        cap = f"{'≥ ' if b['lower_bound'] else ''}{b['measured']}"
+        lines.append(
+            f"- ≥ 32 concurrent full sessions within the 250 ms p99 budget: {cap} — "
+            + ("**met**" if b["met"] else f"**missed** by {b['short_by']} sessions")
+        )
+    if "ort_faster_than_torch_batch1_every_shipped_model" in t:
+        c = t["ort_faster_than_torch_batch1_every_shipped_model"]
+        speeds = ", ".join(f"{k} {v}×" for k, v in c["speedup_by_model"].items())
+        lines.append(
+            "- ONNX Runtime faster than PyTorch eager at batch 1 for every shipped model: "
+            f"{speeds} — " + ("**met**" if c["met"] else "**missed**")
+        )
+    return lines
 
 
 def update_readme(readme: Path, block: str) -> None:

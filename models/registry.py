@@ -18,7 +18,7 @@ music features) supplied with the session.
 
 Examples
 --------
->>> from models import registry
+>>> from affectstream.models import registry
 >>> registry.names()[:2]
 ['cnn-lstm', 'rtcan1d']
 >>> registry.default_input_shapes("rtcan1d")

@@ -5,6 +5,11 @@ waits: when a subscriber's queue is full the *oldest* message is dropped (counte
 that subscriber in its next message's ``dropped`` field), so a slow or dead client never delays the
 pipeline or any other client. Publishing is thread-safe: the scheduler thread hands messages to the
 event loop with ``call_soon_threadsafe``.
+
+Messages come in as the wire dicts of :mod:`affectstream.service.messages` (``.dump()``):
+predictions from the scheduler, status messages from the sessions, ``closed`` when a session is
+removed. The WebSocket route (:mod:`affectstream.service.api.ws`) drains each subscriber's queue
+to its client.
 """
 
 from __future__ import annotations

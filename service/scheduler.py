@@ -12,11 +12,14 @@ in milliseconds, on the LSL clock:
 
 The timestamps are the streams' (clock-corrected, dejittered) LSL timestamps, so a latency can come
 out a little below its true value, never by more than the dejitter error (~1 ms measured here).
+
+Each prediction is built as a :class:`~affectstream.service.messages.Prediction` and handed, as its
+wire dict, to ``publish`` (the hub, :mod:`affectstream.service.hub`), which queues it for the
+session's WebSocket clients.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import threading
 import time
@@ -25,6 +28,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import ValidationError
+
+from affectstream.service.messages import GroundTruth, LatencyMs, Prediction, Window, now_iso
 from affectstream.service.sessions import Due, ModelSlot, Session
 from affectstream.streaming.lsl.inlet import local_clock
 
@@ -127,25 +133,31 @@ class Scheduler:
         }
         for stage, ms in latency.items():
             self.stats.observe(stage, ms)
-        message = {
-            "type": "prediction",
-            "schema": 1,
-            "session": session.id,
-            "seq": session.next_seq(),
-            "model": slot.name,
-            "window": {"start": d.window_start, "end": d.window_end},
-            "valence": probs[0],
-            "arousal": probs[1],
-            "quality": quality,
-            "latency_ms": latency,
-            "emitted_at": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
-        }
         truth = session.truth_at(d.window_end)
+        try:
+            message = Prediction(
+                session=session.id,
+                seq=session.next_seq(),
+                model=slot.name,
+                window=Window(start=d.window_start, end=d.window_end),
+                valence=probs[0],
+                arousal=probs[1],
+                quality=quality,
+                latency_ms=LatencyMs(**latency),
+                emitted_at=now_iso(),
+                ground_truth=None
+                if truth is None
+                else GroundTruth(valence=truth[0], arousal=truth[1]),
+                stimulus=d.stimulus,  # the stimulus whose features went in (fusion models)
+            ).dump()
+        except ValidationError as e:  # e.g. a model's output outside [0, 1]: not a prediction
+            self.errors_total += 1
+            log.error(
+                "model %s, session %s: output %s refused: %s", slot.name, session.id, probs, e
+            )
+            return
         if truth is not None:
             slot.score.add(probs, truth[:2], truth[2])
-            message["ground_truth"] = {"valence": truth[0], "arousal": truth[1]}
-        if d.stimulus is not None:
-            message["stimulus"] = d.stimulus  # the stimulus whose features went in
         slot.last = message
         slot.predictions += 1
         self.predictions_total += 1

@@ -18,23 +18,33 @@ model — the numbers a user would quote, shown in ``GET /sessions``.
 Fusion models (a contract with a stimulus input) also need the current stimulus: from markers
 carrying a ``stimulus_id`` or from ``PUT /sessions/{id}/stimulus`` (:meth:`Session.stimulus_at`);
 without it their windows are refused and counted, and the slot's state says why.
+
+Changes that clients should hear of leave through ``on_status`` as message dicts: a stream's health
+state (:class:`~affectstream.service.messages.StreamStatus`) and a model's refusal or return
+(:class:`~affectstream.service.messages.ModelStatus`); the service state publishes them on the hub.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import math
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
 from affectstream.models.runner import ModelRunner
+from affectstream.service.messages import (
+    ModelStatus,
+    StimulusUsed,
+    StreamRef,
+    StreamStatus,
+    now_iso,
+)
 from affectstream.streaming.ingest.acquisition import StreamAcquirer
 from affectstream.streaming.ingest.health import StreamState
 from affectstream.streaming.ingest.session import IngestSession, SessionMatch, canonical_type
@@ -73,7 +83,7 @@ class Due:
     detected: float  # LSL clock when the scheduler found it due
     preprocess_s: float
     last_sample: float  # LSL time of the window's last sample (of its fastest stream)
-    stimulus: dict[str, Any] | None = None  # fusion models: {"id": …, "source": …} used
+    stimulus: StimulusUsed | None = None  # fusion models: the stimulus whose features went in
 
 
 @dataclass
@@ -152,18 +162,14 @@ class Session:
     def _stream_state(self, acq: StreamAcquirer, state: StreamState) -> None:
         if self._on_status is None:
             return
-        self._on_status(
-            self,
-            {
-                "type": "status",
-                "schema": 1,
-                "session": self.id,
-                "stream": {"type": acq.stream.type, "source_id": acq.stream.source_id},
-                "state": str(state),
-                "reason": acq.health.reason,
-                "emitted_at": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
-            },
+        message = StreamStatus(
+            session=self.id,
+            stream=StreamRef(type=acq.stream.type, source_id=acq.stream.source_id),
+            state=state,
+            reason=acq.health.reason,
+            emitted_at=now_iso(),
         )
+        self._on_status(self, message.dump())
 
     def next_seq(self) -> int:
         with self._lock:
@@ -196,7 +202,7 @@ class Session:
         out = []
         now = local_clock()
         for slot in self.slots:
-            stimulus: dict[str, Any] | None = None
+            stimulus: StimulusUsed | None = None
             if slot.feeder is None:
                 self._build(slot)
                 if slot.feeder is None:
@@ -280,7 +286,9 @@ class Session:
         """Set (or with both ``None``, clear) the current stimulus from now on (REST)."""
         self._stimulus = (local_clock(), stimulus_id, features)
 
-    def stimulus_at(self, t: float) -> tuple[str | None, NDArray[np.float64] | None, str] | None:
+    def stimulus_at(
+        self, t: float
+    ) -> tuple[str | None, NDArray[np.float64] | None, Literal["markers", "rest"]] | None:
         """The stimulus at LSL time ``t``: (id, feature vector, source), or ``None`` if unknown.
 
         Sources: markers whose JSON has a ``stimulus_id`` (``trial_start``/``trial_running`` of the
@@ -303,14 +311,14 @@ class Session:
             return None
         return marked[1], None, "markers"
 
-    def _same_stimulus(self, t_start: float, used: dict[str, Any]) -> bool:
+    def _same_stimulus(self, t_start: float, used: StimulusUsed) -> bool:
         """Whether the stimulus ``used`` at a window's end was already current at its start."""
         at_start = self.stimulus_at(t_start)
-        return at_start is not None and (at_start[0], at_start[2]) == (used["id"], used["source"])
+        return at_start is not None and (at_start[0], at_start[2]) == (used.id, used.source)
 
     def _stimulus_for(
         self, slot: ModelSlot, t: float
-    ) -> tuple[NDArray[np.float64], dict[str, Any]] | None:
+    ) -> tuple[NDArray[np.float64], StimulusUsed] | None:
         """The raw stimulus vector for a fusion model's window ending at ``t`` and what it is
         (id, source); ``None`` (and the slot marked refused, with the reason) when there is none."""
         stim = slot.runner.contract.stimulus
@@ -345,21 +353,17 @@ class Session:
             slot.refused = reason
             log.info("session %s, model %s: %s", self.id, slot.name, reason or "stimulus known")
             if self._on_status is not None:
-                self._on_status(
-                    self,
-                    {
-                        "type": "model_status",
-                        "schema": 1,
-                        "session": self.id,
-                        "model": slot.name,
-                        "state": "refused" if reason else "running",
-                        "reason": reason,
-                        "emitted_at": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
-                    },
+                message = ModelStatus(
+                    session=self.id,
+                    model=slot.name,
+                    state="refused" if reason else "running",
+                    reason=reason,
+                    emitted_at=now_iso(),
                 )
+                self._on_status(self, message.dump())
         if vector is None or current is None:
             return None
-        return vector, {"id": current[0], "source": current[2]}
+        return vector, StimulusUsed(id=current[0], source=current[2])
 
     def quality(self, window_end: float) -> dict[str, Any]:
         """Per-stream health and, where the streams allow, pulse and breathing rate (computed

@@ -1,35 +1,63 @@
-"""Service settings: one typed object from defaults, ``.env``, environment and command line.
+"""Service settings: one typed object from command line, environment, ``.env`` and defaults.
 
-Precedence (highest first): command-line options, ``AFFECTSTREAM_*`` environment variables, a
-``.env`` file in the working directory, defaults. Invalid values stop start-up with a message that
-names the setting (:class:`SettingsError`).
+Precedence (highest first): command-line options of ``affectstream serve``, ``AFFECTSTREAM_*``
+environment variables, a ``.env`` file in the working directory, defaults. Every setting is also a
+``serve`` option, ``--<setting with dashes>`` (``--model NAME``, repeatable, for ``models``). List
+settings take comma-separated values in the environment (``AFFECTSTREAM_MODELS=a,b``); an empty
+variable counts as unset. Invalid values stop start-up with a message that names the setting
+(:class:`SettingsError`).
 
-| setting | env | default |
-|---|---|---|
-| host | AFFECTSTREAM_HOST | 127.0.0.1 |
-| port | AFFECTSTREAM_PORT | 8000 |
-| models | AFFECTSTREAM_MODELS (comma-separated) | every model in ``models/zoo`` |
-| model_dir | AFFECTSTREAM_MODEL_DIR | ``models/zoo`` of the installed package |
-| auto_attach | AFFECTSTREAM_AUTO_ATTACH | false |
-| token | AFFECTSTREAM_TOKEN | none (required for a non-loopback host) |
-| queue_size | AFFECTSTREAM_QUEUE_SIZE | 64 messages per subscriber |
-| tick_s | AFFECTSTREAM_TICK_S | 0.02 |
-| buffer_s | AFFECTSTREAM_BUFFER_S | 60 |
-"""
+| setting | environment variable | default | meaning |
+|---|---|---|---|
+| `host` | `AFFECTSTREAM_HOST` | `127.0.0.1` | bind address; any address other than loopback requires `token` |
+| `port` | `AFFECTSTREAM_PORT` | `8000` | TCP port |
+| `models` | `AFFECTSTREAM_MODELS` | every model in `model_dir` | models to load: folder names in `model_dir`, or paths of model folders |
+| `model_dir` | `AFFECTSTREAM_MODEL_DIR` | `models/zoo` of the package | where to look for models by name |
+| `auto_attach` | `AFFECTSTREAM_AUTO_ATTACH` | `false` | create a session for every group of streams `<key>-<TYPE>` that appears |
+| `token` | `AFFECTSTREAM_TOKEN` | none | required on every REST call and WebSocket; at least 16 characters; required off loopback |
+| `queue_size` | `AFFECTSTREAM_QUEUE_SIZE` | `64` | messages queued per WebSocket subscriber before the oldest is dropped |
+| `tick_s` | `AFFECTSTREAM_TICK_S` | `0.02` | scheduler period, seconds (0.001-1) |
+| `buffer_s` | `AFFECTSTREAM_BUFFER_S` | `60` | signal kept per stream, seconds (at least 5) |
+| `auto_attach_types` | `AFFECTSTREAM_AUTO_ATTACH_TYPES` | `EEG,GSR,PPG,RESP` | stream types that auto-attach groups into a session |
+
+The table is :func:`settings_table` (a test keeps this docstring and the README in step with it).
+"""  # noqa: E501 (the table's rows are as long as they are)
 
 from __future__ import annotations
 
 import ipaddress
 import os
-from dataclasses import dataclass, field, fields
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any, Self
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 import affectstream.models as models_package
 
-__all__ = ["DEFAULT_MODEL_DIR", "Settings", "SettingsError", "load_settings"]
+__all__ = [
+    "DEFAULT_MODEL_DIR",
+    "ENV_PREFIX",
+    "Settings",
+    "SettingsError",
+    "available_models",
+    "load_settings",
+    "settings_table",
+    "shown_default",
+]
 
 DEFAULT_MODEL_DIR = Path(models_package.__file__).resolve().parent / "zoo"
+ENV_PREFIX = "AFFECTSTREAM_"
 
 
 class SettingsError(ValueError):
@@ -45,37 +73,176 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-@dataclass(frozen=True)
-class Settings:
-    host: str = "127.0.0.1"
-    port: int = 8000
-    models: tuple[str, ...] = ()
-    model_dir: Path = DEFAULT_MODEL_DIR
-    auto_attach: bool = False
-    token: str | None = None
-    queue_size: int = 64
-    tick_s: float = 0.02
-    buffer_s: float = 60.0
-    auto_attach_types: tuple[str, ...] = field(default=("EEG", "GSR", "PPG", "RESP"))
+def available_models(model_dir: Path) -> list[str]:
+    return sorted(p.parent.name for p in Path(model_dir).glob("*/model.onnx"))
 
-    def __post_init__(self) -> None:
-        if not 0 <= self.port <= 65535:
-            raise SettingsError(f"port: {self.port} is not a TCP port (0-65535)")
+
+# What load_settings reads instead of os.environ and ./.env: (environ, dotenv file or None).
+_SOURCES: ContextVar[tuple[Mapping[str, str], Path | None] | None] = ContextVar(
+    "affectstream_settings_sources", default=None
+)
+
+
+class _MappingEnvSource(EnvSettingsSource):
+    """The ``AFFECTSTREAM_*`` variables of a given mapping instead of ``os.environ``."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        # what EnvSettingsSource does with os.environ: names matched case-insensitively (unless
+        # configured otherwise), empty values dropped (env_ignore_empty)
+        return {
+            (k if self.case_sensitive else k.lower()): v
+            for k, v in self._environ.items()
+            if not (self.env_ignore_empty and v == "")
+        }
+
+
+# Shown in the table's default column where the default itself says little.
+_SHOWN_DEFAULTS = {
+    "models": "every model in `model_dir`",
+    "model_dir": "`models/zoo` of the package",
+}
+
+_KINDS = {
+    "int": "integer",
+    "float": "number",
+    "bool": "boolean (true/false, 1/0, yes/no, on/off)",
+    "path": "path",
+    "string": "string",
+}
+
+
+class Settings(BaseSettings):
+    """The service's settings (see the module docstring). Frozen; build it with
+    :func:`load_settings`, or directly (``Settings(model_dir=...)``), which also reads the
+    environment and ``.env``."""
+
+    model_config = SettingsConfigDict(
+        frozen=True,
+        extra="ignore",  # a shared .env may hold other programs' variables
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        env_ignore_empty=True,
+    )
+
+    host: str = Field(
+        "127.0.0.1",
+        description="bind address; any address other than loopback requires `token`",
+    )
+    port: int = Field(8000, description="TCP port")
+    models: Annotated[tuple[str, ...], NoDecode] = Field(
+        (),
+        description="models to load: folder names in `model_dir`, or paths of model folders",
+    )
+    model_dir: Path = Field(DEFAULT_MODEL_DIR, description="where to look for models by name")
+    auto_attach: bool = Field(
+        False,
+        description="create a session for every group of streams `<key>-<TYPE>` that appears",
+    )
+    token: str | None = Field(
+        None,
+        repr=False,  # a secret: keep it out of logs and tracebacks
+        description="required on every REST call and WebSocket; at least 16 characters; "
+        "required off loopback",
+    )
+    queue_size: int = Field(
+        64, description="messages queued per WebSocket subscriber before the oldest is dropped"
+    )
+    tick_s: float = Field(0.02, description="scheduler period, seconds (0.001-1)")
+    buffer_s: float = Field(60.0, description="signal kept per stream, seconds (at least 5)")
+    auto_attach_types: Annotated[tuple[str, ...], NoDecode] = Field(
+        ("EEG", "GSR", "PPG", "RESP"),
+        description="stream types that auto-attach groups into a session",
+    )
+
+    if not TYPE_CHECKING:  # keep the typed keyword signature that type checkers derive
+
+        def __init__(self, **values: Any) -> None:
+            unknown = [k for k in values if k not in type(self).model_fields and k[:1] != "_"]
+            if unknown:
+                known = ", ".join(type(self).model_fields)
+                raise SettingsError(f"{unknown[0]}: not a setting (settings: {known})")
+            try:
+                super().__init__(**values)
+            except ValidationError as e:
+                raise SettingsError(_describe(e)) from None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        given = _SOURCES.get()
+        if given is not None:  # inside load_settings
+            environ, dotenv = given
+            env_settings = _MappingEnvSource(settings_cls, environ)
+            dotenv_settings = DotEnvSettingsSource(settings_cls, env_file=dotenv)
+        return init_settings, env_settings, dotenv_settings
+
+    @field_validator("models", "auto_attach_types", mode="before")
+    @classmethod
+    def _split_commas(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(p.strip() for p in value.split(",") if p.strip())
+        return value
+
+    @field_validator("port")
+    @classmethod
+    def _check_port(cls, port: int) -> int:
+        if not 0 <= port <= 65535:
+            raise SettingsError(f"port: {port} is not a TCP port (0-65535)")
+        return port
+
+    @field_validator("token")
+    @classmethod
+    def _check_token(cls, token: str | None) -> str | None:
+        if token is not None and len(token) < 16:
+            raise SettingsError("token: use at least 16 characters")
+        return token
+
+    @field_validator("queue_size")
+    @classmethod
+    def _check_queue_size(cls, queue_size: int) -> int:
+        if queue_size < 1:
+            raise SettingsError(f"queue_size: must be ≥ 1, got {queue_size}")
+        return queue_size
+
+    @field_validator("tick_s")
+    @classmethod
+    def _check_tick(cls, tick_s: float) -> float:
+        if not 0.001 <= tick_s <= 1.0:
+            raise SettingsError(f"tick_s: must be within 0.001-1 s, got {tick_s}")
+        return tick_s
+
+    @field_validator("buffer_s")
+    @classmethod
+    def _check_buffer(cls, buffer_s: float) -> float:
+        if buffer_s < 5:
+            raise SettingsError(f"buffer_s: must be ≥ 5 s, got {buffer_s}")
+        return buffer_s
+
+    @field_validator("model_dir")
+    @classmethod
+    def _check_model_dir(cls, model_dir: Path) -> Path:
+        if not model_dir.is_dir():
+            raise SettingsError(f"model_dir: {model_dir} is not a folder")
+        return model_dir
+
+    @model_validator(mode="after")
+    def _check_together(self) -> Self:
         if not _is_loopback(self.host) and not self.token:
             raise SettingsError(
                 f"host: binding to {self.host} (not loopback) requires a token "
                 "(--token or AFFECTSTREAM_TOKEN): anyone on the network could read the stream"
             )
-        if self.token is not None and len(self.token) < 16:
-            raise SettingsError("token: use at least 16 characters")
-        if self.queue_size < 1:
-            raise SettingsError(f"queue_size: must be ≥ 1, got {self.queue_size}")
-        if not 0.001 <= self.tick_s <= 1.0:
-            raise SettingsError(f"tick_s: must be within 0.001-1 s, got {self.tick_s}")
-        if self.buffer_s < 5:
-            raise SettingsError(f"buffer_s: must be ≥ 5 s, got {self.buffer_s}")
-        if not self.model_dir.is_dir():
-            raise SettingsError(f"model_dir: {self.model_dir} is not a folder")
         for name in self.models:
             if (
                 not (self.model_dir / name / "model.onnx").is_file()
@@ -85,6 +252,7 @@ class Settings:
                     f"models: {name!r} is neither a folder of {self.model_dir} nor a model path "
                     f"(available: {', '.join(available_models(self.model_dir)) or 'none'})"
                 )
+        return self
 
     def model_paths(self) -> list[Path]:
         names = self.models or tuple(available_models(self.model_dir))
@@ -95,66 +263,72 @@ class Settings:
         return out
 
 
-def available_models(model_dir: Path) -> list[str]:
-    return sorted(p.parent.name for p in Path(model_dir).glob("*/model.onnx"))
-
-
-def _read_dotenv(path: Path) -> dict[str, str]:
-    out: dict[str, str] = {}
-    if not path.is_file():
-        return out
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
+def _describe(error: ValidationError) -> str:
+    """One line per invalid setting, each starting with the setting's name."""
+    lines = []
+    for e in error.errors(include_url=False):
+        cause = (e.get("ctx") or {}).get("error")
+        if isinstance(cause, SettingsError):
+            lines.append(str(cause))
             continue
-        key, value = line.split("=", 1)
-        out[key.strip()] = value.strip().strip("'\"")
-    return out
+        name = ".".join(str(p) for p in e["loc"]) or "settings"
+        kind = _KINDS.get(e["type"].split("_")[0])
+        if kind is not None and isinstance(e["input"], str):
+            lines.append(f"{name}: {e['input']!r} is not a valid {kind}")
+        else:
+            lines.append(f"{name}: {e['input']!r}: {e['msg']}")
+    return "; ".join(lines)
 
 
-def _convert(name: str, kind: Any, raw: Any) -> Any:
-    if raw is None or not isinstance(raw, str):
-        return raw
+@contextmanager
+def _sources(environ: Mapping[str, str], dotenv: Path | None) -> Iterator[None]:
+    token = _SOURCES.set((environ, dotenv))
     try:
-        if kind in (int, "int"):
-            return int(raw)
-        if kind in (float, "float"):
-            return float(raw)
-        if kind in (bool, "bool"):
-            low = raw.lower()
-            if low in ("1", "true", "yes", "on"):
-                return True
-            if low in ("0", "false", "no", "off", ""):
-                return False
-            raise ValueError(raw)
-        if kind in (Path, "Path"):
-            return Path(raw)
-        if str(kind).startswith("tuple"):
-            return tuple(p.strip() for p in raw.split(",") if p.strip())
-        if "None" in str(kind) and raw == "":
-            return None
-    except ValueError:
-        raise SettingsError(f"{name}: {raw!r} is not a valid {kind}") from None
-    return raw
+        yield
+    finally:
+        _SOURCES.reset(token)
 
 
 def load_settings(
     overrides: dict[str, Any] | None = None,
-    environ: dict[str, str] | None = None,
+    environ: Mapping[str, str] | None = None,
     dotenv: Path | None = Path(".env"),
 ) -> Settings:
-    """Build :class:`Settings`; see the module docstring for the precedence."""
-    env = dict(_read_dotenv(dotenv) if dotenv else {})
-    env.update(os.environ if environ is None else environ)
-    values: dict[str, Any] = {}
-    for f in fields(Settings):
-        key = f"AFFECTSTREAM_{f.name.upper()}"
-        if key in env:
-            values[f.name] = _convert(f.name, f.type, env[key])
-    for k, v in (overrides or {}).items():
-        if v is not None:
-            values[k] = v
-    try:
+    """Build :class:`Settings`; see the module docstring for the precedence.
+
+    ``overrides`` are the command-line values (``None`` values are ignored); ``environ`` replaces
+    ``os.environ``; ``dotenv=None`` reads no ``.env`` file.
+    """
+    values = {k: v for k, v in (overrides or {}).items() if v is not None}
+    with _sources(os.environ if environ is None else environ, dotenv):
         return Settings(**values)
-    except TypeError as e:
-        raise SettingsError(str(e)) from None
+
+
+def shown_default(name: str) -> str:
+    """A setting's default as the table shows it (Markdown)."""
+    if name in _SHOWN_DEFAULTS:
+        return _SHOWN_DEFAULTS[name]
+    value = Settings.model_fields[name].default
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        text = str(value).lower()
+    elif isinstance(value, float):
+        text = f"{value:g}"
+    elif isinstance(value, tuple):
+        text = ",".join(value)
+    else:
+        text = str(value)
+    return f"`{text}`"
+
+
+def settings_table() -> str:
+    """The Markdown table of the settings (module docstring and README, Configuration)."""
+    rows = [
+        "| setting | environment variable | default | meaning |",
+        "|---|---|---|---|",
+    ]
+    for name, field in Settings.model_fields.items():
+        env = f"{ENV_PREFIX}{name.upper()}"
+        rows.append(f"| `{name}` | `{env}` | {shown_default(name)} | {field.description} |")
+    return "\n".join(rows)

@@ -18,6 +18,14 @@ use_machine_scope()  # before anything imports pylsl
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True)
+def _no_service_settings_from_the_caller(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Service settings read ``AFFECTSTREAM_*`` variables: a developer's own (a token, a model
+    folder) must not change what a test builds. Tests that want one set it themselves."""
+    for name in [n for n in os.environ if n.startswith("AFFECTSTREAM_")]:
+        monkeypatch.delenv(name)
+
+
 @pytest.fixture(scope="session")
 def synthetic_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Two synthetic subjects of 3 trials each, written once per test session."""
@@ -36,10 +44,9 @@ def session_name() -> str:
 
 @pytest.fixture
 def cli_env() -> dict[str, str]:
-    """Environment for ``python -m affectstream.service …`` subprocesses (same LSL config,
-    repo importable)."""
+    """Environment for ``python -m affectstream.service …`` subprocesses (same LSL config; the
+    package comes from the installed ``affectstream``, not from the source folders)."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     env["PYTHONUNBUFFERED"] = "1"
     return env
 

@@ -5,50 +5,47 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from pathlib import Path
+
+# Said in `serve --help` only (the settings table carries the rest).
+_EXTRA_HELP = {
+    "models": "repeatable",
+    "token": "prefer AFFECTSTREAM_TOKEN, which does not show in the process list",
+    "auto_attach_types": "comma-separated",
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default=None, help="bind address (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=None, help="TCP port (default 8000)")
-    parser.add_argument(
-        "--model",
-        action="append",
-        dest="models",
-        default=None,
-        metavar="NAME",
-        help="model folder name in models/zoo, or a path (repeatable; default: all shipped)",
-    )
-    parser.add_argument("--model-dir", type=Path, default=None, help="where to look for models")
-    parser.add_argument(
-        "--auto-attach",
-        action="store_true",
-        default=None,
-        help="create a session for every group of streams <key>-<TYPE> that appears",
-    )
-    parser.add_argument(
-        "--token",
-        default=None,
-        help="require this token on every REST call and WebSocket (required off loopback); "
-        "prefer AFFECTSTREAM_TOKEN, which does not show in the process list",
-    )
+    """One option per setting, ``--<setting with dashes>`` (``--model NAME`` for ``models``).
+    Values stay strings here: the settings validate them, so a bad value gets the same message
+    from the command line as from the environment."""
+    from affectstream.service.settings import ENV_PREFIX, Settings, shown_default
+
+    for name, field in Settings.model_fields.items():
+        hints = [_EXTRA_HELP[name]] if name in _EXTRA_HELP else []
+        hints.append(f"default {shown_default(name).replace('`', '')}")
+        hints.append(f"env {ENV_PREFIX}{name.upper()}")
+        help_ = f"{field.description} ({'; '.join(hints)})".replace("%", "%%")
+        if name == "models":
+            parser.add_argument(
+                "--model", action="append", dest="models", metavar="NAME", help=help_
+            )
+        elif field.annotation is bool:
+            parser.add_argument(
+                f"--{name.replace('_', '-')}", action="store_true", default=None, help=help_
+            )
+        else:
+            parser.add_argument(f"--{name.replace('_', '-')}", metavar=name.upper(), help=help_)
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
 
 
 def run(args: argparse.Namespace) -> int:
-    from affectstream.service.settings import SettingsError, load_settings
+    from affectstream.service.settings import Settings, SettingsError, load_settings
 
+    overrides = {name: getattr(args, name, None) for name in Settings.model_fields}
+    if args.models:
+        overrides["models"] = tuple(args.models)
     try:
-        settings = load_settings(
-            {
-                "host": args.host,
-                "port": args.port,
-                "models": tuple(args.models) if args.models else None,
-                "model_dir": args.model_dir,
-                "auto_attach": args.auto_attach,
-                "token": args.token,
-            }
-        )
+        settings = load_settings(overrides)
     except SettingsError as e:
         print(f"affectstream serve: invalid setting: {e}", file=sys.stderr)
         return 2

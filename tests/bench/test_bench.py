@@ -14,8 +14,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from affectstream.bench import command
 from affectstream.bench.e2e import _push_time
-from affectstream.bench.report import BEGIN, END, REQUIRED_KEYS, markdown, update_readme
+from affectstream.bench.report import (
+    BEGIN,
+    END,
+    REQUIRED_KEYS,
+    SECTION_KEYS,
+    markdown,
+    update_readme,
+)
 from affectstream.models import registry
 from affectstream.service import cli as cli_module
 
@@ -37,10 +45,40 @@ def test_push_time_is_the_round_holding_the_sample_that_completes_the_window() -
     assert _push_time(logs, "other", 10.0) is None
 
 
-@pytest.mark.parametrize("bad", [["--sessions", "0"], ["--sessions", "a,b"], ["--seconds", "0"]])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        ["--sessions", "0"],
+        ["--sessions", "a,b"],
+        ["--seconds", "0"],
+        ["--ingest-sessions", "0"],
+        ["--ingest-seconds", "0.5"],
+        ["--only", "ingest,nope"],
+        ["--only", ","],
+        ["--only", "ingest", "--update-readme", "README.md"],
+        ["--deap", "no-such-file.dat"],
+    ],
+)
 def test_bad_arguments_are_refused(bad: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert cli_module.main(["bench", *bad]) == 2
     assert "affectstream bench: error:" in capsys.readouterr().err
+
+
+def _plan(*argv: str) -> command.Plan:
+    parser = cli_module.build_parser("bench")
+    p = command.plan(parser.parse_args(list(argv)))
+    assert isinstance(p, command.Plan), p
+    return p
+
+
+def test_sections_run_in_their_own_order_and_quick_shrinks_every_one() -> None:
+    assert _plan().sections == tuple(SECTION_KEYS) == tuple(command.SECTIONS)
+    assert _plan("--only", "cvxeda, ingest").sections == ("ingest", "cvxeda")
+    full, quick = _plan(), _plan("--quick")
+    assert full.ingest_levels == (1, 4, 16, 32) and full.ingest_seconds == 10.0
+    assert quick.ingest_levels == (1, 2) and quick.ingest_seconds <= 3.0
+    assert quick.levels == (1, 2) and quick.seconds == 5.0
+    assert _plan("--ingest-sessions", "4,1", "--ingest-seconds", "2").ingest_levels == (1, 4)
 
 
 def test_readme_has_the_benchmark_block() -> None:
@@ -72,7 +110,22 @@ def test_quick_run_measures_everything(
     (path,) = tmp_path.glob("*-quick.json")
     doc = json.loads(path.read_text())
     assert set(REQUIRED_KEYS) <= set(doc)
-    assert doc["quick"] is True
+    assert doc["quick"] is True and doc["sections"] == list(SECTION_KEYS)
+    # ingest: one process holding the sessions, all their data arrived, a plausible CPU cost
+    ingest = doc["ingest"]
+    assert set(ingest["by_sessions"]) == {"1", "2"}
+    for n, row in ingest["by_sessions"].items():
+        assert row["sessions"] == int(n) and row["seconds"] >= 2.5
+        assert row["samples_expected"] == pytest.approx(int(n) * 5 * 128 * row["seconds"], abs=1)
+        assert 0.9 <= row["received_ratio"] <= 1.1, row
+        # liblsl's threads and ours for 5 streams: well above nothing, well below a core each
+        assert 0.001 < row["cpu_core_fraction_per_session"] < 0.9, row
+        assert row["cpu_ms_per_session_second"] == pytest.approx(
+            1000 * row["cpu_core_fraction_per_session"], rel=0.01
+        )
+        assert row["pushers_cpu_core_fraction"] > 0
+    assert ingest["sessions_at_50pct_core_measured"] in (0, 1, 2)
+    assert ingest["sessions_at_50pct_core_extrapolated"] >= 0
     for n in ("1", "2"):
         e2e = doc["e2e_latency_ms"][n]
         assert e2e["n"] > 0, doc["levels"][n]
@@ -108,3 +161,11 @@ def test_quick_run_measures_everything(
     update_readme(readme, markdown(doc, path.name, png.name))
     text = readme.read_text()
     assert "OLD-BLOCK" not in text and "| 2 |" in text and text.endswith(f"{END}\nrest\n")
+    assert "Ingest alone" in text
+    one = doc["ingest"]["by_sessions"]["1"]
+    assert f"| {one['samples_received']}/{one['samples_expected']} (" in text
+    # a run of some sections renders those alone
+    only = {k: doc[k] for k in ("date", "quick", "machine", "ingest", "cvxeda_speedup")}
+    part = markdown({**only, "sections": ["ingest", "cvxeda"], "targets": {}}, "x.json", None)
+    assert "--only ingest,cvxeda" in part and "Ingest alone" in part and "cvxEDA" in part
+    assert "![" not in part and "Targets" not in part and "| model |" not in part

@@ -166,7 +166,7 @@ class LiveService:
     app: Any  # FastAPI
 
     @property
-    def state(self) -> Any:  # affectstream.service.app.ServiceState
+    def state(self) -> Any:  # affectstream.service.state.ServiceState
         return self.app.state.service
 
     def get_json(self, path: str, token: str | None = None, timeout: float = 5.0) -> Any:

@@ -28,6 +28,7 @@ from affectstream.models.contract import (
     StimulusInput,
     file_sha256,
 )
+from affectstream.service.messages import parse_server_message
 from affectstream.service.settings import Settings
 from affectstream.streaming.formats.pmemo import open_pmemo
 from affectstream.streaming.preprocess.spec import ChannelRef, FeatureInput, FeatureKind
@@ -175,6 +176,8 @@ def test_fusion_model_serves_a_replayed_eda_stream_with_its_stimulus(
         ws = f"ws://127.0.0.1:{live.port}/ws/sessions/"
         got = asyncio.run(_collect(ws + "with-markers", lambda ms: len(predictions(ms)) >= 6, 60))
         preds = predictions(got)
+        for m in got:  # every message follows docs/messages.schema.json
+            parse_server_message(m)
         if len(preds) < 6:
             pytest.fail(
                 f"{len(preds)} predictions; {live.get_json('/sessions')}\n"
@@ -216,6 +219,8 @@ def test_fusion_model_serves_a_replayed_eda_stream_with_its_stimulus(
         got = asyncio.run(_collect(ws + "eda-only", lambda ms: len(predictions(ms)) >= 3, 20))
         preds = predictions(got)
         assert len(preds) >= 3
+        for m in got:
+            parse_server_message(m)
         for p in preds:
             assert p["stimulus"] == {"id": chosen, "source": "rest"}
             assert p["valence"] == pytest.approx(want[chosen], abs=1e-4)

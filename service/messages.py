@@ -1,0 +1,350 @@
+"""Every message of the service, typed, in one place: what the WebSocket publishes and what the
+HTTP API accepts.
+
+Where this sits on the way of one window: the scheduler (:mod:`affectstream.service.scheduler`)
+turns an inferred window into a :class:`Prediction`, the sessions
+(:mod:`affectstream.service.sessions`) report :class:`StreamStatus` and :class:`ModelStatus`; each
+is handed on as its wire dict (:meth:`dump`) to the hub (:mod:`affectstream.service.hub`), whose
+queues the WebSocket route (:mod:`affectstream.service.api.ws`) empties to its client.
+
+Service → client (WebSocket ``/ws/sessions/{id}``, schema 1): :class:`Hello` on connect, then
+:class:`Prediction`, :class:`StreamStatus` and :class:`ModelStatus` as they happen, :class:`Pong`
+and :class:`ErrorMessage` in answer to the client. Every message starts with ``type``, ``schema``
+(1) and ``session``. Optional fields (``ground_truth``, ``stimulus``, ``dropped``) are left out when
+they have no value, as clients of schema 1 expect. :class:`Closed` never reaches a client: it tells
+the WebSocket route that the session was deleted, and the route closes with code 4410.
+
+Client → service (HTTP bodies): :class:`SessionBody`, :class:`MatchBody`, :class:`StimulusBody`.
+
+:func:`message_json_schema` gives the JSON Schema of the published messages (served at
+``GET /schema/messages.json`` and kept in ``docs/messages.schema.json``, which a test compares).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from typing import Annotated, Any, ClassVar, Final, Literal
+
+import numpy as np
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    TypeAdapter,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
+
+from affectstream.streaming.ingest.health import StreamState
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "SESSION_ID",
+    "Closed",
+    "ErrorMessage",
+    "GroundTruth",
+    "Hello",
+    "LatencyMs",
+    "MatchBody",
+    "ModelStatus",
+    "Pong",
+    "Prediction",
+    "ServerMessage",
+    "SessionBody",
+    "StimulusBody",
+    "StimulusUsed",
+    "StreamRef",
+    "StreamStatus",
+    "Window",
+    "message_json_schema",
+    "message_json_schema_text",
+    "now_iso",
+    "parse_server_message",
+]
+
+SCHEMA_VERSION: Final = 1
+"""The ``schema`` field of every published message."""
+SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+"""Session ids: 1-128 letters, digits, ``.``, ``_`` or ``-``, not starting with a symbol."""
+
+
+def now_iso() -> str:
+    """The wall-clock time in ISO 8601 with milliseconds (UTC), as in ``emitted_at``."""
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+
+
+# -- service → client -------------------------------------------------------------------------
+
+
+def _always_present(schema: dict[str, Any], cls: type) -> None:
+    """``type`` and ``schema`` have defaults here but are on every message: mark them required."""
+    required = schema.setdefault("required", [])
+    for key in ("schema", "type"):
+        if key not in required:
+            required.insert(0, key)
+
+
+class _Message(BaseModel):
+    """Fields of every published message; optional fields without a value are left out.
+
+    ``type`` is declared here (each message narrows it to its literal) so that every message's
+    JSON object starts with ``type``, ``schema``, ``session``, in that order, as it always has."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+        use_attribute_docstrings=True,
+        use_enum_values=True,
+        json_schema_extra=_always_present,
+    )
+    _omit_when_none: ClassVar[tuple[str, ...]] = ()
+
+    type: str
+    schema_version: Literal[1] = Field(default=SCHEMA_VERSION, alias="schema")
+    """Message schema version (1)."""
+    session: str
+    """The session id."""
+
+    @model_serializer(mode="wrap")
+    def _omit(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        for key in self._omit_when_none:
+            if data.get(key) is None:
+                data.pop(key, None)
+        return data
+
+    def dump(self) -> dict[str, Any]:
+        """The message as the JSON object clients receive.
+
+        Python mode, not pydantic's JSON mode: free-form values (``quality``, ``streams``) pass
+        through exactly as the service computed them and are encoded by the WebSocket's
+        ``json.dumps``, as before the messages were typed."""
+        out: dict[str, Any] = self.model_dump(by_alias=True)
+        return out
+
+
+class Hello(_Message):
+    """First message on a WebSocket: the session's models and streams."""
+
+    type: Literal["hello"] = "hello"
+    models: list[str]
+    """Names (name@version) of the session's models."""
+    streams: list[dict[str, Any]]
+    """One row per stream: identity, health state and counters (as in GET /sessions/{id})."""
+
+
+class Window(BaseModel):
+    """The window a prediction was computed on, [start, end) in LSL seconds."""
+
+    model_config = ConfigDict(extra="forbid")
+    start: float
+    end: float
+
+
+class LatencyMs(BaseModel):
+    """Per-stage latency of a prediction in milliseconds: ingest (from the window's last sample
+    to the window found due), preprocess, inference, total (from the last sample to the message
+    built)."""
+
+    model_config = ConfigDict(extra="forbid")
+    ingest: float
+    preprocess: float
+    inference: float
+    total: float
+
+
+class GroundTruth(BaseModel):
+    """The ratings of the trial running at the window's end (from the session's markers, on the
+    scale the markers give)."""
+
+    model_config = ConfigDict(extra="forbid")
+    valence: float
+    arousal: float
+
+
+class StimulusUsed(BaseModel):
+    """The stimulus whose features went into a fusion model."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str | None
+    """The stimulus id (null when features were sent without an id)."""
+    source: Literal["markers", "rest"]
+    """Where it came from: a marker carrying a stimulus_id, or PUT /sessions/{id}/stimulus."""
+
+
+class Prediction(_Message):
+    """One model's valence and arousal probabilities (of "high") for one window."""
+
+    _omit_when_none: ClassVar[tuple[str, ...]] = ("ground_truth", "stimulus", "dropped")
+
+    type: Literal["prediction"] = "prediction"
+    seq: int
+    """Increases strictly per session."""
+    model: str
+    """The model's name@version."""
+    window: Window
+    valence: float = Field(ge=0, le=1)
+    """Probability of high valence."""
+    arousal: float = Field(ge=0, le=1)
+    """Probability of high arousal."""
+    quality: dict[str, dict[str, Any]]
+    """Per stream type: state, nonfinite and, for PPG and RESP, rate_per_min."""
+    latency_ms: LatencyMs
+    emitted_at: str
+    """Wall-clock time the message was built, ISO 8601 UTC with milliseconds."""
+    ground_truth: GroundTruth | None = None
+    """Present when the session's markers carry the running trial's ratings."""
+    stimulus: StimulusUsed | None = None
+    """Present on fusion models' predictions."""
+    dropped: int | None = None
+    """Messages this client lost to its full queue so far (present when it changed)."""
+
+
+class StreamRef(BaseModel):
+    """A stream by type and source_id."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: str
+    source_id: str
+
+
+class StreamStatus(_Message):
+    """A stream of the session changed health state."""
+
+    _omit_when_none: ClassVar[tuple[str, ...]] = ("dropped",)
+
+    type: Literal["status"] = "status"
+    stream: StreamRef
+    state: StreamState
+    """The stream's new health state (docs/architecture.md#stream-health)."""
+    reason: str
+    """Why, when the state has a reason (e.g. lost); otherwise empty."""
+    emitted_at: str
+    dropped: int | None = None
+    """Messages this client lost to its full queue so far (present when it changed)."""
+
+
+class ModelStatus(_Message):
+    """A model of the session started or stopped being served (and why)."""
+
+    _omit_when_none: ClassVar[tuple[str, ...]] = ("dropped",)
+
+    type: Literal["model_status"] = "model_status"
+    model: str
+    state: Literal["running", "refused"]
+    reason: str
+    """Why windows are refused (what to send); empty when running."""
+    emitted_at: str
+    dropped: int | None = None
+    """Messages this client lost to its full queue so far (present when it changed)."""
+
+
+class Closed(_Message):
+    """The session was deleted. Internal (hub → WebSocket route): the route closes the socket
+    with code 4410 instead of sending it, so it is not part of :data:`ServerMessage`."""
+
+    type: Literal["closed"] = "closed"
+
+
+class Pong(_Message):
+    """Answer to a client's {"type": "ping"}."""
+
+    type: Literal["pong"] = "pong"
+
+
+class ErrorMessage(_Message):
+    """Answer to a client message the service does not take (the connection stays open)."""
+
+    type: Literal["error"] = "error"
+    error: str
+
+
+ServerMessage = Annotated[
+    Hello | Prediction | StreamStatus | ModelStatus | Pong | ErrorMessage,
+    Field(discriminator="type"),
+]
+"""Any message a client receives on a session's WebSocket."""
+
+_SERVER_MESSAGE: TypeAdapter[Any] = TypeAdapter(ServerMessage)
+
+
+def message_json_schema() -> dict[str, Any]:
+    """JSON Schema (draft 2020-12) of the published messages, discriminated by ``type``."""
+    schema: dict[str, Any] = _SERVER_MESSAGE.json_schema(by_alias=True, mode="validation")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = f"affectstream WebSocket message, schema {SCHEMA_VERSION}"
+    return schema
+
+
+def message_json_schema_text() -> str:
+    """:func:`message_json_schema` as ``docs/messages.schema.json`` holds it (2-space indent,
+    sorted keys, trailing newline)."""
+    return json.dumps(message_json_schema(), indent=2, sort_keys=True) + "\n"
+
+
+def parse_server_message(data: str | bytes | dict[str, Any]) -> BaseModel:
+    """Validate one published message (a client's or a test's check of the schema)."""
+    if isinstance(data, dict):
+        out: BaseModel = _SERVER_MESSAGE.validate_python(data)
+    else:
+        out = _SERVER_MESSAGE.validate_json(data)
+    return out
+
+
+# -- client → service (HTTP bodies) ------------------------------------------------------------
+
+
+class MatchBody(BaseModel):
+    """Which LSL streams make up the session (at least one of the first three keys)."""
+
+    model_config = ConfigDict(extra="forbid")
+    source_id_prefix: str | None = Field(default=None, min_length=1, max_length=256)
+    hostname: str | None = Field(default=None, min_length=1, max_length=256)
+    session: str | None = Field(default=None, min_length=1, max_length=256)
+    type: str | None = Field(default=None, min_length=1, max_length=64)
+
+    @model_validator(mode="after")
+    def one_key(self) -> MatchBody:
+        if not (self.source_id_prefix or self.hostname or self.session):
+            raise ValueError("match needs one of source_id_prefix, hostname or session")
+        return self
+
+
+class StimulusBody(BaseModel):
+    """The current stimulus of a session: an id from the fusion models' tables, or its features."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str | None = Field(default=None, min_length=1, max_length=128)
+    features: list[float] | None = Field(default=None, min_length=1, max_length=100_000)
+
+    @model_validator(mode="after")
+    def one_of(self) -> StimulusBody:
+        if (self.id is None) == (self.features is None):
+            raise ValueError('give exactly one of "id" or "features"')
+        if self.features is not None and not np.isfinite(self.features).all():
+            raise ValueError("features must be finite numbers")
+        return self
+
+
+class SessionBody(BaseModel):
+    """``POST /sessions``: a session id, its stream match, its models (all when empty) and
+    optionally its first stimulus."""
+
+    model_config = ConfigDict(extra="forbid")
+    session: str
+    match: MatchBody
+    models: list[str] = Field(default_factory=list, max_length=16)
+    stimulus: StimulusBody | None = None
+
+    @field_validator("session")
+    @classmethod
+    def valid_id(cls, v: str) -> str:
+        if not SESSION_ID.match(v):
+            raise ValueError(
+                "session id: 1-128 letters, digits, '.', '_' or '-', not starting with a symbol"
+            )
+        return v

@@ -1,0 +1,187 @@
+"""What the running service holds, and the jobs that fill it.
+
+:class:`ServiceState` (kept on ``app.state.service``) holds the loaded models, the sessions, the
+LSL stream directory, the hub and the scheduler. :meth:`ServiceState.start` loads the model
+directory (:func:`load_models`), opens the stream directory, starts the scheduler and, when asked,
+the thread that attaches sessions to streams as they appear (:func:`auto_attach`);
+:meth:`ServiceState.close` undoes it. The app's lifespan (:mod:`affectstream.service.app`) calls
+both; the routes (:mod:`affectstream.service.api`) read and change the state through
+:mod:`affectstream.service.api.deps`.
+
+On the way of one window: a session created here (:class:`~affectstream.service.sessions.Session`)
+is polled by the scheduler (:mod:`affectstream.service.scheduler`), which publishes its predictions
+on the hub; the session's status messages go to the hub through :meth:`ServiceState.add_session`'s
+callback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from affectstream.models.runner import ModelLoadError, ModelRunner
+from affectstream.service.hub import Hub
+from affectstream.service.messages import SESSION_ID, Closed, MatchBody
+from affectstream.service.scheduler import Scheduler
+from affectstream.service.sessions import Session, group_key
+from affectstream.service.settings import Settings
+from affectstream.streaming.ingest.session import SessionMatch
+from affectstream.streaming.lsl.inlet import StreamDirectory
+from affectstream.streaming.preprocess.spec import FeatureKind
+
+__all__ = ["ServiceState", "auto_attach", "load_models", "session_match"]
+
+log = logging.getLogger("affectstream.service")
+
+
+@dataclass
+class ServiceState:
+    settings: Settings
+    runners: dict[str, ModelRunner] = field(default_factory=dict)
+    refused_models: dict[str, str] = field(default_factory=dict)
+    sessions: dict[str, Session] = field(default_factory=dict)
+    directory: StreamDirectory | None = None
+    hub: Hub = field(default_factory=Hub)
+    scheduler: Scheduler | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ServiceState:
+        """An idle state for ``settings`` (nothing loaded or started: see :meth:`start`)."""
+        return cls(settings, hub=Hub(settings.queue_size))
+
+    # -- start and stop (the app's lifespan) -----------------------------------------------------
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Load the models, open the stream directory, start the scheduler and auto-attach.
+
+        ``loop``: the server's event loop, into which the hub hands messages from other threads.
+        A model named explicitly in the settings that cannot be loaded raises here."""
+        self.hub.loop = loop
+        load_models(self)
+        if any(
+            i.feature.kind == FeatureKind.EDA_CVX3
+            for r in self.runners.values()
+            for i in r.contract.inputs
+        ):
+            from affectstream.streaming.preprocess.cvxeda.compiled import compiled_if_ready
+
+            compiled_if_ready()  # start the ~10 s JIT now, in the background, not in a session
+        self.directory = StreamDirectory()
+        self.scheduler = Scheduler(self.session_list, self.hub.publish, self.settings.tick_s)
+        self.scheduler.start()
+        if self.settings.auto_attach:
+            threading.Thread(target=auto_attach, args=(self,), daemon=True).start()
+
+    def close(self) -> None:
+        """Stop auto-attach and the scheduler, remove every session, close the directory."""
+        self.stop.set()
+        if self.scheduler is not None:
+            self.scheduler.stop()
+        for sid in list(self.sessions):
+            self.remove_session(sid)
+        if self.directory is not None:
+            self.directory.close()
+
+    # -- models and sessions ---------------------------------------------------------------------
+
+    def session_list(self) -> list[Session]:
+        with self.lock:
+            return list(self.sessions.values())
+
+    def find_session(self, session_id: str) -> Session | None:
+        """The session of that id, if there is one (the one lookup of HTTP and WebSocket)."""
+        with self.lock:
+            return self.sessions.get(session_id)
+
+    def runner(self, name: str) -> ModelRunner:
+        """A loaded model by its folder name, its name or its ``name@version``."""
+        for key, r in self.runners.items():
+            if name in (key, r.name, r.contract.name):
+                return r
+        raise KeyError(name)
+
+    def has_runner(self, name: str) -> bool:
+        try:
+            self.runner(name)
+        except KeyError:
+            return False
+        return True
+
+    def add_session(self, session_id: str, match: SessionMatch, models: list[str]) -> Session:
+        """Start a session on the streams ``match`` selects, with the named models (all when
+        empty); ``FileExistsError`` if the id is taken. Its status messages go to the hub."""
+        runners = [self.runner(m) for m in models] if models else list(self.runners.values())
+        assert self.directory is not None
+        with self.lock:
+            if session_id in self.sessions:
+                raise FileExistsError(session_id)
+            s = Session(
+                session_id,
+                match,
+                runners,
+                directory=self.directory,
+                buffer_s=self.settings.buffer_s,
+                on_status=self._status,
+            )
+            self.sessions[session_id] = s
+        log.info("session %s created (%s)", session_id, ", ".join(r.name for r in runners))
+        return s
+
+    def remove_session(self, session_id: str) -> None:
+        """Close the session (``KeyError`` if there is none) and tell its subscribers."""
+        with self.lock:
+            s = self.sessions.pop(session_id)
+        s.close()
+        self.hub.publish(session_id, Closed(session=session_id).dump())
+        log.info("session %s removed", session_id)
+
+    def _status(self, session: Session, message: dict[str, Any]) -> None:
+        self.hub.publish(session.id, message)
+
+
+def session_match(m: MatchBody) -> SessionMatch:
+    """The ingest layer's stream match for a request's match body."""
+    return SessionMatch(m.source_id_prefix, m.hostname, m.session, m.type)
+
+
+def load_models(state: ServiceState) -> None:
+    """Load every model of the settings; with an explicit list a refused model is an error,
+    otherwise it is logged and listed under ``refused``."""
+    explicit = bool(state.settings.models)
+    for path in state.settings.model_paths():
+        try:
+            runner = ModelRunner(path)
+        except ModelLoadError as e:
+            if explicit:
+                raise
+            state.refused_models[path.name] = str(e)
+            log.warning("model %s refused: %s", path.name, e)
+            continue
+        state.runners[path.name] = runner
+        log.info("model %s on %s", runner.name, runner.provider)
+
+
+def auto_attach(state: ServiceState) -> None:
+    """Create a session for every group of streams ``<key>-<TYPE>`` that appears (runs in a
+    thread until ``state.stop`` is set)."""
+    while not state.stop.wait(1.0):
+        assert state.directory is not None
+        try:
+            keys = {
+                key
+                for s in state.directory.streams()
+                if (key := group_key(s.source_id, s.type)) is not None
+                and s.type in (*state.settings.auto_attach_types, "Markers")
+            }
+            for key in sorted(keys):
+                if key not in state.sessions and SESSION_ID.match(key):
+                    with contextlib.suppress(FileExistsError):
+                        state.add_session(key, SessionMatch(source_id_prefix=key + "-"), [])
+        except Exception:
+            log.exception("auto-attach failed")
