@@ -155,7 +155,14 @@ class ModelRunner:
 
     def describe(self) -> dict[str, Any]:
         """What ``/models`` shows: the contract plus the provider actually in use."""
-        out = {**self.contract.to_dict(), "provider": self.provider, "path": str(self.model_dir)}
+        spec = self.contract.preprocess_spec()
+        out = {
+            **self.contract.to_dict(),
+            "provider": self.provider,
+            "path": str(self.model_dir),
+            # the stream types (canonical names) without which it cannot run
+            "needs": list(spec.streams),
+        }
         if self.contract.stimulus is not None:
             out["stimulus_ids"] = len(self.stimulus_index)
         return out

@@ -39,7 +39,9 @@ from pydantic import (
     model_validator,
 )
 
+from affectstream.streaming.ingest.channels import StreamOverrides, canonical_type
 from affectstream.streaming.ingest.health import StreamState
+from affectstream.streaming.preprocess.montage import validate_eeg_labels
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -50,11 +52,14 @@ __all__ = [
     "Hello",
     "LatencyMs",
     "MatchBody",
+    "ModelState",
+    "ModelStateRow",
     "ModelStatus",
     "Pong",
     "Prediction",
     "ServerMessage",
     "SessionBody",
+    "SessionStatus",
     "StimulusBody",
     "StimulusUsed",
     "StreamRef",
@@ -135,6 +140,12 @@ class Hello(_Message):
     """Names (name@version) of the session's models."""
     streams: list[dict[str, Any]]
     """One row per stream: identity, health state and counters (as in GET /sessions/{id})."""
+    model_status: list[ModelStateRow] = Field(default_factory=list)
+    """Each model's state now (later changes arrive as ``model_status`` messages)."""
+    session_state: Literal["served", "unserved"] = "served"
+    """``unserved`` when no model of the session can run on its streams yet."""
+    reason: str = ""
+    """For ``unserved``: what is missing."""
 
 
 class Window(BaseModel):
@@ -179,7 +190,7 @@ class StimulusUsed(BaseModel):
 class Prediction(_Message):
     """One model's valence and arousal probabilities (of "high") for one window."""
 
-    _omit_when_none: ClassVar[tuple[str, ...]] = ("ground_truth", "stimulus", "dropped")
+    _omit_when_none: ClassVar[tuple[str, ...]] = ("ground_truth", "stimulus", "coverage", "dropped")
 
     type: Literal["prediction"] = "prediction"
     seq: int
@@ -200,6 +211,9 @@ class Prediction(_Message):
     """Present when the session's markers carry the running trial's ratings."""
     stimulus: StimulusUsed | None = None
     """Present on fusion models' predictions."""
+    coverage: dict[str, float] | None = None
+    """Per stream type, the fraction of the model's channels present (a partial EEG montage);
+    present when below 1."""
     dropped: int | None = None
     """Messages this client lost to its full queue so far (present when it changed)."""
 
@@ -228,16 +242,50 @@ class StreamStatus(_Message):
     """Messages this client lost to its full queue so far (present when it changed)."""
 
 
-class ModelStatus(_Message):
-    """A model of the session started or stopped being served (and why)."""
+ModelState = Literal["waiting", "refused", "running", "degraded"]
+"""A model's state in a session: ``waiting`` for a stream it needs, ``refused`` (it cannot serve
+these streams as they are, or a fusion model lacks its stimulus: the reason says what to send),
+``running``, or ``degraded`` (running on part of what it was trained on, e.g. a partial EEG
+montage: ``coverage`` says how much)."""
 
-    _omit_when_none: ClassVar[tuple[str, ...]] = ("dropped",)
+
+class ModelStatus(_Message):
+    """A model of the session changed state (and why)."""
+
+    _omit_when_none: ClassVar[tuple[str, ...]] = ("coverage", "dropped")
 
     type: Literal["model_status"] = "model_status"
     model: str
-    state: Literal["running", "refused"]
+    state: ModelState
     reason: str
-    """Why windows are refused (what to send); empty when running."""
+    """What it waits for, why it is refused (what to send) or degraded; empty when running."""
+    emitted_at: str
+    coverage: dict[str, float] | None = None
+    """Per stream type, the fraction of the model's channels the session's streams provide
+    (present when below 1)."""
+    dropped: int | None = None
+    """Messages this client lost to its full queue so far (present when it changed)."""
+
+
+class ModelStateRow(BaseModel):
+    """One model's current state, as :class:`Hello` lists it."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+    model: str
+    state: ModelState
+    reason: str
+    coverage: dict[str, float] | None = None
+
+
+class SessionStatus(_Message):
+    """Whether any model of the session is being served, and if none, what is missing."""
+
+    _omit_when_none: ClassVar[tuple[str, ...]] = ("dropped",)
+
+    type: Literal["session_status"] = "session_status"
+    state: Literal["served", "unserved"]
+    reason: str
+    """For ``unserved``: what each model still needs; empty when served."""
     emitted_at: str
     dropped: int | None = None
     """Messages this client lost to its full queue so far (present when it changed)."""
@@ -264,7 +312,7 @@ class ErrorMessage(_Message):
 
 
 ServerMessage = Annotated[
-    Hello | Prediction | StreamStatus | ModelStatus | Pong | ErrorMessage,
+    Hello | Prediction | StreamStatus | ModelStatus | SessionStatus | Pong | ErrorMessage,
     Field(discriminator="type"),
 ]
 """Any message a client receives on a session's WebSocket."""
@@ -330,15 +378,24 @@ class StimulusBody(BaseModel):
         return self
 
 
+Label = Annotated[str, Field(min_length=1, max_length=64)]
+
+
 class SessionBody(BaseModel):
-    """``POST /sessions``: a session id, its stream match, its models (all when empty) and
-    optionally its first stimulus."""
+    """``POST /sessions``: a session id, its stream match, its models (when empty or absent: every
+    loaded model its streams can feed), optionally its first stimulus, and what the streams do not
+    say themselves: channel labels in column order per stream type (``{"EEG": ["Fp1", …]}``) and
+    the skin-conductance unit (``{"GSR": "kOhm"}``)."""
 
     model_config = ConfigDict(extra="forbid")
     session: str
     match: MatchBody
     models: list[str] = Field(default_factory=list, max_length=16)
     stimulus: StimulusBody | None = None
+    channels: dict[Label, list[Label]] | None = Field(default=None, max_length=16)
+    """Channel labels per stream type, in column order (EEG labels: 10-20/10-10 electrodes)."""
+    units: dict[Label, Label] | None = Field(default=None, max_length=16)
+    """Units per stream type; for skin conductance µS, kOhm, Ohm (converted to µS)."""
 
     @field_validator("session")
     @classmethod
@@ -348,3 +405,28 @@ class SessionBody(BaseModel):
                 "session id: 1-128 letters, digits, '.', '_' or '-', not starting with a symbol"
             )
         return v
+
+    @field_validator("channels")
+    @classmethod
+    def valid_channels(cls, v: dict[str, list[str]] | None) -> dict[str, list[str]] | None:
+        if v is None:
+            return None
+        out = {}
+        for kind, labels in v.items():
+            if len(labels) > 512:
+                raise ValueError(f"channels[{kind!r}]: at most 512 labels")
+            if canonical_type(kind) == "EEG":
+                labels = validate_eeg_labels(labels)  # ValueError names unknown and duplicates
+            out[kind] = labels
+        return out
+
+    @model_validator(mode="after")
+    def valid_overrides(self) -> SessionBody:
+        self.stream_overrides()  # ValueError: a unit not known, the same type twice, …
+        return self
+
+    def stream_overrides(self) -> StreamOverrides | None:
+        """The ingest layer's overrides for this body, ``None`` when it gives none."""
+        if not self.channels and not self.units:
+            return None
+        return StreamOverrides(channels=self.channels or {}, units=self.units or {})

@@ -39,13 +39,17 @@ from numpy.typing import NDArray
 
 from affectstream.models.runner import ModelRunner
 from affectstream.service.messages import (
+    ModelState,
+    ModelStateRow,
     ModelStatus,
+    SessionStatus,
     StimulusUsed,
     StreamRef,
     StreamStatus,
     now_iso,
 )
 from affectstream.streaming.ingest.acquisition import StreamAcquirer
+from affectstream.streaming.ingest.channels import StreamOverrides
 from affectstream.streaming.ingest.health import StreamState
 from affectstream.streaming.ingest.session import IngestSession, SessionMatch, canonical_type
 from affectstream.streaming.ingest.windows import Windower
@@ -59,6 +63,11 @@ state); windows older than that are skipped and counted, and its state restarts.
 an overloaded tick left more windows for the next one, which took longer still: measured as a
 collapse to no prediction at all for any session at 32 sessions on 2 cores. A model attaching to
 streams that already hold data starts from the newest window."""
+BUILD_RETRY_S = 0.25
+"""A model waiting for its streams checks again this often (not at every tick)."""
+REFUSED_CHECK_S = 1.0
+"""Streams the ingest layer refuses (wrong channel count, unknown unit) are looked for this often
+and announced once each as a ``status`` message."""
 RATE_REFRESH_S = 1.0
 """Pulse and breathing rates in the messages' ``quality`` are re-estimated this often."""
 POLL_AHEAD_S = 0.05
@@ -115,7 +124,11 @@ class ModelSlot:
     runner: ModelRunner
     feeder: WindowFeeder | None = None
     windower: Windower | None = None
-    waiting_for: str = ""
+    waiting_for: str = ""  # what the pipeline cannot be built without (empty once built)
+    next_build: float = 0.0  # monotonic time of the next attempt to build the pipeline
+    state: ModelState = "waiting"  # what clients were last told (model_status)
+    reason: str = ""
+    coverage: dict[str, float] | None = None
     coalesced: int = 0
     predictions: int = 0
     last: dict[str, Any] | None = None
@@ -126,6 +139,11 @@ class ModelSlot:
     @property
     def name(self) -> str:
         return self.runner.name
+
+    def row(self) -> ModelStateRow:
+        return ModelStateRow(
+            model=self.name, state=self.state, reason=self.reason, coverage=self.coverage
+        )
 
 
 class Session:
@@ -138,12 +156,19 @@ class Session:
         directory: StreamDirectory,
         buffer_s: float,
         on_status: Callable[[Session, dict[str, Any]], None] | None = None,
+        overrides: StreamOverrides | None = None,
     ) -> None:
         self.id = session_id
         self.match = match
         self.created = time.time()
-        self.slots = [ModelSlot(r) for r in runners]
+        self.slots = [ModelSlot(r, waiting_for=_needs(r)) for r in runners]
+        for slot in self.slots:
+            slot.reason = slot.waiting_for
+        self.overrides = overrides
+        self.served = False
         self._on_status = on_status
+        self._refused_seen: set[tuple[str, str]] = set()
+        self._refused_checked = 0.0
         self.seq = 0
         self._lock = threading.Lock()
         self._quality: tuple[float, dict[str, Any]] | None = None
@@ -151,7 +176,11 @@ class Session:
         # stimulus set over REST: (LSL time it was set, stimulus id or None, feature vector or None)
         self._stimulus: tuple[float, str | None, NDArray[np.float64] | None] | None = None
         self.ingest = IngestSession(
-            match, buffer_s=buffer_s, directory=directory, on_state=self._stream_state
+            match,
+            buffer_s=buffer_s,
+            directory=directory,
+            on_state=self._stream_state,
+            overrides=overrides,
         ).start()
 
     def close(self) -> None:
@@ -171,6 +200,81 @@ class Session:
         )
         self._on_status(self, message.dump())
 
+    def _announce_refused(self) -> None:
+        """A ``status`` message, once, for each stream the ingest layer refuses (it takes no
+        data from them, so no health change would ever tell the subscribers)."""
+        now = time.monotonic()
+        if self._on_status is None or now - self._refused_checked < REFUSED_CHECK_S:
+            return
+        self._refused_checked = now
+        for row in self.ingest.report():
+            if row.get("state") != StreamState.REFUSED:
+                continue
+            key = (str(row.get("source_id")), str(row.get("reason")))
+            if key in self._refused_seen:
+                continue
+            self._refused_seen.add(key)
+            message = StreamStatus(
+                session=self.id,
+                stream=StreamRef(type=str(row["type"]), source_id=key[0]),
+                state=StreamState.REFUSED,
+                reason=key[1],
+                emitted_at=now_iso(),
+            )
+            self._on_status(self, message.dump())
+
+    # -- model states ----------------------------------------------------------------------------
+
+    def _set_state(
+        self,
+        slot: ModelSlot,
+        state: ModelState,
+        reason: str,
+        coverage: dict[str, float] | None = None,
+    ) -> None:
+        """Record a model's state; on a change tell the subscribers (``model_status``) and, when
+        the session as a whole becomes served or unserved, that too (``session_status``)."""
+        if (slot.state, slot.reason, slot.coverage) == (state, reason, coverage):
+            return
+        slot.state, slot.reason, slot.coverage = state, reason, coverage
+        log.info("session %s, model %s: %s %s", self.id, slot.name, state, reason)
+        if self._on_status is not None:
+            message = ModelStatus(
+                session=self.id,
+                model=slot.name,
+                state=state,
+                reason=reason,
+                coverage=coverage,
+                emitted_at=now_iso(),
+            )
+            self._on_status(self, message.dump())
+        served = any(s.state in ("running", "degraded") for s in self.slots)
+        if served != self.served:
+            self.served = served
+            if self._on_status is not None:
+                self._on_status(
+                    self,
+                    SessionStatus(
+                        session=self.id,
+                        state="served" if served else "unserved",
+                        reason=self.unserved_reason(),
+                        emitted_at=now_iso(),
+                    ).dump(),
+                )
+
+    def unserved_reason(self) -> str:
+        """What each model still needs, when none is served; empty otherwise."""
+        if self.served:
+            return ""
+        if not self.slots:
+            return "no model is loaded"
+        return "no loaded model can serve this session's streams: " + "; ".join(
+            f"{s.name} {s.reason}" for s in self.slots
+        )
+
+    def model_rows(self) -> list[ModelStateRow]:
+        return [s.row() for s in self.slots]
+
     def next_seq(self) -> int:
         with self._lock:
             self.seq += 1
@@ -185,6 +289,11 @@ class Session:
             acq = self.ingest.by_type(stream)
             if acq is None or acq.buffer is None:
                 slot.waiting_for = f"waiting for a {stream} stream"
+                refused = self._refused_stream(stream)
+                if refused:
+                    self._set_state(slot, "refused", f"its {stream} stream is refused: {refused}")
+                else:
+                    self._set_state(slot, "waiting", slot.waiting_for)
                 return
             rates[stream] = acq.stream.nominal_srate
             labels[stream] = acq.stream.channel_labels
@@ -192,18 +301,33 @@ class Session:
             feeder, wspec = WindowFeeder.for_spec(spec, rates, labels)
         except ValueError as e:
             slot.waiting_for = f"cannot serve this model: {e}"
+            self._set_state(slot, "refused", slot.waiting_for)
             return
         slot.feeder = feeder
         slot.windower = Windower(wspec, self.ingest.by_type)
         slot.waiting_for = ""
+        self._set_state(slot, "running", "")
+
+    def _refused_stream(self, stream_type: str) -> str:
+        """The reason the ingest layer refuses this session's stream of that type, if it does."""
+        for row in self.ingest.report():
+            if row.get("state") == StreamState.REFUSED and canonical_type(
+                str(row.get("type"))
+            ) == canonical_type(stream_type):
+                return str(row.get("reason") or "refused")
+        return ""
 
     def collect(self) -> list[Due]:
         """Preprocess every window that is due; return at most one (the newest) per model."""
         out = []
         now = local_clock()
+        self._announce_refused()
         for slot in self.slots:
             stimulus: StimulusUsed | None = None
             if slot.feeder is None:
+                if time.monotonic() < slot.next_build:
+                    continue
+                slot.next_build = time.monotonic() + BUILD_RETRY_S
                 self._build(slot)
                 if slot.feeder is None:
                     continue
@@ -351,16 +475,7 @@ class Session:
                 )
         if reason != slot.refused:
             slot.refused = reason
-            log.info("session %s, model %s: %s", self.id, slot.name, reason or "stimulus known")
-            if self._on_status is not None:
-                message = ModelStatus(
-                    session=self.id,
-                    model=slot.name,
-                    state="refused" if reason else "running",
-                    reason=reason,
-                    emitted_at=now_iso(),
-                )
-                self._on_status(self, message.dump())
+            self._set_state(slot, "refused" if reason else "running", reason)
         if vector is None or current is None:
             return None
         return vector, StimulusUsed(id=current[0], source=current[2])
@@ -374,6 +489,8 @@ class Session:
         q: dict[str, Any] = {}
         for row in self.ingest.report():
             q[str(row["type"])] = {"state": row["state"], "nonfinite": row.get("nonfinite", 0)}
+            if row.get("unit"):
+                q[str(row["type"])]["unit"] = row["unit"]  # "µS (assumed)" when none was given
         if self._rates is None or not 0 <= window_end - self._rates[0] < RATE_REFRESH_S:
             rates: dict[str, float | None] = {}
             for kind, fn in (("PPG", pulse_rate), ("RESP", breathing_rate)):
@@ -395,7 +512,10 @@ class Session:
         return {
             "session": self.id,
             "match": self.match.as_dict(),
+            **({"overrides": self.overrides.as_dict()} if self.overrides else {}),
             "created": self.created,
+            "served": self.served,
+            **({} if self.served else {"unserved": self.unserved_reason()}),
             "streams": self.ingest.report(),
             "models": [
                 {
@@ -403,6 +523,9 @@ class Session:
                     "state": ("refused: " + s.refused if s.refused else "running")
                     if s.feeder is not None
                     else s.waiting_for,
+                    "status": s.state,
+                    "reason": s.reason,
+                    **({"coverage": s.coverage} if s.coverage else {}),
                     "predictions": s.predictions,
                     **(
                         {"refused_windows": s.refused_windows}
@@ -417,6 +540,12 @@ class Session:
                 for s in self.slots
             ],
         }
+
+
+def _needs(runner: ModelRunner) -> str:
+    """A model's state before its first build: waiting for the first stream its contract needs
+    (what :meth:`Session._build` says while that stream is missing, so no message repeats it)."""
+    return f"waiting for a {runner.contract.preprocess_spec().streams[0]} stream"
 
 
 def group_key(source_id: str, stream_type: str) -> str | None:

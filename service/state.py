@@ -29,6 +29,7 @@ from affectstream.service.messages import SESSION_ID, Closed, MatchBody
 from affectstream.service.scheduler import Scheduler
 from affectstream.service.sessions import Session, group_key
 from affectstream.service.settings import Settings
+from affectstream.streaming.ingest.channels import StreamOverrides
 from affectstream.streaming.ingest.session import SessionMatch
 from affectstream.streaming.lsl.inlet import StreamDirectory
 from affectstream.streaming.preprocess.spec import FeatureKind
@@ -113,9 +114,17 @@ class ServiceState:
             return False
         return True
 
-    def add_session(self, session_id: str, match: SessionMatch, models: list[str]) -> Session:
-        """Start a session on the streams ``match`` selects, with the named models (all when
-        empty); ``FileExistsError`` if the id is taken. Its status messages go to the hub."""
+    def add_session(
+        self,
+        session_id: str,
+        match: SessionMatch,
+        models: list[str],
+        overrides: StreamOverrides | None = None,
+    ) -> Session:
+        """Start a session on the streams ``match`` selects, with the named models (when empty:
+        every loaded model; each runs once the streams it needs are there, and says what it waits
+        for until then); ``FileExistsError`` if the id is taken. Its status messages go to the
+        hub. ``overrides``: channel labels and units the streams do not give themselves."""
         runners = [self.runner(m) for m in models] if models else list(self.runners.values())
         assert self.directory is not None
         with self.lock:
@@ -128,6 +137,7 @@ class ServiceState:
                 directory=self.directory,
                 buffer_s=self.settings.buffer_s,
                 on_status=self._status,
+                overrides=overrides,
             )
             self.sessions[session_id] = s
         log.info("session %s created (%s)", session_id, ", ".join(r.name for r in runners))

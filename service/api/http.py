@@ -71,7 +71,9 @@ def create_session(body: SessionBody, state: AppState) -> dict[str, Any]:
         chosen = [state.runner(n) for n in body.models] or list(state.runners.values())
         _check_stimulus(body.stimulus, chosen)
     try:
-        s = state.add_session(body.session, session_match(body.match), body.models)
+        s = state.add_session(
+            body.session, session_match(body.match), body.models, body.stream_overrides()
+        )
     except FileExistsError:
         raise HTTPException(409, f"session {body.session!r} exists") from None
     if body.stimulus is not None:

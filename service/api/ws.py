@@ -39,6 +39,9 @@ async def session_messages(ws: WebSocket, session_id: str, state: AppState) -> N
             session=session_id,
             models=[s.name for s in session.slots],
             streams=session.ingest.report(),
+            model_status=session.model_rows(),
+            session_state="served" if session.served else "unserved",
+            reason=session.unserved_reason(),
         )
         await ws.send_json(hello.dump())
         reported = 0

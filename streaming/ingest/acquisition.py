@@ -13,6 +13,9 @@ Bad-input rules (stated here, tested in ``tests/streaming``):
   ``health.nonfinite``. The windower never hands a window with NaN to a consumer: short runs are
   interpolated, longer ones make the window unavailable
   (:mod:`affectstream.streaming.ingest.windows`).
+- **Units**: a GSR stream's values are converted to µS before they are stored (from the unit of
+  the stream's description or the session's override; :mod:`.channels`). A skin resistance ≤ 0
+  has no conductance: it is stored as NaN and counted like any other non-finite value.
 - **Timestamps that do not increase** (equal to or before the previous one) are dropped and
   counted in ``health.backwards``; a forward jump above ``gap_intervals`` nominal intervals counts
   as a gap (``health.gaps``) and the missing span is never filled in.
@@ -31,6 +34,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from affectstream.streaming.ingest.channels import ChannelPlan, plan_channels
 from affectstream.streaming.ingest.health import HealthPolicy, StreamHealth, StreamState
 from affectstream.streaming.ingest.ring_buffer import RingBuffer
 from affectstream.streaming.lsl.inlet import (
@@ -55,13 +59,20 @@ class StreamAcquirer:
     The clock offset (outlet clock → ours, from liblsl's time correction) is refreshed every
     :attr:`CLOCK_CHECK_S` seconds into ``health.clock_offset``.
 
+    ``stream`` is the stream as its outlet describes it; ``channels`` (a :class:`ChannelPlan`)
+    says how the data are delivered: :attr:`channel_labels` are the labels a consumer uses (a
+    one-channel GSR/PPG/RESP/ECG stream is labelled by its type, the session may supply labels),
+    ``channels.units`` the units of the values in :attr:`buffer` (GSR in µS).
+
     Parameters
     ----------
-    stream : a stream description (as resolved)
+    stream : a stream description (as resolved, or the full one from :meth:`Inlet.describe`)
     buffer_s : seconds of data kept in the ring buffer (at the nominal rate)
     find_stream : used to find the stream again after it was lost
     policy : health thresholds
     on_state : called (from the acquisition thread) with (acquirer, new state) on every change
+    channels : labels, units and conversion; by default :func:`plan_channels` without overrides
+        (which raises ``ValueError`` for a GSR unit it does not know)
     """
 
     CLOCK_CHECK_S = 5.0
@@ -77,8 +88,10 @@ class StreamAcquirer:
         poll_s: float = 0.05,
         reconnect_every_s: float = 0.5,
         marker_capacity: int = 1024,
+        channels: ChannelPlan | None = None,
     ) -> None:
         self.stream = stream
+        self.channels = plan_channels(stream) if channels is None else channels
         self.health = StreamHealth(stream.nominal_srate, policy or HealthPolicy())
         self.is_marker = stream.channel_format == "string"
         capacity = (
@@ -117,6 +130,11 @@ class StreamAcquirer:
             self._thread.join(timeout)
         if self._inlet is not None:
             self._inlet.close()
+
+    @property
+    def channel_labels(self) -> tuple[str, ...]:
+        """The labels of the buffer's columns as a consumer should use them; ``()`` if unknown."""
+        return self.channels.labels
 
     @property
     def running(self) -> bool:
@@ -188,6 +206,8 @@ class StreamAcquirer:
             if len(ts) == 0:
                 return
         values = np.asarray(data, dtype=np.float64)
+        if self.channels.conversion is not None:
+            values = self.channels.conversion.apply(values)
         finite = np.isfinite(values)
         if not finite.all():
             values = np.where(finite, values, np.nan)

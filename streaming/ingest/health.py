@@ -9,8 +9,9 @@ States (docs/architecture.md#stream-health):
 ``lost``        the outlet is gone (liblsl said so) or the stream was stale for ``lost_after_s``
 ``recovered``   samples arrive again after ``stale``/``lost``; becomes ``ok`` after
                 ``recovered_hold_s`` of uninterrupted data, so subscribers see the event
-``refused``     the stream does not match what the session expects (channel count, format); no
-                data is taken from it
+``refused``     the stream does not match what the session expects (channel count, format), or
+                cannot be served as it is (the session's labels name another channel count, a
+                skin-conductance unit that is not known); no data is taken from it
 
 All times are seconds on the LSL clock of this machine (``now`` is passed in, which keeps the logic
 pure and testable). The object is updated from one acquisition thread and read from others; the

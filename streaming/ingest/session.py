@@ -7,6 +7,13 @@ keeps a :class:`~affectstream.streaming.lsl.inlet.StreamDirectory` (continuous r
 :class:`~affectstream.streaming.ingest.acquisition.StreamAcquirer` per matching stream, refuses
 streams that contradict the session's :class:`StreamExpectation` (wrong channel count or format,
 with a message), and re-finds lost streams by ``source_id``.
+
+Types are compared by :func:`canonical_type` (``"eda"`` and ``"GSR"`` are one modality). Each
+adopted stream gets its :class:`~affectstream.streaming.ingest.channels.ChannelPlan` (labels,
+units, conversion to µS), under the session's
+:class:`~affectstream.streaming.ingest.channels.StreamOverrides`; a stream the plan cannot serve
+(labels for another channel count, an unknown skin unit) is refused with the reason
+(docs/lsl.md#types-labels-and-units).
 """
 
 from __future__ import annotations
@@ -17,6 +24,12 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from affectstream.streaming.ingest.acquisition import StreamAcquirer
+from affectstream.streaming.ingest.channels import (
+    EMPTY_REPORT,
+    StreamOverrides,
+    canonical_type,
+    plan_channels,
+)
 from affectstream.streaming.ingest.health import HealthPolicy, StreamState
 from affectstream.streaming.lsl.inlet import (
     Inlet,
@@ -26,19 +39,18 @@ from affectstream.streaming.lsl.inlet import (
     local_clock,
 )
 
-__all__ = ["MATCH_KEYS", "IngestSession", "SessionMatch", "StreamExpectation", "canonical_type"]
+__all__ = [
+    "MATCH_KEYS",
+    "IngestSession",
+    "SessionMatch",
+    "StreamExpectation",
+    "StreamOverrides",
+    "canonical_type",
+]
 
 log = logging.getLogger(__name__)
 
 MATCH_KEYS = ("source_id_prefix", "hostname", "session", "type")
-
-# LSL type names in use for the same modality (docs/architecture.md#streams) → our canonical name
-_TYPE_ALIASES = {"EDA": "GSR", "BVP": "PPG", "RSP": "RESP", "MARKERS": "Markers"}
-
-
-def canonical_type(lsl_type: str) -> str:
-    """``EDA`` → ``GSR``, ``BVP`` → ``PPG``, ``RSP`` → ``RESP``; other types unchanged."""
-    return _TYPE_ALIASES.get(lsl_type.upper(), lsl_type)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +138,8 @@ class IngestSession:
     buffer_s : seconds kept per stream
     on_state : called on every stream health change (from acquisition threads)
     directory : a shared continuous resolver (one per process is enough); created if not given
+    overrides : channel labels and units the session gives for streams of a type (labels for
+        streams that carry none or wrong ones, the unit of a GSR stream)
     """
 
     def __init__(
@@ -138,9 +152,11 @@ class IngestSession:
         on_state: StateCallback | None = None,
         directory: StreamDirectory | None = None,
         discover_every_s: float = 0.5,
+        overrides: StreamOverrides | None = None,
     ) -> None:
         self.match = match
-        self.expectations = dict(expectations or {})
+        self.expectations = {canonical_type(k): v for k, v in (expectations or {}).items()}
+        self.overrides = overrides or StreamOverrides()
         self.buffer_s = buffer_s
         self.policy = policy or HealthPolicy()
         self._on_state = on_state
@@ -211,28 +227,38 @@ class IngestSession:
         problem = expectation.problem(full) if expectation else None
         if problem is None and full.channel_format == "unknown":
             problem = f"stream {full.key} has an unsupported channel format"
+        plan = None
+        if problem is None:
+            try:
+                plan = plan_channels(full, self.overrides)
+            except ValueError as e:
+                problem = str(e)
         if problem is not None:
             inlet.close()
             with self._lock:
                 self.refused[full.key] = (full, problem)
             log.warning("refused %s", problem)
             return
+        assert plan is not None
         acq = StreamAcquirer(
             full,
             buffer_s=self.buffer_s,
             find_stream=self._find,
             policy=self.policy,
             on_state=self._on_state,
+            channels=plan,
         )
         with self._lock:
             self.acquirers[full.key] = acq
         acq.start(inlet)
         log.info(
-            "acquiring %s (%s, %d ch @ %g Hz)",
+            "acquiring %s (%s, %d ch @ %g Hz, labels from %s, unit %s)",
             full.key,
             full.type,
             full.channel_count,
             full.nominal_srate,
+            plan.labels_from,
+            plan.unit,
         )
 
     def _find(self, key: str) -> StreamDescription | None:
@@ -263,17 +289,20 @@ class IngestSession:
         return all(self.by_type(t) is not None for t in wanted)
 
     def report(self) -> list[dict[str, object]]:
-        """One JSON-ready dict per stream (acquired or refused): identity, health, counters."""
+        """One JSON-ready dict per stream (acquired or refused): identity, health, counters, and
+        the channel plan (``labels``, ``labels_from``, ``unit``, ``unit_given``, ``unit_from``;
+        all ``None`` for a refused stream)."""
         rows: list[dict[str, object]] = []
         with self._lock:
             acquirers = list(self.acquirers.values())
             refused = list(self.refused.values())
         for acq in acquirers:
-            rows.append({**_identity(acq.stream), **acq.health.snapshot()})
+            rows.append({**_identity(acq.stream), **acq.health.snapshot(), **acq.channels.report()})
         for s, why in refused:
             rows.append(
                 {
                     **_identity(s),
+                    **EMPTY_REPORT,
                     "state": str(StreamState.REFUSED),
                     "reason": why,
                     "samples": 0,

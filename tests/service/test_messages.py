@@ -125,6 +125,10 @@ def test_messages_dump_to_the_schema_1_wire_form_key_for_key() -> None:
         ("session", "p01"),
         ("models", ["m@1"]),
         ("streams", []),
+        # added after schema 1 was first published (additive: clients of schema 1 ignore them)
+        ("model_status", []),
+        ("session_state", "served"),
+        ("reason", ""),
     ]
     assert Pong(session="p01").dump() == {"type": "pong", "schema": 1, "session": "p01"}
     assert ErrorMessage(session="p01", error="x").dump() == {
@@ -179,10 +183,19 @@ def test_the_schema_file_is_the_current_schema() -> None:
         "prediction",
         "status",
         "model_status",
+        "session_status",
         "pong",
         "error",
     }
-    for name in ("Hello", "Prediction", "StreamStatus", "ModelStatus", "Pong", "ErrorMessage"):
+    for name in (
+        "Hello",
+        "Prediction",
+        "StreamStatus",
+        "ModelStatus",
+        "SessionStatus",
+        "Pong",
+        "ErrorMessage",
+    ):
         assert schema["$defs"][name]["required"][:3] == ["type", "schema", "session"], name
 
 
