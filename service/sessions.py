@@ -296,7 +296,8 @@ class Session:
                     self._set_state(slot, "waiting", slot.waiting_for)
                 return
             rates[stream] = acq.stream.nominal_srate
-            labels[stream] = acq.stream.channel_labels
+            # the labels in effect: the session's, a one-channel stream's modality, the stream's
+            labels[stream] = acq.channel_labels
         try:
             feeder, wspec = WindowFeeder.for_spec(spec, rates, labels)
         except ValueError as e:
@@ -306,7 +307,37 @@ class Session:
         slot.feeder = feeder
         slot.windower = Windower(wspec, self.ingest.by_type)
         slot.waiting_for = ""
-        self._set_state(slot, "running", "")
+        coverage = feeder.pre.coverage()
+        if coverage:
+            parts = ", ".join(f"{k} {v:.0%}" for k, v in coverage.items())
+            reason = f"partial montage: the streams give {parts} of the model's channels"
+            self._set_state(slot, "degraded", reason, coverage)
+        else:
+            self._set_state(slot, "running", "")
+
+    def _replan_if_needed(self, slot: ModelSlot) -> bool:
+        """Re-plan a model whose streams came back at other rates (new resampling, fresh
+        state); ``False`` when the slot must be rebuilt instead (a stream is gone, or the new
+        rates cannot be served: then it says why)."""
+        assert slot.feeder is not None
+        rates = {}
+        for stream in slot.feeder.pre.spec.streams:
+            acq = self.ingest.by_type(stream)
+            if acq is None:
+                return True  # stale or lost: health says so, the windower waits
+            rates[stream] = acq.stream.nominal_srate
+        if not slot.feeder.needs_replan(rates):
+            return True
+        try:
+            wspec = slot.feeder.replan(rates)
+        except ValueError as e:
+            slot.feeder, slot.windower = None, None
+            slot.waiting_for = f"cannot serve this model: {e}"
+            self._set_state(slot, "refused", slot.waiting_for)
+            return False
+        slot.windower = Windower(wspec, self.ingest.by_type)
+        log.info("session %s, model %s re-planned: %s", self.id, slot.name, slot.feeder.last_replan)
+        return True
 
     def _refused_stream(self, stream_type: str) -> str:
         """The reason the ingest layer refuses this session's stream of that type, if it does."""
@@ -335,6 +366,10 @@ class Session:
             wr = slot.windower
             if wr.last_end is not None and now < wr.last_end + wr.spec.hop_s - POLL_AHEAD_S:
                 continue  # the next window ends in the future: it cannot be complete yet
+            if not self._replan_if_needed(slot):
+                continue
+            assert slot.feeder is not None and slot.windower is not None
+            wr = slot.windower
             windows = wr.poll(
                 1 if wr.last_end is None else max(1, round(CATCH_UP_S / wr.spec.hop_s))
             )
@@ -533,6 +568,15 @@ class Session:
                         else {}
                     ),
                     "coalesced": s.coalesced,
+                    **(
+                        {
+                            "replans": s.feeder.replans,
+                            "last_replan": s.feeder.last_replan,
+                            "resets": s.feeder.resets,
+                        }
+                        if s.feeder is not None
+                        else {}
+                    ),
                     "skipped_windows": dict(s.windower.skipped) if s.windower else {},
                     "online_score": s.score.as_dict(),
                     "last_prediction": s.last,

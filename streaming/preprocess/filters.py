@@ -106,6 +106,16 @@ class Decimator:
     def fs_out(self) -> float:
         return self.fs_in / self.factor
 
+    @property
+    def delay_s(self) -> float:
+        """Group delay of the anti-aliasing low-pass at 0 Hz, in seconds (a Butterworth's phase is
+        not linear: the delay grows towards the cut-off). 0 when ``factor`` is 1."""
+        if self.factor == 1:
+            return 0.0
+        b, a = signal.sos2tf(self._filter.sos)
+        _, gd = signal.group_delay((b, a), w=[1e-6], fs=self.fs_in)
+        return float(gd[0]) / self.fs_in
+
     def reset(self) -> None:
         self._filter.reset()
         self._phase = 0

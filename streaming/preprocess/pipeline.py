@@ -16,32 +16,48 @@ full window, returns the model's inputs (:meth:`Preprocessor.features`).
 Both end in the same calls, so offline and online features agree to floating-point rounding
 (``tests/streaming/preprocess/test_pipeline.py`` proves it on a synthetic DEAP trial).
 
-Rates: a stream is brought to the feature's rate by a stateful anti-aliasing
-:class:`~affectstream.streaming.preprocess.filters.Decimator` when its rate is an integer multiple
-of it, used as is when equal; otherwise the windowing layer delivers it at the feature rate (linear
-interpolation, see :mod:`affectstream.streaming.ingest.windows`), which is only accepted for
-upsampling.
+Rates (docs/resampling.md): :func:`source_rate_plan` says at which rate the windowing layer
+delivers each stream. A stream is delivered at its own rate whenever it runs at or above every
+feature rate it feeds, and brought down here, with carried state: as is when equal, by the
+anti-aliasing :class:`~affectstream.streaming.preprocess.filters.Decimator` for a whole factor (the
+path every shipped model was trained on, unchanged), by the polyphase
+:class:`~affectstream.streaming.preprocess.resample.Resampler` for any other ratio (256 → 128 is a
+whole factor; 250 → 128, 500 → 128, 50 → 16 and 51.2 → 16 are not). A stream slower than the one
+feature rate it feeds is delivered at that rate by the windowing layer (linear interpolation on
+the timestamps, see :mod:`affectstream.streaming.ingest.windows`); a stream slower than some of
+several feature rates is delivered at its own rate and brought up here by the
+:class:`~affectstream.streaming.preprocess.resample.Resampler` as well.
+
+A stream that restarts at another rate changes the plan: :meth:`WindowFeeder.needs_replan` says
+so, :meth:`WindowFeeder.replan` rebuilds the state for the new rates (counted, with the reason
+kept) and returns the window spec the windowing layer must use from then on.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from affectstream.streaming.ingest.channels import SINGLE_CHANNEL_TYPES
 from affectstream.streaming.ingest.windows import InputSpec, Window, WindowSpec
 from affectstream.streaming.preprocess.eeg import Standardizer, eeg_band_de, eeg_grid
 from affectstream.streaming.preprocess.filters import CausalFilter, Decimator
+from affectstream.streaming.preprocess.montage import canonical_electrode, grid_cell
 from affectstream.streaming.preprocess.peripheral import periph_stats
+from affectstream.streaming.preprocess.resample import Resampler
 from affectstream.streaming.preprocess.spec import FeatureInput, FeatureKind, PreprocessSpec
 
 __all__ = [
     "Preprocessor",
     "WindowFeeder",
+    "delivery_window_s",
+    "hop_bounds",
     "preprocess_recording",
     "source_rate_plan",
 ]
@@ -52,29 +68,80 @@ FloatArray = NDArray[np.float64]
 def source_rate_plan(spec: PreprocessSpec, stream_rates: Mapping[str, float]) -> dict[str, float]:
     """The rate at which the windowing layer must deliver each stream for ``spec``.
 
-    A stream is delivered at its own rate when every feature using it runs at that rate or an
-    integer fraction of it (then decimated here, with anti-aliasing); otherwise at the one feature
-    rate it feeds, by interpolation, which is refused if it would downsample (aliasing).
+    - at its own rate when every feature using it runs at that rate or below (brought down here
+      with anti-aliasing: whole factors by the Decimator, any other ratio by the Resampler);
+    - at the feature rate when it feeds one feature rate, above its own (the windowing layer
+      interpolates on the timestamps);
+    - at its own rate when it feeds several feature rates, some above it (the Resampler brings
+      it up and down here).
+
+    Never refuses a rate; raises ``ValueError`` only for a rate that is not finite and > 0.
     """
     plan: dict[str, float] = {}
     for stream in spec.streams:
         native = float(stream_rates[stream])
+        if not (math.isfinite(native) and native > 0):
+            raise ValueError(f"stream {stream}: rate {native} Hz is not finite and > 0")
         rates = {i.srate for i in spec.inputs if stream in i.streams}
-        if all(_integer_ratio(native, r) for r in rates):
-            plan[stream] = native
-        elif len(rates) == 1 and next(iter(rates)) > native:
+        if len(rates) == 1 and not _at_or_below(min(rates), native):
             plan[stream] = next(iter(rates))
         else:
-            raise ValueError(
-                f"stream {stream} at {native:g} Hz cannot feed features at {sorted(rates)} Hz: "
-                "the rate must be an integer fraction of the stream's (decimation) or above it"
-            )
+            plan[stream] = native
     return plan
+
+
+def _at_or_below(target: float, native: float) -> bool:
+    return target < native or math.isclose(target, native, rel_tol=1e-9)
 
 
 def _integer_ratio(native: float, target: float) -> bool:
     k = native / target
     return k >= 1 and math.isclose(k, round(k), rel_tol=0, abs_tol=1e-9)
+
+
+def hop_bounds(k: int, hop_s: float, rate: float) -> int:
+    """Samples of a stream at ``rate`` before ``k × hop_s`` (the first at t = 0):
+    ``ceil(k × hop_s × rate)``, so hop *k* is samples ``[hop_bounds(k - 1), hop_bounds(k))``. A
+    hop need not be a whole number of samples (0.5 s at 51.2 Hz is 25.6): the hops then alternate
+    between 25 and 26 samples and never drift."""
+    return math.ceil(k * hop_s * rate - 1e-9)
+
+
+# -- which column is which channel ----------------------------------------------------------------
+
+_GRID = FeatureKind.EEG_GRID
+
+
+def channel_index(
+    stream: str, label: str, labels: tuple[str, ...] | list[str], *, by_cell: bool = False
+) -> int | None:
+    """The column of ``labels`` (a stream's labels in column order) that is channel ``label``.
+
+    Exact spelling first; a one-channel stream of a modality (GSR, PPG, RESP, ECG) is that
+    channel whatever its label; EEG electrodes match by name ignoring case and the old names
+    (T3 = T7 …), and with ``by_cell`` (grid inputs) by their cell on the 9×9 grid, so that an
+    electrode of a 10-10 montage stands in for the model's electrode at that place. ``None`` when
+    no column matches.
+    """
+    labels = tuple(labels)
+    if label in labels:
+        return labels.index(label)
+    if stream in SINGLE_CHANNEL_TYPES and len(labels) == 1:
+        return 0
+    if stream != "EEG":
+        return None
+    want = canonical_electrode(label)
+    if want is None:
+        return None
+    names = [canonical_electrode(x) for x in labels]
+    if want in names:
+        return names.index(want)
+    if by_cell:
+        cell = grid_cell(want)
+        for i, name in enumerate(names):
+            if name is not None and grid_cell(name) == cell:
+                return i
+    return None
 
 
 # -- per-input state -----------------------------------------------------------------------------
@@ -84,7 +151,7 @@ def _integer_ratio(native: float, target: float) -> bool:
 class _InputState:
     spec: FeatureInput
     indices: dict[str, list[int]]  # stream → channel indices within that stream's chunk
-    decimators: dict[str, Decimator]
+    decimators: dict[str, Decimator | Resampler]  # per stream whose rate is not the feature's
     filters: list[CausalFilter]
     history: FloatArray  # (n_window, n_channels) trailing window at the feature rate
     filled: int = 0
@@ -92,11 +159,14 @@ class _InputState:
     calibrated: Standardizer | None = None
     cvx: Any = None  # OnlineCvxEda for EDA_CVX3
     _cvx_last: Any = None  # its latest decomposition
+    absent: dict[str, NDArray[np.bool_]] = field(default_factory=dict)  # grid cells with no data
 
     def push(self, chunks: Mapping[str, FloatArray]) -> None:
         parts = []
         for stream, idx in self.indices.items():
             x = np.asarray(chunks[stream], dtype=np.float64)[:, idx]
+            if stream in self.absent:
+                x[:, self.absent[stream]] = 0.0  # an electrode the montage lacks: its cell is 0
             dec = self.decimators.get(stream)
             parts.append(dec.process(x) if dec is not None else x)
         x = np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
@@ -171,23 +241,39 @@ class Preprocessor:
 
     def _make_state(self, inp: FeatureInput) -> _InputState:
         indices: dict[str, list[int]] = {}
+        absent: dict[str, list[bool]] = {}
+        missing: list[str] = []
         for ref in inp.channels:
             labels = self.stream_labels.get(ref.stream)
             if labels is None:
                 raise ValueError(f"{inp.name}: no stream {ref.stream!r} in this session")
-            if ref.label not in labels:
-                raise ValueError(f"{inp.name}: stream {ref.stream} has no channel {ref.label!r}")
-            indices.setdefault(ref.stream, []).append(labels.index(ref.label))
-        decimators = {}
+            index = channel_index(ref.stream, ref.label, labels, by_cell=inp.kind == _GRID)
+            if index is None:
+                missing.append(ref.label)
+            indices.setdefault(ref.stream, []).append(0 if index is None else index)
+            absent.setdefault(ref.stream, []).append(index is None)
+        if missing and (inp.kind != _GRID or len(missing) == len(inp.channels)):
+            stream = inp.channels[0].stream
+            given = ", ".join(self.stream_labels.get(stream, ())) or "none"
+            raise ValueError(
+                f"{inp.name}: stream {stream} has no channel "
+                + ", ".join(repr(m) for m in missing)
+                + f" (its labels: {given})"
+                + (
+                    '; give the labels in column order in the session\'s "channels"'
+                    if stream == "EEG"
+                    else ""
+                )
+            )
+        decimators: dict[str, Decimator | Resampler] = {}
         for stream in indices:
             rate = float(self.stream_rates[stream])
-            if not math.isclose(rate, inp.srate):
-                if not _integer_ratio(rate, inp.srate):
-                    raise ValueError(
-                        f"{inp.name}: {stream} pushed at {rate:g} Hz, not a "
-                        f"multiple of {inp.srate:g} Hz"
-                    )
+            if math.isclose(rate, inp.srate, rel_tol=1e-9):
+                continue
+            if _integer_ratio(rate, inp.srate):  # bit for bit the path models were trained on
                 decimators[stream] = Decimator(round(rate / inp.srate), rate)
+            else:
+                decimators[stream] = Resampler(rate, inp.srate)
         filters = [CausalFilter.from_spec(f, inp.srate) for f in inp.filters]
         cvx = None
         if inp.kind == FeatureKind.EDA_CVX3:
@@ -196,11 +282,41 @@ class Preprocessor:
             options: dict[str, Any] = dict(inp.options)
             cvx = OnlineCvxEda(inp.srate, inp.window_s, **options)
         history = np.zeros((inp.n_window, len(inp.channels)))
-        return _InputState(inp, indices, decimators, filters, history, cvx=cvx)
+        holes = {s: np.array(a) for s, a in absent.items() if any(a)}
+        return _InputState(inp, indices, decimators, filters, history, cvx=cvx, absent=holes)
+
+    def coverage(self) -> dict[str, float]:
+        """Stream → the fraction of the spec's channels of that stream the session provides,
+        for the streams of grid inputs that lack electrodes (a partial montage); empty when every
+        channel is there."""
+        out: dict[str, float] = {}
+        for st in self._states:
+            for stream, holes in st.absent.items():
+                have = 1.0 - float(np.mean(holes))
+                out[stream] = min(out.get(stream, 1.0), round(have, 4))
+        return out
 
     def reset(self) -> None:
         """Forget all state (after a gap in the data)."""
         self._states = [self._make_state(i) for i in self.spec.inputs]
+
+    def replan(self, stream_rates: Mapping[str, float]) -> None:
+        """Take the streams at new rates from now on (a stream restarted at another rate): the
+        resampling is designed anew and all state is forgotten, as after :meth:`reset`."""
+        self.stream_rates = dict(stream_rates)
+        self.reset()
+
+    def delays_s(self) -> dict[str, dict[str, float]]:
+        """Input name → stream → delay (s) of the rate conversion of that stream for that input
+        (0 when pushed at the feature rate). The Resampler's is exact (linear phase), the
+        Decimator's is its group delay at 0 Hz. Not compensated: the features of a window ending
+        at t describe the signal up to about t minus this (docs/resampling.md#delay)."""
+        return {
+            st.spec.name: {
+                s: (st.decimators[s].delay_s if s in st.decimators else 0.0) for s in st.indices
+            }
+            for st in self._states
+        }
 
     def push(self, chunks: Mapping[str, FloatArray]) -> None:
         """Feed the next chunk of every stream the spec uses (same time span for all).
@@ -241,12 +357,38 @@ def preprocess_recording(
     if every < 1 or not math.isclose(every * spec.hop_s, stride_s or spec.hop_s):
         raise ValueError(f"stride_s {stride_s} is not a multiple of hop_s {spec.hop_s}")
     pre = Preprocessor(spec, stream_rates, stream_labels)
-    hops = {s: round(spec.hop_s * stream_rates[s]) for s in spec.streams}
-    n_hops = min(len(streams[s]) // hops[s] for s in spec.streams)
+    rates = {s: float(stream_rates[s]) for s in spec.streams}
+    n_hops = min(math.floor(len(streams[s]) / (spec.hop_s * rates[s]) + 1e-9) for s in spec.streams)
     for k in range(n_hops):
-        pre.push({s: streams[s][k * hops[s] : (k + 1) * hops[s]] for s in spec.streams})
+        pre.push(
+            {
+                s: streams[s][hop_bounds(k, spec.hop_s, r) : hop_bounds(k + 1, spec.hop_s, r)]
+                for s, r in rates.items()
+            }
+        )
         if pre.ready and (k + 1) % every == 0:
             yield (k + 1) * spec.hop_s, pre.features()
+
+
+def delivery_window_s(window_s: float, rates: Iterable[float]) -> float:
+    """The shortest window of at least ``window_s`` that holds a whole number of samples at every
+    rate (the windowing layer cuts whole samples): ``window_s`` itself almost always; 10 s at
+    51.2 Hz is 512 samples, but 1 s at 51.2 Hz becomes 1.015625 s (52 samples). The longer window
+    only adds warm-up on the first window and after a reset: features still cover ``window_s``."""
+    rates = list(rates)
+    if all(abs(window_s * r - round(window_s * r)) <= 1e-6 for r in rates):
+        return window_s
+    fractions = [Fraction(r).limit_denominator(10**6) for r in rates]
+    period = Fraction(
+        math.lcm(*(f.denominator for f in fractions)), math.gcd(*(f.numerator for f in fractions))
+    )  # the shortest duration that is a whole number of samples at every rate
+    longer = math.ceil(Fraction(window_s).limit_denominator(10**6) / period) * period
+    if longer > 4 * window_s:
+        raise ValueError(
+            f"no window near {window_s:g} s holds whole samples at {sorted(rates)} Hz "
+            f"(the shortest is {float(longer):g} s)"
+        )
+    return float(longer)
 
 
 @dataclass
@@ -256,11 +398,28 @@ class WindowFeeder:
     Each window contributes its newest ``hop_s`` of every stream; a window that does not follow
     the previous one by exactly one hop (first window, or windows skipped over a gap) resets the
     state and feeds the whole window, so the features restart from clean filter state.
+
+    When a hop is not a whole number of samples of a stream delivered at its own rate (0.5 s at
+    51.2 Hz is 25.6 samples), the hop holds 25 or 26 new samples depending on where the stream's
+    samples fall on the hop grid. A window delivered at the stream's own rate holds the stored
+    samples untouched, so the count is the shift (25 or 26) under which the window continues the
+    previous one exactly; a window that continues it under neither resets the state (counted in
+    :attr:`resets`). Should both fit (a signal constant over the whole window), the count that
+    keeps the total closest to ``hop × rate`` per hop wins.
+
+    ``native_rates``: the streams' own rates the plan was made for; :meth:`needs_replan` and
+    :meth:`replan` handle a stream that comes back at another rate.
     """
 
     pre: Preprocessor
     last_end: float | None = None
     resets: int = 0
+    native_rates: dict[str, float] = field(default_factory=dict)
+    replans: int = 0
+    last_replan: str = ""
+    """Why the latest :meth:`replan` happened, e.g. ``"GSR 50 → 51.2 Hz"``."""
+    _previous: dict[str, FloatArray] = field(default_factory=dict, init=False, repr=False)
+    _drift: dict[str, float] = field(default_factory=dict, init=False, repr=False)
 
     @classmethod
     def for_spec(
@@ -272,10 +431,62 @@ class WindowFeeder:
         """The feeder and the :class:`~affectstream.streaming.ingest.windows.WindowSpec` that must
         feed it."""
         plan = source_rate_plan(spec, native_rates)
-        window_spec = WindowSpec(
-            spec.window_s, spec.hop_s, tuple(InputSpec(s, r) for s, r in plan.items())
-        )
-        return cls(Preprocessor(spec, plan, stream_labels)), window_spec
+        rates = {s: float(native_rates[s]) for s in spec.streams}
+        feeder = cls(Preprocessor(spec, plan, stream_labels), native_rates=rates)
+        return feeder, feeder.window_spec()
+
+    @property
+    def plan(self) -> dict[str, float]:
+        """Stream → the rate it is delivered at (:func:`source_rate_plan`)."""
+        return {s: float(self.pre.stream_rates[s]) for s in self.pre.spec.streams}
+
+    def window_spec(self) -> WindowSpec:
+        """What the windowing layer must cut for the current plan."""
+        spec, plan = self.pre.spec, self.plan
+        window_s = delivery_window_s(spec.window_s, plan.values())
+        return WindowSpec(window_s, spec.hop_s, tuple(InputSpec(s, r) for s, r in plan.items()))
+
+    def needs_replan(self, native_rates: Mapping[str, float]) -> bool:
+        """Whether streams now at ``native_rates`` need :meth:`replan` (a changed delivery plan).
+
+        A changed rate that leaves the plan as it is (4 → 2 Hz EDA, delivered at the feature
+        rate by interpolation either way) needs nothing: the windowing layer reads each stream's
+        rate as it cuts.
+        """
+        rates = {s: float(native_rates[s]) for s in self.pre.spec.streams}
+        if all(math.isclose(r, self.native_rates.get(s, -1.0)) for s, r in rates.items()):
+            return False
+        try:
+            return source_rate_plan(self.pre.spec, rates) != self.plan
+        except ValueError:
+            return True  # replan() raises the reason
+
+    def replan(self, native_rates: Mapping[str, float]) -> WindowSpec:
+        """Re-plan for streams now at ``native_rates``: new rate conversions, state forgotten
+        (the next window starts afresh), counted in :attr:`replans` with the reason in
+        :attr:`last_replan`. Returns the window spec to cut from now on (a new
+        :class:`~affectstream.streaming.ingest.windows.Windower` over it).
+
+        Raises ``ValueError`` (nothing changed) if a rate is not finite and > 0.
+        """
+        rates = {s: float(native_rates[s]) for s in self.pre.spec.streams}
+        plan = source_rate_plan(self.pre.spec, rates)
+        delivery_window_s(self.pre.spec.window_s, plan.values())  # raises before any change
+        changed = [
+            f"{s} {self.native_rates[s]:g} → {r:g} Hz"
+            if s in self.native_rates
+            else f"{s} {r:g} Hz"
+            for s, r in rates.items()
+            if not math.isclose(r, self.native_rates.get(s, -1.0))
+        ]
+        self.pre.replan(plan)
+        self.native_rates = rates
+        self.replans += 1
+        self.last_replan = ", ".join(changed) or "same rates"
+        self.last_end = None
+        self._previous.clear()
+        self._drift.clear()
+        return self.window_spec()
 
     def feed(self, window: Window) -> dict[str, FloatArray] | None:
         """Push one window; the model inputs once a full window of state is there."""
@@ -283,16 +494,36 @@ class WindowFeeder:
         follows = self.last_end is not None and math.isclose(
             window.t_end - self.last_end, hop, abs_tol=1e-6
         )
-        if follows:
-            chunks = {
-                s: x[len(x) - round(hop * self.pre.stream_rates[s]) :]
-                for s, x in window.data.items()
-            }
-        else:
+        chunks = self._new_samples(window) if follows else None
+        if chunks is None:
             if self.last_end is not None:
                 self.resets += 1
             self.pre.reset()
+            self._drift.clear()
             chunks = dict(window.data)
         self.pre.push(chunks)
+        self._previous = dict(window.data)
         self.last_end = window.t_end
         return self.pre.features() if self.pre.ready else None
+
+    def _new_samples(self, window: Window) -> dict[str, FloatArray] | None:
+        """The samples of each stream newer than the previous window (one hop earlier); ``None``
+        if a stream does not continue it (see the class docstring)."""
+        out: dict[str, FloatArray] = {}
+        for s, x in window.data.items():
+            n, expected = len(x), self.pre.spec.hop_s * self.pre.stream_rates[s]
+            if abs(expected - round(expected)) <= 1e-9:
+                out[s] = x[n - round(expected) :]
+                continue
+            prev = self._previous.get(s)
+            if prev is None or prev.shape != x.shape:
+                return None
+            low = math.floor(expected)
+            fits = [m for m in (low, low + 1) if m <= n and np.array_equal(prev[m:], x[: n - m])]
+            if not fits:
+                return None
+            drift = self._drift.get(s, 0.0)
+            m = min(fits, key=lambda m: abs(drift + expected - m))
+            self._drift[s] = drift + expected - m
+            out[s] = x[n - m :]
+        return out

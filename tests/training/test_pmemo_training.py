@@ -100,10 +100,15 @@ def test_windows_carry_provenance_ratings_and_the_songs_music(
         np.testing.assert_array_equal(music[i], dataset.feature_vector(int(windows.trials[i])))
 
 
-def test_a_rate_that_does_not_divide_50_hz_is_refused(dataset: PmemoDataset) -> None:
-    deap_spec = preset("rtcan1d").spec  # 16 Hz: 50 / 16 is not a whole factor
-    with pytest.raises(ValueError, match="PMEmo's EDA is 50 Hz"):
-        pmemo_windows(dataset, deap_spec, 2.0)
+def test_a_rate_that_does_not_divide_50_hz_is_resampled(dataset: PmemoDataset) -> None:
+    """RTCAN-1D's 16 Hz does not divide PMEmo's 50 Hz: the stream is delivered at 50 Hz and
+    resampled (8/25) by the preprocessing, offline as online, instead of being refused."""
+    deap_spec = preset("rtcan1d").spec
+    assert source_rate_plan(deap_spec, {"GSR": 50.0}) == {"GSR": 50.0}
+    ws = pmemo_windows(dataset, deap_spec, 2.0)
+    (n_samples,) = {x.shape[-1] for x in ws.X["eda"]}
+    assert n_samples == round(deap_spec.inputs[0].window_s * 16)
+    assert np.isfinite(ws.X["eda"]).all()
     np.testing.assert_array_equal(pmemo_trial_streams(np.arange(3.0))["GSR"], [[0], [1], [2]])
 
 

@@ -8,11 +8,10 @@ origin, tonic, phasic over a 20 s trailing window at 25 Hz) — the function the
 window carries its subject, song (musicId), rating (valence, arousal) and the rating's source, and
 the song's raw music feature vector through :attr:`WindowSet.stimulus`.
 
-**Rate.** The stream is pushed at PMEmo's own 50 Hz, as the PMEmo replay publishes it. The
-preprocessing (online and offline alike) only decimates by whole factors, so the spec's feature rate
-must divide 50 Hz: RTCAN-1D's 16 Hz does not, and the PMEmo presets
-(:data:`affectstream.training.presets.PMEMO_PRESETS`) decompose at 25 Hz. Another spec is refused up
-front with :class:`ValueError` naming the rates.
+**Rate.** The stream is pushed at PMEmo's own 50 Hz, as the PMEmo replay publishes it, and the
+preprocessing (online and offline alike) converts it to the spec's feature rate: by a whole factor
+where there is one (the PMEmo presets, :data:`affectstream.training.presets.PMEMO_PRESETS`,
+decompose at 25 Hz), by rational polyphase resampling otherwise (docs/resampling.md).
 
 **Stride.** As for DEAP (:func:`affectstream.training.datasets.deap.deap_windows`) the hop is set to
 the training stride for speed: every transform, online cvxEDA included, gives the same output
@@ -39,7 +38,7 @@ from numpy.typing import NDArray
 
 from affectstream.models.contract import feature_to_dict
 from affectstream.streaming.formats.pmemo import SFREQ, PmemoDataset
-from affectstream.streaming.preprocess.pipeline import preprocess_recording, source_rate_plan
+from affectstream.streaming.preprocess.pipeline import preprocess_recording
 from affectstream.streaming.preprocess.spec import PreprocessSpec
 from affectstream.streaming.synthetic.deap import SYNTHETIC_MARKER
 from affectstream.training.datasets.windows import StimulusTable, WindowSet
@@ -129,13 +128,6 @@ def pmemo_windows(
     NoWindowsError
         If no recording is long enough for one window (the message gives the longest).
     """
-    try:
-        source_rate_plan(spec, RATES)
-    except ValueError as e:
-        raise ValueError(
-            f"PMEmo's EDA is {STREAM_RATE:g} Hz, and the preprocessing decimates by whole factors "
-            f"only: {e}"
-        ) from None
     subjects = None if subjects is None else sorted(set(subjects))
     music_ids = None if music_ids is None else sorted(set(music_ids))
     table = music_table(dataset)
