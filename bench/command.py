@@ -15,7 +15,10 @@ sections, in this order (``--only`` picks some of them, e.g. ``--only ingest,cvx
   same input (:mod:`affectstream.bench.inference`; needs the ``train`` extra; key
   ``inference_throughput``);
 - ``cvxeda``: online cvxEDA vs a from-scratch cvxopt solve per segment length
-  (:mod:`affectstream.bench.cvxeda`; key ``cvxeda_speedup``).
+  (:mod:`affectstream.bench.cvxeda`; key ``cvxeda_speedup``);
+- ``resample``: CPU time per stream-second of the rate conversion for device rates (EEG 250-512
+  Hz → 128 Hz, EDA 50/51.2 Hz → 16 Hz …) (:mod:`affectstream.bench.resample`; key
+  ``resample_cost``).
 
 The live sessions of ``ingest`` and ``e2e`` are looping replays of one DEAP-format subject,
 published by the benchmark's pusher (:mod:`affectstream.bench.pusher`) in separate processes:
@@ -56,6 +59,7 @@ SECTIONS: dict[str, str] = {
     "e2e": "end-to-end latency, capacity and stage costs against a real serve process",
     "inference": "inference per architecture, ONNX Runtime vs PyTorch eager",
     "cvxeda": "online cvxEDA vs a from-scratch cvxopt solve",
+    "resample": "CPU per stream-second of converting device rates to the models' rates",
 }
 """Section name → what it measures, in the order they run."""
 
@@ -296,6 +300,11 @@ def measure(p: Plan) -> dict[str, Any]:
 
         _log("online cvxEDA vs cvxopt")
         doc["cvxeda_speedup"] = _cvxeda(cvxeda, p.quick, p.eda_csv)
+    if "resample" in p.sections:
+        from affectstream.bench import resample
+
+        _log("resampling cost per stream-second")
+        doc["resample_cost"] = resample.measure_all(quick=p.quick)
     info["load_average_1min_at_end"] = round(os.getloadavg()[0], 2)
     doc["targets"] = targets(doc)
     doc["wall_s"] = round(time.monotonic() - started, 1)

@@ -17,6 +17,7 @@ SECTION_KEYS: dict[str, tuple[str, ...]] = {
     "e2e": ("e2e_latency_ms", "capacity_sessions", "capacity", "stage_ms", "levels"),
     "inference": ("inference_throughput",),
     "cvxeda": ("cvxeda_speedup",),
+    "resample": ("resample_cost",),
 }
 """The document keys each section of ``affectstream bench`` writes."""
 REQUIRED_KEYS = (*(k for keys in SECTION_KEYS.values() for k in keys), "machine")
@@ -133,6 +134,8 @@ def markdown(doc: dict[str, Any], json_rel: str, png_rel: str | None) -> str:
         lines += _inference_lines(doc["inference_throughput"])
     if "cvxeda_speedup" in doc:
         lines += _cvxeda_lines(doc["cvxeda_speedup"])
+    if "resample_cost" in doc:
+        lines += _resample_lines(doc["resample_cost"])
     if doc.get("targets"):
         lines += ["", "Targets:", "", *_target_lines(doc["targets"])]
     return "\n".join(lines)
@@ -228,6 +231,21 @@ def _cvxeda_lines(cvx: dict[str, Any]) -> list[str]:
             for k, v in cvx["by_segment_s"].items()
         )
         + ".",
+    ]
+
+
+def _resample_lines(cost: dict[str, Any]) -> list[str]:
+    rows = [
+        f"| {label} | {r['converter']} | {r['cpu_ms_per_stream_s']:.3f} ms |"
+        for label, r in cost["by_case"].items()
+    ]
+    return [
+        "",
+        f"Rate conversion, CPU per stream-second ({cost['method']}, {cost['hop_s']:g} s hops):",
+        "",
+        "| stream | converter | CPU per stream-second |",
+        "|---|---|---|",
+        *rows,
     ]
 
 

@@ -146,6 +146,10 @@ def test_quick_run_measures_everything(
     assert [k for k, v in models.items() if v["shipped"]]  # the zoo's models are marked
     cvx = doc["cvxeda_speedup"]["by_segment_s"]
     assert cvx and all(r["speedup_median"] > 0 for r in cvx.values())
+    resampled = doc["resample_cost"]["by_case"]
+    assert {r["converter"] for r in resampled.values()} == {"Decimator", "Resampler"}
+    # measured, and far below real time (a stream-second costs well under a millisecond or so)
+    assert all(0 < r["cpu_ms_per_stream_s"] < 100 for r in resampled.values())
     for key in ("cpu", "cores", "memory_mib", "onnxruntime", "torch", "python"):
         assert doc["machine"][key], key
     assert set(doc["targets"]) == {
@@ -162,6 +166,7 @@ def test_quick_run_measures_everything(
     text = readme.read_text()
     assert "OLD-BLOCK" not in text and "| 2 |" in text and text.endswith(f"{END}\nrest\n")
     assert "Ingest alone" in text
+    assert "| EDA 1 ch 51.2 → 16 Hz | Resampler |" in text
     one = doc["ingest"]["by_sessions"]["1"]
     assert f"| {one['samples_received']}/{one['samples_expected']} (" in text
     # a run of some sections renders those alone

@@ -49,3 +49,13 @@ def test_command_records_the_data(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert doc["data"].startswith(CSV.name) and doc["params"]["alpha"] == 8e-4
     assert [r["segment_s"] for r in doc["results"]] == [10]
     assert json.loads(capsys.readouterr().out) == doc
+
+
+def test_resampling_cost_is_measured_per_case() -> None:
+    """The resample section times the converter the pipeline would pick for each device rate."""
+    from affectstream.bench.resample import measure
+
+    whole = measure(32, 256.0, 128.0, seconds=4.0, repeats=1)
+    rational = measure(1, 51.2, 16.0, seconds=4.0, repeats=1)
+    assert whole["converter"] == "Decimator" and rational["converter"] == "Resampler"
+    assert whole["cpu_ms_per_stream_s"] > 0 and rational["cpu_ms_per_stream_s"] > 0
