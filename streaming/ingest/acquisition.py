@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -184,9 +185,25 @@ class StreamAcquirer:
             return False
         if self.health.state in (StreamState.LOST, StreamState.STALE):
             self.health.on_reconnect()
+        if stream.nominal_srate != self.stream.nominal_srate:
+            self._take_new_rate(stream.nominal_srate, stream.uid)
         self._inlet = inlet
         self._last_clock_check = -float("inf")
         return True
+
+    def _take_new_rate(self, srate: float, uid: str) -> None:
+        """The outlet came back at another nominal rate (a device reconfigured): describe the
+        stream at that rate, so that consumers re-plan, and start a buffer holding as many
+        seconds at the new rate (samples at the old rate are not mixed with the new ones)."""
+        log.info(
+            "stream %s: now at %g Hz (was %g Hz)", self.stream.key, srate, self.stream.nominal_srate
+        )
+        old = self.stream.nominal_srate
+        self.stream = replace(self.stream, nominal_srate=srate, uid=uid)
+        self.health.nominal_srate = srate
+        if self.buffer is not None and old > 0 and srate > 0:
+            capacity = max(16, round(self.buffer.capacity * srate / old))
+            self.buffer = RingBuffer(capacity, self.stream.channel_count, np.float64)
 
     def _accept(self, data: NDArray[Any], ts: NDArray[np.float64], now: float) -> None:
         if self.is_marker:

@@ -254,16 +254,21 @@ class Preprocessor:
             absent.setdefault(ref.stream, []).append(index is None)
         if missing and (inp.kind != _GRID or len(missing) == len(inp.channels)):
             stream = inp.channels[0].stream
-            given = ", ".join(self.stream_labels.get(stream, ())) or "none"
+            labels = self.stream_labels.get(stream, ())
+            given = ", ".join(labels) or "none"
+            electrodes = bool(labels) and all(canonical_electrode(x) for x in labels)
+            if stream == "EEG" and inp.kind == _GRID and electrodes:
+                # real electrodes, none on a cell of the model's (a headband): no label fixes it
+                fix = "; none of its electrodes is at a place of the model's montage"
+            elif stream == "EEG":
+                fix = '; give the labels in column order in the session\'s "channels"'
+            else:
+                fix = ""
             raise ValueError(
                 f"{inp.name}: stream {stream} has no channel "
                 + ", ".join(repr(m) for m in missing)
                 + f" (its labels: {given})"
-                + (
-                    '; give the labels in column order in the session\'s "channels"'
-                    if stream == "EEG"
-                    else ""
-                )
+                + fix
             )
         decimators: dict[str, Decimator | Resampler] = {}
         for stream in indices:
