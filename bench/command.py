@@ -32,6 +32,11 @@ prints where, and with ``--update-readme README.md`` (every section needed) rewr
 benchmark block. ``--quick`` (1 and 2 sessions, short timings) checks that everything runs in about
 two minutes; its figures are too short to quote. The full run takes about 6-9 minutes.
 
+``--soak MINUTES`` runs the soak instead (:mod:`affectstream.bench.soak`): faulty sessions and
+WebSocket client churn against a real ``serve`` process, the service's memory, threads, open files
+and latency sampled every ``--soak-interval`` seconds; it writes ``<out>/<date>-<host>-soak.json``
+and ``….png``.
+
 Exit status: 0 when every measurement ran (targets missed or not: they are reported, not
 enforced), 1 when a measurement failed, 2 for bad arguments.
 """
@@ -138,6 +143,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="where the JSON and PNG go (default bench/results)",
     )
     parser.add_argument(
+        "--soak",
+        type=float,
+        default=None,
+        metavar="MINUTES",
+        help="run the soak instead of the sections: faulty sessions and WebSocket churn against "
+        "a real serve process for MINUTES, sampling its RSS, threads, open files and latency",
+    )
+    parser.add_argument(
+        "--soak-sessions",
+        type=int,
+        default=2,
+        metavar="N",
+        help="soak: live sessions (default 2)",
+    )
+    parser.add_argument(
+        "--soak-faults",
+        default=None,
+        metavar="SPEC",
+        help="soak: the sessions' faults, as for `affectstream replay --faults` (default: "
+        "rare drops and NaN runs, 2 ms jitter, a restart every 45 s, a 1 s stall every 20 s)",
+    )
+    parser.add_argument(
+        "--soak-interval",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="soak: sampling interval (default 5)",
+    )
+    parser.add_argument(
         "--update-readme",
         type=Path,
         default=None,
@@ -220,6 +254,8 @@ def plan(args: argparse.Namespace) -> Plan | str:
 
 
 def run(args: argparse.Namespace) -> int:
+    if getattr(args, "soak", None) is not None:
+        return _soak(args)
     p = plan(args)
     if isinstance(p, str):
         print(f"affectstream bench: error: {p}", file=sys.stderr)
@@ -245,6 +281,99 @@ def run(args: argparse.Namespace) -> int:
         )
         return 1
     return write(doc, args.out, args.update_readme)
+
+
+def soak_plan(args: argparse.Namespace) -> dict[str, Any] | str:
+    """The soak's settings from the arguments, or why they are refused."""
+    from affectstream.bench.soak import DEFAULT_FAULTS
+    from affectstream.streaming.replay.faults import FaultSpecError, parse_faults
+
+    if not 0 < args.soak <= 24 * 60:
+        return "--soak must be within 0-1440 minutes"
+    if not 1 <= args.soak_sessions <= 64:
+        return "--soak-sessions must be within 1-64"
+    if not 0.5 <= args.soak_interval <= 600:
+        return "--soak-interval must be within 0.5-600 seconds"
+    faults = DEFAULT_FAULTS if args.soak_faults is None else args.soak_faults
+    try:
+        parse_faults(faults)
+    except FaultSpecError as e:
+        return f"--soak-faults: {e}"
+    if args.only is not None or args.update_readme is not None or args.quick:
+        return "--soak runs alone: no --only, --quick or --update-readme"
+    if args.deap is not None and not args.deap.is_file():
+        return f"--deap: no such file: {args.deap}"
+    return {
+        "minutes": float(args.soak),
+        "sessions": int(args.soak_sessions),
+        "faults": faults,
+        "interval_s": float(args.soak_interval),
+    }
+
+
+def _soak(args: argparse.Namespace) -> int:
+    s = soak_plan(args)
+    if isinstance(s, str):
+        print(f"affectstream bench: error: {s}", file=sys.stderr)
+        return 2
+    try:
+        __import__("matplotlib")
+    except ImportError:
+        print(
+            "affectstream bench: error: matplotlib is missing; the soak plots with it: "
+            "pip install 'affectstream[train]'",
+            file=sys.stderr,
+        )
+        return 1
+    from affectstream.bench.machine import machine
+    from affectstream.bench.soak import run_soak
+
+    started = time.monotonic()
+    doc: dict[str, Any] = {
+        "benchmark": "affectstream-soak",
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "quick": False,
+        "sections": ["soak"],
+        "machine": machine("numpy", "onnxruntime", "pylsl", "uvicorn", "websockets"),
+    }
+    try:
+        with contextlib.ExitStack() as stack:
+            data, label = _deap_data(args.deap, stack)
+            doc["live_sessions_data"] = label
+            _log(f"soak for {s['minutes']:g} min, {s['sessions']} sessions")
+            doc["soak"] = run_soak(
+                s["minutes"],
+                data,
+                sessions=s["sessions"],
+                faults=s["faults"],
+                interval_s=s["interval_s"],
+                log=_log,
+            )
+    except Exception as e:
+        print(
+            f"affectstream bench: error: soak failed: {type(e).__name__}: {e}",
+            file=sys.stderr,
+        )
+        return 1
+    doc["machine"]["load_average_1min_at_end"] = round(os.getloadavg()[0], 2)
+    doc["wall_s"] = round(time.monotonic() - started, 1)
+    return write_soak(doc, args.out)
+
+
+def write_soak(doc: dict[str, Any], out: Path) -> int:
+    """``<out>/<date>-<host>-soak.json`` and ``.png``; prints the summary. Exit status 0, or 1
+    when the service died during the soak."""
+    from affectstream.bench.report import plot_soak, soak_markdown
+
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"{dt.date.today().isoformat()}-{socket.gethostname()}-soak"
+    json_path, png_path = out / f"{stem}.json", out / f"{stem}.png"
+    doc["files"] = {"json": str(json_path), "png": str(png_path)}
+    json_path.write_text(json.dumps(doc, indent=2) + "\n")
+    plot_soak(doc, png_path)
+    print(soak_markdown(doc, str(json_path), str(png_path)))
+    print(f"\nwrote {json_path} and {png_path}")
+    return 0 if doc["soak"]["service_alive"] else 1
 
 
 def _log(message: str) -> None:

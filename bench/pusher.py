@@ -7,6 +7,9 @@ outlet exists, and plays until its standard input closes. Each session name is t
 prefix of its streams (``<SESSION>-EEG``, ``<SESSION>-GSR`` …), which is how a consumer selects
 one session (``SessionMatch(source_id_prefix="<SESSION>-")``).
 
+With ``--faults SPEC`` (and ``--faults-seed N``) every session's replay injects those faults
+(:mod:`affectstream.streaming.replay.faults`; session *i* uses seed N + i), as the soak does.
+
 With ``--log`` it then writes, per session, the replay's push log: for every push round, the LSL
 timestamp of the round's last sample and the LSL clock when every outlet of the session had it
 (``DeapReplay.on_chunk``), as an ``(n, 2)`` array in ``OUT.npz``.
@@ -35,6 +38,8 @@ def start(
     *,
     env: dict[str, str] | None = None,
     log: Path | None = None,
+    faults: str | None = None,
+    faults_seed: int = 0,
 ) -> subprocess.Popen[str]:
     """Start a pusher replaying ``data`` as ``sessions``; returns once every outlet exists.
 
@@ -44,6 +49,8 @@ def start(
     argv = [sys.executable, "-m", "affectstream.bench.pusher", "--file", str(data)]
     if log is not None:
         argv += ["--log", str(log)]
+    if faults:
+        argv += ["--faults", faults, "--faults-seed", str(faults_seed)]
     p = subprocess.Popen(
         [*argv, *sessions],
         stdin=subprocess.PIPE,
@@ -83,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--file", type=Path, required=True, help="a DEAP-format subject (sNN.dat)")
     ap.add_argument("--log", type=Path, default=None, help="write the push logs here (.npz)")
+    ap.add_argument("--faults", default=None, help="fault spec for every replay (docs/faults.md)")
+    ap.add_argument("--faults-seed", type=int, default=0, help="seed of session 1's faults")
     ap.add_argument("sessions", nargs="+", help="session names (source_id prefixes)")
     args = ap.parse_args(argv)
 
@@ -93,7 +102,9 @@ def main(argv: list[str] | None = None) -> int:
 
     use_machine_scope()
     from affectstream.streaming.replay.deap import DeapReplay
+    from affectstream.streaming.replay.faults import parse_faults
 
+    spec = parse_faults(args.faults)
     subject = read_deap(args.file)
     trials = list(range(1, subject.n_trials + 1))
     logs: dict[str, list[tuple[float, float]]] = {s: [] for s in args.sessions}
@@ -107,7 +118,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         for s in args.sessions
     ]
-    for r in replays:
+    for i, r in enumerate(replays):
+        if spec.active:
+            r.faults, r.faults_seed = spec, args.faults_seed + i
         r.open()
     stop_event = threading.Event()
     threads = [threading.Thread(target=r.run, args=(stop_event,), daemon=True) for r in replays]

@@ -10,7 +10,16 @@ import re
 from pathlib import Path
 from typing import Any
 
-__all__ = ["REQUIRED_KEYS", "SECTION_KEYS", "markdown", "plot", "targets", "update_readme"]
+__all__ = [
+    "REQUIRED_KEYS",
+    "SECTION_KEYS",
+    "markdown",
+    "plot",
+    "plot_soak",
+    "soak_markdown",
+    "targets",
+    "update_readme",
+]
 
 SECTION_KEYS: dict[str, tuple[str, ...]] = {
     "ingest": ("ingest",),
@@ -281,3 +290,81 @@ def update_readme(readme: Path, block: str) -> None:
     if not pattern.search(text):
         raise ValueError(f"{readme}: no {BEGIN} … {END} block to update")
     readme.write_text(pattern.sub(lambda _: f"{BEGIN}\n{block}\n{END}", text))
+
+
+def plot_soak(doc: dict[str, Any], path: Path) -> None:
+    """The soak over time: the service's RSS, threads and open files, and prediction latency."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    soak = doc["soak"]
+    rows = soak["samples"]
+    t = [r["t_s"] / 60 for r in rows]
+    fig, axes = plt.subplots(2, 2, figsize=(8.0, 5.6), dpi=120, sharex=True)
+    panels = (
+        (axes[0][0], "rss_mib", "service RSS (MiB)"),
+        (axes[0][1], "threads", "service threads"),
+        (axes[1][0], "fds", "service open file descriptors"),
+    )
+    for ax, key, label in panels:
+        ax.plot(t, [r.get(key) for r in rows], ".-")
+        ax.set_ylabel(label, fontsize=8)
+        ax.grid(True, alpha=0.3)
+    ax = axes[1][1]
+    for src, q, style in (
+        ("latency_ms", "p50", "o-"),
+        ("latency_ms", "p99", "^-"),
+        ("e2e_ms", "p50", "o:"),
+        ("e2e_ms", "p99", "^:"),
+    ):
+        label = f"{'service' if src == 'latency_ms' else 'end-to-end'} {q}"
+        ax.plot(t, [r[src][q] for r in rows], style, ms=3, label=label)
+    ax.set_ylabel("prediction latency (ms)", fontsize=8)
+    ax.set_yscale("log")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=6)
+    for ax in axes[1]:
+        ax.set_xlabel("minutes after warm-up", fontsize=8)
+    m = doc["machine"]
+    fig.suptitle(
+        f"affectstream soak: {soak['sessions']} faulty sessions + WebSocket churn, "
+        f"{m.get('cores')} cores — faults {soak['faults']}",
+        fontsize=7,
+    )
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def soak_markdown(doc: dict[str, Any], json_rel: str, png_rel: str) -> str:
+    """A short Markdown summary of a soak document."""
+    s = doc["soak"]
+    m = doc["machine"]
+    lat, e2e = s["latency_ms"], s["e2e_ms"]
+    lines = [
+        f"Soak `{json_rel}` ({doc['date']}) on **{m.get('cpu')}, {m.get('cores')} cores**: "
+        f"{s['minutes']} min after warm-up, {s['sessions']} full sessions with faults "
+        f"`{s['faults']}`, {s['churn_connects']} churned WebSocket connections.",
+        "",
+        f"![soak]({png_rel})",
+        "",
+        "| | start | end | growth |",
+        "|---|---:|---:|---:|",
+    ]
+    for key, label in (("rss_mib", "service RSS MiB"), ("threads", "threads"), ("fds", "open fds")):
+        lines.append(
+            f"| {label} | {_fmt(s['start'][key])} | {_fmt(s['end'][key])} | "
+            f"{_fmt(s['growth'][key])} |"
+        )
+    lines += [
+        "",
+        f"Service alive throughout: **{'yes' if s['service_alive'] else 'no'}**"
+        + ("" if s["service_alive"] else f" ({s['service_death']})")
+        + f"; {s['predictions']} predictions; service latency p50/p99/max "
+        f"{_fmt(lat['p50'])}/{_fmt(lat['p99'])}/{_fmt(lat['max'])} ms; end-to-end p50/p99/max "
+        f"{_fmt(e2e['p50'])}/{_fmt(e2e['p99'])}/{_fmt(e2e['max'])} ms; status messages "
+        f"{s['status_messages']}.",
+    ]
+    return "\n".join(lines)

@@ -13,6 +13,7 @@ model whose contract is missing, inconsistent with its ONNX inputs, or whose fil
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -128,13 +129,27 @@ class InputContract:
             "dtype": "float32",
             "feature": feature_to_dict(self.feature),
             "normalisation": {"mean": self.mean.tolist(), "std": self.std.tolist()},
+            **(
+                {"min_channels": self.feature.min_channels}
+                if self.feature.min_channels is not None
+                else {}
+            ),
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> InputContract:
         norm = d.get("normalisation", {})
+        feature = feature_from_dict(d["feature"])
+        if d.get("min_channels") is not None:
+            least = int(d["min_channels"])
+            if not 1 <= least <= len(feature.channels):
+                raise ValueError(
+                    f"input {feature.name}: min_channels {least} is not within 1-"
+                    f"{len(feature.channels)}"
+                )
+            feature = dataclasses.replace(feature, min_channels=least)
         return cls(
-            feature_from_dict(d["feature"]),
+            feature,
             tuple(int(v) for v in d["shape"]),
             np.asarray(norm.get("mean", [0.0]), dtype=np.float64),
             np.asarray(norm.get("std", [1.0]), dtype=np.float64),

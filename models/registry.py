@@ -160,6 +160,17 @@ ARCHITECTURES: Mapping[str, Architecture] = MappingProxyType(
                 sfreq=16.0,
             ),
             Architecture(
+                name="rtcan1d-bvp",
+                module="affectstream.models.architectures.rtcan1d",
+                class_name="RTCAN1DBVP",
+                description="RTCAN-1D on 3-channel EDA ‖ a second RTCAN-1D trunk on blood volume "
+                "pulse, concatenated before the classifier (our extension)",
+                paper=_RTCAN_PAPER,
+                inputs=(_RTCAN_EDA, ModelInput("bvp", ("n_bvp_times", 1), "raw")),
+                defaults={"n_times": 320, "n_bvp_times": 640},
+                sfreq=16.0,  # EDA's; the pulse runs at 32 Hz (n_bvp_times = 640 for 20 s)
+            ),
+            Architecture(
                 name="music-mlp",
                 module="affectstream.models.architectures.music_mlp",
                 class_name="MusicMLP",

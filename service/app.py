@@ -18,11 +18,21 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
-from fastapi import FastAPI
-from fastapi.responses import HTMLResponse
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
 
 from affectstream.service.api import http, ws
+from affectstream.service.api.deps import require_token
+from affectstream.service.api.guard import (
+    Guard,
+    dashboard_csp,
+    install_redaction,
+    validation_error_handler,
+)
 from affectstream.service.settings import Settings
 from affectstream.service.state import ServiceState
 
@@ -36,22 +46,62 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state.start(asyncio.get_running_loop())
+        # uvicorn's request lines carry the query string (?token=): redact it while we serve
+        remove_redaction = install_redaction(settings.token)
         try:
-            yield
+            state.start(asyncio.get_running_loop())
+            try:
+                yield
+            finally:
+                state.close()
         finally:
-            state.close()
+            remove_redaction()
 
-    app = FastAPI(title="affectstream", version="0.1", lifespan=lifespan)
+    # the API documents are behind the token too (declared below, with the token check)
+    app = FastAPI(
+        title="affectstream",
+        version="0.1",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
     app.state.service = state
+    app.add_middleware(Guard, settings=settings)
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.include_router(http.router)
     app.include_router(ws.router)
 
+    guarded = [Depends(require_token)]
+
+    def document_url(request: Request) -> str:
+        # the token a browser came with (?token=) is passed on to the page's fetch of the document
+        token = request.query_params.get("token")
+        return "/openapi.json" + (f"?{request.url.query}" if token else "")
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=guarded)
+    def openapi_document() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False, dependencies=guarded)
+    def swagger(request: Request) -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url=document_url(request), title="affectstream API")
+
+    @app.get("/redoc", include_in_schema=False, dependencies=guarded)
+    def redoc(request: Request) -> HTMLResponse:
+        return get_redoc_html(openapi_url=document_url(request), title="affectstream API")
+
+    page = (STATIC / "dashboard.html").read_text(encoding="utf-8")
+
     # Not behind the token: the page holds no data (its GET /sessions and WebSocket calls send
     # the token and are checked), and only a served page can tell a user whose token is wrong or
-    # missing what to do.
+    # missing what to do. Its policy lets only its own script run and connect to this service.
     @app.get("/", response_class=HTMLResponse)
-    def dashboard() -> str:
-        return (STATIC / "dashboard.html").read_text(encoding="utf-8")
+    def dashboard(request: Request) -> HTMLResponse:
+        headers: dict[str, Any] = {
+            "Content-Security-Policy": dashboard_csp(page, request.headers.get("host")),
+            "Cache-Control": "no-store",
+        }
+        return HTMLResponse(page, headers=headers)
 
     return app

@@ -44,6 +44,10 @@ VERBS: dict[str, tuple[str, str]] = {
         "affectstream.training.commands.export",
         "Export a trained run to ONNX with its contract (model.json) and model card.",
     ),
+    "evaluate-coverage": (
+        "affectstream.training.commands.coverage",
+        "Measure a grid model's accuracy against EEG montage coverage on held-out subjects.",
+    ),
     "bench": (
         "affectstream.bench.command",
         "Measure end-to-end latency, capacity, stage costs and inference throughput on this "

@@ -44,6 +44,7 @@ from affectstream.streaming.ingest.health import StreamState
 from affectstream.streaming.preprocess.montage import validate_eeg_labels
 
 __all__ = [
+    "MAX_MODELS",
     "SCHEMA_VERSION",
     "SESSION_ID",
     "Closed",
@@ -69,12 +70,19 @@ __all__ = [
     "message_json_schema_text",
     "now_iso",
     "parse_server_message",
+    "valid_session_id",
 ]
 
 SCHEMA_VERSION: Final = 1
 """The ``schema`` field of every published message."""
-SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
-"""Session ids: 1-128 letters, digits, ``.``, ``_`` or ``-``, not starting with a symbol."""
+SESSION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")
+"""Session ids: 1-128 letters, digits, ``.``, ``_`` or ``-``, not starting with a symbol. Use
+:func:`valid_session_id` (``fullmatch``: no trailing newline slips through, as with ``$``)."""
+
+
+def valid_session_id(text: str) -> bool:
+    """Whether ``text`` is a session id (:data:`SESSION_ID`, the whole string)."""
+    return SESSION_ID.fullmatch(text) is not None
 
 
 def now_iso() -> str:
@@ -367,7 +375,10 @@ class StimulusBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     id: str | None = Field(default=None, min_length=1, max_length=128)
-    features: list[float] | None = Field(default=None, min_length=1, max_length=100_000)
+    features: list[Annotated[float, Field(allow_inf_nan=False)]] | None = Field(
+        default=None, min_length=1, max_length=100_000
+    )
+    """Finite numbers only (``NaN``, ``Infinity`` and overflowing literals are refused)."""
 
     @model_validator(mode="after")
     def one_of(self) -> StimulusBody:
@@ -379,6 +390,8 @@ class StimulusBody(BaseModel):
 
 
 Label = Annotated[str, Field(min_length=1, max_length=64)]
+MAX_MODELS: Final = 256
+"""The most models a session body may name (the setting ``max_models_per_session`` is lower)."""
 
 
 class SessionBody(BaseModel):
@@ -390,7 +403,10 @@ class SessionBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     session: str
     match: MatchBody
-    models: list[str] = Field(default_factory=list, max_length=16)
+    models: list[Annotated[str, Field(min_length=1, max_length=256)]] = Field(
+        default_factory=list, max_length=MAX_MODELS
+    )
+    """At most ``max_models_per_session`` (a setting, ≤ 256), each once."""
     stimulus: StimulusBody | None = None
     channels: dict[Label, list[Label]] | None = Field(default=None, max_length=16)
     """Channel labels per stream type, in column order (EEG labels: 10-20/10-10 electrodes)."""
@@ -400,10 +416,18 @@ class SessionBody(BaseModel):
     @field_validator("session")
     @classmethod
     def valid_id(cls, v: str) -> str:
-        if not SESSION_ID.match(v):
+        if not valid_session_id(v):
             raise ValueError(
                 "session id: 1-128 letters, digits, '.', '_' or '-', not starting with a symbol"
             )
+        return v
+
+    @field_validator("models")
+    @classmethod
+    def distinct_models(cls, v: list[str]) -> list[str]:
+        repeated = sorted({m for m in v if v.count(m) > 1})
+        if repeated:
+            raise ValueError(f"models: each model once; repeated: {repeated}")
         return v
 
     @field_validator("channels")

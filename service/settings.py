@@ -13,12 +13,22 @@ variable counts as unset. Invalid values stop start-up with a message that names
 | `port` | `AFFECTSTREAM_PORT` | `8000` | TCP port |
 | `models` | `AFFECTSTREAM_MODELS` | every model in `model_dir` | models to load: folder names in `model_dir`, or paths of model folders |
 | `model_dir` | `AFFECTSTREAM_MODEL_DIR` | `models/zoo` of the package | where to look for models by name |
-| `auto_attach` | `AFFECTSTREAM_AUTO_ATTACH` | `false` | create a session for every group of streams `<key>-<TYPE>` that appears |
+| `auto_attach` | `AFFECTSTREAM_AUTO_ATTACH` | `false` | create a session for every group of streams `<key>-<TYPE>` that appears with `<key>` matching `auto_attach_pattern` (up to `max_sessions`) |
 | `token` | `AFFECTSTREAM_TOKEN` | none | required on every REST call and WebSocket; at least 16 characters; required off loopback |
 | `queue_size` | `AFFECTSTREAM_QUEUE_SIZE` | `64` | messages queued per WebSocket subscriber before the oldest is dropped |
 | `tick_s` | `AFFECTSTREAM_TICK_S` | `0.02` | scheduler period, seconds (0.001-1) |
 | `buffer_s` | `AFFECTSTREAM_BUFFER_S` | `60` | signal kept per stream, seconds (at least 5) |
 | `auto_attach_types` | `AFFECTSTREAM_AUTO_ATTACH_TYPES` | `EEG,GSR,PPG,RESP` | stream types that auto-attach groups into a session |
+| `auto_attach_pattern` | `AFFECTSTREAM_AUTO_ATTACH_PATTERN` | `*` | auto-attach only groups whose `<key>` matches this glob (case-sensitive; `serve --auto-attach PATTERN` sets it) |
+| `auto_attach_grace_s` | `AFFECTSTREAM_AUTO_ATTACH_GRACE_S` | `30` | an auto-attached session whose streams have all been gone this long is removed, seconds (at least 1) |
+| `max_sessions` | `AFFECTSTREAM_MAX_SESSIONS` | `32` | sessions at once (POST /sessions and auto-attach); beyond: 429 |
+| `max_models_per_session` | `AFFECTSTREAM_MAX_MODELS_PER_SESSION` | `16` | models named in one session, no duplicates; beyond: 422 |
+| `max_subscribers` | `AFFECTSTREAM_MAX_SUBSCRIBERS` | `8` | WebSocket clients per session; beyond: closed with 1013 (try again later) |
+| `max_body_bytes` | `AFFECTSTREAM_MAX_BODY_BYTES` | `1048576` | request body size, bytes; beyond: 413 before parsing |
+| `max_ws_message_bytes` | `AFFECTSTREAM_MAX_WS_MESSAGE_BYTES` | `4096` | a client's WebSocket message size, bytes; beyond: closed with 1009 |
+| `max_ws_messages_per_s` | `AFFECTSTREAM_MAX_WS_MESSAGES_PER_S` | `10` | client messages per second per WebSocket (bursts of as many); beyond: an error message, then closed with 1008 |
+| `allowed_hosts` | `AFFECTSTREAM_ALLOWED_HOSTS` | bound to loopback: `localhost`, `127.0.0.1`, `::1` and `host`; otherwise any (the token protects) | names the `Host` header may carry (`*`: any); beyond: 400, WebSocket closed with 4403 |
+| `allowed_origins` | `AFFECTSTREAM_ALLOWED_ORIGINS` | none (same origin only) | browser origins (`scheme://host:port`, `*`: any) allowed besides the service's own; requests without `Origin` pass; beyond: 403, WebSocket closed with 4403 |
 
 The table is :func:`settings_table` (a test keeps this docstring and the README in step with it).
 """  # noqa: E501 (the table's rows are as long as they are)
@@ -26,14 +36,16 @@ The table is :func:`settings_table` (a test keeps this docstring and the README 
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
+import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Self
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     DotEnvSettingsSource,
@@ -104,6 +116,9 @@ class _MappingEnvSource(EnvSettingsSource):
 _SHOWN_DEFAULTS = {
     "models": "every model in `model_dir`",
     "model_dir": "`models/zoo` of the package",
+    "allowed_hosts": "bound to loopback: `localhost`, `127.0.0.1`, `::1` and `host`; "
+    "otherwise any (the token protects)",
+    "allowed_origins": "none (same origin only)",
 }
 
 _KINDS = {
@@ -141,7 +156,8 @@ class Settings(BaseSettings):
     model_dir: Path = Field(DEFAULT_MODEL_DIR, description="where to look for models by name")
     auto_attach: bool = Field(
         False,
-        description="create a session for every group of streams `<key>-<TYPE>` that appears",
+        description="create a session for every group of streams `<key>-<TYPE>` that appears "
+        "with `<key>` matching `auto_attach_pattern` (up to `max_sessions`)",
     )
     token: str | None = Field(
         None,
@@ -157,6 +173,49 @@ class Settings(BaseSettings):
     auto_attach_types: Annotated[tuple[str, ...], NoDecode] = Field(
         ("EEG", "GSR", "PPG", "RESP"),
         description="stream types that auto-attach groups into a session",
+    )
+    auto_attach_pattern: str = Field(
+        "*",
+        min_length=1,
+        max_length=256,
+        description="auto-attach only groups whose `<key>` matches this glob (case-sensitive; "
+        "`serve --auto-attach PATTERN` sets it)",
+    )
+    auto_attach_grace_s: float = Field(
+        30.0,
+        description="an auto-attached session whose streams have all been gone this long is "
+        "removed, seconds (at least 1)",
+    )
+    max_sessions: int = Field(
+        32, description="sessions at once (POST /sessions and auto-attach); beyond: 429"
+    )
+    max_models_per_session: int = Field(
+        16, description="models named in one session, no duplicates; beyond: 422"
+    )
+    max_subscribers: int = Field(
+        8,
+        description="WebSocket clients per session; beyond: closed with 1013 (try again later)",
+    )
+    max_body_bytes: int = Field(
+        1_048_576, description="request body size, bytes; beyond: 413 before parsing"
+    )
+    max_ws_message_bytes: int = Field(
+        4096, description="a client's WebSocket message size, bytes; beyond: closed with 1009"
+    )
+    max_ws_messages_per_s: float = Field(
+        10.0,
+        description="client messages per second per WebSocket (bursts of as many); beyond: an "
+        "error message, then closed with 1008",
+    )
+    allowed_hosts: Annotated[tuple[str, ...], NoDecode] = Field(
+        (),
+        description="names the `Host` header may carry (`*`: any); beyond: 400, WebSocket "
+        "closed with 4403",
+    )
+    allowed_origins: Annotated[tuple[str, ...], NoDecode] = Field(
+        (),
+        description="browser origins (`scheme://host:port`, `*`: any) allowed besides the "
+        "service's own; requests without `Origin` pass; beyond: 403, WebSocket closed with 4403",
     )
 
     if not TYPE_CHECKING:  # keep the typed keyword signature that type checkers derive
@@ -187,7 +246,9 @@ class Settings(BaseSettings):
             dotenv_settings = DotEnvSettingsSource(settings_cls, env_file=dotenv)
         return init_settings, env_settings, dotenv_settings
 
-    @field_validator("models", "auto_attach_types", mode="before")
+    @field_validator(
+        "models", "auto_attach_types", "allowed_hosts", "allowed_origins", mode="before"
+    )
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -229,6 +290,58 @@ class Settings(BaseSettings):
             raise SettingsError(f"buffer_s: must be ≥ 5 s, got {buffer_s}")
         return buffer_s
 
+    @field_validator(
+        "max_sessions",
+        "max_models_per_session",
+        "max_subscribers",
+        "max_body_bytes",
+        "max_ws_message_bytes",
+    )
+    @classmethod
+    def _check_positive(cls, value: int, info: ValidationInfo) -> int:
+        if value < 1:
+            raise SettingsError(f"{info.field_name}: must be ≥ 1, got {value}")
+        return value
+
+    @field_validator("max_models_per_session")
+    @classmethod
+    def _check_models_per_session(cls, value: int) -> int:
+        if value > 256:
+            raise SettingsError(f"max_models_per_session: at most 256, got {value}")
+        return value
+
+    @field_validator("max_ws_messages_per_s")
+    @classmethod
+    def _check_rate(cls, rate: float) -> float:
+        if not 0 < rate < math.inf:
+            raise SettingsError(f"max_ws_messages_per_s: must be > 0, got {rate}")
+        return rate
+
+    @field_validator("auto_attach_grace_s")
+    @classmethod
+    def _check_grace(cls, grace: float) -> float:
+        if not 1 <= grace < math.inf:
+            raise SettingsError(f"auto_attach_grace_s: must be ≥ 1 s, got {grace}")
+        return grace
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _check_origins(cls, origins: tuple[str, ...]) -> tuple[str, ...]:
+        for o in origins:
+            if o != "*" and not re.fullmatch(r"https?://[^/?#\s]+", o):
+                raise SettingsError(
+                    f"allowed_origins: {o!r} is not an origin (scheme://host[:port], or *)"
+                )
+        return tuple(o.lower() for o in origins)
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _check_hosts(cls, hosts: tuple[str, ...]) -> tuple[str, ...]:
+        for h in hosts:
+            if not re.fullmatch(r"[A-Za-z0-9.:\-\[\]*]+", h):
+                raise SettingsError(f"allowed_hosts: {h!r} is not a host name (or *)")
+        return tuple(h.lower().strip("[]") for h in hosts)
+
     @field_validator("model_dir")
     @classmethod
     def _check_model_dir(cls, model_dir: Path) -> Path:
@@ -253,6 +366,16 @@ class Settings(BaseSettings):
                     f"(available: {', '.join(available_models(self.model_dir)) or 'none'})"
                 )
         return self
+
+    def host_names(self) -> frozenset[str] | None:
+        """The names the ``Host`` header may carry (lower case, no port); ``None``: any."""
+        if "*" in self.allowed_hosts:
+            return None
+        if self.allowed_hosts:
+            return frozenset(self.allowed_hosts)
+        if _is_loopback(self.host):
+            return frozenset({"localhost", "127.0.0.1", "::1", self.host.lower().strip("[]")})
+        return None  # bound off loopback: a token is required, which rebinding cannot read
 
     def model_paths(self) -> list[Path]:
         names = self.models or tuple(available_models(self.model_dir))

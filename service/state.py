@@ -18,14 +18,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fnmatch
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from affectstream.models.runner import ModelLoadError, ModelRunner
 from affectstream.service.hub import Hub
-from affectstream.service.messages import SESSION_ID, Closed, MatchBody
+from affectstream.service.messages import Closed, MatchBody, valid_session_id
 from affectstream.service.scheduler import Scheduler
 from affectstream.service.sessions import Session, group_key
 from affectstream.service.settings import Settings
@@ -34,7 +36,24 @@ from affectstream.streaming.ingest.session import SessionMatch
 from affectstream.streaming.lsl.inlet import StreamDirectory
 from affectstream.streaming.preprocess.spec import FeatureKind
 
-__all__ = ["ServiceState", "auto_attach", "load_models", "session_match"]
+__all__ = [
+    "AUTO_ATTACH_EVERY_S",
+    "ServiceState",
+    "SessionLimitError",
+    "auto_attach",
+    "auto_attach_once",
+    "load_models",
+    "session_match",
+]
+
+AUTO_ATTACH_EVERY_S = 1.0
+"""Auto-attach looks at the stream directory this often (one thread for the whole service; a
+session's own discovery runs in its ingest session, whatever auto-attach does)."""
+
+
+class SessionLimitError(RuntimeError):
+    """The service holds ``max_sessions`` sessions already; the message says so."""
+
 
 log = logging.getLogger("affectstream.service")
 
@@ -50,6 +69,16 @@ class ServiceState:
     scheduler: Scheduler | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
     stop: threading.Event = field(default_factory=threading.Event)
+    auto_sessions: set[str] = field(default_factory=set)
+    """Sessions auto-attach created (removed when their streams stay gone)."""
+    auto_deleted: dict[str, frozenset[str]] = field(default_factory=dict)
+    """Auto-attached sessions a client deleted → the uids of their streams then: not attached
+    again until a stream with another uid appears for the group (the outlet restarted)."""
+    last_seen: dict[str, float] = field(default_factory=dict)
+    """Group key → monotonic time auto-attach last saw one of its streams."""
+    models_loaded: bool = False
+    capped: set[str] = field(default_factory=set)
+    """Groups auto-attach could not take for ``max_sessions`` (logged once each)."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ServiceState:
@@ -64,7 +93,8 @@ class ServiceState:
         ``loop``: the server's event loop, into which the hub hands messages from other threads.
         A model named explicitly in the settings that cannot be loaded raises here."""
         self.hub.loop = loop
-        load_models(self)
+        if not self.models_loaded:
+            load_models(self)
         if any(
             i.feature.kind == FeatureKind.EDA_CVX3
             for r in self.runners.values()
@@ -130,6 +160,11 @@ class ServiceState:
         with self.lock:
             if session_id in self.sessions:
                 raise FileExistsError(session_id)
+            if len(self.sessions) >= self.settings.max_sessions:
+                raise SessionLimitError(
+                    f"the service holds {self.settings.max_sessions} sessions (max_sessions); "
+                    "delete one first"
+                )
             s = Session(
                 session_id,
                 match,
@@ -143,10 +178,19 @@ class ServiceState:
         log.info("session %s created (%s)", session_id, ", ".join(r.name for r in runners))
         return s
 
+    def delete_session(self, session_id: str) -> None:
+        """A client's delete: :meth:`remove_session`, and an auto-attached session stays deleted
+        until its streams change (:attr:`auto_deleted`)."""
+        if session_id in self.auto_sessions and self.directory is not None:
+            uids = frozenset(u for key, u in _groups(self) if key == session_id)
+            self.auto_deleted[session_id] = uids
+        self.remove_session(session_id)
+
     def remove_session(self, session_id: str) -> None:
         """Close the session (``KeyError`` if there is none) and tell its subscribers."""
         with self.lock:
             s = self.sessions.pop(session_id)
+            self.auto_sessions.discard(session_id)
         s.close()
         self.hub.publish(session_id, Closed(session=session_id).dump())
         log.info("session %s removed", session_id)
@@ -163,6 +207,7 @@ def session_match(m: MatchBody) -> SessionMatch:
 def load_models(state: ServiceState) -> None:
     """Load every model of the settings; with an explicit list a refused model is an error,
     otherwise it is logged and listed under ``refused``."""
+    state.models_loaded = True
     explicit = bool(state.settings.models)
     for path in state.settings.model_paths():
         try:
@@ -178,20 +223,66 @@ def load_models(state: ServiceState) -> None:
 
 
 def auto_attach(state: ServiceState) -> None:
-    """Create a session for every group of streams ``<key>-<TYPE>`` that appears (runs in a
-    thread until ``state.stop`` is set)."""
-    while not state.stop.wait(1.0):
-        assert state.directory is not None
+    """Run :func:`auto_attach_once` every :data:`AUTO_ATTACH_EVERY_S` (in a thread until
+    ``state.stop`` is set)."""
+    while not state.stop.wait(AUTO_ATTACH_EVERY_S):
         try:
-            keys = {
-                key
-                for s in state.directory.streams()
-                if (key := group_key(s.source_id, s.type)) is not None
-                and s.type in (*state.settings.auto_attach_types, "Markers")
-            }
-            for key in sorted(keys):
-                if key not in state.sessions and SESSION_ID.match(key):
-                    with contextlib.suppress(FileExistsError):
-                        state.add_session(key, SessionMatch(source_id_prefix=key + "-"), [])
+            auto_attach_once(state, time.monotonic())
         except Exception:
             log.exception("auto-attach failed")
+
+
+def _groups(state: ServiceState) -> list[tuple[str, str]]:
+    """(group key, stream uid) of every visible stream auto-attach may take: of the types in
+    ``auto_attach_types`` (and markers), named ``<key>-<TYPE>``, ``<key>`` a valid session id
+    matching ``auto_attach_pattern``."""
+    assert state.directory is not None
+    settings = state.settings
+    out = []
+    for s in state.directory.streams():
+        if s.type not in (*settings.auto_attach_types, "Markers"):
+            continue
+        key = group_key(s.source_id, s.type)
+        if (
+            key is not None
+            and valid_session_id(key)
+            and fnmatch.fnmatchcase(key, settings.auto_attach_pattern)
+        ):
+            out.append((key, s.uid))
+    return out
+
+
+def auto_attach_once(state: ServiceState, now: float) -> None:
+    """Create a session for every group of streams ``<key>-<TYPE>`` that appears (:func:`_groups`)
+    up to ``max_sessions``; remove the auto-attached sessions whose streams have all been gone for
+    ``auto_attach_grace_s``; leave a group a client deleted alone until a new stream (another uid)
+    appears in it."""
+    groups: dict[str, set[str]] = {}
+    for key, uid in _groups(state):
+        groups.setdefault(key, set()).add(uid)
+    for key in groups:
+        state.last_seen[key] = now
+    for key, uids in list(state.auto_deleted.items()):
+        if groups.get(key, set()) - uids:
+            del state.auto_deleted[key]  # a restarted outlet: attach again
+    for key in sorted(groups):
+        if key in state.auto_deleted or state.find_session(key) is not None:
+            continue
+        try:
+            state.add_session(key, SessionMatch(source_id_prefix=key + "-"), [])
+        except FileExistsError:
+            continue
+        except SessionLimitError as e:
+            if key not in state.capped:
+                state.capped.add(key)
+                log.warning("auto-attach: %s not attached: %s", key, e)
+            continue
+        state.auto_sessions.add(key)
+    grace = state.settings.auto_attach_grace_s
+    for key in sorted(state.auto_sessions - set(groups)):
+        if now - state.last_seen.get(key, now) > grace:
+            log.info("auto-attach: %s removed, its streams gone for %.0f s", key, grace)
+            with contextlib.suppress(KeyError):
+                state.remove_session(key)
+    for key in [k for k in state.last_seen if k not in groups and k not in state.auto_sessions]:
+        del state.last_seen[key]

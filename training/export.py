@@ -36,6 +36,8 @@ from affectstream.models.contract import (
 )
 from affectstream.models.export import export_onnx, onnx_parity
 from affectstream.models.registry import build, get
+from affectstream.training.augment import ElectrodeDropout
+from affectstream.training.coverage import COVERAGE_FILE, with_coverage_section
 from affectstream.training.datasets.windows import WindowSet
 from affectstream.training.presets import Preset
 from affectstream.training.report import mean_sd
@@ -62,12 +64,19 @@ def write_final(
     doc: dict[str, Any],
     rule: dict[str, Any],
     retrain: str,
+    *,
+    preset_name: str | None = None,
+    electrode_dropout: ElectrodeDropout | None = None,
 ) -> None:
     """What ``affectstream train`` leaves for export: ``final.pt``, ``final.json`` and, for a
     model with a stimulus input, :data:`~affectstream.models.contract.STIMULUS_TABLE` (every
     stimulus of the dataset, raw values, ids as strings).
 
     doc : the run's report document (model, protocol, summary, dataset, caveats, command)
+    preset_name : the preset trained (``cnn-lstm-lab``), when it is not the architecture's name;
+        export names the model after it
+    electrode_dropout : the partial-montage augmentation the grid input was trained with; the
+        contract then says the grid's channels are optional (:func:`montage_policy`)
     """
     model = doc["model"]
     inputs = model_inputs(model, p.spec)
@@ -96,6 +105,7 @@ def write_final(
         out / "final.json",
         {
             "architecture": model,
+            **({"preset": preset_name} if preset_name and preset_name != model else {}),
             "hyper": dict(p.hyper),
             "hop_s": p.spec.hop_s,
             "note": p.note,
@@ -109,6 +119,11 @@ def write_final(
                 for f in inputs.streams.values()
             ],
             **({"stimulus": stimulus} if stimulus else {}),
+            **(
+                {"montage": montage_policy(p, electrode_dropout)}
+                if montage_policy(p, electrode_dropout)
+                else {}
+            ),
             "label_rule": rule if rule["kind"] == "threshold" else {"kind": "kmeans"},
             "trained_on": {
                 "dataset": doc["dataset"],
@@ -124,6 +139,41 @@ def write_final(
             },
         },
     )
+
+
+def montage_policy(p: Preset, electrode_dropout: ElectrodeDropout | None) -> dict[str, Any]:
+    """Which EEG channels a grid model needs and which it may use, by input: ``{}`` unless an
+    ``eeg_grid`` input was trained with electrode dropout. Then that input's channels are all
+    optional: any ``min_channels`` of them give a prediction, the absent ones' cells are 0."""
+    if electrode_dropout is None or electrode_dropout.p == 0:
+        return {}
+    grids = [f for f in p.spec.inputs if str(f.kind) == "eeg_grid"]
+    return {
+        f.name: {
+            "min_channels": electrode_dropout.min_keep,
+            "n_channels": len(f.channels),
+            "absent_channels": "zero cells",
+            "electrode_dropout": electrode_dropout.to_dict(),
+        }
+        for f in grids
+    }
+
+
+def contract_json(contract: ModelContract, montage: dict[str, Any] | None) -> str:
+    """``contract.to_json()`` with each grid input's ``min_channels`` (and ``optional_channels``:
+    its channel labels a session may leave out) added to that input's entry.
+
+    Today's :class:`~affectstream.models.contract.InputContract` reads neither key and loads the
+    contract as before (every channel then needed); they are the fields the service will read
+    once the contract knows optional channels.
+    """
+    d = contract.to_dict()
+    for entry in d["inputs"]:
+        policy = (montage or {}).get(entry["tensor"])
+        if policy:
+            entry["min_channels"] = int(policy["min_channels"])
+            entry["optional_channels"] = [lab for _, lab in entry["feature"]["channels"]]
+    return json.dumps(d, indent=2) + "\n"
 
 
 def export_run(
@@ -164,8 +214,11 @@ def export_run(
     model = build(meta["architecture"], shapes, **meta.get("hyper", {}))
     model.load_state_dict(torch.load(run_dir / "final.pt", weights_only=True))
     model.eval()
+    montage = meta.get("montage") or None
+    if montage:
+        meta["trained_on"]["montage"] = montage
     contract = ModelContract(
-        name=name or meta["architecture"],
+        name=name or meta.get("preset") or meta["architecture"],
         version=version,
         architecture=meta["architecture"],
         inputs=inputs,
@@ -178,7 +231,11 @@ def export_run(
     )
     onnx_path = out_dir / "model.onnx"
     export_onnx(
-        model, shapes, onnx_path, opset=17, metadata={"affectstream_contract": contract.to_json()}
+        model,
+        shapes,
+        onnx_path,
+        opset=17,
+        metadata={"affectstream_contract": contract_json(contract, montage)},
     )
     rng = np.random.default_rng(0)
     probe = {k: rng.normal(size=(4, *s)).astype(np.float32) for k, s in shapes.items()}
@@ -186,8 +243,12 @@ def export_run(
     if not diff <= PARITY_TOLERANCE:
         raise RuntimeError(f"ONNX Runtime differs from PyTorch by {diff:.2e} > {PARITY_TOLERANCE}")
     final = ModelContract(**{**contract.__dict__, "onnx_sha256": file_sha256(onnx_path)})
-    (out_dir / "model.json").write_text(final.to_json())
-    (out_dir / "README.md").write_text(model_card(final, meta, diff))
+    (out_dir / "model.json").write_text(contract_json(final, montage))
+    card = model_card(final, meta, diff)
+    coverage = out_dir / "training" / COVERAGE_FILE
+    if coverage.is_file():  # a re-export keeps the measured coverage curve in the card
+        card = with_coverage_section(card, json.loads(coverage.read_text()))
+    (out_dir / "README.md").write_text(card)
     return out_dir
 
 
@@ -273,6 +334,16 @@ def model_card(c: ModelContract, meta: dict[str, Any], parity: float) -> str:
                 "run at a whole multiple of that rate: 50 Hz (PMEmo, `affectstream replay --format "
                 "pmemo`) works, DEAP's 128 Hz does not.",
             ]
+    for tensor, policy in (t.get("montage") or {}).items():
+        drop = policy.get("electrode_dropout", {})
+        lines += [
+            "",
+            f"Partial EEG montages: `{tensor}` reads up to {policy['n_channels']} electrodes and "
+            f"needs at least {policy['min_channels']} of them (`min_channels` in `model.json`); "
+            "an absent electrode's cell is 0, as the cells that never hold one. It was trained "
+            f"with electrode dropout (p = {drop.get('p')}, min_keep = {drop.get('min_keep')}: "
+            f"{drop.get('distribution', '')}). Coverage = the fraction of its electrodes present.",
+        ]
     gen = ds.get("generator")
     made = ""
     if gen and real == "PMEmo":

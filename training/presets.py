@@ -19,8 +19,17 @@ from affectstream.streaming.preprocess.spec import (
     PreprocessSpec,
 )
 from affectstream.streaming.replay.deap import REPLAY_STREAMS
+from affectstream.training.augment import ElectrodeDropout
 
-__all__ = ["PMEMO_PRESETS", "PRESETS", "STREAM_LABELS", "Preset", "preset"]
+__all__ = [
+    "PMEMO_PRESETS",
+    "PRESETS",
+    "STREAM_LABELS",
+    "Preset",
+    "architecture_of",
+    "preset",
+    "stream_labels",
+]
 
 HOP_S = 0.25
 STREAM_LABELS = {s.type: tuple(CHANNELS[i].name for i in s.channels) for s in REPLAY_STREAMS}
@@ -32,15 +41,28 @@ PERIPHERAL = tuple(
     for n in ("hEOG", "vEOG", "zEMG", "tEMG", "GSR", "Respiration", "Plethysmograph", "Temperature")
 )
 GSR = (ChannelRef("GSR", "GSR"),)
+# One-channel streams as live devices send them: labelled by their canonical type (docs/lsl.md,
+# "Channel labels"), whatever label the DEAP replay gives them.
+PPG = (ChannelRef("PPG", "PPG"),)
+RESP = (ChannelRef("RESP", "RESP"),)
+LAB_PERIPHERAL = GSR + PPG + RESP  # the use case's peripheral sensors: no AUX (EOG, EMG, skin T)
 EEG_BAND = (FilterSpec("bandpass", (4.0, 45.0), 4),)  # DEAP's own EEG band, applied live too
 
 
 @dataclass(frozen=True)
 class Preset:
+    """spec : the features; stride_s : training windows, one every stride_s (the state still
+    advances per hop); note : one line for the model card; hyper : constructor arguments;
+    architecture : the registry architecture, when the preset's name is not one (a variant such
+    as ``cnn-lstm-lab``); electrode_dropout : partial-montage augmentation of the ``eeg_grid``
+    input in training (:mod:`affectstream.training.augment`), ``None`` for none."""
+
     spec: PreprocessSpec
-    stride_s: float  # training windows: one every stride_s (the state still advances per hop)
+    stride_s: float
     note: str
     hyper: dict[str, Any] = field(default_factory=dict)
+    architecture: str | None = None
+    electrode_dropout: ElectrodeDropout | None = None
 
 
 def _spec(*inputs: FeatureInput) -> PreprocessSpec:
@@ -82,6 +104,46 @@ PRESETS: dict[str, Preset] = {
         note="8 peripheral channels, 10 s at 32 Hz, standardised by the calibration period",
     ),
 }
+# The sensors people have (issue #14). Same architectures, inputs a lab or a wearable provides.
+# Four modalities, no AUX: the CNN-LSTM's peripheral branch reads GSR, PPG and RESP only (EOG, EMG
+# and skin temperature are not needed), and the EEG grid is trained with electrode dropout so
+# that a partial montage (any subset of the 32 positions) still gives a prediction.
+PRESETS["cnn-lstm-lab"] = Preset(
+    _spec(
+        FeatureInput(
+            "eeg_grid", FeatureKind.EEG_GRID, EEG, 128.0, 1.0, filters=EEG_BAND, baseline_s=3.0
+        ),
+        FeatureInput("periph", FeatureKind.RAW, LAB_PERIPHERAL, 128.0, 1.0, baseline_s=3.0),
+    ),
+    stride_s=1.0,
+    note="CNN-LSTM on EEG (any subset of the 32 grid electrodes) + GSR, PPG, RESP: 1 s windows at "
+    "128 Hz, no AUX stream; trained with electrode dropout",
+    architecture="cnn-lstm",
+    electrode_dropout=ElectrodeDropout(p=0.5, min_keep=2),
+)
+# Peripheral only: MLSTM-FCN on the three sensors, 10 s at 32 Hz (PPG's pulse and RESP's breaths
+# are far below 16 Hz), standardised by the calibration period (units differ between devices).
+PRESETS["mlstm-fcn-periph"] = Preset(
+    _spec(FeatureInput("x", FeatureKind.RAW, LAB_PERIPHERAL, 32.0, 10.0, baseline_s=3.0)),
+    stride_s=2.0,
+    note="MLSTM-FCN on GSR, PPG, RESP (no EEG, no AUX): 10 s at 32 Hz, standardised by the "
+    "calibration period",
+    architecture="mlstm-fcn",
+)
+# Wearable EDA + BVP: RTCAN-1D's EDA trunk as rtcan1d (20 s at 16 Hz, online cvxEDA) and a second
+# RTCAN-1D trunk on the pulse (20 s at 32 Hz, 64 Hz wearables decimate by 2), fused by
+# concatenation before the classifier as RTCAN-1D fuses its music vector. BVP's amplitude has no
+# common unit, so it is standardised by the calibration period. (EDA alone: rtcan1d itself.)
+PRESETS["rtcan1d-eda-bvp"] = Preset(
+    _spec(
+        FeatureInput("eda", FeatureKind.EDA_CVX3, GSR, 16.0, 20.0),
+        FeatureInput("bvp", FeatureKind.RAW, PPG, 32.0, 20.0, baseline_s=3.0),
+    ),
+    stride_s=2.0,
+    note="RTCAN-1D on a wearable's EDA (20 s at 16 Hz, online cvxEDA) + BVP (20 s at 32 Hz, "
+    "standardised by the calibration period), two trunks fused before the classifier",
+    architecture="rtcan1d-bvp",
+)
 # gupta-ayushi: ch 1–37 (32 EEG + hEOG, vEOG, zEMG, tEMG, GSR), 2 s at 128 Hz
 _GUPTA = _spec(FeatureInput("x", FeatureKind.RAW, EEG + PERIPHERAL[:5], 128.0, 2.0, baseline_s=3.0))
 for _name in ("lstm", "gru", "bilstm"):
@@ -115,6 +177,27 @@ PMEMO_PRESETS: dict[str, Preset] = {
     ),
 }
 _BY_DATASET = {"deap": PRESETS, "pmemo": PMEMO_PRESETS}
+
+
+def architecture_of(name: str, dataset: str = "deap") -> str:
+    """The registry architecture that preset ``name`` trains (its own name unless a variant)."""
+    return preset(name, dataset).architecture or name
+
+
+def stream_labels(spec: PreprocessSpec) -> dict[str, tuple[str, ...]]:
+    """The channel labels of the DEAP replay's streams as ``spec`` reads them.
+
+    :data:`STREAM_LABELS` names every channel as DEAP does (``Plethysmograph``, ``Respiration``).
+    A live one-channel GSR/PPG/RESP stream is labelled by its type instead (docs/lsl.md, "Channel
+    labels"); a spec that reads such a stream by its type (``ChannelRef("PPG", "PPG")``) gets that
+    label, so that training sees the streams as a live session does.
+    """
+    labels = dict(STREAM_LABELS)
+    for inp in spec.inputs:
+        for ref in inp.channels:
+            if ref.label == ref.stream and len(STREAM_LABELS.get(ref.stream, ())) == 1:
+                labels[ref.stream] = (ref.stream,)
+    return labels
 
 
 def preset(name: str, dataset: str = "deap") -> Preset:

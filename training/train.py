@@ -12,6 +12,10 @@ A model's inputs are its registry inputs, in ``forward`` order: a stream input i
 ``stimulus_features`` input is the window's stimulus vector (:attr:`WindowSet.stimulus`, PMEmo's
 music features).
 
+A grid model trained with electrode dropout (``TrainConfig.electrode_dropout``,
+:mod:`affectstream.training.augment`) sees each training batch's ``eeg_grid`` with a random
+partial montage per window; validation and test windows keep the full montage.
+
 Seeded: numpy and torch seeds are set from ``seed`` and the fold index; torch runs with
 deterministic algorithms where it can. CPU by default; CUDA when available.
 
@@ -48,6 +52,7 @@ from tqdm import tqdm
 
 from affectstream.models.registry import build, get
 from affectstream.streaming.preprocess.spec import FeatureInput, FeatureKind, PreprocessSpec
+from affectstream.training.augment import ElectrodeDropout, electrode_cells
 from affectstream.training.datasets.windows import WindowSet
 from affectstream.training.labels import binarise
 from affectstream.training.protocols import PROTOCOLS, Fold, make_folds
@@ -86,6 +91,7 @@ class TrainConfig:
     label_threshold: float = 5.0  # the rating scale's midpoint: 5 for DEAP, 0.5 for PMEmo
     hyper: dict[str, Any] = field(default_factory=dict)
     device: str = "auto"
+    electrode_dropout: ElectrodeDropout | None = None  # partial montages of eeg_grid inputs
 
     def torch_device(self) -> torch.device:
         if self.device == "auto":
@@ -249,6 +255,7 @@ def fit(
     xs_val = _tensors(ws, val, inputs, norms) if len(val) else []
     y_val = torch.from_numpy(y[val].astype(np.float32))
     gen = torch.Generator().manual_seed(seed)
+    dropout = _grid_dropout(cfg, inputs, seed)
     history: dict[str, list[float]] = {"train_loss": [], "val_loss": [], "val_accuracy": []}
     best, best_loss, waited = copy.deepcopy(model.state_dict()), math.inf, 0
     for _ in range(cfg.epochs):
@@ -258,7 +265,10 @@ def fit(
         for start in range(0, len(order), cfg.batch_size):
             b = order[start : start + cfg.batch_size]
             opt.zero_grad()
-            out = model(*[x[b].to(device) for x in xs_train])
+            batch = [x[b] for x in xs_train]
+            if dropout is not None:
+                batch = dropout(batch)
+            out = model(*[x.to(device) for x in batch])
             loss = loss_fn(out, y_train[b].to(device))
             loss.backward()  # type: ignore[no-untyped-call]
             opt.step()
@@ -285,6 +295,32 @@ def fit(
     model.load_state_dict(best)
     model.eval()
     return TrainedModel(model.cpu(), norms, history)
+
+
+def _grid_dropout(
+    cfg: TrainConfig, inputs: ModelInputs, seed: int
+) -> Callable[[list[torch.Tensor]], list[torch.Tensor]] | None:
+    """The electrode-dropout step of a batch (``None`` when ``cfg`` has none or the model has no
+    ``eeg_grid`` input): zeroes the cells of a random subset of electrodes per window
+    (:class:`~affectstream.training.augment.ElectrodeDropout`), seeded by ``seed``."""
+    aug = cfg.electrode_dropout
+    grids = {
+        k: electrode_cells(f)
+        for k, f in enumerate(inputs.streams.get(n) for n in inputs.names)
+        if f is not None and f.kind == FeatureKind.EEG_GRID
+    }
+    if aug is None or aug.p == 0 or not grids:
+        return None
+    rng = np.random.default_rng([seed, 0x45445250])  # "EDRP": apart from the batch order
+
+    def apply(batch: list[torch.Tensor]) -> list[torch.Tensor]:
+        out = list(batch)
+        for k, cells in grids.items():
+            masks = torch.from_numpy(aug.masks(rng, len(out[k]), cells))
+            out[k] = out[k] * masks[:, None]  # (batch, n_times, 9, 9) × (batch, 1, 9, 9)
+        return out
+
+    return apply
 
 
 @torch.no_grad()

@@ -6,6 +6,10 @@ Input ``eda`` (batch, 3, n_times), channels **[origin, tonic, phasic]** (raw ski
 its cvxEDA components; the public DEAP loader orders them [tonic, phasic, origin], PMEmo's as here).
 ``rtcan1d-music`` (:class:`RTCAN1DMusic`) adds ``music`` (batch, n_music), a z-scored stimulus
 feature vector (6373 openSMILE features in PMEmo), concatenated before the classifier.
+``rtcan1d-bvp`` (:class:`RTCAN1DBVP`, our extension, not in the paper) adds ``bvp`` (batch,
+n_bvp_times, 1), a wearable's blood volume pulse, through a second RTCAN-1D trunk
+(:class:`RTCAN1DTrunk`, one input channel) whose features are concatenated with the EDA trunk's
+at the same point (docs/shipped-models.md#eda--bvp-why-a-second-trunk).
 
 Pipeline (docs/models.md#rtcan-1d; github guanghaoyin/RTCAN-1D ``model/*``):
 
@@ -47,7 +51,7 @@ from itertools import pairwise
 import torch
 from torch import nn
 
-__all__ = ["RTCAN1D", "RTCAN1DMusic"]
+__all__ = ["RTCAN1D", "RTCAN1DBVP", "RTCAN1DMusic", "RTCAN1DTrunk"]
 
 WIDTH = 64  # channels after the shallow conv and in every residual stage
 TAIL_STEPS = 14  # steps the code's AvgPool1d(kernel_size=14, stride=1) leaves at L = 2500
@@ -141,6 +145,52 @@ class ResidualBlock1D(nn.Module):
         return out
 
 
+def _trunk(
+    n_times: int, in_channels: int, *, n_clips: int, blocks_per_stage: int, block_attention: bool
+) -> tuple[nn.Sequential, ChannelAttention1D, ClipNonLocal1D, nn.Sequential, int]:
+    """Shallow conv, SCA, RNTA and RFE of one signal of ``in_channels`` channels and ``n_times``
+    samples; returns them with the length of the flattened features."""
+    length = _conv_len(n_times, 7, 2, 3)
+    shallow = nn.Sequential(
+        nn.Conv1d(in_channels, WIDTH, 7, stride=2, padding=3), nn.BatchNorm1d(WIDTH)
+    )
+    channel_attention = ChannelAttention1D(WIDTH)
+    temporal_attention = ClipNonLocal1D(length, n_clips, WIDTH)
+    blocks: list[nn.Module] = []
+    for _ in range(4):
+        for i in range(blocks_per_stage):
+            blocks.append(ResidualBlock1D(WIDTH, 2 if i == 0 else 1, block_attention))
+        length = _conv_len(length, 3, 2, 1)
+    tail = _conv_len(length, 1, 3, 0)
+    pool = max(1, tail - TAIL_STEPS + 1)
+    features = nn.Sequential(
+        *blocks,
+        nn.Conv1d(WIDTH, WIDTH, 1, stride=3, bias=False),
+        nn.BatchNorm1d(WIDTH),
+        nn.AvgPool1d(pool, stride=1) if pool > 1 else nn.Identity(),
+        nn.Flatten(),
+    )
+    return shallow, channel_attention, temporal_attention, features, WIDTH * (tail - pool + 1)
+
+
+def _init_features(features: nn.Module) -> None:
+    """He (fan-out) init of the residual stages' convs, as the PMEmo code (called last, so the
+    random draws keep their order)."""
+    for module in features.modules():
+        if isinstance(module, nn.Conv1d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+
+
+def _classifier(n_in: int, n_outputs: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Linear(n_in, 256),
+        nn.ReLU(),
+        nn.Linear(256, 128),
+        nn.ReLU(),
+        nn.Linear(128, n_outputs),
+    )
+
+
 class _RTCAN1DBase(nn.Module):
     """Shared body: shallow conv → SCA → RNTA → RFE → classifier over ``feature_dim + n_music``."""
 
@@ -156,42 +206,61 @@ class _RTCAN1DBase(nn.Module):
     ) -> None:
         super().__init__()
         self.n_times, self.n_music, self.n_outputs = n_times, n_music, n_outputs
-        length = _conv_len(n_times, 7, 2, 3)
-        self.shallow = nn.Sequential(
-            nn.Conv1d(3, WIDTH, 7, stride=2, padding=3), nn.BatchNorm1d(WIDTH)
+        (
+            self.shallow,
+            self.channel_attention,
+            self.temporal_attention,
+            self.features,
+            self.feature_dim,
+        ) = _trunk(
+            n_times,
+            3,
+            n_clips=n_clips,
+            blocks_per_stage=blocks_per_stage,
+            block_attention=block_attention,
         )
-        self.channel_attention = ChannelAttention1D(WIDTH)
-        self.temporal_attention = ClipNonLocal1D(length, n_clips, WIDTH)
-        blocks: list[nn.Module] = []
-        for _ in range(4):
-            for i in range(blocks_per_stage):
-                blocks.append(ResidualBlock1D(WIDTH, 2 if i == 0 else 1, block_attention))
-            length = _conv_len(length, 3, 2, 1)
-        tail = _conv_len(length, 1, 3, 0)
-        pool = max(1, tail - TAIL_STEPS + 1)
-        self.features = nn.Sequential(
-            *blocks,
-            nn.Conv1d(WIDTH, WIDTH, 1, stride=3, bias=False),
-            nn.BatchNorm1d(WIDTH),
-            nn.AvgPool1d(pool, stride=1) if pool > 1 else nn.Identity(),
-            nn.Flatten(),
-        )
-        self.feature_dim = WIDTH * (tail - pool + 1)
-        self.classifier = nn.Sequential(
-            nn.Linear(self.feature_dim + n_music, 256),
-            nn.ReLU(),
-            nn.Linear(256, 128),
-            nn.ReLU(),
-            nn.Linear(128, n_outputs),
-        )
-        for module in self.features.modules():
-            if isinstance(module, nn.Conv1d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        self.classifier = _classifier(self.feature_dim + n_music, n_outputs)
+        _init_features(self.features)
 
     def eda_features(self, eda: torch.Tensor) -> torch.Tensor:
         """(batch, 3, n_times) → (batch, feature_dim)."""
         x = self.temporal_attention(self.channel_attention(self.shallow(eda)))
         features: torch.Tensor = self.features(x)
+        return features
+
+
+class RTCAN1DTrunk(nn.Module):
+    """One RTCAN-1D feature extractor (shallow conv → SCA → RNTA → RFE, no classifier) on a signal
+    of ``in_channels`` channels. x (batch, in_channels, n_times) → (batch, feature_dim)."""
+
+    def __init__(
+        self,
+        n_times: int,
+        in_channels: int,
+        *,
+        n_clips: int = 3,
+        blocks_per_stage: int = 2,
+        block_attention: bool = False,
+    ) -> None:
+        super().__init__()
+        (
+            self.shallow,
+            self.channel_attention,
+            self.temporal_attention,
+            self.features,
+            self.feature_dim,
+        ) = _trunk(
+            n_times,
+            in_channels,
+            n_clips=n_clips,
+            blocks_per_stage=blocks_per_stage,
+            block_attention=block_attention,
+        )
+        _init_features(self.features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.temporal_attention(self.channel_attention(self.shallow(x)))
+        features: torch.Tensor = self.features(y)
         return features
 
 
@@ -270,4 +339,60 @@ class RTCAN1DMusic(_RTCAN1DBase):
     def forward(self, eda: torch.Tensor, music: torch.Tensor) -> torch.Tensor:
         # Plain concatenation before the first linear layer (paper eq. 5; the code).
         logits: torch.Tensor = self.classifier(torch.cat([self.eda_features(eda), music], dim=1))
+        return logits
+
+
+class RTCAN1DBVP(nn.Module):
+    """RTCAN-1D on a wearable's EDA and blood volume pulse: two trunks, fused before the classifier.
+
+    Not in Yin et al.: their framework fuses a second modality (the music vector) by concatenation
+    before the classifier (paper eq. 5); here the second modality is a signal, so it gets its own
+    RTCAN-1D trunk (:class:`RTCAN1DTrunk`, one input channel) and its features are concatenated with
+    the EDA trunk's. Stacking BVP as a fourth channel of the EDA trunk would force one rate on both
+    (the pulse wants more than EDA's 16 Hz) and mix a 1 Hz oscillation with the cvxEDA components
+    in the first convolution; the separate trunk avoids both.
+
+    Parameters
+    ----------
+    n_times : EDA samples per window (320 = 20 s at 16 Hz)
+    n_bvp_times : BVP samples per window (640 = 20 s at 32 Hz)
+    others : as :class:`RTCAN1D` (the same for both trunks)
+
+    Shapes
+    ------
+    eda : (batch, 3, n_times); bvp : (batch, n_bvp_times, 1), time-major like every raw input
+    → logits (batch, n_outputs)
+    """
+
+    def __init__(
+        self,
+        n_times: int = 320,
+        n_bvp_times: int = 640,
+        n_outputs: int = 2,
+        *,
+        n_clips: int = 3,
+        blocks_per_stage: int = 2,
+        block_attention: bool = False,
+    ) -> None:
+        super().__init__()
+        self.n_times, self.n_bvp_times, self.n_outputs = n_times, n_bvp_times, n_outputs
+        self.eda = RTCAN1DTrunk(
+            n_times,
+            3,
+            n_clips=n_clips,
+            blocks_per_stage=blocks_per_stage,
+            block_attention=block_attention,
+        )
+        self.bvp = RTCAN1DTrunk(
+            n_bvp_times,
+            1,
+            n_clips=n_clips,
+            blocks_per_stage=blocks_per_stage,
+            block_attention=block_attention,
+        )
+        self.classifier = _classifier(self.eda.feature_dim + self.bvp.feature_dim, n_outputs)
+
+    def forward(self, eda: torch.Tensor, bvp: torch.Tensor) -> torch.Tensor:
+        fused = torch.cat([self.eda(eda), self.bvp(bvp.transpose(1, 2))], dim=1)
+        logits: torch.Tensor = self.classifier(fused)
         return logits

@@ -16,12 +16,16 @@ import secrets
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, WebSocket
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.requests import HTTPConnection
 
+from affectstream.service.api.guard import close_reason
+from affectstream.service.messages import valid_session_id
 from affectstream.service.sessions import Session
 from affectstream.service.state import ServiceState
 
 __all__ = [
+    "BEARER",
     "WS_SESSION_CLOSED",
     "WS_UNAUTHORIZED",
     "WS_UNKNOWN_SESSION",
@@ -65,10 +69,28 @@ def token_ok(conn: HTTPConnection, expected: str | None) -> bool:
         given: str | None = authorization[7:].strip()
     else:
         given = conn.headers.get("x-affectstream-token") or conn.query_params.get("token")
-    return given is not None and secrets.compare_digest(given, expected)
+    if given is None:
+        return False
+    # on bytes: compare_digest refuses str with non-ASCII characters (a 500 for every request
+    # that sent one); headers arrive as Latin-1, query values as UTF-8, both encode
+    return secrets.compare_digest(
+        given.encode("utf-8", "replace"), expected.encode("utf-8", "replace")
+    )
 
 
-def require_token(request: HTTPConnection, state: AppState) -> None:
+BEARER = HTTPBearer(
+    auto_error=False,
+    description="The service's token (setting `token`): `Authorization: Bearer <token>`; also "
+    "accepted as `X-Affectstream-Token` or `?token=` (for a browser's WebSocket).",
+)
+"""Declares the token scheme in the OpenAPI document; :func:`token_ok` does the checking."""
+
+
+def require_token(
+    request: HTTPConnection,
+    state: AppState,
+    _scheme: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
+) -> None:
     """HTTP dependency: 401 unless :func:`token_ok`."""
     if not token_ok(request, state.settings.token):
         raise HTTPException(401, WRONG_TOKEN, {"WWW-Authenticate": "Bearer"})
@@ -81,7 +103,11 @@ class UnknownSessionError(LookupError):
     """No session of that id; the message is what the client is told."""
 
     def __init__(self, session_id: str) -> None:
-        super().__init__(f"no session {session_id!r}")
+        # the id is echoed only when it is one (a short one: a close reason holds 123 bytes)
+        if valid_session_id(session_id) and len(session_id) <= 64:
+            super().__init__(f"no session {session_id!r}")
+        else:
+            super().__init__("no such session")
 
 
 def find_session(state: ServiceState, session_id: str) -> Session:
@@ -116,5 +142,5 @@ async def admit(ws: WebSocket, state: ServiceState, session_id: str) -> Session 
     try:
         return find_session(state, session_id)
     except UnknownSessionError as e:
-        await ws.close(WS_UNKNOWN_SESSION, str(e))
+        await ws.close(WS_UNKNOWN_SESSION, close_reason(str(e)))
         return None

@@ -18,7 +18,7 @@ from affectstream.service.api.deps import AppState, SessionFor, require_token
 from affectstream.service.messages import SessionBody, StimulusBody, message_json_schema
 from affectstream.service.metrics import render_metrics
 from affectstream.service.sessions import Session
-from affectstream.service.state import session_match
+from affectstream.service.state import SessionLimitError, session_match
 
 __all__ = ["router"]
 
@@ -64,9 +64,16 @@ def messages_schema() -> dict[str, Any]:
 
 @router.post("/sessions", status_code=201)
 def create_session(body: SessionBody, state: AppState) -> dict[str, Any]:
+    most = state.settings.max_models_per_session
+    if len(body.models) > most:
+        raise HTTPException(
+            422, f"{len(body.models)} models; at most {most} (max_models_per_session)"
+        )
     unknown = [name for name in body.models if not state.has_runner(name)]
     if unknown:
         raise HTTPException(422, f"unknown model(s) {unknown}; loaded: {sorted(state.runners)}")
+    if len({id(state.runner(n)) for n in body.models}) < len(body.models):
+        raise HTTPException(422, f"models {body.models} name one model more than once")
     if body.stimulus is not None:
         chosen = [state.runner(n) for n in body.models] or list(state.runners.values())
         _check_stimulus(body.stimulus, chosen)
@@ -76,6 +83,8 @@ def create_session(body: SessionBody, state: AppState) -> dict[str, Any]:
         )
     except FileExistsError:
         raise HTTPException(409, f"session {body.session!r} exists") from None
+    except SessionLimitError as e:
+        raise HTTPException(429, str(e)) from None
     if body.stimulus is not None:
         _set_stimulus(s, body.stimulus)
     return s.describe()
@@ -93,7 +102,7 @@ def get_session(session: SessionFor) -> dict[str, Any]:
 
 @router.delete("/sessions/{session_id}", status_code=204)
 def delete_session(session: SessionFor, state: AppState) -> None:
-    state.remove_session(session.id)
+    state.delete_session(session.id)
 
 
 # -- a session's stimulus (fusion models) ----------------------------------------------------------

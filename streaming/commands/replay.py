@@ -63,10 +63,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="hold the clock until every outlet has an inlet, up to SECONDS (default 0: start now)",
     )
+    parser.add_argument(
+        "--faults",
+        default=None,
+        metavar="SPEC",
+        help="inject faults, e.g. drop=0.01,jitter=5ms,nan=0.001,restart=30s,clock-step=0.5s "
+        "(keys: drop, drop-run, nan, nan-run, jitter, jitter-dist, clock-step, clock-step-at, "
+        "clock-step-every, restart, restart-down, stall, stall-every; docs/faults.md)",
+    )
+    parser.add_argument(
+        "--faults-seed",
+        type=int,
+        default=0,
+        metavar="N",
+        help="seed of the random faults: the same seed drops the same samples (default 0)",
+    )
     parser.add_argument("--quiet", action="store_true", help="print only errors")
 
 
 def run(args: argparse.Namespace) -> int:
+    from affectstream.streaming.replay.faults import FaultSpecError, parse_faults
+
+    try:
+        args.fault_spec = parse_faults(args.faults)
+    except FaultSpecError as e:
+        print(f"affectstream replay: error: --faults: {e}", file=sys.stderr)
+        return 2
     if args.format == "pmemo":
         return _run_pmemo(args)
     from affectstream.streaming.formats.deap import DeapFormatError, read_deap
@@ -174,6 +196,12 @@ def _play_until_stopped(
 ) -> int:
     """Open the outlets, say what plays, play until the end or Ctrl-C/SIGTERM; exit status 0."""
     stop = threading.Event()
+    spec = getattr(args, "fault_spec", None)
+    if spec is not None and spec.active:
+        replay.faults = spec
+        replay.faults_seed = args.faults_seed
+        replay.on_fault = say
+        header += f"\n  faults {spec.describe()} (seed {args.faults_seed})"
 
     def _stop(signum: int, frame: FrameType | None) -> None:
         stop.set()
@@ -188,4 +216,11 @@ def _play_until_stopped(
     replay.close()
     why = "stopped" if stop.is_set() else "finished"
     say(f"{why}: {n} samples per stream ({n / replay.rate:.1f} s of stream time)")
+    if replay.injector is not None:
+        r = replay.injector.report()
+        say(
+            f"faults injected: {sum(r['samples_dropped'])} samples dropped, "
+            f"{sum(r['samples_nan'])} NaN, {r['restarts']} restarts, {r['stalls']} stalls, "
+            f"{r['clock_steps']} clock steps"
+        )
     return 0

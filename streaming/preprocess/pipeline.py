@@ -252,12 +252,27 @@ class Preprocessor:
                 missing.append(ref.label)
             indices.setdefault(ref.stream, []).append(0 if index is None else index)
             absent.setdefault(ref.stream, []).append(index is None)
-        if missing and (inp.kind != _GRID or len(missing) == len(inp.channels)):
+        present = len(inp.channels) - len(missing)
+        least = inp.min_channels
+        if missing and least is not None and present >= least:
+            pass  # a partial montage the model was trained for: absent channels are zeros
+        elif missing and least is not None and present > 0:
+            raise ValueError(
+                f"{inp.name}: the streams give {present} of its {len(inp.channels)} channels, "
+                f"it needs at least {least} (missing: " + ", ".join(repr(m) for m in missing) + ")"
+            )
+        elif missing:
             stream = inp.channels[0].stream
             labels = self.stream_labels.get(stream, ())
             given = ", ".join(labels) or "none"
             electrodes = bool(labels) and all(canonical_electrode(x) for x in labels)
-            if stream == "EEG" and inp.kind == _GRID and electrodes:
+            if stream == "EEG" and electrodes and present:
+                # a partial montage of real electrodes, for a model trained on all of them
+                fix = (
+                    f"; the model needs all {len(inp.channels)} (it was not trained for partial "
+                    "montages)"
+                )
+            elif stream == "EEG" and inp.kind == _GRID and electrodes:
                 # real electrodes, none on a cell of the model's (a headband): no label fixes it
                 fix = "; none of its electrodes is at a place of the model's montage"
             elif stream == "EEG":

@@ -77,6 +77,11 @@ class FeatureInput:
     baseline; online it is the first seconds of the live session (or after a gap), because a live
     session has no pre-trial baseline per stimulus — the closest equivalent is the subject at rest
     when recording starts. The semantics are the same function either way."""
+    min_channels: int | None = None
+    """``None``: every channel is needed. A number: the input also runs on a partial montage with
+    at least that many of its channels, the absent ones fed as zeros (for a grid input, zero
+    cells) — for models trained with channel dropout. Not part of the feature's computation: the
+    contract stores it beside the feature."""
 
     @property
     def streams(self) -> tuple[str, ...]:

@@ -15,6 +15,11 @@ the instant after its last, and every ``running_every_s`` in between a ``trial_r
 repeats the trial's fields, so a consumer attaching mid-trial learns them. Ratings travel with
 their scale (``"rating_scale": [low, high]``), so a consumer needs no knowledge of the dataset to
 tell a high rating from a low one.
+
+Faults. With ``faults`` set (a :class:`~affectstream.streaming.replay.faults.FaultSpec`), the
+clock injects them as it plays: dropped or NaN samples, jittered or stepped timestamps, producer
+restarts (every outlet destroyed and re-created), stalls (docs/faults.md). They are injected here,
+in the one player, so every adapter gets them.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from affectstream.streaming.lsl.outlet import (
     OutletSpec,
     open_outlet,
 )
+from affectstream.streaming.replay.faults import FaultInjector, FaultSpec
 
 __all__ = [
     "MARKER_TYPE",
@@ -115,6 +121,11 @@ class Player:
 
     Subclasses set ``_playlist`` and ``rate`` (samples per second of wall time) and the playing
     options ``loop``, ``chunk_s``, ``linger_s``, ``on_event`` and ``on_chunk``.
+
+    Every replay may also be given, before :meth:`run`, ``faults`` (a
+    :class:`~affectstream.streaming.replay.faults.FaultSpec`), ``faults_seed`` and ``on_fault``
+    (called with a line of text when a restart, stall or clock step happens); after a run,
+    ``injector.report()`` says what was injected.
     """
 
     _playlist: PlayList
@@ -127,6 +138,10 @@ class Player:
     samples_pushed: int
     on_event: Callable[[ReplayEvent], None] | None
     on_chunk: Callable[[float, float], None] | None
+    faults: FaultSpec | None = None
+    faults_seed: int = 0
+    on_fault: Callable[[str], None] | None = None
+    injector: FaultInjector | None = None
 
     def open(self) -> None:
         """Create the outlets (they become visible to resolvers now)."""
@@ -155,6 +170,11 @@ class Player:
         """
         self.open()
         assert self._marker_outlet is not None
+        self.injector = None
+        if self.faults is not None and self.faults.active:
+            self.injector = FaultInjector(
+                self.faults, self.faults_seed, self.rate, len(self._playlist.streams)
+            )
         return play(
             self._outlets,
             self._marker_outlet,
@@ -168,7 +188,18 @@ class Player:
             push_marker=self._push_marker,
             on_chunk=self.on_chunk,
             progress=self._progress,
+            faults=self.injector,
+            reopen=self._reopen,
+            on_fault=self.on_fault,
         )
+
+    def _reopen(self, up: bool) -> Sequence[Outlet]:
+        """A producer restart: destroy every outlet (``up`` False) or create them again."""
+        if not up:
+            self.close()
+            return ()
+        self.open()
+        return self._outlets
 
     def _progress(self, k: int) -> None:
         self.samples_pushed = k
@@ -195,47 +226,99 @@ def play(
     push_marker: Callable[[float, dict[str, Any]], None],
     on_chunk: Callable[[float, float], None] | None = None,
     progress: Callable[[int], None] | None = None,
+    faults: FaultInjector | None = None,
+    reopen: Callable[[bool], Sequence[Outlet]] | None = None,
+    on_fault: Callable[[str], None] | None = None,
 ) -> int:
     """The replays' clock: push ``pl`` through ``outlets`` in real time (see the module docstring).
 
     Sample *k* of the play list is stamped ``t0 + k / rate`` and pushed once that time has come;
     a marker at play-list position *p* carries ``t0 + p / rate``. Returns the samples pushed per
-    stream.
+    stream (dropped samples included: the position the clock reached).
+
+    ``faults`` injects faults (:class:`~affectstream.streaming.replay.faults.FaultInjector`); a
+    restart calls ``reopen(False)`` (the caller destroys every outlet, the marker outlet included)
+    and later ``reopen(True)`` (the caller re-creates them and returns the data outlets; markers
+    keep going through ``push_marker``). ``on_fault`` hears of each restart, stall and clock step.
     """
     stop = stop or threading.Event()
     if wait_for_consumers > 0:
         deadline = time.monotonic() + wait_for_consumers
         for outlet in [*outlets, marker_outlet]:
             outlet.wait_for_consumers(max(0.0, deadline - time.monotonic()))
+        del outlet
+    # no reference to an outlet may outlive a restart here: liblsl destroys an outlet when its
+    # last Python reference goes
+    del marker_outlet
+    outs: Sequence[Outlet] = outlets
+    del outlets
+    if faults is not None and faults.spec.restart and reopen is None:
+        raise ValueError("a restart fault needs a reopen callback")
+
+    def say(text: str) -> None:
+        if on_fault is not None:
+            on_fault(text)
+
     total = pl.n_samples
     t0 = local_clock()
     k = 0  # samples pushed since t0, across loops
     next_marker = 0  # index into the (conceptually repeated) marker list
     n_markers = len(pl.markers)
+    restart_cycle, down, stall_no, steps = 0, False, 0, 0
     while not stop.is_set():
-        elapsed = (local_clock() - t0) * rate  # in samples
+        wall = local_clock() - t0
+        held = False
+        if faults is not None:
+            cycle, is_down = faults.restart_phase(wall)
+            if is_down and not down and cycle != restart_cycle:
+                assert reopen is not None
+                restart_cycle, down = cycle, True
+                faults.restarts += 1
+                outs = ()
+                reopen(False)
+                say(f"fault: restart {cycle}: outlets destroyed at +{wall:.2f} s")
+            elif down and not is_down:
+                assert reopen is not None
+                outs = reopen(True)
+                down = False
+                say(f"fault: restart {restart_cycle}: outlets back at +{wall:.2f} s")
+            n_stall, held = faults.stalled(wall)
+            if held and n_stall != stall_no:
+                stall_no = n_stall
+                faults.stalls += 1
+                say(f"fault: stall {n_stall}: pushing nothing for {faults.spec.stall:g} s")
+        elapsed = wall * rate  # in samples
         due = int(np.floor(elapsed)) + 1  # samples whose time t0 + k/rate has come
         if not loop:
             due = min(due, total)
-        # A marker at play-list position p carries t0 + p/rate and goes out once that time has
-        # come; trial_start goes out before the trial's first sample.
-        while n_markers and (loop or next_marker < n_markers):
-            rep, j = divmod(next_marker, n_markers)
-            pos, payload = pl.markers[j]
-            p = rep * total + pos
-            if p > elapsed:
-                break
-            push_marker(t0 + p / rate, payload)
-            next_marker += 1
-        while k < due:  # a chunk never crosses the end of the play list (loop wrap)
-            start = k % total
-            end = min(total, start + (due - k))
-            last_ts = t0 + (k + end - start - 1) / rate
-            for outlet, data in zip(outlets, pl.streams, strict=True):
-                outlet.push_chunk(data[start:end], last_ts)
-            k += end - start
-            if on_chunk is not None:
-                on_chunk(last_ts, local_clock())
+        if down:  # the producer is restarting: what falls due meanwhile is lost
+            k = max(k, due)
+        elif not held:
+            # A marker at play-list position p carries t0 + p/rate and goes out once that time
+            # has come; trial_start goes out before the trial's first sample.
+            while n_markers and (loop or next_marker < n_markers):
+                rep, j = divmod(next_marker, n_markers)
+                pos, payload = pl.markers[j]
+                p = rep * total + pos
+                if p > elapsed:
+                    break
+                shift = 0.0 if faults is None else faults.clock_offset(p)
+                push_marker(t0 + p / rate + shift, payload)
+                next_marker += 1
+            while k < due:  # a chunk never crosses the end of the play list (loop wrap)
+                start = k % total
+                end = min(total, start + (due - k))
+                last_ts = t0 + (k + end - start - 1) / rate
+                _push_round(outs, pl.streams, start, end, k, last_ts, t0, faults)
+                k += end - start
+                if on_chunk is not None:
+                    on_chunk(last_ts, local_clock())
+            if faults is not None and faults.clock_steps != steps:
+                steps = faults.clock_steps
+                say(
+                    f"fault: clock step {steps}: timestamps shifted by "
+                    f"{steps * faults.spec.clock_step:+g} s"
+                )
         if progress is not None:
             progress(k)
         if not loop and k >= total and next_marker >= n_markers:
@@ -243,3 +326,23 @@ def play(
             break
         time.sleep(chunk_s)
     return k
+
+
+def _push_round(
+    outlets: Sequence[Outlet],
+    streams: Sequence[NDArray[np.float32]],
+    start: int,
+    end: int,
+    k: int,
+    last_ts: float,
+    t0: float,
+    faults: FaultInjector | None,
+) -> None:
+    """One push round: play-list rows ``start:end`` (played position ``k``) to every outlet."""
+    for i, (outlet, data) in enumerate(zip(outlets, streams, strict=True)):
+        if faults is None:
+            outlet.push_chunk(data[start:end], last_ts)
+            continue
+        got = faults.apply(i, k, data[start:end], t0)
+        if got is not None:
+            outlet.push_chunk(got[0], got[1].tolist())

@@ -42,6 +42,7 @@ PARAM_RANGES = {
     "music-mlp": (1_600_000, 1_700_000),  # 6373 × 256 + 256 × 128 + 128 × 2 (+ biases)
     "mlstm-fcn": (200_000, 500_000),
     "bimodal-lstm": (100_000, 300_000),
+    "rtcan1d-bvp": (300_000, 700_000),  # two RTCAN-1D trunks (256 + 448 features)
 }
 
 

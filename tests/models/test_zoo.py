@@ -60,3 +60,65 @@ def test_labelled_as_trained_on_synthetic_data(model_dir: Path) -> None:
         assert not set(fold["test_subjects"]) & set(fold["train_subjects"])
     # the leaky split's figure is quoted beside it, labelled as such
     assert trained["comparison"]["leaky"] is True
+
+
+# -- the models for the sensors people have (issue #14) --------------------------------------------
+
+SENSOR_VARIANTS = {
+    "cnn-lstm-lab": {"EEG", "GSR", "PPG", "RESP"},
+    "mlstm-fcn-periph": {"GSR", "PPG", "RESP"},
+    "rtcan1d-eda-bvp": {"GSR", "PPG"},
+}
+
+
+def test_the_sensor_variants_ship() -> None:
+    assert set(SENSOR_VARIANTS) <= {p.name for p in MODELS}
+
+
+@pytest.mark.parametrize("name", sorted(SENSOR_VARIANTS))
+def test_sensor_variant_contracts_need_only_their_sensors(name: str) -> None:
+    from affectstream.models.contract import load_contract
+
+    contract, _ = load_contract(ZOO / name)  # valid for today's loader, hash checked
+    assert contract.id == f"{name}@1"
+    assert set(contract.preprocess_spec().streams) == SENSOR_VARIANTS[name]  # no AUX
+    for i in contract.inputs:
+        for ref in i.feature.channels:
+            if ref.stream != "EEG":
+                assert ref.label == ref.stream  # one-channel streams by their type
+
+
+@pytest.mark.parametrize("name", sorted(SENSOR_VARIANTS))
+def test_sensor_variant_onnx_matches_its_contract(name: str) -> None:
+    import onnxruntime as ort
+
+    from affectstream.models.contract import load_contract
+
+    contract, onnx_path = load_contract(ZOO / name)
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    contract.check_onnx(
+        {i.name: tuple(i.shape) for i in sess.get_inputs()}, [o.name for o in sess.get_outputs()]
+    )
+    embedded = json.loads(sess.get_modelmeta().custom_metadata_map["affectstream_contract"])
+    on_disk = json.loads((ZOO / name / "model.json").read_text())
+    assert {k: v for k, v in embedded.items() if k != "onnx_sha256"} == {
+        k: v for k, v in on_disk.items() if k != "onnx_sha256"
+    }
+    card = (ZOO / name / "README.md").read_text()
+    assert "max |PyTorch − ONNX Runtime|" in card
+
+
+def test_the_lab_model_takes_partial_montages_and_reports_its_coverage_curve() -> None:
+    model_dir = ZOO / "cnn-lstm-lab"
+    contract = json.loads((model_dir / "model.json").read_text())
+    grid = next(i for i in contract["inputs"] if i["tensor"] == "eeg_grid")
+    assert grid["min_channels"] >= 1 and len(grid["optional_channels"]) == 32
+    assert all("min_channels" not in i for i in contract["inputs"] if i is not grid)
+    curve = json.loads((model_dir / "training" / "coverage.json").read_text())
+    assert curve["data"]["synthetic"] is True
+    report = json.loads((model_dir / "training" / "report.json").read_text())
+    trained = {s for f in report["folds"] for s in f["train_subjects"] + f["test_subjects"]}
+    assert not set(curve["data"]["held_out_subjects"]) & trained  # held-out subjects only
+    assert {round(e["coverage"], 3) for e in curve["curve"]} >= {1.0, 0.5, 0.25, 0.125}
+    card = (model_dir / "README.md").read_text()
+    assert "accuracy against coverage (measured)" in card and "synthetic DEAP-format" in card

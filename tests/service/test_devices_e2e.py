@@ -616,3 +616,33 @@ def test_unlabelled_eeg_without_a_channel_map_is_refused_naming_the_fix(
     assert '"channels"' in status["reason"], status
     assert not _predictions(seen)
     assert detail["served"] is False and '"channels"' in detail["unserved"]
+
+
+# -- (10) a partial montage: 8 of the 32 electrodes ------------------------------------------------
+
+EIGHT = ["Fp1", "Fp2", "F3", "F4", "C3", "C4", "O1", "O2"]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(60)
+def test_partial_montage_is_served_degraded_with_its_coverage(
+    session_name: str, serve: Callable[..., Any]
+) -> None:
+    """An 8-electrode EEG cap (+ GSR, PPG, RESP) on the shipped ``cnn-lstm-lab``, trained with
+    electrode dropout (``min_channels`` in its contract): predictions with ``coverage`` 8/32, and
+    a ``degraded`` model_status saying so. The shipped ``cnn-lstm`` (trained on all 32, and
+    needing AUX) is not served."""
+    if not (LAB_ZOO / "model.onnx").is_file():
+        pytest.skip("models/zoo/cnn-lstm-lab is not shipped in this checkout")
+    streams = [
+        eeg("eeg", "EEG", 256.0, EIGHT, n_channels=len(EIGHT)),
+        *_lab_streams(128.0, labelled=True)[1:],
+    ]
+    with Device(session_name, streams), serve(LAB_ZOO) as live:
+        _create(live, session_name)
+        seen = _watch(live, session_name, _has_predictions("cnn-lstm-lab", 2), 20)
+    preds = _predictions(seen, "cnn-lstm-lab")
+    assert preds and all(p["coverage"] == {"EEG": 0.25} for p in preds)
+    rows = _statuses(seen, "cnn-lstm-lab")
+    assert rows and rows[-1]["state"] == "degraded" and rows[-1]["coverage"] == {"EEG": 0.25}
+    assert "partial montage" in rows[-1]["reason"]

@@ -97,6 +97,16 @@ def test_every_table_row_is_read_from_the_environment(tmp_path: Path) -> None:
         "tick_s": "0.05",
         "buffer_s": "30",
         "auto_attach_types": "EEG,GSR",
+        "auto_attach_pattern": "lab-*",
+        "auto_attach_grace_s": "12",
+        "max_sessions": "5",
+        "max_models_per_session": "4",
+        "max_subscribers": "3",
+        "max_body_bytes": "2048",
+        "max_ws_message_bytes": "512",
+        "max_ws_messages_per_s": "2.5",
+        "allowed_hosts": "lab-pc, lab-pc.local",
+        "allowed_origins": "http://lab-pc:8000",
     }
     assert set(values) == set(Settings.model_fields)
     env = {f"{ENV_PREFIX}{k.upper()}": v for k, v in values.items()}
@@ -104,6 +114,11 @@ def test_every_table_row_is_read_from_the_environment(tmp_path: Path) -> None:
     assert (s.host, s.port, s.models, s.model_dir) == ("0.0.0.0", 9001, ("a", "b"), zoo)
     assert (s.auto_attach, s.token, s.queue_size) == (True, "k" * 20, 3)
     assert (s.tick_s, s.buffer_s, s.auto_attach_types) == (0.05, 30.0, ("EEG", "GSR"))
+    assert (s.auto_attach_pattern, s.auto_attach_grace_s) == ("lab-*", 12.0)
+    assert (s.max_sessions, s.max_models_per_session, s.max_subscribers) == (5, 4, 3)
+    assert (s.max_body_bytes, s.max_ws_message_bytes, s.max_ws_messages_per_s) == (2048, 512, 2.5)
+    assert s.allowed_hosts == ("lab-pc", "lab-pc.local")
+    assert s.allowed_origins == ("http://lab-pc:8000",)
 
 
 def test_comma_lists_from_env_dotenv_and_overrides(tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from affectstream.training.augment import ElectrodeDropout
     from affectstream.training.datasets.windows import WindowSet
     from affectstream.training.presets import Preset
 
@@ -31,7 +32,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data", type=Path, help="DEAP: folder with s01.dat … sNN.dat; PMEmo: the PMEmo2019 folder"
     )
-    parser.add_argument("--model", help="architecture name (see models/registry.py)")
+    parser.add_argument(
+        "--model",
+        help="architecture name (see models/registry.py) or a preset variant of one "
+        "(training/presets.py: cnn-lstm-lab, mlstm-fcn-periph, rtcan1d-eda-bvp)",
+    )
     parser.add_argument(
         "--protocol",
         choices=["subject", "loso", "segment", "song"],
@@ -77,6 +82,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cache-dir", type=Path, default=None, help="PMEmo: keep and reuse the windows there"
     )
+    parser.add_argument(
+        "--electrode-dropout",
+        type=float,
+        default=None,
+        metavar="P",
+        help="grid models: probability that a training window gets a random partial EEG montage "
+        "(training/augment.py); 0 turns it off; default: the preset's (0.5 for cnn-lstm-lab, off "
+        "for cnn-lstm)",
+    )
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     parser.add_argument(
         "--cv-only",
@@ -118,6 +132,8 @@ def command_line(args: argparse.Namespace, stride: float, label_rule: str, thres
     parts += ["--lr", f"{args.lr:g}", "--patience", str(args.patience), "--seed", str(args.seed)]
     parts += ["--label-rule", label_rule, "--label-threshold", f"{threshold:g}"]
     parts += ["--stride", f"{stride:g}"]
+    if getattr(args, "electrode_dropout", None) is not None:
+        parts += ["--electrode-dropout", f"{args.electrode_dropout:g}"]
     for flag, value in (("--subjects", args.subjects), ("--songs", args.songs)):
         if value is not None:
             parts += [flag, str(value)]
@@ -150,21 +166,25 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.data is None or args.model is None:
         return _error("--data and --model are required (or --compare RUN …)")
-    from affectstream.models.registry import get
+    from affectstream.models.registry import ARCHITECTURES, get
     from affectstream.training.labels import THRESHOLDS
-    from affectstream.training.presets import preset
+    from affectstream.training.presets import architecture_of, preset
     from affectstream.training.protocols import STIMULUS_PROTOCOLS
 
     if args.protocol in STIMULUS_PROTOCOLS and args.dataset != "pmemo":
         return _error(f"--protocol {args.protocol} needs stimulus ids (--dataset pmemo)")
     try:
-        if args.dataset != "pmemo" and any(
-            i.kind == "stimulus_features" for i in get(args.model).inputs
-        ):
+        # an architecture, or a preset variant of one (cnn-lstm-lab → cnn-lstm)
+        arch = get(
+            args.model if args.model in ARCHITECTURES else architecture_of(args.model, args.dataset)
+        )
+        if args.dataset != "pmemo" and any(i.kind == "stimulus_features" for i in arch.inputs):
             return _error(f"{args.model} reads music features, which only --dataset pmemo provides")
         p = preset(args.model, args.dataset)
     except (KeyError, ValueError) as e:
         return _error(str(e).strip("'\""))
+    if args.electrode_dropout is not None and not 0 <= args.electrode_dropout <= 1:
+        return _error(f"--electrode-dropout {args.electrode_dropout:g} is not in [0, 1]")
     label_rule = args.label_rule or ("kmeans" if args.dataset == "pmemo" else "threshold")
     threshold = (
         args.label_threshold if args.label_threshold is not None else THRESHOLDS[args.dataset]
@@ -243,6 +263,18 @@ def _pmemo(args: argparse.Namespace, p: Preset, stride: float) -> tuple[WindowSe
     return ws, dataset
 
 
+def _electrode_dropout(args: argparse.Namespace, p: Preset) -> ElectrodeDropout | None:
+    """The preset's electrode dropout, or ``--electrode-dropout P`` (0: none) with its min_keep."""
+    from affectstream.training.augment import ElectrodeDropout
+
+    if args.electrode_dropout is None:
+        return p.electrode_dropout
+    if args.electrode_dropout == 0:
+        return None
+    keep = p.electrode_dropout.min_keep if p.electrode_dropout is not None else 2
+    return ElectrodeDropout(p=args.electrode_dropout, min_keep=keep)
+
+
 def _train(
     args: argparse.Namespace,
     p: Preset,
@@ -261,8 +293,9 @@ def _train(
     from affectstream.training.report import caveats, write_report
     from affectstream.training.train import TrainConfig, make_labels, run_training
 
+    architecture = p.architecture or args.model
     cfg = TrainConfig(
-        model=args.model,
+        model=architecture,
         protocol=args.protocol,
         folds=args.folds,
         epochs=args.epochs,
@@ -274,6 +307,7 @@ def _train(
         label_threshold=threshold,
         hyper=dict(p.hyper),
         device=args.device,
+        electrode_dropout=_electrode_dropout(args, p),
     )
     y, _ = make_labels(cfg, ws)
     balance = class_balance(y)
@@ -303,7 +337,7 @@ def _train(
         )
     except ValueError as e:
         return _error(str(e))
-    reads_music = any(i.kind == "stimulus_features" for i in get(args.model).inputs)
+    reads_music = any(i.kind == "stimulus_features" for i in get(architecture).inputs)
     notes = caveats(args.protocol, stimuli=pmemo, reads_stimulus=reads_music, label_rule=label_rule)
     config = {
         k: v for k, v in vars(args).items() if k not in ("data", "out", "quiet") and k[0] != "_"
@@ -311,11 +345,16 @@ def _train(
     config |= {"out": str(args.out), "label_rule": label_rule, "label_threshold": threshold}
     config["cache_dir"] = str(args.cache_dir) if args.cache_dir else None
     config["command"] = command_line(args, stride, label_rule, threshold)
+    config["preset"] = args.model
+    config["architecture"] = architecture
+    config["electrode_dropout"] = (
+        cfg.electrode_dropout.to_dict() if cfg.electrode_dropout is not None else None
+    )
     config["preprocess_s"] = round(preprocess_s, 1)
     config["runtime_s"] = round(time.monotonic() - t0, 1)
     doc = write_report(
         args.out,
-        model=args.model,
+        model=architecture,
         protocol=args.protocol,
         results=results,
         label_rule=rule,
@@ -342,7 +381,17 @@ def _train(
                 f"--patience {args.patience} --stride {stride:g} --seed {args.seed} "
                 f"--out runs/{args.model}-deap"
             )
-        write_final(args.out, p, ws, final, doc, rule, retrain)
+        write_final(
+            args.out,
+            p,
+            ws,
+            final,
+            doc,
+            rule,
+            retrain,
+            preset_name=args.model,
+            electrode_dropout=cfg.electrode_dropout,
+        )
     s = doc["summary"]
     print(f"report: {args.out / 'report.md'}")
     print(

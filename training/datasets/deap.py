@@ -20,7 +20,7 @@ from affectstream.streaming.preprocess.pipeline import preprocess_recording
 from affectstream.streaming.preprocess.spec import PreprocessSpec
 from affectstream.streaming.replay.deap import REPLAY_STREAMS, deap_trial_streams
 from affectstream.training.datasets.windows import WindowSet
-from affectstream.training.presets import STREAM_LABELS
+from affectstream.training.presets import stream_labels
 
 __all__ = ["WindowSet", "deap_files", "deap_windows"]
 
@@ -49,6 +49,7 @@ def deap_windows(
     input is chunked, so the windows equal those of the serving hop.
     """
     train_spec = dataclasses.replace(spec, hop_s=stride_s)
+    labels = stream_labels(spec)  # one-channel streams by their type where the spec says so
     feats: dict[str, list[NDArray[np.float32]]] = {i.name: [] for i in spec.inputs}
     ratings, subjects, trials, ends = [], [], [], []
     for f in files:
@@ -56,7 +57,7 @@ def deap_windows(
         sid = subject.subject or 0
         for t in range(subject.n_trials):
             streams = deap_trial_streams(subject.data[t])
-            for t_end, x in preprocess_recording(train_spec, streams, RATES, STREAM_LABELS):
+            for t_end, x in preprocess_recording(train_spec, streams, RATES, labels):
                 for name, value in x.items():
                     feats[name].append(value.astype(np.float32))
                 ratings.append(subject.labels[t])
