@@ -646,3 +646,65 @@ def test_partial_montage_is_served_degraded_with_its_coverage(
     rows = _statuses(seen, "cnn-lstm-lab")
     assert rows and rows[-1]["state"] == "degraded" and rows[-1]["coverage"] == {"EEG": 0.25}
     assert "partial montage" in rows[-1]["reason"]
+
+
+# -- (11) every shipped model on the streams it can take ------------------------------------------
+
+SHIPPED_PERIPHERAL = ("mlstm-fcn-periph", "rtcan1d", "rtcan1d-eda-bvp")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_shipped_peripheral_and_wearable_models_predict_on_device_streams(
+    session_name: str, serve: Callable[..., Any]
+) -> None:
+    """The shipped models for peripheral and wearable sensors, end to end on device-shaped
+    streams: a lab's GSR + PPG + RESP at 128 Hz (unlabelled, types EDA/BVP/RSP) feeds
+    ``mlstm-fcn-periph`` (10 s at 32 Hz), ``rtcan1d`` (cvxEDA of 20 s at 16 Hz) and
+    ``rtcan1d-eda-bvp`` (+ BVP at 32 Hz); a wristband (EDA 4 Hz + BVP 64 Hz) feeds the two RTCAN-1D
+    models. Their windows are long (20 s and a 3 s calibration), hence this test's time."""
+    missing = [m for m in SHIPPED_PERIPHERAL if not (ZOO / m / "model.onnx").is_file()]
+    if missing:
+        pytest.skip(f"not shipped in this checkout: {missing}")
+    lab, wrist = f"{session_name}-lab", f"{session_name}-wrist"
+    lab_streams = _lab_streams(128.0, labelled=False, types=("EDA", "BVP", "RSP"))[1:]
+    wrist_streams = [
+        skin_conductance("eda", "EDA", 4.0, label=None),
+        ppg("bvp", "BVP", 64.0, label=None),
+    ]
+
+    def served(seen: list[Message], models: tuple[str, ...]) -> bool:
+        return all(_has_predictions(m, 1)(seen) for m in models)
+
+    wearable = ("rtcan1d", "rtcan1d-eda-bvp")
+    with (
+        Device(lab, lab_streams),
+        Device(wrist, wrist_streams),
+        serve(*(ZOO / m for m in SHIPPED_PERIPHERAL)) as live,
+    ):
+        _create(live, lab)
+        _create(live, wrist)
+        seen = _watch_many(
+            live,
+            [lab, wrist],
+            lambda s: (
+                bool(s) and served(s, SHIPPED_PERIPHERAL if s[0]["session"] == lab else wearable)
+            ),
+            80,
+        )
+    assert served(seen[lab], SHIPPED_PERIPHERAL), "the lab session lacks a model's predictions"
+    assert served(seen[wrist], wearable)
+    for p in _predictions(seen[lab]) + _predictions(seen[wrist]):
+        assert 0.0 <= p["valence"] <= 1.0 and 0.0 <= p["arousal"] <= 1.0
+    # the wristband's mlstm-fcn-periph has no RESP stream: it says so
+    rows = _statuses(seen[wrist], "mlstm-fcn-periph") or [
+        r for r in live_rows(seen[wrist]) if r["model"] == "mlstm-fcn-periph"
+    ]
+    assert rows and rows[-1]["state"] == "waiting" and "RESP" in rows[-1]["reason"]
+
+
+def live_rows(seen: list[Message]) -> list[dict[str, Any]]:
+    """The model rows of the first ``hello`` (a model's state before any change)."""
+    hello = next(m for m in seen if m["type"] == "hello")
+    rows: list[dict[str, Any]] = hello["model_status"]
+    return rows
