@@ -131,7 +131,7 @@ def _check_jitter(seen: Seen) -> None:
 
 
 def _check_restart(seen: Seen) -> None:
-    # every outlet destroyed at 5 s for 1 s: the streams go lost, come back (same source_id),
+    # every outlet destroyed at 8 s for 1 s: the streams go lost, come back (same source_id),
     # and predictions resume
     states = seen.states("GSR")
     assert "lost" in states and "recovered" in states[states.index("lost") :], states
@@ -187,7 +187,7 @@ DEJITTER = (
 CASES: dict[str, tuple[str, float, Callable[[Seen], None]]] = {
     "nan": ("nan=0.1,nan-run=0.3s", 10.0, _check_nan),
     "jitter": ("jitter=5ms", 9.0, _check_jitter),
-    "restart": ("restart=5s,restart-down=1s", 13.0, _check_restart),
+    "restart": ("restart=8s,restart-down=1s", 16.0, _check_restart),
     "stall": ("stall=1.5s,stall-every=5s", 10.0, _check_stall),
     "drop": ("drop=0.02,drop-run=0.2s", 10.0, _check_drop),
     "drop-gaps": ("drop=0.02,drop-run=0.2s", 8.0, _check_drop_gaps),
