@@ -50,7 +50,7 @@ import numpy as np
 
 from affectstream.bench.machine import cpu_seconds
 
-__all__ = ["BUDGET_MS", "run_e2e"]
+__all__ = ["BUDGET_MS", "push_time", "run_e2e"]
 
 BUDGET_MS = 250.0
 HOP_S = 0.25  # the shipped models' hop: 4 windows per second per model
@@ -219,7 +219,7 @@ def _warmed_up(state: _State, sessions: list[str], n_models: int) -> bool:
     return all(len(seen[sid]) >= n_models for sid in sessions)
 
 
-def _push_time(logs: dict[str, np.ndarray], session: str, window_end: float) -> float | None:
+def push_time(logs: dict[str, np.ndarray], session: str, window_end: float) -> float | None:
     """When the push round holding the sample that completes the window left the pusher."""
     log = logs.get(session)
     if log is None or not len(log):
@@ -354,7 +354,7 @@ def _summarise(
         stages: dict[str, list[float]] = defaultdict(list)
         by_model: dict[str, list[float]] = defaultdict(list)
         for m in got:
-            pushed = _push_time(logs, m.session, m.window_end)
+            pushed = push_time(logs, m.session, m.window_end)
             if pushed is None:
                 unmatched += 1
                 continue

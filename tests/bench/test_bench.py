@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from affectstream.bench import command
-from affectstream.bench.e2e import _push_time
+from affectstream.bench.e2e import push_time
 from affectstream.bench.report import (
     BEGIN,
     END,
@@ -37,12 +37,12 @@ def test_push_time_is_the_round_holding_the_sample_that_completes_the_window() -
     logs = {"s": log}
     # a sample stamped t covers [t, t + 1/128): the window [.., end) is completed by the first
     # sample at or after end - 1/128
-    assert _push_time(logs, "s", 10.0 + 10 / 128) == 102.0  # sample 9, round 2 (samples 8-11)
-    assert _push_time(logs, "s", 10.0 + 9.5 / 128) == 102.0  # sample 9
-    assert _push_time(logs, "s", 10.0 + 8.9 / 128) == 102.0  # sample 8
-    assert _push_time(logs, "s", 10.0 + 8 / 128) == 101.0  # sample 7, the last of round 1
-    assert _push_time(logs, "s", 10.0 + 1000 / 128) is None  # not pushed (yet)
-    assert _push_time(logs, "other", 10.0) is None
+    assert push_time(logs, "s", 10.0 + 10 / 128) == 102.0  # sample 9, round 2 (samples 8-11)
+    assert push_time(logs, "s", 10.0 + 9.5 / 128) == 102.0  # sample 9
+    assert push_time(logs, "s", 10.0 + 8.9 / 128) == 102.0  # sample 8
+    assert push_time(logs, "s", 10.0 + 8 / 128) == 101.0  # sample 7, the last of round 1
+    assert push_time(logs, "s", 10.0 + 1000 / 128) is None  # not pushed (yet)
+    assert push_time(logs, "other", 10.0) is None
 
 
 @pytest.mark.parametrize(
