@@ -50,14 +50,22 @@ import numpy as np
 
 from affectstream.bench.machine import cpu_seconds
 
-__all__ = ["BUDGET_MS", "push_time", "run_e2e"]
+__all__ = [
+    "BUDGET_MS",
+    "ServiceProcess",
+    "free_port",
+    "percentiles",
+    "push_time",
+    "run_e2e",
+    "start_service",
+]
 
 BUDGET_MS = 250.0
 HOP_S = 0.25  # the shipped models' hop: 4 windows per second per model
 SRATE = 128.0
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -92,7 +100,7 @@ def _memory_mib(pid: int) -> dict[str, float]:
     return out
 
 
-def _pct(values: Sequence[float]) -> dict[str, float | int | None]:
+def percentiles(values: Sequence[float]) -> dict[str, float | int | None]:
     if not values:
         return {"n": 0, "p50": None, "p95": None, "p99": None, "max": None}
     a = np.asarray(values, dtype=np.float64)
@@ -116,7 +124,7 @@ class _Received:
 
 
 @dataclass
-class _State:
+class ServiceProcess:
     base: str
     messages: list[_Received] = field(default_factory=list)
     first_seen: dict[tuple[str, str], float] = field(default_factory=dict)  # (session, model)
@@ -144,7 +152,9 @@ class _State:
         return json.loads(raw) if raw else None
 
 
-async def _follow(state: _State, ws_url: str, session: str, clock: Callable[[], float]) -> None:
+async def _follow(
+    state: ServiceProcess, ws_url: str, session: str, clock: Callable[[], float]
+) -> None:
     from websockets.asyncio.client import connect
 
     try:
@@ -170,7 +180,7 @@ async def _follow(state: _State, ws_url: str, session: str, clock: Callable[[], 
         state.errors.append(f"{session}: websocket: {type(e).__name__}: {e}")
 
 
-def _start_service(port: int, env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+def start_service(port: int, env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
     with log_path.open("ab") as log:
         return subprocess.Popen(
             [
@@ -189,7 +199,7 @@ def _start_service(port: int, env: dict[str, str], log_path: Path) -> subprocess
         )
 
 
-def _session_counters(state: _State, ours: set[str]) -> dict[str, int] | None:
+def _session_counters(state: ServiceProcess, ours: set[str]) -> dict[str, int] | None:
     """Sums over our sessions' models; ``None`` (error kept) if the service did not answer."""
     total = {"coalesced": 0, "predictions": 0, "skipped_windows": 0}
     try:
@@ -211,7 +221,7 @@ def _delta(a: dict[str, int] | None, b: dict[str, int] | None, key: str) -> int 
     return None if a is None or b is None else b[key] - a[key]
 
 
-def _warmed_up(state: _State, sessions: list[str], n_models: int) -> bool:
+def _warmed_up(state: ServiceProcess, sessions: list[str], n_models: int) -> bool:
     """Every session has had a prediction from every model."""
     seen: dict[str, set[str]] = defaultdict(set)
     for sid, model in state.first_seen:
@@ -243,9 +253,9 @@ async def _run(
     env = dict(os.environ)
     use_machine_scope(env)
     use_machine_scope()
-    port = _free_port()
-    service = _start_service(port, env, workdir / "service.log")
-    state = _State(f"http://127.0.0.1:{port}")
+    port = free_port()
+    service = start_service(port, env, workdir / "service.log")
+    state = ServiceProcess(f"http://127.0.0.1:{port}")
     pushers: list[tuple[subprocess.Popen[str], Path]] = []
     tasks: list[asyncio.Task[None]] = []
     rows: list[dict[str, Any]] = []
@@ -341,7 +351,7 @@ async def _run(
 
 def _summarise(
     rows: list[dict[str, Any]],
-    state: _State,
+    state: ServiceProcess,
     logs: dict[str, np.ndarray],
     models: list[str],
     budget_ms: float,
@@ -364,7 +374,7 @@ def _summarise(
             for k, v in m.stages.items():
                 stages[k].append(float(v))
         dropped = state.dropped_between(row["t_a"], row["t_b"])
-        pct = _pct(e2e)
+        pct = percentiles(e2e)
         holds = (
             pct["p99"] is not None
             and float(pct["p99"]) <= budget_ms
@@ -381,8 +391,8 @@ def _summarise(
             "received_predictions": len(got),
             "unmatched": unmatched,
             "dropped_messages": dropped,
-            "e2e_ms_by_model": {k: _pct(v) for k, v in sorted(by_model.items())},
-            "service_latency_ms": {k: _pct(v) for k, v in stages.items()},
+            "e2e_ms_by_model": {k: percentiles(v) for k, v in sorted(by_model.items())},
+            "service_latency_ms": {k: percentiles(v) for k, v in stages.items()},
             "holds": bool(holds),
         }
     capacity, cap_level = 0, None

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from affectstream.bench.e2e import _free_port, _pct, _push_time, _start_service, _State
+from affectstream.bench.e2e import ServiceProcess, free_port, percentiles, push_time, start_service
 from affectstream.bench.machine import cpu_seconds
 
 __all__ = ["DEFAULT_FAULTS", "process_sample", "run_soak"]
@@ -136,9 +136,9 @@ async def _run(
     env = dict(os.environ)
     use_machine_scope(env)
     use_machine_scope()
-    port = _free_port()
-    service = _start_service(port, env, workdir / "service.log")
-    state = _State(f"http://127.0.0.1:{port}")
+    port = free_port()
+    service = start_service(port, env, workdir / "service.log")
+    state = ServiceProcess(f"http://127.0.0.1:{port}")
     names = [f"soak{os.getpid()}-{i:02d}" for i in range(sessions)]
     soak = _Soak(state.base, port, names)
     push_log = workdir / "push.npz"
@@ -192,7 +192,7 @@ async def _run(
             row["cpu_cores"] = round((cpu_now - cpu_prev) / max(1e-3, t_now - t_prev), 3)
             got = [p for p in soak.predictions if t_prev <= p[1] < t_now]
             row["predictions"] = len(got)
-            row["latency_ms"] = _pct([p[3] for p in got])
+            row["latency_ms"] = percentiles([p[3] for p in got])
             row["t_a"], row["t_b"] = t_prev, t_now
             row["churn_connects"] = soak.churn_connects
             try:
@@ -237,10 +237,10 @@ async def _run(
         e2e: list[float] = []
         for sid, arrived, window_end, _ in soak.predictions:
             if t_a <= arrived < t_b:
-                pushed = _push_time(push_logs, sid, window_end)
+                pushed = push_time(push_logs, sid, window_end)
                 if pushed is not None:
                     e2e.append((arrived - pushed) * 1e3)
-        row["e2e_ms"] = _pct(e2e)
+        row["e2e_ms"] = percentiles(e2e)
         e2e_all += e2e
     service_log = (workdir / "service.log").read_text(errors="replace").splitlines()
     return _summary(
@@ -303,8 +303,8 @@ def _summary(
         "end": {k: last.get(k) for k in ("rss_mib", "threads", "fds")},
         "growth": growth,
         "predictions": len(soak.predictions),
-        "latency_ms": _pct([p[3] for p in soak.predictions]),
-        "e2e_ms": _pct(e2e_all),
+        "latency_ms": percentiles([p[3] for p in soak.predictions]),
+        "e2e_ms": percentiles(e2e_all),
         "status_messages": states,
         "churn_connects": soak.churn_connects,
         "churn_errors": soak.churn_errors[:20],
