@@ -3,7 +3,10 @@
 ``affectstream replay sNN.dat`` publishes a DEAP file (:mod:`affectstream.streaming.replay.deap`);
 ``affectstream replay --format pmemo PMEMO_DIR --subject ID [--songs 3,7]`` publishes one PMEmo
 subject's skin conductance with the stimulus (song) id in its markers
-(:mod:`affectstream.streaming.replay.pmemo`).
+(:mod:`affectstream.streaming.replay.pmemo`);
+``affectstream replay recording.xdf [--streams NAME …]`` republishes every stream of an XDF
+recording as it was recorded (:mod:`affectstream.streaming.replay.xdf`). The format is detected
+by the extension (``.xdf``, ``.xdfz``, ``.xdf.gz``: XDF) unless ``--format`` says it.
 """
 
 from __future__ import annotations
@@ -25,11 +28,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "path",
         type=Path,
-        help="DEAP data_preprocessed_python file, e.g. s01.dat (or, with --format pmemo, the "
-        "PMEmo folder)",
+        help="DEAP data_preprocessed_python file, e.g. s01.dat, an XDF recording (.xdf) or, "
+        "with --format pmemo, the PMEmo folder",
     )
     parser.add_argument(
-        "--format", choices=("deap", "pmemo"), default="deap", help="dataset format (default deap)"
+        "--format",
+        choices=("deap", "pmemo", "xdf"),
+        default=None,
+        help="dataset format (default: xdf for .xdf/.xdfz files, else deap)",
+    )
+    parser.add_argument(
+        "--streams",
+        nargs="+",
+        default=None,
+        metavar="NAME",
+        help="xdf: names of the streams to play (default: every stream of the file)",
     )
     parser.add_argument(
         "--subject",
@@ -54,7 +67,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--session",
         default=None,
         help="session name: source_id prefix and <session> in the stream descriptions "
-        "(default: derived from the file's absolute path, stable across restarts)",
+        "(default: derived from the file's absolute path, stable across restarts; xdf: the "
+        "streams keep their recorded source_ids unless this is given)",
     )
     parser.add_argument(
         "--wait-for-consumers",
@@ -88,6 +102,13 @@ def run(args: argparse.Namespace) -> int:
         args.fault_spec = parse_faults(args.faults)
     except FaultSpecError as e:
         print(f"affectstream replay: error: --faults: {e}", file=sys.stderr)
+        return 2
+    if args.format is None:
+        args.format = "xdf" if _is_xdf(args.path) else "deap"
+    if args.format == "xdf":
+        return _run_xdf(args)
+    if args.streams:
+        print("affectstream replay: error: --streams is for XDF files", file=sys.stderr)
         return 2
     if args.format == "pmemo":
         return _run_pmemo(args)
@@ -191,23 +212,88 @@ def _run_pmemo(args: argparse.Namespace) -> int:
     return _play_until_stopped(replay, args, header, say)
 
 
-def _play_until_stopped(
-    replay: Player, args: argparse.Namespace, header: str, say: Callable[[str], None]
-) -> int:
-    """Open the outlets, say what plays, play until the end or Ctrl-C/SIGTERM; exit status 0."""
+def _is_xdf(path: Path) -> bool:
+    name = path.name.lower()
+    return name.endswith((".xdf", ".xdfz", ".xdf.gz"))
+
+
+def _run_xdf(args: argparse.Namespace) -> int:
+    from affectstream.streaming.formats.xdf import XdfFormatError, read_xdf
+    from affectstream.streaming.replay.player import ReplayEvent
+    from affectstream.streaming.replay.xdf import XdfReplay
+
+    def fail(message: object) -> int:
+        print(f"affectstream replay: error: {message}", file=sys.stderr)
+        return 2
+
+    for option in ("subject", "songs", "trials"):
+        if getattr(args, option) is not None:
+            return fail(f"--{option} is not used with XDF files (--streams NAME … selects)")
+    if args.fault_spec.active:
+        return fail("--faults is not supported for XDF replays (yet)")
+    try:
+        recording = read_xdf(args.path)
+        replay = XdfReplay(
+            recording,
+            streams=args.streams,
+            session=args.session,
+            speed=args.speed,
+            loop=args.loop,
+        )
+    except (XdfFormatError, ValueError, OSError) as e:
+        return fail(e)
+
+    def say(msg: str) -> None:
+        if not args.quiet:
+            print(msg, flush=True)
+
+    def on_event(ev: ReplayEvent) -> None:
+        p = ev.payload
+        say(f"[{ev.timestamp:.3f}] {p['stream']}: {' '.join(p['values'])}")
+
+    replay.on_event = on_event
+    stop = _stop_on_signals()
+    replay.open()
+    say(
+        f"replaying {args.path}: {len(replay.tracks)} stream(s), {replay.duration:.1f} s, "
+        f"speed {args.speed:g}{', looping' if args.loop else ''}"
+    )
+    for spec in replay.specs:
+        rate = f"{spec.srate:g} Hz" if spec.srate > 0 else "irregular"
+        say(
+            f"  outlet {spec.name!r} type={spec.type} {len(spec.channels)} ch {spec.fmt} {rate} "
+            f"source_id={spec.source_id}"
+        )
+    n = replay.run(stop, wait_for_consumers=args.wait_for_consumers)
+    replay.close()
+    why = "stopped" if stop.is_set() else "finished"
+    say(f"{why}: {n} samples across {len(replay.tracks)} stream(s)")
+    return 0
+
+
+def _stop_on_signals() -> threading.Event:
+    """An event set by Ctrl-C or SIGTERM."""
     stop = threading.Event()
-    spec = getattr(args, "fault_spec", None)
-    if spec is not None and spec.active:
-        replay.faults = spec
-        replay.faults_seed = args.faults_seed
-        replay.on_fault = say
-        header += f"\n  faults {spec.describe()} (seed {args.faults_seed})"
 
     def _stop(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
+    return stop
+
+
+def _play_until_stopped(
+    replay: Player, args: argparse.Namespace, header: str, say: Callable[[str], None]
+) -> int:
+    """Open the outlets, say what plays, play until the end or Ctrl-C/SIGTERM; exit status 0."""
+    spec = getattr(args, "fault_spec", None)
+    if spec is not None and spec.active:
+        replay.faults = spec
+        replay.faults_seed = args.faults_seed
+        replay.on_fault = say
+        header += f"\n  faults {spec.describe()} (seed {args.faults_seed})"
+    stop = _stop_on_signals()
     replay.open()
     say(header)
     for stream_type, source_id in replay.source_ids.items():
