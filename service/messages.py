@@ -398,7 +398,8 @@ class SessionBody(BaseModel):
     """``POST /sessions``: a session id, its stream match, its models (when empty or absent: every
     loaded model its streams can feed), optionally its first stimulus, and what the streams do not
     say themselves: channel labels in column order per stream type (``{"EEG": ["Fp1", …]}``) and
-    the skin-conductance unit (``{"GSR": "kOhm"}``)."""
+    the skin-conductance unit (``{"GSR": "kOhm"}``); ``lsl_out`` overrides the service's setting
+    of that name for this session."""
 
     model_config = ConfigDict(extra="forbid")
     session: str
@@ -412,6 +413,9 @@ class SessionBody(BaseModel):
     """Channel labels per stream type, in column order (EEG labels: 10-20/10-10 electrodes)."""
     units: dict[Label, Label] | None = Field(default=None, max_length=16)
     """Units per stream type; for skin conductance µS, kOhm, Ohm (converted to µS)."""
+    lsl_out: bool | None = None
+    """Publish the session's predictions as LSL streams, one per model (when absent: the
+    service's ``lsl_out`` setting)."""
 
     @field_validator("session")
     @classmethod

@@ -15,7 +15,9 @@ out a little below its true value, never by more than the dejitter error (~1 ms 
 
 Each prediction is built as a :class:`~affectstream.service.messages.Prediction` and handed, as its
 wire dict, to ``publish`` (the hub, :mod:`affectstream.service.hub`), which queues it for the
-session's WebSocket clients.
+session's WebSocket clients. A session with ``lsl_out`` also gets it pushed on the model's LSL
+stream, stamped with the window's end (:class:`~affectstream.service.sessions.PredictionOutlets`:
+opened here at the model's first prediction, never blocking afterwards).
 """
 
 from __future__ import annotations
@@ -163,3 +165,6 @@ class Scheduler:
         slot.predictions += 1
         self.predictions_total += 1
         self._publish(session.id, message)
+        outlets = getattr(session, "lsl_out", None)  # tests' stand-in sessions have none
+        if outlets is not None:
+            outlets.push(slot.name, d.window_end, probs, quality, slot.coverage)

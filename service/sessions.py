@@ -22,6 +22,10 @@ without it their windows are refused and counted, and the slot's state says why.
 Changes that clients should hear of leave through ``on_status`` as message dicts: a stream's health
 state (:class:`~affectstream.service.messages.StreamStatus`) and a model's refusal or return
 (:class:`~affectstream.service.messages.ModelStatus`); the service state publishes them on the hub.
+
+With ``lsl_out`` a session also publishes its predictions as LSL streams, one per model
+(:class:`PredictionOutlets`, docs/lsl.md "Predictions as LSL streams"): a recording of the lab's
+streams (LabRecorder) then holds the predictions aligned with the signals they came from.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from numpy.typing import NDArray
 
 from affectstream.models.runner import ModelRunner
 from affectstream.service.messages import (
+    SCHEMA_VERSION,
     ModelState,
     ModelStateRow,
     ModelStatus,
@@ -54,6 +59,7 @@ from affectstream.streaming.ingest.health import StreamState
 from affectstream.streaming.ingest.session import IngestSession, SessionMatch, canonical_type
 from affectstream.streaming.ingest.windows import Windower
 from affectstream.streaming.lsl.inlet import StreamDirectory, decode_marker, local_clock
+from affectstream.streaming.lsl.outlet import IRREGULAR_RATE, ChannelDesc, OutletSpec, open_outlet
 from affectstream.streaming.preprocess.peripheral import breathing_rate, pulse_rate
 from affectstream.streaming.preprocess.pipeline import WindowFeeder
 
@@ -75,7 +81,29 @@ POLL_AHEAD_S = 0.05
 now on our clock, give or take the clock-correction error (well below a millisecond on one
 machine or a LAN). Skipping the earlier ticks saves most of the scheduler's polling."""
 
-__all__ = ["Due", "ModelSlot", "Score", "Session", "marker_ratings"]
+LSL_OUT_TYPE = "Affect"
+"""The LSL type of the prediction streams (``serve --lsl-out``)."""
+LSL_OUT_CHANNELS = (
+    ChannelDesc("valence", "Valence", "probability"),
+    ChannelDesc("arousal", "Arousal", "probability"),
+    ChannelDesc("streams_ok", "Quality", "boolean"),
+    ChannelDesc("coverage", "Quality", "fraction"),
+)
+"""The channels of a prediction stream: P(high valence), P(high arousal), 1 when every stream the
+model reads was ``ok`` at the window's end (else 0), and the share of the model's channels the
+streams give (the smallest over its stream types; 1 for a full montage)."""
+
+__all__ = [
+    "LSL_OUT_CHANNELS",
+    "LSL_OUT_TYPE",
+    "Due",
+    "ModelSlot",
+    "PredictionOutlets",
+    "Score",
+    "Session",
+    "marker_ratings",
+    "prediction_outlet_spec",
+]
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +185,7 @@ class Session:
         buffer_s: float,
         on_status: Callable[[Session, dict[str, Any]], None] | None = None,
         overrides: StreamOverrides | None = None,
+        lsl_out: bool = False,
     ) -> None:
         self.id = session_id
         self.match = match
@@ -165,6 +194,9 @@ class Session:
         for slot in self.slots:
             slot.reason = slot.waiting_for
         self.overrides = overrides
+        self.lsl_out = PredictionOutlets(session_id, runners) if lsl_out else None
+        """The session's prediction streams (``None`` without ``lsl_out``): opened by the
+        scheduler at each model's first prediction, closed with the session."""
         self.served = False
         self._on_status = on_status
         self._refused_seen: set[tuple[str, str]] = set()
@@ -184,6 +216,8 @@ class Session:
         ).start()
 
     def close(self) -> None:
+        if self.lsl_out is not None:
+            self.lsl_out.close()  # first: a recorder sees the predictions end with the session
         self.ingest.close()
 
     # -- health --------------------------------------------------------------------------------
@@ -551,6 +585,7 @@ class Session:
             "created": self.created,
             "served": self.served,
             **({} if self.served else {"unserved": self.unserved_reason()}),
+            "lsl_out": self.lsl_out is not None,
             "streams": self.ingest.report(),
             "models": [
                 {
@@ -579,11 +614,153 @@ class Session:
                     ),
                     "skipped_windows": dict(s.windower.skipped) if s.windower else {},
                     "online_score": s.score.as_dict(),
+                    **(
+                        {"lsl_outlet": self.lsl_out.describe(s.name)}
+                        if self.lsl_out is not None
+                        else {}
+                    ),
                     "last_prediction": s.last,
                 }
                 for s in self.slots
             ],
         }
+
+
+# -- predictions as LSL streams ----------------------------------------------------------------
+
+
+def prediction_outlet_spec(session_id: str, runner: ModelRunner) -> OutletSpec:
+    """The LSL stream of one session's predictions by one model (docs/lsl.md).
+
+    Irregular rate: a sample is a window the model was run on, stamped with the window's end, and
+    windows do not always come at the contract's hop (coalesced when the service fell behind,
+    skipped over gaps, withheld while a model waits for its streams or a stimulus). A nominal rate
+    would be a promise the stream does not keep, and recorders' and inlets' dejittering, which
+    assumes one, would move the timestamps. The hop is in the description for those who want it.
+
+    ``source_id`` depends on the session and the model only, so a recorder re-links the stream
+    when the service (or the session) starts again."""
+    contract = runner.contract
+    return OutletSpec(
+        name=f"affectstream-{session_id}-{contract.id}",
+        type=LSL_OUT_TYPE,
+        source_id=f"affectstream/{session_id}/{contract.id}",
+        srate=IRREGULAR_RATE,
+        fmt="float32",
+        channels=LSL_OUT_CHANNELS,
+        desc={
+            "session": session_id,
+            "model": contract.id,
+            "model_name": contract.name,
+            "model_version": contract.version,
+            "schema": str(SCHEMA_VERSION),
+            "timestamp": "window end",
+            "hop_s": f"{contract.hop_s:g}",
+            "producer": "affectstream",
+        },
+    )
+
+
+def streams_ok(quality: dict[str, Any], streams: frozenset[str]) -> bool:
+    """Whether every stream of the types ``streams`` (canonical) in a prediction's ``quality``
+    is ``ok`` (and there is one at least)."""
+    states = [v.get("state") for k, v in quality.items() if canonical_type(k) in streams]
+    return bool(states) and all(state == StreamState.OK for state in states)
+
+
+@dataclass
+class _ModelOutlet:
+    spec: OutletSpec
+    streams: frozenset[str]  # the canonical stream types the model reads (for streams_ok)
+    outlet: Any = None  # the live outlet, once the model's first prediction came
+    samples: int = 0
+    error: str = ""  # the outlet could not be opened: not tried again
+
+
+class PredictionOutlets:
+    """A session's predictions as LSL streams, one per model (:func:`prediction_outlet_spec`).
+
+    :meth:`push` runs in the scheduler's thread: it opens a model's outlet at its first prediction
+    (a few milliseconds, once) and then only pushes (liblsl queues the sample and returns: a slow
+    or absent consumer never holds the scheduler up). :meth:`close` (the session's end, from
+    another thread) drops the outlets; one lock keeps a push and the close apart, and the outlets
+    are destroyed after it is released, so the scheduler never waits on liblsl's teardown."""
+
+    def __init__(self, session_id: str, runners: list[ModelRunner]) -> None:
+        self.session_id = session_id
+        self._lock = threading.Lock()
+        self._closed = False
+        self._models = {
+            r.name: _ModelOutlet(
+                prediction_outlet_spec(session_id, r),
+                frozenset(canonical_type(s) for s in r.contract.preprocess_spec().streams),
+            )
+            for r in runners
+        }
+
+    def push(
+        self,
+        model: str,
+        window_end: float,
+        probs: tuple[float, float],
+        quality: dict[str, Any],
+        coverage: dict[str, float] | None,
+    ) -> None:
+        """One prediction of ``model``, stamped with its window's end (LSL clock); never raises
+        (a failure is logged and the model's outlet left alone)."""
+        with self._lock:
+            m = self._models.get(model)
+            if self._closed or m is None or m.error:
+                return
+            if m.outlet is None:
+                try:
+                    m.outlet = open_outlet(m.spec)
+                except Exception as e:  # liblsl out of ports, sockets …: the service goes on
+                    m.error = f"the outlet could not be opened: {e}"
+                    log.error("session %s, model %s: %s", self.session_id, model, m.error)
+                    return
+                log.info("session %s, model %s: LSL outlet %s", self.session_id, model, m.spec.name)
+            sample = [
+                probs[0],
+                probs[1],
+                1.0 if streams_ok(quality, m.streams) else 0.0,
+                min(coverage.values()) if coverage else 1.0,
+            ]
+            try:
+                m.outlet.push_sample(sample, window_end)
+            except Exception as e:
+                m.error = f"push failed: {e}"
+                log.error("session %s, model %s: LSL %s", self.session_id, model, m.error)
+                return
+            m.samples += 1
+
+    def is_open(self, model: str) -> bool:
+        with self._lock:
+            m = self._models.get(model)
+            return m is not None and m.outlet is not None
+
+    def close(self) -> None:
+        """Close every outlet (their inlets see them lost); later pushes do nothing."""
+        with self._lock:
+            self._closed = True
+            outlets = [m.outlet for m in self._models.values() if m.outlet is not None]
+            for m in self._models.values():
+                m.outlet = None
+        del outlets  # the last references: liblsl destroys the outlets here, outside the lock
+
+    def describe(self, model: str) -> dict[str, Any]:
+        """A model's stream for ``GET /sessions``: name, type, source_id, whether it is open
+        (from the model's first prediction until the session ends) and the samples pushed."""
+        with self._lock:
+            m = self._models[model]
+            return {
+                "name": m.spec.name,
+                "type": m.spec.type,
+                "source_id": m.spec.source_id,
+                "open": m.outlet is not None,
+                "samples": m.samples,
+                **({"error": m.error} if m.error else {}),
+            }
 
 
 def _needs(runner: ModelRunner) -> str:

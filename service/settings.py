@@ -21,6 +21,7 @@ variable counts as unset. Invalid values stop start-up with a message that names
 | `auto_attach_types` | `AFFECTSTREAM_AUTO_ATTACH_TYPES` | `EEG,GSR,PPG,RESP` | stream types that auto-attach groups into a session |
 | `auto_attach_pattern` | `AFFECTSTREAM_AUTO_ATTACH_PATTERN` | `*` | auto-attach only groups whose `<key>` matches this glob (case-sensitive; `serve --auto-attach PATTERN` sets it) |
 | `auto_attach_grace_s` | `AFFECTSTREAM_AUTO_ATTACH_GRACE_S` | `30` | an auto-attached session whose streams have all been gone this long is removed, seconds (at least 1) |
+| `lsl_out` | `AFFECTSTREAM_LSL_OUT` | `false` | publish each session's predictions as LSL streams, one per model (`affectstream-<session>-<model>`, type `Affect`, stamped with the window's end; docs/lsl.md); `"lsl_out"` in `POST /sessions` overrides it per session |
 | `max_sessions` | `AFFECTSTREAM_MAX_SESSIONS` | `32` | sessions at once (POST /sessions and auto-attach); beyond: 429 |
 | `max_models_per_session` | `AFFECTSTREAM_MAX_MODELS_PER_SESSION` | `16` | models named in one session, no duplicates; beyond: 422 |
 | `max_subscribers` | `AFFECTSTREAM_MAX_SUBSCRIBERS` | `8` | WebSocket clients per session; beyond: closed with 1013 (try again later) |
@@ -185,6 +186,12 @@ class Settings(BaseSettings):
         30.0,
         description="an auto-attached session whose streams have all been gone this long is "
         "removed, seconds (at least 1)",
+    )
+    lsl_out: bool = Field(
+        False,
+        description="publish each session's predictions as LSL streams, one per model "
+        "(`affectstream-<session>-<model>`, type `Affect`, stamped with the window's end; "
+        'docs/lsl.md); `"lsl_out"` in `POST /sessions` overrides it per session',
     )
     max_sessions: int = Field(
         32, description="sessions at once (POST /sessions and auto-attach); beyond: 429"

@@ -150,11 +150,13 @@ class ServiceState:
         match: SessionMatch,
         models: list[str],
         overrides: StreamOverrides | None = None,
+        lsl_out: bool | None = None,
     ) -> Session:
         """Start a session on the streams ``match`` selects, with the named models (when empty:
         every loaded model; each runs once the streams it needs are there, and says what it waits
         for until then); ``FileExistsError`` if the id is taken. Its status messages go to the
-        hub. ``overrides``: channel labels and units the streams do not give themselves."""
+        hub. ``overrides``: channel labels and units the streams do not give themselves.
+        ``lsl_out``: publish its predictions as LSL streams (``None``: the ``lsl_out`` setting)."""
         runners = [self.runner(m) for m in models] if models else list(self.runners.values())
         assert self.directory is not None
         with self.lock:
@@ -173,6 +175,7 @@ class ServiceState:
                 buffer_s=self.settings.buffer_s,
                 on_status=self._status,
                 overrides=overrides,
+                lsl_out=self.settings.lsl_out if lsl_out is None else lsl_out,
             )
             self.sessions[session_id] = s
         log.info("session %s created (%s)", session_id, ", ".join(r.name for r in runners))
@@ -187,7 +190,8 @@ class ServiceState:
         self.remove_session(session_id)
 
     def remove_session(self, session_id: str) -> None:
-        """Close the session (``KeyError`` if there is none) and tell its subscribers."""
+        """Close the session (``KeyError`` if there is none; its LSL prediction streams close
+        with it) and tell its subscribers."""
         with self.lock:
             s = self.sessions.pop(session_id)
             self.auto_sessions.discard(session_id)

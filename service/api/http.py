@@ -79,7 +79,11 @@ def create_session(body: SessionBody, state: AppState) -> dict[str, Any]:
         _check_stimulus(body.stimulus, chosen)
     try:
         s = state.add_session(
-            body.session, session_match(body.match), body.models, body.stream_overrides()
+            body.session,
+            session_match(body.match),
+            body.models,
+            body.stream_overrides(),
+            lsl_out=body.lsl_out,
         )
     except FileExistsError:
         raise HTTPException(409, f"session {body.session!r} exists") from None

@@ -13,6 +13,7 @@ _EXTRA_HELP = {
     "auto_attach_types": "comma-separated",
     "allowed_hosts": "comma-separated",
     "allowed_origins": "comma-separated",
+    "lsl_out": "for every session, auto-attached ones included",
 }
 
 

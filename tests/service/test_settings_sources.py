@@ -99,6 +99,7 @@ def test_every_table_row_is_read_from_the_environment(tmp_path: Path) -> None:
         "auto_attach_types": "EEG,GSR",
         "auto_attach_pattern": "lab-*",
         "auto_attach_grace_s": "12",
+        "lsl_out": "on",
         "max_sessions": "5",
         "max_models_per_session": "4",
         "max_subscribers": "3",
@@ -114,7 +115,7 @@ def test_every_table_row_is_read_from_the_environment(tmp_path: Path) -> None:
     assert (s.host, s.port, s.models, s.model_dir) == ("0.0.0.0", 9001, ("a", "b"), zoo)
     assert (s.auto_attach, s.token, s.queue_size) == (True, "k" * 20, 3)
     assert (s.tick_s, s.buffer_s, s.auto_attach_types) == (0.05, 30.0, ("EEG", "GSR"))
-    assert (s.auto_attach_pattern, s.auto_attach_grace_s) == ("lab-*", 12.0)
+    assert (s.auto_attach_pattern, s.auto_attach_grace_s, s.lsl_out) == ("lab-*", 12.0, True)
     assert (s.max_sessions, s.max_models_per_session, s.max_subscribers) == (5, 4, 3)
     assert (s.max_body_bytes, s.max_ws_message_bytes, s.max_ws_messages_per_s) == (2048, 512, 2.5)
     assert s.allowed_hosts == ("lab-pc", "lab-pc.local")
