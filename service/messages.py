@@ -198,7 +198,13 @@ class StimulusUsed(BaseModel):
 class Prediction(_Message):
     """One model's valence and arousal probabilities (of "high") for one window."""
 
-    _omit_when_none: ClassVar[tuple[str, ...]] = ("ground_truth", "stimulus", "coverage", "dropped")
+    _omit_when_none: ClassVar[tuple[str, ...]] = (
+        "ground_truth",
+        "stimulus",
+        "coverage",
+        "fallbacks",
+        "dropped",
+    )
 
     type: Literal["prediction"] = "prediction"
     seq: int
@@ -222,6 +228,9 @@ class Prediction(_Message):
     coverage: dict[str, float] | None = None
     """Per stream type, the fraction of the model's channels present (a partial EEG montage);
     present when below 1."""
+    fallbacks: dict[str, str] | None = None
+    """Model inputs whose online cvxEDA fell back for this window (flat segment or solver
+    failure: tonic = signal, phasic = 0), with the reason; present only then."""
     dropped: int | None = None
     """Messages this client lost to its full queue so far (present when it changed)."""
 

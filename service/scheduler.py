@@ -152,6 +152,7 @@ class Scheduler:
                 else GroundTruth(valence=truth[0], arousal=truth[1]),
                 stimulus=d.stimulus,  # the stimulus whose features went in (fusion models)
                 coverage=slot.coverage,  # a partial montage: the share of the model's channels
+                fallbacks=d.fallbacks,  # cvxEDA fell back: the features are not a decomposition
             ).dump()
         except ValidationError as e:  # e.g. a model's output outside [0, 1]: not a prediction
             self.errors_total += 1

@@ -121,6 +121,7 @@ class Due:
     preprocess_s: float
     last_sample: float  # LSL time of the window's last sample (of its fastest stream)
     stimulus: StimulusUsed | None = None  # fusion models: the stimulus whose features went in
+    fallbacks: dict[str, str] | None = None  # inputs whose cvxEDA fell back, with the reason
 
 
 @dataclass
@@ -442,6 +443,7 @@ class Session:
                     preprocess_s,
                     last.t_end - 1.0 / fastest,
                     stimulus,
+                    slot.feeder.pre.fallbacks() or None,
                 )
             )
         return out

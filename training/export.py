@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,8 @@ from affectstream.models.contract import (
 )
 from affectstream.models.export import export_onnx, onnx_parity
 from affectstream.models.registry import build, get
+from affectstream.streaming.formats.deap import BASELINE_SAMPLES, SFREQ
+from affectstream.streaming.preprocess.spec import FeatureInput
 from affectstream.training.augment import ElectrodeDropout
 from affectstream.training.coverage import COVERAGE_FILE, with_coverage_section
 from affectstream.training.datasets.windows import WindowSet
@@ -43,7 +47,7 @@ from affectstream.training.presets import Preset
 from affectstream.training.report import mean_sd
 from affectstream.training.train import TrainedModel, model_inputs, write_json
 
-__all__ = ["PARITY_TOLERANCE", "export_run", "write_final"]
+__all__ = ["PARITY_TOLERANCE", "baseline_text", "export_run", "label_rule_text", "write_final"]
 
 PARITY_TOLERANCE = 1e-4
 
@@ -357,10 +361,21 @@ def model_card(c: ModelContract, meta: dict[str, Any], parity: float) -> str:
             f"--seed {gen['seed']}`)"
         )
     songs = f"{ds['songs']} songs, " if "songs" in ds else ""
+    deap_baseline = (
+        baseline_text(
+            [i.feature for i in c.inputs],
+            float(ds.get("stride_s") or 0.0),
+            BASELINE_SAMPLES / SFREQ,
+        )
+        if real == "DEAP"
+        else None
+    )
+    if deap_baseline:
+        lines += ["", deap_baseline]
     lines += [
         "",
         f"Output `probs` (batch, 2): probability of high valence and of high arousal. Hop "
-        f"{c.hop_s:g} s. Label rule: {c.label_rule.get('kind')}.",
+        f"{c.hop_s:g} s. Label rule: {label_rule_text(c.label_rule, c.architecture)}",
         "",
         "## Training",
         "",
@@ -400,6 +415,68 @@ def model_card(c: ModelContract, meta: dict[str, Any], parity: float) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def label_rule_text(rule: dict[str, Any], architecture: str = "") -> str:
+    """What a high label (and so a served probability) means under a contract's ``label_rule``,
+    in the words a model card uses."""
+    kind = rule.get("kind")
+    if kind == "threshold":
+        value = float(rule.get("value", 5.0))
+        text = (
+            f"threshold {value:g}: high = the subject's rating of the stimulus > {value:g}, so "
+            f"`valence` 0.7 is the model's probability that the valence rating is above {value:g}."
+        )
+        if architecture.startswith("rtcan1d"):
+            text += (
+                " RTCAN-1D's paper labels with a per-subject k-means threshold instead "
+                "(`--label-rule kmeans`, docs/models.md#labels-and-protocols)."
+            )
+        return text
+    if kind == "kmeans":
+        return (
+            "per-subject k-means: for each training subject and each dimension separately, a 1-D "
+            "two-cluster k-means on one rating per recording; high = above the midpoint of the two "
+            "centres. RTCAN-1D's paper clusters the (valence, arousal) pairs in the plane instead "
+            "(docs/models.md#labels-and-protocols). `valence` 0.7 is the model's probability that "
+            "the subject's valence rating falls in that subject's higher cluster, not that it is "
+            "above the scale's midpoint."
+        )
+    return str(kind)
+
+
+def baseline_text(
+    features: Sequence[FeatureInput], stride_s: float, baseline_s: float
+) -> str | None:
+    """Whether training windows include seconds of a recording's pre-trial baseline (DEAP: its
+    first 3 s), for the inputs without a calibration period: the model card's sentence, or
+    ``None`` when no window does. A window ending at ``e`` covers ``[e − window_s, e)``; training
+    windows end at multiples of ``stride_s``, from the first at which every input is full."""
+    if not features or baseline_s <= 0 or stride_s <= 0:
+        return None
+    need = max(f.baseline_s + f.window_s for f in features)
+    first = math.ceil(need / stride_s - 1e-9)  # in strides
+    parts = []
+    for f in features:
+        if f.baseline_s > 0:
+            continue  # its calibration period is consumed before its first window
+        ends = []
+        k = first
+        while k * stride_s - f.window_s < baseline_s - 1e-9:
+            ends.append(f"{k * stride_s:g}")
+            k += 1
+        if ends:
+            at = ends[0] if len(ends) == 1 else f"{', '.join(ends[:-1])} and {ends[-1]}"
+            parts.append(
+                f"`{f.name}` (no calibration period): the first {len(ends)} training "
+                f"window{'s' if len(ends) > 1 else ''} of each trial, ending at {at} s"
+            )
+    if not parts:
+        return None
+    return (
+        f"Pre-trial baseline: {'; '.join(parts)} (stride {stride_s:g} s), hold seconds of "
+        f"DEAP's {baseline_s:g} s pre-trial baseline; the later windows do not."
+    )
 
 
 def _architecture_doc(architecture: str) -> str:

@@ -1,16 +1,20 @@
-"""Binarising ratings: a fixed threshold, or a per-subject k-means midpoint (RTCAN-1D).
+"""Binarising ratings: a fixed threshold, or a per-subject k-means midpoint (after RTCAN-1D).
 
 DEAP ratings are continuous on 1–9. ``threshold``: high = rating > 5 (Tang, Yang, gupta); PMEmo's
-are on [0, 1], so its fixed threshold is 0.5 (:data:`THRESHOLDS`). ``kmeans``: for each subject
-and each dimension, 1-D k-means with k = 2 on that subject's ratings; high = rating > the midpoint
-of the two centres (Yin et al.), which adapts to subjects who rate everything high or low. A
-subject whose ratings do not split into two clusters (all equal) falls back to the fixed
-threshold.
+are on [0, 1], so its fixed threshold is 0.5 (:data:`THRESHOLDS`). ``threshold`` is the default on
+DEAP, ``kmeans`` on PMEmo. ``kmeans``: for each subject and each dimension separately, 1-D k-means
+with k = 2 on that subject's ratings; high = rating > the midpoint of the two centres, which
+adapts to subjects who rate everything high or low. This is not exactly Yin et al.'s rule: they
+cluster each subject's (valence, arousal) *pairs* with one 2-D k-means and use the two coordinates
+of the midpoint between its centres, so a subject's valence threshold also depends on their
+arousal ratings (issue #19: in a simulation the thresholds moved by a median 0.2 points and about
+4 % of the labels flipped). A subject whose ratings do not split into two clusters (all equal)
+falls back to the fixed threshold.
 
 Ratings come per window; with ``trials`` given, each subject's k-means runs on one rating per
 (subject, trial), as RTCAN-1D's did on one per (subject, song), so a recording that yields more
 windows (a longer clip) does not weigh more. The midpoint uses **all** of a subject's ratings,
-those of test trials included: it defines the labels (as in the paper), it is not fitted to
+those of test trials included: it defines the labels (as the paper's does), it is not fitted to
 features.
 """
 

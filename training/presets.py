@@ -70,8 +70,11 @@ def _spec(*inputs: FeatureInput) -> PreprocessSpec:
 
 
 PRESETS: dict[str, Preset] = {
-    # Liao/Yang: 1 s segments, 9×9 grids of baseline-corrected, z-scored EEG + peripheral raw.
-    # Baseline: the 3 s calibration period standardises every channel (DEAP pre-trial baseline).
+    # Liao/Yang: 1 s segments, 9×9 EEG grids + the raw peripheral channels. Not Yang et al.'s
+    # baseline correction (subtract the mean 1 s baseline chunk from every 1 s chunk, then z-score
+    # each channel over the trial: deap_baseline_correct, which no preset uses): every channel is
+    # z-scored by the mean and SD of the 3 s calibration period (DEAP's pre-trial baseline offline,
+    # the session's first seconds live), and no window includes those seconds.
     "cnn-lstm": Preset(
         _spec(
             FeatureInput(
@@ -84,6 +87,10 @@ PRESETS: dict[str, Preset] = {
     ),
     # Yin et al.: skin conductance only → cvxEDA (origin, tonic, phasic). 20 s at 16 Hz: L = 320
     # (the paper resizes whole clips to 2500 samples; a live model needs a fixed trailing window).
+    # No calibration period: on DEAP the first two windows of a trial (ending at 20 and 22 s) hold
+    # seconds of the 3 s pre-trial baseline, which the paper drops. Dropping them here would change
+    # the shipped model's training windows, so it waits for a retrain. Labels: threshold 5 by
+    # default on DEAP (the paper: per-subject k-means, --label-rule kmeans; training/labels.py).
     "rtcan1d": Preset(
         _spec(FeatureInput("eda", FeatureKind.EDA_CVX3, GSR, 16.0, 20.0)),
         stride_s=2.0,
@@ -102,6 +109,8 @@ PRESETS: dict[str, Preset] = {
         _spec(FeatureInput("x", FeatureKind.RAW, PERIPHERAL, 32.0, 10.0, baseline_s=3.0)),
         stride_s=2.0,
         note="8 peripheral channels, 10 s at 32 Hz, standardised by the calibration period",
+        # not athar70's 5 channels (GSR, respiration, plethysmograph, temperature, HRV) at 5 s ×
+        # 128 Hz: no HRV channel is computed anywhere (the architecture's defaults keep its sizes)
     ),
 }
 # The sensors people have (issue #14). Same architectures, inputs a lab or a wearable provides.

@@ -93,9 +93,10 @@ def caveats(protocol: str, *, stimuli: bool, reads_stimulus: bool, label_rule: s
         )
     if label_rule == "kmeans":
         out.append(
-            "k-means labels (RTCAN-1D's rule): each subject's thresholds are the midpoints of a "
-            "2-means clustering of all that subject's ratings, test recordings included; they "
-            "define the labels and see no features."
+            "k-means labels (after RTCAN-1D's rule): each subject's threshold per dimension is "
+            "the midpoint of a 1-D 2-means clustering of all that subject's ratings of that "
+            "dimension, test recordings included (the paper clusters the (valence, arousal) pairs "
+            "in the plane); they define the labels and see no features."
         )
     return out
 

@@ -12,10 +12,12 @@ Inputs (docs/models.md#bimodal-lstm):
 Both standardised per feature upstream (Tang z-scores for this model); sequences of 5 steps.
 
 The last layer is Tang's linear SVM: its two outputs are *scores* for [valence high, arousal high],
-trained with the squared hinge loss ``mean(max(0, 1 − y·f)²) + λ‖W‖²``, y ∈ {−1, +1} (liblinear
-``-s 2``, which Tang used to refit the layer; the registry records ``loss="squared_hinge"``). The
-exported ``sigmoid(score)`` is therefore not a calibrated probability, but it is above 0.5 exactly
-when the SVM says "high".
+trained with the squared hinge loss ``mean(max(0, 1 − y·f)²)``, y ∈ {−1, +1} (liblinear ``-s 2``,
+which Tang used to refit the layer; the registry records ``loss="squared_hinge"``). The loss holds
+no λ‖W‖² term: the only L2 regularisation is Adam's ``weight_decay=1e-4`` (training/train.py, the
+same for every model, on all parameters rather than the last layer's weights alone), not
+liblinear's C = 1/(2λ). The exported ``sigmoid(score)`` is therefore not a calibrated
+probability, but it is above 0.5 exactly when the SVM says "high".
 
 Choices (they go into the model card):
 

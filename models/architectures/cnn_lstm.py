@@ -27,8 +27,13 @@ Choices where the sources are silent or where we depart (they go into the model 
   EMG, GSR, RSP, BVP, TMP = DEAP ch 33–40): per-step Linear → 1024 + ELU, two stacked LSTM(32) with
   dropout 0.5 on each layer's output, the last step, Linear 32 → 1024 + ELU, dropout 0.5.
 - Head: one Linear(1053 + 1024 → 2) giving logits for [valence high, arousal high] (two binary
-  tasks, BCE-with-logits) instead of Yang's 2-way softmax per task. Yang's L2 penalty
-  (0.5 · Σ‖W‖²) is a training choice and lives in the training code, not here.
+  tasks, BCE-with-logits) instead of Yang's 2-way softmax per task.
+- **Training is not Yang's.** ``affectstream train`` trains every model of the zoo the same way
+  (training/train.py): Adam, lr 1e-3, ``weight_decay=1e-4`` (an L2 term 0.5 · 1e-4 · Σ‖θ‖² over
+  all parameters, biases and batch-norm included), batch 64, early stopping on the validation
+  loss. Yang's ``cv.py`` adds 0.5 · Σ ``tf.nn.l2_loss(θ)`` (= 0.25 · Σ‖θ‖², all trainable
+  variables) to the cross-entropy, a penalty 5000 times stronger, and trains with Adam at lr 1e-4
+  (its later reassignments of ``learning_rate`` never reach the optimiser), batch 200, 70 epochs.
 """
 
 from __future__ import annotations

@@ -4,7 +4,10 @@
 ``bilstm``): one module because the three share one template and one source.
 
 Input ``x`` (batch, n_times, n_chans), time-major: by default 2 s at 128 Hz (256 samples) of DEAP
-ch 1–37 (32 EEG, hEOG, vEOG, zEMG, tEMG, GSR), per-window L2-normalised then standardised upstream.
+ch 1–37 (32 EEG, hEOG, vEOG, zEMG, tEMG, GSR). Upstream, each channel is standardised by the 3 s
+calibration period (DEAP's pre-trial baseline; training/presets.py) and then by its mean and SD
+over the training windows (the model contract's normalisation). There is no L2 normalisation: the
+notebooks' per-window L2 ``normalize`` followed by a StandardScaler is not reproduced.
 
 Template (docs/models.md#cnn-rnn-baselines): 2 × [Conv1D k3 'valid' → ReLU → MaxPool 2 →
 Dropout] → stacked RNNs (Dropout after each; all but the last return sequences) → Dense → ReLU →

@@ -21,8 +21,12 @@ Choices (docs/models.md#mlstm-fcn; they go into the model card):
   plain ``Pad``; Keras BatchNorm constants (momentum 0.99 → PyTorch 0.01, eps 1e-3); He-uniform
   conv and He-normal SE initialisation as the Keras code.
 - Keras ``Masking`` dropped: our windows have no padding, and it does not export.
-- Defaults n_chans = 5 (GSR, respiration, plethysmograph, temperature, HRV) and n_times = 640
-  (5 s at 128 Hz), as athar70's arousal model.
+- Constructor defaults n_chans = 5 and n_times = 640 are the sizes of athar70's arousal model
+  (GSR, respiration, plethysmograph, temperature and an HRV channel; 5 s at 128 Hz). No preset
+  feeds that: HRV is computed nowhere in affectstream. The presets (training/presets.py) train
+  ``mlstm-fcn`` on DEAP's 8 peripheral channels (hEOG, vEOG, zEMG, tEMG, GSR, respiration,
+  plethysmograph, temperature) and ``mlstm-fcn-periph`` on 3 (GSR, PPG, RESP), both 10 s at
+  32 Hz (n_times = 320), standardised by the 3 s calibration period.
 """
 
 from __future__ import annotations

@@ -42,6 +42,18 @@ Choices where the paper and the code differ or are silent (they go into the mode
   ReLU / softmax under a cross-entropy loss (which would apply softmax twice).
 - Init: residual-stage convs N(0, 2 / (k · C_out)) (He, fan-out) and BatchNorm γ = 1, β = 0 as the
   PMEmo code; PyTorch defaults elsewhere.
+
+Where training departs from the paper (training/presets.py, training/labels.py; not this module):
+
+- Labels: on DEAP ``affectstream train`` defaults to the fixed threshold 5 (high = rating > 5);
+  the paper's per-subject k-means is ``--label-rule kmeans`` (the PMEmo default). That rule runs a
+  1-D two-cluster k-means per subject **per dimension**; the paper clusters each subject's
+  (valence, arousal) pairs in the plane and takes the two coordinates of the midpoint.
+- Windows: 20 s trailing windows, not whole trials. The EDA input has no calibration period, so
+  with the ``rtcan1d`` preset on DEAP the first two training windows of each trial (ending at 20
+  and 22 s, stride 2 s) hold seconds of the 3 s pre-trial baseline, which the paper's DEAP loader
+  drops (``[384:]``). In ``rtcan1d-eda-bvp`` the BVP's 3 s calibration period puts the first
+  window at 24 s, so none does.
 """
 
 from __future__ import annotations

@@ -16,6 +16,10 @@ full window, returns the model's inputs (:meth:`Preprocessor.features`).
 Both end in the same calls, so offline and online features agree to floating-point rounding
 (``tests/streaming/preprocess/test_pipeline.py`` proves it on a synthetic DEAP trial).
 
+A feature that cannot be computed as trained is not hidden: when the online cvxEDA of an
+``EDA_CVX3`` input falls back (flat segment, both solvers failing: tonic = signal, phasic = 0),
+:meth:`Preprocessor.fallbacks` names that input and the reason for the current window.
+
 Rates (docs/resampling.md): :func:`source_rate_plan` says at which rate the windowing layer
 delivers each stream. A stream is delivered at its own rate whenever it runs at or above every
 feature rate it feeds, and brought down here, with carried state: as is when equal, by the
@@ -219,6 +223,16 @@ class _InputState:
             return np.asarray(rtcan_channels(h[:, 0], self._cvx_last), dtype=np.float64)
         raise AssertionError(s.kind)
 
+    @property
+    def fallback(self) -> str | None:
+        """Why the online cvxEDA of an ``EDA_CVX3`` input fell back on its latest update (the
+        decomposition :meth:`feature` returns), e.g. ``"flat-segment: …; tonic = signal, phasic =
+        driver = 0"``; ``None`` when it solved, and for every other kind."""
+        last = self._cvx_last
+        if last is None or last.ok:
+            return None
+        return str(last.fallback or "cvxEDA fell back")
+
 
 @dataclass
 class Preprocessor:
@@ -315,6 +329,19 @@ class Preprocessor:
                 have = 1.0 - float(np.mean(holes))
                 out[stream] = min(out.get(stream, 1.0), round(have, 4))
         return out
+
+    def fallbacks(self) -> dict[str, str]:
+        """Input name → reason, for the inputs whose features for the trailing window (those
+        :meth:`features` returns now) come from a documented fallback rather than the computation
+        the model was trained on; empty when there is none.
+
+        Today only ``EDA_CVX3`` inputs have one: when the online cvxEDA meets a flat segment or
+        both solvers fail, the window's tonic is the signal and its phasic is 0
+        (:class:`~affectstream.streaming.preprocess.eda.EdaDecomposition`, docs/cvxeda.md
+        "Fallbacks"). Ask after each :meth:`push` (in serving, after
+        :meth:`WindowFeeder.feed`) and report it with the window's prediction, or withhold it.
+        """
+        return {st.spec.name: f for st in self._states if (f := st.fallback) is not None}
 
     def reset(self) -> None:
         """Forget all state (after a gap in the data)."""

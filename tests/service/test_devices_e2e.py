@@ -708,3 +708,30 @@ def live_rows(seen: list[Message]) -> list[dict[str, Any]]:
     hello = next(m for m in seen if m["type"] == "hello")
     rows: list[dict[str, Any]] = hello["model_status"]
     return rows
+
+
+# -- (12) a flat skin-conductance sensor: the cvxEDA fallback reaches the client ----------------
+
+
+def write_cvx_model(folder: Path) -> Path:
+    """An online-cvxEDA input (origin, tonic, phasic) over 4 s of GSR at 16 Hz."""
+    feature = FeatureInput("eda", FeatureKind.EDA_CVX3, (ChannelRef("GSR", "GSR"),), 16.0, 4.0)
+    return _write_mean_model(
+        folder, [InputContract(feature, feature.shape, np.zeros(1), np.ones(1))]
+    )
+
+
+@pytest.mark.timeout(60)
+def test_a_flat_gsr_sensor_gets_predictions_marked_with_the_cvxeda_fallback(
+    session_name: str, serve: Callable[..., Any], zoo: Path
+) -> None:
+    """A GSR channel stuck at one value (a loose electrode) has no decomposition: the online
+    cvxEDA falls back (tonic = signal, phasic = 0) and every prediction made from it says so in
+    ``fallbacks`` with the reason, instead of passing it off as a decomposition."""
+    write_cvx_model(zoo / "cvx-tiny")
+    flat = StreamSpec("gsr", "GSR", 1, 32.0, lambda t: np.full((len(t), 1), 4.2))
+    with Device(session_name, [flat]), serve("cvx-tiny") as live:
+        _create(live, session_name)
+        seen = _watch(live, session_name, _has_predictions("cvx-tiny", 2), 30)
+    preds = _predictions(seen, "cvx-tiny")
+    assert preds and all("flat" in p["fallbacks"]["eda"] for p in preds), preds[:1]

@@ -55,8 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--label-rule",
         choices=["threshold", "kmeans"],
         default=None,
-        help="fixed threshold, or RTCAN-1D's per-subject k-means midpoint (default: threshold "
-        "for DEAP, kmeans for PMEmo)",
+        help="fixed threshold, or a per-subject k-means midpoint, 1-D per dimension (RTCAN-1D "
+        "clusters the valence-arousal plane) (default: threshold for DEAP, kmeans for PMEmo)",
     )
     parser.add_argument(
         "--label-threshold",
