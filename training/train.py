@@ -63,6 +63,7 @@ __all__ = [
     "ModelInputs",
     "TrainConfig",
     "TrainedModel",
+    "grid_dropout",
     "make_labels",
     "model_inputs",
     "norm_stats",
@@ -255,7 +256,7 @@ def fit(
     xs_val = _tensors(ws, val, inputs, norms) if len(val) else []
     y_val = torch.from_numpy(y[val].astype(np.float32))
     gen = torch.Generator().manual_seed(seed)
-    dropout = _grid_dropout(cfg, inputs, seed)
+    dropout = grid_dropout(cfg, inputs, seed)
     history: dict[str, list[float]] = {"train_loss": [], "val_loss": [], "val_accuracy": []}
     best, best_loss, waited = copy.deepcopy(model.state_dict()), math.inf, 0
     for _ in range(cfg.epochs):
@@ -297,7 +298,7 @@ def fit(
     return TrainedModel(model.cpu(), norms, history)
 
 
-def _grid_dropout(
+def grid_dropout(
     cfg: TrainConfig, inputs: ModelInputs, seed: int
 ) -> Callable[[list[torch.Tensor]], list[torch.Tensor]] | None:
     """The electrode-dropout step of a batch (``None`` when ``cfg`` has none or the model has no

@@ -71,12 +71,12 @@ def test_montage_mask_keeps_only_the_named_electrodes() -> None:
 
 def test_the_training_step_masks_the_grid_only() -> None:
     torch = pytest.importorskip("torch")
-    from affectstream.training.train import TrainConfig, _grid_dropout, model_inputs
+    from affectstream.training.train import TrainConfig, grid_dropout, model_inputs
 
     p = preset("cnn-lstm-lab")
     inputs = model_inputs("cnn-lstm", p.spec)
     cfg = TrainConfig(model="cnn-lstm", electrode_dropout=ElectrodeDropout(p=1.0, min_keep=2))
-    step = _grid_dropout(cfg, inputs, seed=3)
+    step = grid_dropout(cfg, inputs, seed=3)
     assert step is not None
     grid = torch.ones((8, 128, 9, 9))
     periph = torch.ones((8, 128, 3))
@@ -87,6 +87,6 @@ def test_the_training_step_masks_the_grid_only() -> None:
         assert 1 <= len(zero) <= 30  # p = 1: every window loses some electrodes, keeps ≥ 2
         assert all(bool((g[w, :, r, c] == 0).all()) for r, c in zero)
     off = TrainConfig(model="cnn-lstm", electrode_dropout=None)
-    assert _grid_dropout(off, inputs, seed=3) is None
+    assert grid_dropout(off, inputs, seed=3) is None
     periph_only = model_inputs("mlstm-fcn", preset("mlstm-fcn-periph").spec)
-    assert _grid_dropout(cfg, periph_only, seed=3) is None
+    assert grid_dropout(cfg, periph_only, seed=3) is None
