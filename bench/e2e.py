@@ -56,6 +56,7 @@ __all__ = [
     "free_port",
     "percentiles",
     "push_time",
+    "replay_models_when_ready",
     "run_e2e",
     "start_service",
 ]
@@ -142,7 +143,7 @@ class ServiceProcess:
                 until[session] = max(until.get(session, 0), total)
         return sum(v - before.get(k, 0) for k, v in until.items())
 
-    def _http(self, method: str, path: str, body: Any = None) -> Any:
+    def http(self, method: str, path: str, body: Any = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
         req = urllib.request.Request(
             self.base + path, data=data, method=method, headers={"Content-Type": "application/json"}
@@ -150,6 +151,24 @@ class ServiceProcess:
         with urllib.request.urlopen(req, timeout=90) as r:  # an overloaded service is slow
             raw = r.read()
         return json.loads(raw) if raw else None
+
+
+async def replay_models_when_ready(
+    state: ServiceProcess, service: subprocess.Popen[bytes], log_path: Path
+) -> list[str]:
+    """Wait (at most 60 s) until the service answers ``/ready``; the models DEAP replays can feed
+    (models that need a stimulus, fusion models, are left out). ``RuntimeError`` naming the log
+    if the service exits or stays unready."""
+    deadline = time.monotonic() + 60
+    while True:
+        with contextlib.suppress(OSError):
+            if await asyncio.to_thread(state.http, "GET", "/ready"):
+                break
+        if service.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"service did not become ready; see {log_path}")
+        await asyncio.sleep(0.2)
+    loaded = (await asyncio.to_thread(state.http, "GET", "/models"))["models"]
+    return [m["name"] for m in loaded if m["inputs"] and "stimulus_input" not in m]
 
 
 async def _follow(
@@ -203,7 +222,7 @@ def _session_counters(state: ServiceProcess, ours: set[str]) -> dict[str, int] |
     """Sums over our sessions' models; ``None`` (error kept) if the service did not answer."""
     total = {"coalesced": 0, "predictions": 0, "skipped_windows": 0}
     try:
-        rows = state._http("GET", "/sessions")["sessions"]
+        rows = state.http("GET", "/sessions")["sessions"]
     except OSError as e:  # URLError and timeouts: an overloaded service; the level cannot hold
         state.errors.append(f"GET /sessions: {type(e).__name__}: {e}")
         return None
@@ -262,17 +281,7 @@ async def _run(
     prefix = f"bench{os.getpid()}"
     sessions: list[str] = []
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            with contextlib.suppress(OSError):
-                if await asyncio.to_thread(state._http, "GET", "/ready"):
-                    break
-            if service.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"service did not become ready; see {workdir / 'service.log'}")
-            await asyncio.sleep(0.2)
-        loaded = (await asyncio.to_thread(state._http, "GET", "/models"))["models"]
-        # the sessions are DEAP replays: models that need a stimulus (fusion) are left out
-        models = [m["name"] for m in loaded if m["inputs"] and "stimulus_input" not in m]
+        models = await replay_models_when_ready(state, service, workdir / "service.log")
         log(f"service ready on port {port} with models {models}")
         for level in levels:
             new = [f"{prefix}-{i:03d}" for i in range(len(sessions), level)]
@@ -283,7 +292,7 @@ async def _run(
             for sid in new:
                 body = {"session": sid, "match": {"source_id_prefix": f"{sid}-"}, "models": models}
                 try:
-                    await asyncio.to_thread(state._http, "POST", "/sessions", body)
+                    await asyncio.to_thread(state.http, "POST", "/sessions", body)
                 except OSError as e:
                     state.errors.append(f"POST /sessions {sid}: {type(e).__name__}: {e}")
                     continue

@@ -36,7 +36,14 @@ from typing import Any
 
 import numpy as np
 
-from affectstream.bench.e2e import ServiceProcess, free_port, percentiles, push_time, start_service
+from affectstream.bench.e2e import (
+    ServiceProcess,
+    free_port,
+    percentiles,
+    push_time,
+    replay_models_when_ready,
+    start_service,
+)
 from affectstream.bench.machine import cpu_seconds
 
 __all__ = ["DEFAULT_FAULTS", "process_sample", "run_soak"]
@@ -150,22 +157,13 @@ async def _run(
     counters: list[dict[str, Any]] = []
     models: list[str] = []
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            with contextlib.suppress(OSError):
-                if await asyncio.to_thread(state._http, "GET", "/ready"):
-                    break
-            if service.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"service did not become ready; see {workdir / 'service.log'}")
-            await asyncio.sleep(0.2)
-        loaded = (await asyncio.to_thread(state._http, "GET", "/models"))["models"]
-        models = [m["name"] for m in loaded if m["inputs"] and "stimulus_input" not in m]
+        models = await replay_models_when_ready(state, service, workdir / "service.log")
         proc = await asyncio.to_thread(
             pusher.start, data, names, env=env, log=push_log, faults=faults, faults_seed=seed
         )
         for sid in names:
             body = {"session": sid, "match": {"source_id_prefix": f"{sid}-"}, "models": models}
-            await asyncio.to_thread(state._http, "POST", "/sessions", body)
+            await asyncio.to_thread(state.http, "POST", "/sessions", body)
             tasks.append(asyncio.create_task(_follow(soak, sid, local_clock)))
         log(f"soak: {sessions} sessions with faults {faults}; models {models}")
         warm_deadline = time.monotonic() + 60
@@ -196,7 +194,7 @@ async def _run(
             row["t_a"], row["t_b"] = t_prev, t_now
             row["churn_connects"] = soak.churn_connects
             try:
-                health = await asyncio.to_thread(state._http, "GET", "/health")
+                health = await asyncio.to_thread(state.http, "GET", "/health")
                 row["health"] = health.get("status")
             except OSError as e:
                 row["health"] = f"{type(e).__name__}: {e}"
@@ -213,7 +211,7 @@ async def _run(
             )
             await asyncio.sleep(max(0.0, min(interval_s, end - time.monotonic())))
         with contextlib.suppress(OSError):
-            counters = (await asyncio.to_thread(state._http, "GET", "/sessions"))["sessions"]
+            counters = (await asyncio.to_thread(state.http, "GET", "/sessions"))["sessions"]
     finally:
         for t in tasks:
             t.cancel()
