@@ -41,6 +41,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	@rm -rf build/typecheck && mkdir -p build/typecheck/affectstream
 	@for d in $(PACKAGE_DIRS); do ln -s ../../../$$d build/typecheck/affectstream/$$d; done
+	@ln -s ../../../clients build/typecheck/affectstream/client
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/hadolint --failure-threshold style Dockerfile docker/Dockerfile.gpu

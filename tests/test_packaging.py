@@ -106,8 +106,16 @@ def test_pip_resolves_the_runtime_set_without_torch(tmp_path: Path) -> None:
     assert not {n for n in names if n == "torch" or n.startswith("nvidia-")}, sorted(names)
 
 
-# the folders the pyproject maps into the `affectstream` namespace
-PACKAGE_FOLDERS = ("streaming", "models", "service", "training", "bench")
+# the folders the pyproject maps into the `affectstream` namespace: subpackage -> folder
+PACKAGES = {
+    "streaming": "streaming",
+    "models": "models",
+    "service": "service",
+    "training": "training",
+    "bench": "bench",
+    "client": "clients",  # clients/ holds the Python client (the package) and clients/js/
+}
+PACKAGE_FOLDERS = tuple(PACKAGES.values())
 
 
 def _pyproject() -> dict[str, Any]:
@@ -118,10 +126,10 @@ def test_every_package_folder_is_listed_and_nothing_else() -> None:
     """The explicit package list equals the folders holding an ``__init__.py``, so a new
     subpackage cannot be left out of the wheel (or silently be a namespace package)."""
     setuptools_cfg = _pyproject()["tool"]["setuptools"]
-    assert setuptools_cfg["package-dir"] == {f"affectstream.{d}": d for d in PACKAGE_FOLDERS}
+    assert setuptools_cfg["package-dir"] == {f"affectstream.{n}": d for n, d in PACKAGES.items()}
     found = {
-        "affectstream." + ".".join(init.parent.relative_to(REPO).parts)
-        for d in PACKAGE_FOLDERS
+        ".".join(("affectstream", name, *init.parent.relative_to(REPO / d).parts))
+        for name, d in PACKAGES.items()
         for init in (REPO / d).rglob("__init__.py")
         if "__pycache__" not in init.parts
     }
@@ -189,7 +197,7 @@ def test_the_wheel_installs_nothing_but_affectstream(tmp_path: Path) -> None:
     assert [t for t in top if t.endswith(".dist-info")] == [f"{name}-{version}.dist-info"]
     pkg = site / "affectstream"
     assert not (pkg / "__init__.py").exists()  # a namespace: nothing claims `affectstream` alone
-    assert sorted(p.name for p in pkg.iterdir() if p.is_dir()) == sorted(PACKAGE_FOLDERS)
+    assert sorted(p.name for p in pkg.iterdir() if p.is_dir()) == sorted(PACKAGES)
     # the data files serving needs travel with the code
     assert (pkg / "service" / "static" / "dashboard.html").is_file()
     assert list((pkg / "models" / "zoo").glob("*/model.onnx"))
