@@ -4,7 +4,7 @@ Nothing is computed here. The lifespan starts and stops the
 :class:`~affectstream.service.state.ServiceState` (models, stream directory, scheduler,
 auto-attach; kept on ``app.state.service``); the routes come from
 :mod:`affectstream.service.api` (``http``: REST, metrics, message schema; ``ws``: the WebSocket);
-the dashboard is a static page.
+the dashboard is a static page, and the JavaScript client it uses is served at ``/client.js``.
 
 To follow one window through the service, read :mod:`~affectstream.service.sessions` (windows and
 preprocessing per model) → :mod:`~affectstream.service.scheduler` (batched inference) →
@@ -17,13 +17,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from affectstream.service.api import http, ws
 from affectstream.service.api.deps import require_token
@@ -39,6 +40,8 @@ from affectstream.service.state import ServiceState
 __all__ = ["create_app"]
 
 STATIC = Path(__file__).with_name("static")
+CLIENT_JS = "/client.js"
+"""Where the JavaScript client (``affectstream.client``'s ``js/affectstream.js``) is served."""
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -92,6 +95,8 @@ def create_app(settings: Settings) -> FastAPI:
         return get_redoc_html(openapi_url=document_url(request), title="affectstream API")
 
     page = (STATIC / "dashboard.html").read_text(encoding="utf-8")
+    # the JavaScript client, from the installed package (clients/js/ in the source tree)
+    client_js = resources.files("affectstream.client").joinpath("js/affectstream.js").read_bytes()
 
     # Not behind the token: the page holds no data (its GET /sessions and WebSocket calls send
     # the token and are checked), and only a served page can tell a user whose token is wrong or
@@ -99,9 +104,22 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/", response_class=HTMLResponse)
     def dashboard(request: Request) -> HTMLResponse:
         headers: dict[str, Any] = {
-            "Content-Security-Policy": dashboard_csp(page, request.headers.get("host")),
+            "Content-Security-Policy": dashboard_csp(
+                page, request.headers.get("host"), scripts=(CLIENT_JS,)
+            ),
             "Cache-Control": "no-store",
         }
         return HTMLResponse(page, headers=headers)
+
+    # Not behind the token either, for the same reason as the page that imports it: it is the
+    # published client's code (also in the wheel), no data. no-cache: a browser asks again each
+    # time, so a page never runs an older client than the service it talks to.
+    @app.get(CLIENT_JS, include_in_schema=False)
+    def client_module() -> Response:
+        return Response(
+            client_js,
+            media_type="text/javascript; charset=utf-8",
+            headers={"Cache-Control": "no-cache"},
+        )
 
     return app

@@ -213,21 +213,30 @@ async def _refuse_websocket(receive: Receive, send: Send, reason: str) -> None:
 
 _INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.S)
 _SAFE_HOST = re.compile(r"[A-Za-z0-9.\-]+(:[0-9]+)?|\[[0-9A-Fa-f:.]+\](:[0-9]+)?")
+_CSP_HOST = re.compile(r"[A-Za-z0-9.\-]+(:[0-9]+)?")
 
 
-def dashboard_csp(html: str, host: str | None) -> str:
-    """The dashboard's policy: its own inline script (by hash) and nothing else runs; styles from
-    the page (its tables set colours with ``style=``); connections only to this service (HTTP
-    and its WebSocket); no framing, no forms, no plugins, no base URL changes."""
-    hashes = " ".join(
+def dashboard_csp(html: str, host: str | None, scripts: tuple[str, ...] = ()) -> str:
+    """The dashboard's policy: its own inline script (by hash) and the scripts at the paths
+    ``scripts`` of this service (``/client.js``; each by its exact URL, or ``'self'`` when the
+    ``Host`` is missing or odd) and nothing else run; styles from the page (its tables set colours
+    with ``style=``); connections only to this service (HTTP and its WebSocket); no framing, no
+    forms, no plugins, no base URL changes."""
+    safe_host = host is not None and _SAFE_HOST.fullmatch(host) is not None
+    sources = [
         "'sha256-" + base64.b64encode(hashlib.sha256(s.encode()).digest()).decode() + "'"
         for s in _INLINE_SCRIPT.findall(html)
-    )
+    ]
+    if scripts:
+        # a source without a scheme takes the page's (http, or https behind a TLS proxy); CSP
+        # has no syntax for IPv6 literals ([::1]): 'self' there
+        by_url = host is not None and _CSP_HOST.fullmatch(host) is not None
+        sources += [f"{host}{path}" for path in scripts] if by_url else ["'self'"]
     connect = "'self'"
-    if host is not None and _SAFE_HOST.fullmatch(host):
+    if safe_host:
         connect += f" ws://{host} wss://{host}"
     return (
-        f"default-src 'none'; script-src {hashes}; style-src 'unsafe-inline'; "
+        f"default-src 'none'; script-src {' '.join(sources)}; style-src 'unsafe-inline'; "
         f"img-src 'self' data:; connect-src {connect}; base-uri 'none'; form-action 'none'; "
         "frame-ancestors 'none'"
     )
