@@ -629,7 +629,7 @@ def test_compose_demo_references_the_image_and_commands(compose: dict[str, Any])
     assert steps[0][0] == "affectstream" and steps[0][1] == "synth"
     assert steps[1][:3] == ["exec", "affectstream", "replay"] and "--loop" in steps[1]
     out = steps[0][steps[0].index("--out") + 1]
-    assert steps[1][3] == f"{out}/s01.dat" and out.startswith("/tmp/")
+    assert steps[1][3] == f"{out}/s17.dat" and out.startswith("/tmp/")  # outside training sets
     assert "/tmp" in replay["tmpfs"] or not replay.get("read_only")
     session = steps[1][steps[1].index("--session") + 1]
     assert session in compose_header_session_urls()
@@ -704,7 +704,7 @@ def test_compose_demo_commands_run_here(
             return status == 200 and any(m["predictions"] > 0 for m in json.loads(body)["models"])
 
         wait_for(predicted, 45, f"predictions for session {session}", serve_log)
-        assert (tmp_path / "demo" / "s01.dat").is_file()
+        assert (tmp_path / "demo" / "s17.dat").is_file()
     finally:
         stop(server)  # inlets close before the outlets go away
         if player is not None:

@@ -2,7 +2,10 @@
 
 The demo runs what a lab would run, as separate processes on this machine:
 
-1. ``affectstream synth`` writes one synthetic subject in the real DEAP format (once; cached);
+1. ``affectstream synth`` writes one synthetic subject in the real DEAP format (once; cached):
+   subject :data:`DEMO_SUBJECT` of seed 0, which no shipped model was trained or evaluated on
+   (they were trained on subjects 1-10 and their coverage curves measured on 11-16), so the
+   online score it prints is measured on unseen data;
 2. ``affectstream replay … --loop`` publishes it as LSL streams (EEG, GSR, PPG, RESP, AUX,
    Markers with the trial's ratings), holding its clock until the service listens;
 3. ``affectstream serve --auto-attach`` loads the shipped models (``models/zoo``), creates a
@@ -31,6 +34,10 @@ import urllib.request
 from pathlib import Path
 from types import FrameType
 from typing import Any
+
+DEMO_SUBJECT = 17
+"""The synthetic subject the demo replays: outside every shipped model's training set (a test
+checks it against each model's ``trained_on`` record)."""
 
 
 def _default_data_dir() -> Path:
@@ -61,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
 
     use_machine_scope()  # inherited by the replay and service processes
     data_dir: Path = args.data or _default_data_dir()
-    subject_file = data_dir / "s01.dat"
+    subject_file = data_dir / f"s{DEMO_SUBJECT:02d}.dat"
     cli = [sys.executable, "-m", "affectstream.service"]
     if not subject_file.exists():
         print(f"demo: writing a synthetic subject to {subject_file} (once) …", flush=True)
@@ -72,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
             str(data_dir),
             "--subjects",
             "1",
+            "--first-subject",
+            str(DEMO_SUBJECT),
             "--trials",
             str(args.trials),
             "--seed",

@@ -752,20 +752,29 @@ def write_synthetic_deap(
     n_trials: int = MAX_TRIALS,
     seed: int = 0,
     *,
+    first_subject: int = 1,
     on_written: Callable[[Path], Any] | None = None,
 ) -> list[Path]:
     """Write ``s01.dat`` … ``sNN.dat`` (one subject at a time, ~2.5 MB per trial) into ``out_dir``.
 
-    ``out_dir`` is created if missing; existing files of the same name are replaced atomically.
-    ``on_written`` is called with each path as soon as it is written (progress reporting).
-    Returns the paths in subject order.
+    ``first_subject`` numbers the first file (``first_subject=17, n_subjects=1`` writes only
+    ``s17.dat``): subject *k* is the same data whichever set it is written with, so a subject that
+    a model was not trained on can be written alone (the demo does). ``out_dir`` is created if
+    missing; existing files of the same name are replaced atomically. ``on_written`` is called
+    with each path as soon as it is written (progress reporting). Returns the paths in subject
+    order.
     """
     if n_subjects < 1:
         raise ValueError(f"n_subjects must be >= 1, got {n_subjects}")
+    if first_subject < 1 or first_subject + n_subjects - 1 > 99:
+        raise ValueError(
+            f"subjects {first_subject}-{first_subject + n_subjects - 1} are not within 1-99 "
+            "(files s01.dat ... s99.dat)"
+        )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = []
-    for subject in range(1, n_subjects + 1):
+    for subject in range(first_subject, first_subject + n_subjects):
         data, labels = generate_subject(subject, n_trials, seed)
         path = write_deap(out / f"s{subject:02d}.dat", data, labels)
         del data  # keep one subject (~100 MB at 40 trials) in memory at a time
@@ -780,6 +789,7 @@ def write_synthetic_deap(
         "format": "DEAP data_preprocessed_python",
         "seed": seed,
         "subjects": n_subjects,
+        "first_subject": first_subject,
         "trials": n_trials,
         "note": "synthetic data, not DEAP; see docs/synthetic-data.md",
     }

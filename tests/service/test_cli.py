@@ -106,7 +106,7 @@ def test_demo_runs_end_to_end(
     )
     out = done.stdout
     assert done.returncode == 0, out + done.stderr
-    assert (tmp_path / "s01.dat").exists()
+    assert [p.name for p in tmp_path.glob("s*.dat")] == ["s17.dat"]
     assert f"dashboard  http://127.0.0.1:{port}/?session=demo-" in out
     predictions = [line for line in out.splitlines() if line.lstrip().startswith("#")]
     assert len(predictions) >= 5, out
@@ -114,3 +114,23 @@ def test_demo_runs_end_to_end(
     assert "truth V " in predictions[-1]
     assert "online score" in out and "synthetic data" in out
     assert "Traceback" not in done.stderr
+
+
+def test_the_demo_subject_is_outside_every_shipped_model_s_training_set() -> None:
+    """The demo's online score must not be measured on training data: each shipped model records
+    the synthetic set it was trained on (subjects 1-N of a seed); the demo's subject lies beyond."""
+    import json
+
+    from affectstream.service.commands.demo import DEMO_SUBJECT
+
+    zoo = sorted((Path(__file__).parents[2] / "models" / "zoo").glob("*/model.json"))
+    assert zoo
+    for path in zoo:
+        dataset = json.loads(path.read_text())["trained_on"]["dataset"]
+        assert dataset["synthetic"] is True, path
+        assert dataset["generator"]["seed"] == 0, path  # the demo's seed
+        first = dataset["generator"].get("first_subject", 1)
+        trained = range(first, first + dataset["subjects"])
+        assert DEMO_SUBJECT not in trained, (path, list(trained))
+        # nor among the subjects written for it (held out for evaluation, e.g. the coverage curve)
+        assert first + dataset["generator"]["subjects"] <= DEMO_SUBJECT, path

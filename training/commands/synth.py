@@ -89,6 +89,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--seed", type=int, default=0, metavar="S", help="random seed, >= 0 (default 0)"
     )
     parser.add_argument(
+        "--first-subject",
+        type=int,
+        default=1,
+        metavar="K",
+        help="deap: number of the first subject written (default 1): --subjects 1 "
+        "--first-subject 17 writes only s17.dat, the same data as in a 17-subject set",
+    )
+    parser.add_argument(
         "--format",
         choices=_FORMATS,
         default="deap",
@@ -103,6 +111,14 @@ def run(args: argparse.Namespace) -> int:
     n_subjects: int = limits.default_subjects if args.subjects is None else args.subjects
     n_trials: int = limits.default_trials if args.trials is None else args.trials
     problem = _check(limits, n_subjects, n_trials, args.seed)
+    first: int = args.first_subject
+    if problem is None and first != 1 and args.format != "deap":
+        problem = "--first-subject is for --format deap"
+    elif problem is None and not 1 <= first <= limits.max_subjects - n_subjects + 1:
+        problem = (
+            f"--first-subject {first} with --subjects {n_subjects} goes beyond "
+            f"s{limits.max_subjects:02d}.dat ({limits.subjects_why})"
+        )
     if problem is not None:
         print(f"affectstream synth: error: {problem}", file=sys.stderr)
         return 2
@@ -119,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{path}  {path.stat().st_size / 1e6:.1f} MB", flush=True)
 
     try:
-        _write(args.format)(out, n_subjects, n_trials, args.seed, report)
+        _write(args.format, first)(out, n_subjects, n_trials, args.seed, report)
     except OSError as e:
         print(f"affectstream synth: error: could not write to {out}: {e}", file=sys.stderr)
         return 1
@@ -154,7 +170,7 @@ def _check(limits: _Limits, n_subjects: int, n_trials: int, seed: int) -> str | 
 _Writer = Callable[[Path, int, int, int, Callable[[Path], None]], object]
 
 
-def _write(file_format: str) -> _Writer:
+def _write(file_format: str, first_subject: int = 1) -> _Writer:
     """The writer for ``--format`` (imported here so that ``--help`` stays instant)."""
     if file_format == "deap":
         from affectstream.streaming.synthetic.deap import write_synthetic_deap
@@ -162,7 +178,9 @@ def _write(file_format: str) -> _Writer:
         def write_deap_set(
             out: Path, n_subjects: int, n_trials: int, seed: int, report: Callable[[Path], None]
         ) -> object:
-            return write_synthetic_deap(out, n_subjects, n_trials, seed, on_written=report)
+            return write_synthetic_deap(
+                out, n_subjects, n_trials, seed, first_subject=first_subject, on_written=report
+            )
 
         return write_deap_set
     if file_format == "pmemo":

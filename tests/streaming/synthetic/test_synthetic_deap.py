@@ -168,6 +168,12 @@ def test_subject_alone_is_byte_identical_to_subject_in_a_set(tmp_path: Path) -> 
     in_set = write_synthetic_deap(tmp_path / "set", n_subjects=3, n_trials=2, seed=5)
     alone = write_deap(tmp_path / "s02.dat", *generate_subject(2, n_trials=2, seed=5))
     assert alone.read_bytes() == in_set[1].read_bytes()
+    # written alone by number (what the demo does with a subject outside the training set)
+    (by_number,) = write_synthetic_deap(
+        tmp_path / "one", n_subjects=1, n_trials=2, seed=5, first_subject=3
+    )
+    assert by_number.name == "s03.dat"
+    assert by_number.read_bytes() == in_set[2].read_bytes()
 
 
 def test_fewer_trials_are_a_prefix_of_more() -> None:
@@ -398,6 +404,9 @@ def test_cli_writes_files_and_reports_each(
         (("--trials", "0"), "--trials"),
         (("--trials", "41"), "--trials"),
         (("--seed", "-1"), "--seed"),
+        (("--first-subject", "0"), "--first-subject"),
+        (("--subjects", "2", "--first-subject", "99"), "--first-subject"),
+        (("--format", "pmemo", "--first-subject", "3"), "--first-subject"),
     ],
 )
 def test_cli_refuses_out_of_range_values(
