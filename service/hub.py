@@ -1,4 +1,5 @@
-"""Publish/subscribe of session messages to WebSocket clients, with bounded queues.
+"""Publish/subscribe of session messages to WebSocket clients, with bounded queues, and each
+session's resume buffer.
 
 Each subscriber has its own ``asyncio.Queue`` of at most ``queue_size`` messages. Publishing never
 waits: when a subscriber's queue is full the *oldest* message is dropped (counted, and reported to
@@ -10,17 +11,26 @@ Messages come in as the wire dicts of :mod:`affectstream.service.messages` (``.d
 predictions from the scheduler, status messages from the sessions, ``closed`` when a session is
 removed. The WebSocket route (:mod:`affectstream.service.api.ws`) drains each subscriber's queue
 to its client.
+
+Resume: per session the hub also keeps the last ``resume_buffer`` predictions exactly as they were
+published (:class:`Kept`, without any subscriber's ``dropped``), for clients that reconnect with
+``?since=`` (docs/protocol.md, "Resume"). A session announces each incarnation with an internal
+``opened`` message carrying its epoch (and ``ended`` when it closes), so the buffer always belongs
+to one incarnation; both travel the same ordered path as the predictions. Everything here runs on
+the event loop, so a WebSocket that takes :meth:`Hub.kept` and :meth:`Hub.subscribe` without
+awaiting in between gets every prediction exactly once: published before, in the snapshot; after,
+in its queue.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-from collections import defaultdict
+from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Hub", "Subscriber"]
+__all__ = ["Hub", "Kept", "Subscriber"]
 
 
 @dataclass(eq=False)
@@ -32,12 +42,30 @@ class Subscriber:
     delivered: int = 0
 
 
+@dataclass(eq=False)
+class Kept:
+    """One incarnation's last predictions (at most ``maxlen``), oldest first, and the latest
+    seq published for it (also when ``maxlen`` is 0 and nothing is kept)."""
+
+    epoch: str
+    messages: deque[dict[str, Any]]
+    last_seq: int = 0
+
+    @property
+    def first_seq(self) -> int:
+        """The oldest kept seq (``last_seq + 1`` when none is kept: the next one to come)."""
+        return int(self.messages[0]["seq"]) if self.messages else self.last_seq + 1
+
+
 @dataclass
 class Hub:
     queue_size: int = 64
     loop: asyncio.AbstractEventLoop | None = None
+    resume_buffer: int = 1024
+    """Predictions kept per session for resuming clients (0: none)."""
     _subs: dict[str, set[Subscriber]] = field(default_factory=lambda: defaultdict(set))
     _ids: itertools.count[int] = field(default_factory=itertools.count)
+    _kept: dict[str, Kept] = field(default_factory=dict)
     dropped_total: int = 0
     published_total: int = 0
 
@@ -54,6 +82,14 @@ class Hub:
             return list(self._subs.get(session, ()))
         return [s for subs in self._subs.values() for s in subs]
 
+    def kept(self, session: str, epoch: str) -> Kept:
+        """A snapshot of incarnation ``epoch`` of ``session``'s kept predictions (empty when the
+        hub has not heard of that incarnation yet). Call on the event loop."""
+        kept = self._kept.get(session)
+        if kept is None or kept.epoch != epoch:
+            return Kept(epoch, deque())
+        return Kept(epoch, deque(kept.messages), kept.last_seq)
+
     def publish(self, session: str, message: dict[str, Any]) -> None:
         """From any thread: queue ``message`` for every subscriber of ``session``."""
         if self.loop is None:
@@ -61,6 +97,20 @@ class Hub:
         self.loop.call_soon_threadsafe(self._publish, session, message)
 
     def _publish(self, session: str, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        if kind == "opened":
+            self._kept[session] = Kept(str(message["epoch"]), deque(maxlen=self.resume_buffer))
+            return
+        if kind == "ended":
+            kept = self._kept.get(session)
+            if kept is not None and kept.epoch == message["epoch"]:
+                del self._kept[session]
+            return
+        if kind == "prediction":
+            kept = self._kept.get(session)
+            if kept is not None:
+                kept.messages.append(message)
+                kept.last_seq = int(message["seq"])
         self.published_total += 1
         for sub in list(self._subs.get(session, ())):
             if sub.queue.full():

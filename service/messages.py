@@ -7,12 +7,15 @@ turns an inferred window into a :class:`Prediction`, the sessions
 is handed on as its wire dict (:meth:`dump`) to the hub (:mod:`affectstream.service.hub`), whose
 queues the WebSocket route (:mod:`affectstream.service.api.ws`) empties to its client.
 
-Service → client (WebSocket ``/ws/sessions/{id}``, schema 1): :class:`Hello` on connect, then
-:class:`Prediction`, :class:`StreamStatus` and :class:`ModelStatus` as they happen, :class:`Pong`
-and :class:`ErrorMessage` in answer to the client. Every message starts with ``type``, ``schema``
-(1) and ``session``. Optional fields (``ground_truth``, ``stimulus``, ``dropped``) are left out when
-they have no value, as clients of schema 1 expect. :class:`Closed` never reaches a client: it tells
-the WebSocket route that the session was deleted, and the route closes with code 4410.
+Service → client (WebSocket ``/ws/sessions/{id}``, schema 1): :class:`Hello` on connect (with a
+resume, ``?since=``: then a :class:`Gap` if predictions were lost, and the kept predictions the
+client missed), then :class:`Prediction`, :class:`StreamStatus` and :class:`ModelStatus` as they
+happen, :class:`Pong` and :class:`ErrorMessage` in answer to the client. Every message starts with
+``type``, ``schema`` (1) and ``session``. Optional fields (``ground_truth``, ``stimulus``,
+``dropped``) are left out when they have no value, as clients of schema 1 expect. :class:`Closed`
+never reaches a client: it tells the WebSocket route that the session was deleted, and the route
+closes with code 4410; nor do :class:`SessionOpened` and :class:`SessionEnded`, which tell the hub's
+resume buffer (see :mod:`affectstream.service.hub`) which incarnation of a session it keeps.
 
 Client → service (HTTP bodies): :class:`SessionBody`, :class:`MatchBody`, :class:`StimulusBody`.
 
@@ -44,11 +47,13 @@ from affectstream.streaming.ingest.health import StreamState
 from affectstream.streaming.preprocess.montage import validate_eeg_labels
 
 __all__ = [
+    "EPOCH",
     "MAX_MODELS",
     "SCHEMA_VERSION",
     "SESSION_ID",
     "Closed",
     "ErrorMessage",
+    "Gap",
     "GroundTruth",
     "Hello",
     "LatencyMs",
@@ -58,8 +63,11 @@ __all__ = [
     "ModelStatus",
     "Pong",
     "Prediction",
+    "Resume",
     "ServerMessage",
     "SessionBody",
+    "SessionEnded",
+    "SessionOpened",
     "SessionStatus",
     "StimulusBody",
     "StimulusUsed",
@@ -70,6 +78,7 @@ __all__ = [
     "message_json_schema_text",
     "now_iso",
     "parse_server_message",
+    "valid_epoch",
     "valid_session_id",
 ]
 
@@ -78,6 +87,16 @@ SCHEMA_VERSION: Final = 1
 SESSION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")
 """Session ids: 1-128 letters, digits, ``.``, ``_`` or ``-``, not starting with a symbol. Use
 :func:`valid_session_id` (``fullmatch``: no trailing newline slips through, as with ``$``)."""
+
+
+EPOCH = re.compile(r"[A-Za-z0-9_\-]{1,64}")
+"""Session epochs as a client may send them back (``?epoch=``): 1-64 letters, digits, ``_``, ``-``
+(the service makes 12 hex digits). Use :func:`valid_epoch`."""
+
+
+def valid_epoch(text: str) -> bool:
+    """Whether ``text`` is an epoch a client may send (:data:`EPOCH`, the whole string)."""
+    return EPOCH.fullmatch(text) is not None
 
 
 def valid_session_id(text: str) -> bool:
@@ -140,8 +159,26 @@ class _Message(BaseModel):
         return out
 
 
+class Resume(BaseModel):
+    """What a reconnecting client (``?since=``) gets: the predictions it missed, from the
+    session's resume buffer (docs/protocol.md, "Resume")."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+    since: int = Field(ge=0)
+    """The ``since`` the client sent: the last prediction ``seq`` it holds."""
+    replayed: int = Field(ge=0)
+    """Kept predictions sent right after this hello (and any ``gap``), before the live feed."""
+    missed: int = Field(ge=0)
+    """Predictions the client will never get: no longer kept (the ``gap`` message's count)."""
+    reset: bool
+    """The client's ``since`` belongs to another incarnation of the session (another ``epoch``,
+    or a ``since`` beyond ``last_seq``): the replay starts at this incarnation's first kept
+    prediction and the client must forget its seq bookkeeping."""
+
+
 class Hello(_Message):
-    """First message on a WebSocket: the session's models and streams."""
+    """First message on a WebSocket: the session's models and streams, its epoch and latest
+    seq, and what a resume (``?since=``) replays."""
 
     type: Literal["hello"] = "hello"
     models: list[str]
@@ -154,6 +191,29 @@ class Hello(_Message):
     """``unserved`` when no model of the session can run on its streams yet."""
     reason: str = ""
     """For ``unserved``: what is missing."""
+    epoch: str
+    """This incarnation of the session (random, made when it was created): a session created
+    again under the same id (service restart, delete and create) has another, and its ``seq``
+    starts again at 1. Send it back as ``?epoch=`` with ``?since=`` to resume."""
+    last_seq: int = Field(ge=0)
+    """The session's latest assigned prediction ``seq`` (0 before the first)."""
+    resume: Resume | None
+    """``null`` without ``?since=``; otherwise what is replayed and missed."""
+
+
+class Gap(_Message):
+    """Right after ``hello`` on a resume: predictions ``from`` … ``to`` (inclusive) are no longer
+    kept, so they will never arrive."""
+
+    type: Literal["gap"] = "gap"
+    from_seq: int = Field(alias="from", ge=1)
+    """First missing seq."""
+    to: int = Field(ge=1)
+    """Last missing seq."""
+    missed: int = Field(ge=1)
+    """``to - from + 1``."""
+    reason: str
+    """Why, e.g. ``older than the resume buffer (resume_buffer=N)``."""
 
 
 class Window(BaseModel):
@@ -315,6 +375,22 @@ class Closed(_Message):
     type: Literal["closed"] = "closed"
 
 
+class SessionOpened(_Message):
+    """A session (one incarnation, ``epoch``) was created. Internal (session → hub): the hub
+    starts its resume buffer; never sent to a client."""
+
+    type: Literal["opened"] = "opened"
+    epoch: str
+
+
+class SessionEnded(_Message):
+    """A session's incarnation ``epoch`` was closed. Internal (session → hub): the hub drops its
+    resume buffer (unless the id already belongs to a newer incarnation); never sent."""
+
+    type: Literal["ended"] = "ended"
+    epoch: str
+
+
 class Pong(_Message):
     """Answer to a client's {"type": "ping"}."""
 
@@ -329,7 +405,7 @@ class ErrorMessage(_Message):
 
 
 ServerMessage = Annotated[
-    Hello | Prediction | StreamStatus | ModelStatus | SessionStatus | Pong | ErrorMessage,
+    Hello | Gap | Prediction | StreamStatus | ModelStatus | SessionStatus | Pong | ErrorMessage,
     Field(discriminator="type"),
 ]
 """Any message a client receives on a session's WebSocket."""

@@ -22,6 +22,9 @@ without it their windows are refused and counted, and the slot's state says why.
 Changes that clients should hear of leave through ``on_status`` as message dicts: a stream's health
 state (:class:`~affectstream.service.messages.StreamStatus`) and a model's refusal or return
 (:class:`~affectstream.service.messages.ModelStatus`); the service state publishes them on the hub.
+The same way the hub hears of the session's incarnation (its random ``epoch``):
+:class:`~affectstream.service.messages.SessionOpened` when it is created,
+:class:`~affectstream.service.messages.SessionEnded` when it closes (the hub's resume buffer).
 
 With ``lsl_out`` a session also publishes its predictions as LSL streams, one per model
 (:class:`PredictionOutlets`, docs/lsl.md "Predictions as LSL streams"): a recording of the lab's
@@ -32,6 +35,7 @@ from __future__ import annotations
 
 import logging
 import math
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -47,6 +51,8 @@ from affectstream.service.messages import (
     ModelState,
     ModelStateRow,
     ModelStatus,
+    SessionEnded,
+    SessionOpened,
     SessionStatus,
     StimulusUsed,
     StreamRef,
@@ -203,7 +209,13 @@ class Session:
         self._refused_seen: set[tuple[str, str]] = set()
         self._refused_checked = 0.0
         self.seq = 0
+        """The latest prediction seq assigned (:meth:`next_seq`); 1 is the first."""
+        self.epoch = secrets.token_hex(6)
+        """This incarnation of the session (12 random hex digits): a session created again
+        under the same id has another, and its seq starts again at 1 (resume, docs/protocol.md)."""
         self._lock = threading.Lock()
+        if on_status is not None:  # the hub keeps this incarnation's predictions from now on
+            on_status(self, SessionOpened(session=session_id, epoch=self.epoch).dump())
         self._quality: tuple[float, dict[str, Any]] | None = None
         self._rates: tuple[float, dict[str, float | None]] | None = None
         # stimulus set over REST: (LSL time it was set, stimulus id or None, feature vector or None)
@@ -220,6 +232,8 @@ class Session:
         if self.lsl_out is not None:
             self.lsl_out.close()  # first: a recorder sees the predictions end with the session
         self.ingest.close()
+        if self._on_status is not None:  # the hub drops this incarnation's kept predictions
+            self._on_status(self, SessionEnded(session=self.id, epoch=self.epoch).dump())
 
     # -- health --------------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ variable counts as unset. Invalid values stop start-up with a message that names
 | `auto_attach` | `AFFECTSTREAM_AUTO_ATTACH` | `false` | create a session for every group of streams `<key>-<TYPE>` that appears with `<key>` matching `auto_attach_pattern` (up to `max_sessions`) |
 | `token` | `AFFECTSTREAM_TOKEN` | none | required on every REST call and WebSocket; at least 16 characters; required off loopback |
 | `queue_size` | `AFFECTSTREAM_QUEUE_SIZE` | `64` | messages queued per WebSocket subscriber before the oldest is dropped |
+| `resume_buffer` | `AFFECTSTREAM_RESUME_BUFFER` | `1024` | predictions kept per session for clients that reconnect with `?since=` (0-16384; 0: no resume) |
 | `tick_s` | `AFFECTSTREAM_TICK_S` | `0.02` | scheduler period, seconds (0.001-1) |
 | `buffer_s` | `AFFECTSTREAM_BUFFER_S` | `60` | signal kept per stream, seconds (at least 5) |
 | `auto_attach_types` | `AFFECTSTREAM_AUTO_ATTACH_TYPES` | `EEG,GSR,PPG,RESP` | stream types that auto-attach groups into a session |
@@ -61,6 +62,7 @@ import affectstream.models as models_package
 __all__ = [
     "DEFAULT_MODEL_DIR",
     "ENV_PREFIX",
+    "MAX_RESUME_BUFFER",
     "Settings",
     "SettingsError",
     "available_models",
@@ -71,6 +73,8 @@ __all__ = [
 
 DEFAULT_MODEL_DIR = Path(models_package.__file__).resolve().parent / "zoo"
 ENV_PREFIX = "AFFECTSTREAM_"
+MAX_RESUME_BUFFER = 16384
+"""The most predictions ``resume_buffer`` may keep per session (a few MB at most per session)."""
 
 
 class SettingsError(ValueError):
@@ -168,6 +172,11 @@ class Settings(BaseSettings):
     )
     queue_size: int = Field(
         64, description="messages queued per WebSocket subscriber before the oldest is dropped"
+    )
+    resume_buffer: int = Field(
+        1024,
+        description="predictions kept per session for clients that reconnect with `?since=` "
+        "(0-16384; 0: no resume)",
     )
     tick_s: float = Field(0.02, description="scheduler period, seconds (0.001-1)")
     buffer_s: float = Field(60.0, description="signal kept per stream, seconds (at least 5)")
@@ -282,6 +291,15 @@ class Settings(BaseSettings):
         if queue_size < 1:
             raise SettingsError(f"queue_size: must be ≥ 1, got {queue_size}")
         return queue_size
+
+    @field_validator("resume_buffer")
+    @classmethod
+    def _check_resume_buffer(cls, resume_buffer: int) -> int:
+        if not 0 <= resume_buffer <= MAX_RESUME_BUFFER:
+            raise SettingsError(
+                f"resume_buffer: must be within 0-{MAX_RESUME_BUFFER}, got {resume_buffer}"
+            )
+        return resume_buffer
 
     @field_validator("tick_s")
     @classmethod

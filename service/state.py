@@ -83,7 +83,7 @@ class ServiceState:
     @classmethod
     def from_settings(cls, settings: Settings) -> ServiceState:
         """An idle state for ``settings`` (nothing loaded or started: see :meth:`start`)."""
-        return cls(settings, hub=Hub(settings.queue_size))
+        return cls(settings, hub=Hub(settings.queue_size, resume_buffer=settings.resume_buffer))
 
     # -- start and stop (the app's lifespan) -----------------------------------------------------
 

@@ -11,6 +11,13 @@ with code 4410. Meanwhile :func:`read_client` answers the client: ``ping`` with 
 included: the connection stays); a message over ``max_ws_message_bytes`` closes the socket with
 1009, more than ``max_ws_messages_per_s`` with an error message and then 1008, a session's
 ``max_subscribers + 1``-th client is closed with 1013 (try again later).
+
+Resume (docs/protocol.md, "Resume"): with ``?since=<seq>`` (and ``?epoch=`` from the last hello)
+the hello says what is replayed and missed (:func:`plan_resume`); a ``gap`` message follows when
+predictions after ``since`` are no longer in the hub's resume buffer, then the kept predictions
+after ``since``, then the live feed, with none twice and none lost in between (the buffer's
+snapshot and the subscription are taken together on the event loop). A ``since`` or ``epoch``
+that is not well formed closes the socket with 1008 and the reason (:func:`resume_params`).
 """
 
 from __future__ import annotations
@@ -18,22 +25,28 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from affectstream.service.api.deps import WS_SESSION_CLOSED, AppState, admit
 from affectstream.service.api.guard import close_reason
-from affectstream.service.messages import ErrorMessage, Hello, Pong
+from affectstream.service.hub import Kept
+from affectstream.service.messages import ErrorMessage, Gap, Hello, Pong, Resume, valid_epoch
 
 __all__ = [
     "BINARY",
+    "MAX_SINCE",
     "UNSUPPORTED",
     "WS_MESSAGE_TOO_BIG",
     "WS_POLICY",
     "WS_TRY_AGAIN",
     "RateLimit",
+    "ResumePlan",
+    "plan_resume",
     "read_client",
+    "resume_params",
     "router",
 ]
 
@@ -51,6 +64,11 @@ async def session_messages(ws: WebSocket, session_id: str, state: AppState) -> N
     if session is None:
         return
     settings = state.settings
+    try:
+        since, epoch = resume_params(ws.query_params.get("since"), ws.query_params.get("epoch"))
+    except ValueError as e:
+        await ws.close(WS_POLICY, close_reason(str(e)))
+        return
     if len(state.hub.subscribers(session_id)) >= settings.max_subscribers:
         await ws.close(
             WS_TRY_AGAIN,
@@ -60,7 +78,13 @@ async def session_messages(ws: WebSocket, session_id: str, state: AppState) -> N
             ),
         )
         return
+    # no await between the snapshot and the subscription: every prediction is in one of them
+    kept = state.hub.kept(session_id, session.epoch)
     sub = state.hub.subscribe(session_id)
+    last_seq = session.seq
+    plan = plan_resume(
+        session_id, since, epoch, session.epoch, last_seq, kept, state.hub.resume_buffer
+    )
     limit = RateLimit(settings.max_ws_messages_per_s)
     reader = asyncio.create_task(read_client(ws, session_id, settings.max_ws_message_bytes, limit))
     try:
@@ -71,8 +95,17 @@ async def session_messages(ws: WebSocket, session_id: str, state: AppState) -> N
             model_status=session.model_rows(),
             session_state="served" if session.served else "unserved",
             reason=session.unserved_reason(),
+            epoch=session.epoch,
+            last_seq=last_seq,
+            resume=plan.resume,
         )
         await ws.send_json(hello.dump())
+        if plan.gap is not None:
+            await ws.send_json(plan.gap.dump())
+        replayed_to = 0
+        for message in plan.replay:
+            await ws.send_json(message)
+            replayed_to = int(message["seq"])
         reported = 0
         while True:
             getter = asyncio.create_task(sub.queue.get())
@@ -81,6 +114,8 @@ async def session_messages(ws: WebSocket, session_id: str, state: AppState) -> N
                 getter.cancel()
                 break
             message = getter.result()
+            if message.get("type") == "prediction" and int(message["seq"]) <= replayed_to:
+                continue  # already replayed (cannot happen with the snapshot above; a guard)
             if sub.dropped != reported:
                 message = {**message, "dropped": sub.dropped}
                 reported = sub.dropped
@@ -94,6 +129,72 @@ async def session_messages(ws: WebSocket, session_id: str, state: AppState) -> N
     finally:
         reader.cancel()
         state.hub.unsubscribe(sub)
+
+
+MAX_SINCE = 2**63 - 1
+"""The largest ``?since=`` taken (a seq is a 64-bit counter in any client)."""
+
+
+def resume_params(since: str | None, epoch: str | None) -> tuple[int | None, str | None]:
+    """``?since=`` and ``?epoch=`` as given: ``since`` a non-negative integer (decimal digits),
+    ``epoch`` 1-64 of ``[A-Za-z0-9_-]`` (empty counts as absent); ``ValueError`` with the reason
+    the socket is closed for (1008)."""
+    value: int | None = None
+    if since is not None:
+        if not (since.isascii() and since.isdigit()) or int(since) > MAX_SINCE:
+            raise ValueError("since: must be a non-negative integer (the last seq you hold)")
+        value = int(since)
+    if epoch == "":
+        epoch = None
+    if epoch is not None and not valid_epoch(epoch):
+        raise ValueError("epoch: 1-64 letters, digits, '_' or '-' (as the hello gave it)")
+    return value, epoch
+
+
+@dataclass
+class ResumePlan:
+    """What a connecting client gets after its hello: ``resume`` for the hello, a ``gap`` if
+    predictions it asked for are no longer kept, the kept predictions to send before the live
+    feed."""
+
+    resume: Resume | None = None
+    gap: Gap | None = None
+    replay: list[dict[str, Any]] = field(default_factory=list)
+
+
+def plan_resume(
+    session_id: str,
+    since: int | None,
+    epoch: str | None,
+    session_epoch: str,
+    last_seq: int,
+    kept: Kept,
+    resume_buffer: int,
+) -> ResumePlan:
+    """The resume protocol (docs/protocol.md, "Resume"). Without ``since``: nothing. With the
+    session's epoch (or none) and ``since`` ≤ ``last_seq``: the kept predictions after ``since``.
+    Another epoch, or ``since`` beyond ``last_seq`` (it cannot be this incarnation's): a reset,
+    every kept prediction of this incarnation. Seqs between the resume point and the first kept
+    one are reported as a gap and counted as missed."""
+    if since is None:
+        return ResumePlan()
+    reset = (epoch is not None and epoch != session_epoch) or since > last_seq
+    start = 0 if reset else since
+    replay = [m for m in kept.messages if int(m["seq"]) > start]
+    gap = None
+    if kept.first_seq > start + 1:
+        gap = Gap.model_validate(
+            {
+                "session": session_id,
+                "from": start + 1,
+                "to": kept.first_seq - 1,
+                "missed": kept.first_seq - 1 - start,
+                "reason": f"older than the resume buffer (resume_buffer={resume_buffer})",
+            }
+        )
+    missed = 0 if gap is None else gap.missed
+    resume = Resume(since=since, replayed=len(replay), missed=missed, reset=reset)
+    return ResumePlan(resume, gap, replay)
 
 
 class RateLimit:

@@ -23,6 +23,7 @@ from affectstream.service.app import create_app
 from affectstream.service.messages import (
     Closed,
     ErrorMessage,
+    Gap,
     GroundTruth,
     Hello,
     LatencyMs,
@@ -119,7 +120,8 @@ def test_messages_dump_to_the_schema_1_wire_form_key_for_key() -> None:
     ).dump()
     keys = ["type", "schema", "session", "model", "state", "reason", "emitted_at"]
     assert list(model_status) == keys
-    assert list(Hello(session="p01", models=["m@1"], streams=[]).dump().items()) == [
+    hello = Hello(session="p01", models=["m@1"], streams=[], epoch="0a1b", last_seq=0, resume=None)
+    assert list(hello.dump().items()) == [
         ("type", "hello"),
         ("schema", 1),
         ("session", "p01"),
@@ -129,7 +131,21 @@ def test_messages_dump_to_the_schema_1_wire_form_key_for_key() -> None:
         ("model_status", []),
         ("session_state", "served"),
         ("reason", ""),
+        ("epoch", "0a1b"),
+        ("last_seq", 0),
+        ("resume", None),  # present (null) without ?since=
     ]
+    gap = Gap(session="p01", from_seq=3, to=5, missed=3, reason="older").dump()
+    assert gap == {
+        "type": "gap",
+        "schema": 1,
+        "session": "p01",
+        "from": 3,
+        "to": 5,
+        "missed": 3,
+        "reason": "older",
+    }
+    _check(gap)
     assert Pong(session="p01").dump() == {"type": "pong", "schema": 1, "session": "p01"}
     assert ErrorMessage(session="p01", error="x").dump() == {
         "type": "error",
@@ -180,6 +196,7 @@ def test_the_schema_file_is_the_current_schema() -> None:
     schema = json.loads(text)
     assert set(schema["discriminator"]["mapping"]) == {
         "hello",
+        "gap",
         "prediction",
         "status",
         "model_status",
@@ -187,8 +204,10 @@ def test_the_schema_file_is_the_current_schema() -> None:
         "pong",
         "error",
     }
+    assert {"epoch", "last_seq", "resume"} <= set(schema["$defs"]["Hello"]["required"])
     for name in (
         "Hello",
+        "Gap",
         "Prediction",
         "StreamStatus",
         "ModelStatus",

@@ -94,6 +94,7 @@ def test_every_table_row_is_read_from_the_environment(tmp_path: Path) -> None:
         "auto_attach": "yes",
         "token": "k" * 20,
         "queue_size": "3",
+        "resume_buffer": "7",
         "tick_s": "0.05",
         "buffer_s": "30",
         "auto_attach_types": "EEG,GSR",
@@ -120,6 +121,7 @@ def test_every_table_row_is_read_from_the_environment(tmp_path: Path) -> None:
     assert (s.max_body_bytes, s.max_ws_message_bytes, s.max_ws_messages_per_s) == (2048, 512, 2.5)
     assert s.allowed_hosts == ("lab-pc", "lab-pc.local")
     assert s.allowed_origins == ("http://lab-pc:8000",)
+    assert s.resume_buffer == 7
 
 
 def test_comma_lists_from_env_dotenv_and_overrides(tmp_path: Path) -> None:
