@@ -209,6 +209,21 @@ ARCHITECTURES: Mapping[str, Architecture] = MappingProxyType(
                 loss="squared_hinge",
             ),
             Architecture(
+                name="bddae",
+                module="affectstream.models.architectures.bddae",
+                class_name="BDDAE",
+                description="Bimodal deep denoising autoencoder on EEG differential entropy and "
+                "peripheral statistics, logistic layer on the shared code (decoders only in "
+                "training)",
+                paper="Tang et al., Multimodal Emotion Recognition Using Deep Neural Networks",
+                inputs=(
+                    ModelInput("eeg_de", ("n_steps", "n_eeg_features"), "eeg_de"),
+                    ModelInput("periph_stats", ("n_steps", "n_periph_features"), "periph_stats"),
+                ),
+                defaults={"n_steps": 1, "n_eeg_features": 128, "n_periph_features": 48},
+                sfreq=128.0,
+            ),
+            Architecture(
                 name="lstm",
                 module="affectstream.models.architectures.conv_rnn",
                 class_name="ConvLSTMBaseline",

@@ -105,6 +105,20 @@ PRESETS: dict[str, Preset] = {
         stride_s=2.0,
         note="10 s = 5 steps of 2 s",
     ),
+    # Tang et al.'s BDDAE: the Bimodal-LSTM's features for one 2 s Hann step per sample (the paper
+    # classifies each window's feature vector; no sequence). Standardised, not min-max scaled as in
+    # the paper (docs/models.md#bddae). Like bimodal-lstm, no calibration period: the first
+    # training window of a trial ends at 2 s and holds 2 s of DEAP's 3 s pre-trial baseline, the
+    # second 1 s.
+    "bddae": Preset(
+        _spec(
+            FeatureInput("eeg_de", FeatureKind.EEG_DE, EEG, 128.0, 2.0, filters=EEG_BAND),
+            FeatureInput("periph_stats", FeatureKind.PERIPH_STATS, PERIPHERAL, 128.0, 2.0),
+        ),
+        stride_s=2.0,
+        note="one 2 s step: DE of 4 bands × 32 EEG channels + 6 statistics × 8 peripheral "
+        "channels, non-overlapping in training",
+    ),
     "mlstm-fcn": Preset(
         _spec(FeatureInput("x", FeatureKind.RAW, PERIPHERAL, 32.0, 10.0, baseline_s=3.0)),
         stride_s=2.0,
@@ -152,6 +166,16 @@ PRESETS["rtcan1d-eda-bvp"] = Preset(
     note="RTCAN-1D on a wearable's EDA (20 s at 16 Hz, online cvxEDA) + BVP (20 s at 32 Hz, "
     "standardised by the calibration period), two trunks fused before the classifier",
     architecture="rtcan1d-bvp",
+)
+# BDDAE with small layers (16 EEG, 8 peripheral, 8 shared): the same features, for quick runs
+# on synthetic data (the tests train it in seconds); not a model to ship.
+PRESETS["bddae-quick"] = Preset(
+    PRESETS["bddae"].spec,
+    stride_s=2.0,
+    note="BDDAE with small layers (16 EEG, 8 peripheral, 8 shared units) for quick runs on "
+    "synthetic data; one 2 s step of DE + peripheral statistics",
+    hyper={"hidden_eeg": 16, "hidden_periph": 8, "hidden_shared": 8},
+    architecture="bddae",
 )
 # gupta-ayushi: ch 1–37 (32 EEG + hEOG, vEOG, zEMG, tEMG, GSR), 2 s at 128 Hz
 _GUPTA = _spec(FeatureInput("x", FeatureKind.RAW, EEG + PERIPHERAL[:5], 128.0, 2.0, baseline_s=3.0))

@@ -16,6 +16,9 @@ A grid model trained with electrode dropout (``TrainConfig.electrode_dropout``,
 :mod:`affectstream.training.augment`) sees each training batch's ``eeg_grid`` with a random
 partial montage per window; validation and test windows keep the full montage.
 
+An architecture with an ``auxiliary_loss`` method (BDDAE's weighted denoising reconstruction) has
+that term added to every training batch's classification loss (:func:`auxiliary_loss`).
+
 Seeded: numpy and torch seeds are set from ``seed`` and the fold index; torch runs with
 deterministic algorithms where it can. CPU by default; CUDA when available.
 
@@ -63,6 +66,7 @@ __all__ = [
     "ModelInputs",
     "TrainConfig",
     "TrainedModel",
+    "auxiliary_loss",
     "grid_dropout",
     "make_labels",
     "model_inputs",
@@ -259,22 +263,29 @@ def fit(
     dropout = grid_dropout(cfg, inputs, seed)
     history: dict[str, list[float]] = {"train_loss": [], "val_loss": [], "val_accuracy": []}
     best, best_loss, waited = copy.deepcopy(model.state_dict()), math.inf, 0
+    aux: torch.Tensor | None = None
     for _ in range(cfg.epochs):
         model.train()
         order = torch.randperm(len(train), generator=gen)
-        total = 0.0
+        total = total_aux = 0.0
         for start in range(0, len(order), cfg.batch_size):
             b = order[start : start + cfg.batch_size]
             opt.zero_grad()
             batch = [x[b] for x in xs_train]
             if dropout is not None:
                 batch = dropout(batch)
-            out = model(*[x.to(device) for x in batch])
+            xs = [x.to(device) for x in batch]
+            out = model(*xs)
             loss = loss_fn(out, y_train[b].to(device))
-            loss.backward()  # type: ignore[no-untyped-call]
+            aux = auxiliary_loss(model, xs)
+            (loss if aux is None else loss + aux).backward()  # type: ignore[no-untyped-call]
             opt.step()
             total += float(loss.detach()) * len(b)
+            if aux is not None:
+                total_aux += float(aux.detach()) * len(b)
         history["train_loss"].append(total / max(1, len(order)))
+        if aux is not None:  # the model has an auxiliary term
+            history.setdefault("train_aux_loss", []).append(total_aux / max(1, len(order)))
         if not len(val):
             best = copy.deepcopy(model.state_dict())
             if on_epoch is not None:
@@ -296,6 +307,19 @@ def fit(
     model.load_state_dict(best)
     model.eval()
     return TrainedModel(model.cpu(), norms, history)
+
+
+def auxiliary_loss(model: nn.Module, inputs: list[torch.Tensor]) -> torch.Tensor | None:
+    """The architecture's own training term on a batch, ``None`` when it has none: a model with
+    an ``auxiliary_loss(*inputs)`` method (BDDAE: its weighted denoising reconstruction error) gets
+    it added to the classification loss it is trained with. ``train_loss`` stays the
+    classification loss (comparable with ``val_loss``); the term's mean goes to
+    ``train_aux_loss``."""
+    hook = getattr(model, "auxiliary_loss", None)
+    if not callable(hook):
+        return None
+    aux: torch.Tensor = hook(*inputs)
+    return aux
 
 
 def grid_dropout(

@@ -11,14 +11,18 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
 
 from affectstream.models import registry
+
+if TYPE_CHECKING:
+    from affectstream.models.architectures.bddae import BDDAE
 
 REPO = Path(__file__).resolve().parents[2]
 NAMES = registry.names()
@@ -43,6 +47,7 @@ PARAM_RANGES = {
     "mlstm-fcn": (200_000, 500_000),
     "bimodal-lstm": (100_000, 300_000),
     "rtcan1d-bvp": (300_000, 700_000),  # two RTCAN-1D trunks (256 + 448 features)
+    "bddae": (20_000, 40_000),  # 26,066: encoders + decoders + head; 12,994 of it exported
 }
 
 
@@ -198,6 +203,8 @@ def test_forward_gives_two_logits_and_trains(name: str) -> None:
 
     model.train()
     loss = torch.nn.functional.binary_cross_entropy_with_logits(model(*inputs), torch.ones(3, 2))
+    if hasattr(model, "auxiliary_loss"):  # what training/train.py adds (BDDAE: its decoders)
+        loss = loss + model.auxiliary_loss(*inputs)
     loss.backward()  # type: ignore[no-untyped-call]
     grads = [p.grad for p in model.parameters() if p.requires_grad]
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
@@ -307,3 +314,166 @@ def test_cnn_lstm_frame_wise_variant_exports(tmp_path: Path) -> None:
     export_onnx(model, shapes, tmp_path / "frame_wise.onnx")
     inputs = _random_inputs(shapes, 3, 4)  # not the batch of 2 it was traced with
     assert onnx_parity(model, tmp_path / "frame_wise.onnx", inputs) <= PARITY_TOL
+
+
+# ------------------------------------------------------------------------------ BDDAE
+
+
+def _bddae(shapes: Mapping[str, tuple[int, ...]] | None = None, **hyper: Any) -> BDDAE:
+    from affectstream.models.architectures.bddae import BDDAE
+
+    model = registry.build("bddae", shapes, **hyper)
+    assert isinstance(model, BDDAE)
+    return model
+
+
+def _bddae_inputs(batch: int, seed: int, n_steps: int = 1) -> tuple[Any, Any]:
+    """Standardised-looking features with structure an autoencoder can learn: 4 latent factors
+    mixed linearly into 128 EEG and 48 peripheral features, plus a little noise."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    mix = torch.Generator().manual_seed(1234)  # one mixing for every batch
+    latent = torch.randn(batch, n_steps, 4, generator=gen)
+    eeg = latent @ torch.randn(4, 128, generator=mix) / 2
+    periph = latent @ torch.randn(4, 48, generator=mix) / 2
+    eeg = eeg + 0.1 * torch.randn(eeg.shape, generator=gen)
+    periph = periph + 0.1 * torch.randn(periph.shape, generator=gen)
+    return eeg, periph
+
+
+@needs_torch
+@pytest.mark.parametrize("n_steps", [1, 3])
+def test_bddae_shapes(n_steps: int) -> None:
+    import torch
+
+    shapes = {"eeg_de": (n_steps, 128), "periph_stats": (n_steps, 48)}
+    model = _bddae(shapes, hidden_eeg=20, hidden_periph=10, hidden_shared=6)
+    eeg, periph = _bddae_inputs(5, 0, n_steps)
+    assert model(eeg, periph).shape == (5, 2)
+    assert model.encode(eeg, periph).shape == (5, 6)
+    rec_eeg, rec_periph = model.reconstruct(eeg, periph)
+    assert rec_eeg.shape == eeg.shape and rec_periph.shape == periph.shape
+    loss = model.auxiliary_loss(eeg, periph)
+    assert loss.shape == () and torch.isfinite(loss) and loss > 0
+
+
+@needs_torch
+@pytest.mark.parametrize(("noise", "level"), [("dropout", 0.3), ("gaussian", 0.5)])
+def test_bddae_corruption_only_in_training_mode(noise: str, level: float) -> None:
+    import torch
+
+    torch.manual_seed(0)
+    model = _bddae(noise=noise, corruption=level)
+    x = torch.randn(64, 1, 128)
+    eeg, periph = _bddae_inputs(8, 1)
+
+    model.eval()
+    assert model.corrupt(x) is x
+    with torch.no_grad():
+        assert torch.equal(model(eeg, periph), model(eeg, periph))
+
+    model.train()
+    noisy = model.corrupt(x)
+    assert noisy.shape == x.shape and not torch.equal(noisy, x)
+    if noise == "dropout":  # masked features are 0, the others scaled by 1 / (1 - p)
+        masked = noisy == 0
+        assert abs(float(masked.float().mean()) - level) < 0.03
+        torch.testing.assert_close(noisy[~masked], x[~masked] / (1 - level))
+    else:
+        assert abs(float((noisy - x).std()) - level) < 0.03
+    with torch.no_grad():
+        assert not torch.equal(model(eeg, periph), model(eeg, periph))
+        # the corruption is the only thing training mode changes
+        model.corruption = 0.0
+        train_out = model(eeg, periph)
+        model.eval()
+        torch.testing.assert_close(train_out, model(eeg, periph), rtol=0, atol=0)
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """Torch on one intra-op thread for the test (tiny layers on a shared 2-core machine run
+    many times faster so), restored afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@needs_torch
+@pytest.mark.usefixtures("one_thread")
+def test_bddae_reconstruction_loss_decreases_with_training() -> None:
+    """100 Adam steps on the joint loss (classification + reconstruction of corrupted inputs, as
+    training/train.py runs it) lower the clean reconstruction error of held-out samples, below
+    that of predicting every feature's mean (0): the decoders learnt the data's structure."""
+    import torch
+
+    torch.manual_seed(0)
+    model = _bddae()
+    eeg, periph = _bddae_inputs(64, 2)
+    held_eeg, held_periph = _bddae_inputs(64, 3)
+    y = (eeg[:, 0, :1] > 0).float().expand(-1, 2)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-2)
+
+    def held_out_error() -> float:
+        model.eval()
+        with torch.no_grad():
+            return float(model.reconstruction_loss(held_eeg, held_periph))
+
+    mean_only = float((held_eeg.pow(2).mean() + held_periph.pow(2).mean()) / 2)
+    before = held_out_error()
+    train_losses = []
+    for _ in range(100):
+        model.train()
+        opt.zero_grad()
+        aux = model.auxiliary_loss(eeg, periph)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(model(eeg, periph), y) + aux
+        loss.backward()  # type: ignore[no-untyped-call]
+        opt.step()
+        train_losses.append(float(aux.detach()))
+    after = held_out_error()
+    print(f"held-out reconstruction MSE {before:.3f} → {after:.3f} (mean only {mean_only:.3f})")
+    assert after < 0.7 * before and after < 0.75 * mean_only
+    assert np.mean(train_losses[-10:]) < 0.7 * np.mean(train_losses[:10])
+
+
+@needs_torch
+def test_bddae_exports_encoders_and_classifier_only(tmp_path: Path) -> None:
+    """The serving graph: no decoder weights, no random op; exported in training mode too."""
+    import onnx
+
+    from affectstream.models.export import export_onnx, onnx_parity
+
+    model = _bddae().train()
+    shapes = registry.default_input_shapes("bddae")
+    export_onnx(model, shapes, tmp_path / "bddae.onnx")
+    proto = onnx.load(str(tmp_path / "bddae.onnx"))
+    served = (model.eeg_encoder, model.periph_encoder, model.shared_encoder, model.classifier)
+    n_served = sum(p.numel() for m in served for p in m.parameters())
+    n_all = sum(p.numel() for p in model.parameters())
+    stored = sum(int(np.prod(t.dims)) for t in proto.graph.initializer)
+    assert stored == n_served < n_all
+    assert not any("decoder" in t.name for t in proto.graph.initializer)
+    ops = {n.op_type for n in proto.graph.node}
+    assert not ops & {"Dropout", "RandomNormal", "RandomNormalLike", "RandomUniformLike"}
+    assert model.training  # restored
+    inputs = _random_inputs(shapes, 3, 5)
+    assert onnx_parity(model.eval(), tmp_path / "bddae.onnx", inputs) <= PARITY_TOL
+
+
+@needs_torch
+@pytest.mark.parametrize(
+    ("hyper", "message"),
+    [
+        ({"noise": "salt"}, "noise"),
+        ({"corruption": 1.0}, "corruption"),
+        ({"noise": "gaussian", "corruption": -0.1}, "corruption"),
+        ({"recon_weight": -1.0}, "recon_weight"),
+    ],
+)
+def test_bddae_refuses_bad_settings(hyper: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        registry.build("bddae", **hyper)
