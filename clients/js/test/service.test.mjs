@@ -35,12 +35,20 @@ class Cuttable extends (globalThis.WebSocket ?? Object) {
   }
 }
 
-/** Take `n` predictions from an iterator (then leave the loop; the client stays connected). */
-async function take(iterable, n) {
+/** The next `n` predictions of an iterator, which stays open for more (a `for await` loop
+ * left with `break` would end it). Given the client itself: a new iterator each call. */
+async function take(source, n) {
+  const own = source instanceof AffectStreamClient;
+  const it = own ? source.predictions() : source;
   const out = [];
-  for await (const p of iterable) {
-    out.push(p);
-    if (out.length >= n) break;
+  try {
+    while (out.length < n) {
+      const { value, done } = await it.next();
+      if (done) break;
+      out.push(value);
+    }
+  } finally {
+    if (own) await it.return();
   }
   return out;
 }

@@ -1,0 +1,136 @@
+"""The JavaScript client (clients/js/affectstream.js) against a real service, with Node's own test
+runner: a device-like GSR producer on LSL → a real uvicorn service with a token → ``node --test
+clients/js/test/`` (real WebSockets, Node's built-in client).
+
+The service's URL, session and token reach the Node tests in ``AFFECTSTREAM_URL``,
+``AFFECTSTREAM_SESSION``, ``AFFECTSTREAM_TOKEN``. For the restart test, the Node side writes
+``restart`` into the folder ``AFFECTSTREAM_CONTROL``; this harness then stops the service, starts
+a new one on the same port, creates the session again (a new incarnation: new epoch, seq from 1)
+and writes ``restarted``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "service"))
+
+from live_service import LiveService, run_service, wait_until, write_gsr_model
+from producers import Device, skin_conductance
+
+from affectstream.service.settings import Settings
+
+pytest.importorskip("onnx")  # the tiny model is built with onnx (the `train` extra)
+
+REPO = Path(__file__).resolve().parents[2]
+JS = REPO / "clients" / "js"
+TOKEN = "js-client-test-token-7d1e"
+NODE = shutil.which("node")
+
+pytestmark = [
+    pytest.mark.lsl,
+    pytest.mark.slow,
+    pytest.mark.skipif(NODE is None, reason="node is not installed (Node 18+ runs these tests)"),
+]
+
+
+def _node_args() -> list[str]:
+    """``node`` with what it needs for a global WebSocket (built in from Node 22; Node 20 and
+    21 have it behind ``--experimental-websocket``); skips when neither works."""
+    assert NODE is not None
+    probe = "process.stdout.write(typeof WebSocket)"
+    for extra in ([], ["--experimental-websocket"]):
+        done = subprocess.run(
+            [NODE, *extra, "-e", probe], capture_output=True, text=True, timeout=30
+        )
+        if done.returncode == 0 and done.stdout == "function":
+            return [NODE, *extra]
+    pytest.skip(f"this node ({NODE}) has no WebSocket, not even with --experimental-websocket")
+
+
+def _create_session(live: LiveService, session: str) -> None:
+    body = {"session": session, "match": {"source_id_prefix": session + "-"}}
+    req = urllib.request.Request(
+        live.url + "/sessions",
+        json.dumps(body).encode(),
+        {"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"},
+        method="POST",
+    )
+    with urllib.request.urlopen(req, timeout=10) as r:
+        assert r.status == 201
+
+
+def _predictions(live: LiveService, session: str) -> int:
+    described = live.get_json(f"/sessions/{session}", token=TOKEN)
+    return sum(int(m.get("predictions", 0)) for m in described["models"])
+
+
+@pytest.mark.timeout(150)
+def test_node_tests_pass_against_the_service(tmp_path: Path, session_name: str) -> None:
+    node = _node_args()
+    model = write_gsr_model(tmp_path / "models" / "gsr-tiny")
+    settings = Settings(model_dir=model.parent, models=(model.name,), token=TOKEN)
+    control = tmp_path / "control"
+    control.mkdir()
+    output = tmp_path / "node-test.tap"
+    producer = Device(session_name, [skin_conductance("gsr", "GSR", 16.0, label="GSR", unit="µS")])
+
+    def start(port: int, stack: ExitStack) -> LiveService:
+        live = stack.enter_context(run_service(settings, port=port))
+        _create_session(live, session_name)
+        wait_until(lambda: _predictions(live, session_name) > 0, 20, what="a first prediction")
+        return live
+
+    with producer, ExitStack() as outer:
+        service = ExitStack()
+        outer.callback(lambda: service.close())  # whichever incarnation runs at the end
+        live = start(0, service)
+        env = {
+            **os.environ,
+            "AFFECTSTREAM_URL": live.url,
+            "AFFECTSTREAM_SESSION": session_name,
+            "AFFECTSTREAM_TOKEN": TOKEN,
+            "AFFECTSTREAM_CONTROL": str(control),
+        }
+        cmd = [*node, "--test", "--test-reporter=tap", str(JS / "test")]
+        restarts = 0
+        with output.open("wb") as out:
+            proc = subprocess.Popen(cmd, cwd=JS, env=env, stdout=out, stderr=subprocess.STDOUT)
+            try:
+                deadline = time.monotonic() + 120
+                while proc.poll() is None:
+                    if (control / "restart").exists() and restarts == 0:
+                        service.close()  # the old incarnation goes: its sockets close
+                        service = ExitStack()
+                        live = start(live.port, service)
+                        (control / "restarted").write_text("1\n")
+                        restarts += 1
+                    if time.monotonic() > deadline:
+                        raise TimeoutError("node --test did not finish within 120 s")
+                    time.sleep(0.05)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                proc.wait(10)
+
+    tap = output.read_text(errors="replace")
+    counts = {
+        k: int(v) for k, v in re.findall(r"^# (pass|fail|skipped|cancelled) (\d+)$", tap, re.M)
+    }
+    assert proc.returncode == 0 and counts.get("fail") == 0, tap[-6000:]
+    # every test ran: none skipped (a skip would mean the service or the WebSocket was missing)
+    assert counts.get("skipped") == 0 and counts.get("cancelled") == 0, tap[-6000:]
+    written = sum(len(re.findall(r"^test\(", f.read_text(), re.M)) for f in JS.glob("test/*.mjs"))
+    assert counts.get("pass") == written > 0, tap[-6000:]
+    assert restarts == 1, "the restart test did not ask for a restart"
