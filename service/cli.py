@@ -23,6 +23,11 @@ VERBS: dict[str, tuple[str, str]] = {
         "Run the service: LSL sessions in, valence/arousal over WebSocket out, "
         "with REST and dashboard.",
     ),
+    "worker": (
+        "affectstream.service.commands.worker",
+        "Run a worker on the Redis bus: it claims sessions from the registry and serves them "
+        "there.",
+    ),
     "demo": (
         "affectstream.service.commands.demo",
         "Synthesise a subject, replay it over LSL, serve live valence/arousal, show the first "

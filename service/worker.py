@@ -1,0 +1,180 @@
+"""A worker on the Redis bus: it holds sessions under leases and publishes their messages there.
+
+``affectstream worker --bus redis://…`` runs one (:mod:`affectstream.service.commands.worker`).
+It is the embedded service's core without its HTTP side: the same
+:class:`~affectstream.service.state.ServiceState` (models, stream directory, scheduler, sessions),
+with the hub replaced by :class:`BusHub`, which hands every message to
+:meth:`Bus.publish <affectstream.service.bus.Bus.publish>` instead of to WebSocket queues.
+
+Its lease loop (:meth:`Worker.step`, every ``renew_s``):
+
+1. heartbeat (``{p}:worker:{id}``, expiring with the lease time): its load, which gateways show;
+2. renew the lease of every session it holds; a session whose lease it lost (it stalled longer
+   than the lease, and another worker took over) or that left the registry (deleted) is closed
+   here at once. Fencing in Redis already stops a stale holder from publishing;
+3. claim sessions that nobody holds, up to ``max_sessions`` (a full worker stops claiming, so new
+   workers pick up new sessions), and open them from the registry's request, with a
+   ``session_status`` message saying which worker serves them and, after a takeover, from which
+   seq on (predictions the dead worker would have made are not made up: the gap in time is
+   announced, ``seq`` itself continues without a hole).
+
+A worker killed with SIGKILL stops renewing; its leases expire after ``lease_ms`` and the others
+claim the sessions on their next step, so a takeover takes at most ``lease_ms + renew_s`` plus
+the session's stream discovery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from affectstream.service.bus import Bus
+from affectstream.service.hub import Hub
+from affectstream.service.messages import SessionBody, SessionStatus, now_iso
+from affectstream.service.settings import Settings
+from affectstream.service.state import ServiceState, session_match
+
+__all__ = ["BusHub", "Worker", "default_worker_id"]
+
+log = logging.getLogger("affectstream.worker")
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+@dataclass
+class BusHub(Hub):
+    """The hub of a worker: messages go to the session's Redis stream, fenced by its lease.
+
+    ``closed`` messages are not forwarded: a worker closes a session when it loses it, which
+    is not the end of the session (the gateway says when a session is deleted)."""
+
+    bus: Bus | None = None
+    worker: str = ""
+    fenced: int = 0
+    """Messages refused because the lease was no longer ours (counted, never written)."""
+    held: set[str] = field(default_factory=set)
+
+    def publish(self, session: str, message: dict[str, Any]) -> None:
+        if message.get("type") == "closed" or self.bus is None or session not in self.held:
+            return
+        seq = self.bus.publish(session, self.worker, message)
+        self.published_total += 1
+        if seq is None:
+            self.fenced += 1
+
+
+@dataclass
+class Worker:
+    settings: Settings
+    bus: Bus
+    worker_id: str = field(default_factory=default_worker_id)
+    max_sessions: int = 32
+    lease_ms: int = 3000
+    renew_s: float = 1.0
+    state: ServiceState = field(init=False)
+    stop: threading.Event = field(default_factory=threading.Event)
+    takeovers: int = 0
+
+    def __post_init__(self) -> None:
+        self.state = ServiceState.from_settings(self.settings)
+        self.hub = BusHub(bus=self.bus, worker=self.worker_id)
+        self.state.hub = self.hub
+
+    @property
+    def held(self) -> set[str]:
+        return self.hub.held
+
+    def start(self) -> None:
+        """Load the models and start the scheduler (no HTTP, no auto-attach: sessions come from
+        the registry)."""
+        self.state.settings = self.settings.model_copy(update={"auto_attach": False})
+        self.state.start(asyncio.new_event_loop())  # the hub never uses it: nothing is queued
+
+    def close(self) -> None:
+        """Release every lease (another worker takes over at once) and stop."""
+        self.stop.set()
+        for sid in list(self.held):
+            self._drop(sid, release=True)
+        self.state.close()
+        self.bus.heartbeat(self.worker_id, {"sessions": 0, "stopping": True}, ttl_ms=1)
+
+    def run(self) -> None:
+        """The lease loop until :attr:`stop` is set."""
+        while not self.stop.is_set():
+            t0 = time.monotonic()
+            try:
+                self.step()
+            except Exception:  # a Redis hiccup: log, keep the sessions, try again next step
+                log.exception("worker %s: lease step failed", self.worker_id)
+            self.stop.wait(max(0.0, self.renew_s - (time.monotonic() - t0)))
+
+    def step(self) -> None:
+        self.bus.heartbeat(self.worker_id, self.load(), ttl_ms=self.lease_ms)
+        registry = self.bus.sessions()
+        for sid in list(self.held):
+            if sid not in registry:
+                log.info("session %s left the registry: closed", sid)
+                self._drop(sid, release=True)
+            elif not self.bus.renew(sid, self.worker_id, self.lease_ms):
+                log.warning("session %s: lease lost (another worker holds it)", sid)
+                self._drop(sid, release=False)
+        for sid, request in registry.items():
+            if len(self.held) >= self.max_sessions:
+                break
+            if sid in self.held or self.bus.holder(sid) is not None:
+                continue
+            if self.bus.claim(sid, self.worker_id, self.lease_ms):
+                self._open(sid, request)
+
+    def load(self) -> dict[str, Any]:
+        return {
+            "sessions": len(self.held),
+            "max_sessions": self.max_sessions,
+            "fenced": self.hub.fenced,
+            "published": self.hub.published_total,
+            "takeovers": self.takeovers,
+            "pid": os.getpid(),
+        }
+
+    def _open(self, sid: str, request: dict[str, Any]) -> None:
+        try:
+            body = SessionBody.model_validate({**request, "session": sid})
+            self.state.add_session(
+                sid,
+                session_match(body.match),
+                body.models,
+                body.stream_overrides(),
+                lsl_out=body.lsl_out,
+            )
+        except Exception as e:  # the gateway validated it; a worker that cannot open it says so
+            log.error("session %s cannot be opened here: %s", sid, e)
+            self.bus.release(sid, self.worker_id)
+            return
+        last = self.bus.last_seq(sid)
+        if last:
+            self.takeovers += 1
+        self.held.add(sid)
+        reason = f"served by worker {self.worker_id}" + (
+            f"; taken over after seq {last}: windows between the previous worker's last "
+            "prediction and this one's first were not predicted"
+            if last
+            else ""
+        )
+        status = SessionStatus(session=sid, state="served", reason=reason, emitted_at=now_iso())
+        self.bus.publish(sid, self.worker_id, status.dump())
+        log.info("session %s claimed (%s)", sid, reason)
+
+    def _drop(self, sid: str, *, release: bool) -> None:
+        self.held.discard(sid)
+        if self.state.find_session(sid) is not None:
+            self.state.remove_session(sid)
+        if release:
+            self.bus.release(sid, self.worker_id)
