@@ -194,12 +194,28 @@ SNAPSHOT = """(() => {
     statusText: text('status'), notice: text('notice'),
     session: document.getElementById('session')?.value ?? null,
     model: document.getElementById('model')?.value ?? null,
-    count: text('count'), valence: text('valence'), arousal: text('arousal'),
+    count: text('count'), seq: text('seq'), missed: text('missed'), resumes: text('resumes'),
+    valence: text('valence'), arousal: text('arousal'),
     latency: text('latency'), truth: text('truth'),
     models: [...document.querySelectorAll('#models tbody tr[data-model]')]
       .map((r) => r.dataset.model),
     health: Object.fromEntries(rows.map((r) => [r.dataset.stream, r.dataset.state])),
     body: document.body ? document.body.innerText.slice(0, 300) : null,
+  };
+})()"""
+
+
+# The dashboard's client (window.affectstreamDashboard.client) and what the page shows of it.
+CLIENT = """(() => {
+  const c = window.affectstreamDashboard?.client;
+  const shown = (id) => parseInt(document.getElementById(id).textContent, 10);
+  return {
+    loaded: performance.getEntriesByType('resource')
+      .filter((e) => new URL(e.name).pathname === '/client.js').length,
+    kind: c?.constructor?.name ?? null, state: c?.state ?? null, lastSeq: c?.lastSeq ?? null,
+    missed: c?.missed ?? null, duplicates: c?.duplicates ?? null, resumes: c?.resumes ?? null,
+    resume: c?.hello?.resume ?? null,
+    count: shown('count'), seq: shown('seq'), shownMissed: shown('missed'),
   };
 })()"""
 
@@ -233,7 +249,23 @@ def test_dashboard_shows_live_predictions(
                 )
             shown: dict[str, Any] = await page.evaluate(SNAPSHOT)
             await page.screenshot(shot)
+            shown["via_client"] = await through_the_client(page)
             return shown
+
+    async def through_the_client(page: Page) -> dict[str, Any]:
+        """The predictions came through the JavaScript client (loaded from /client.js under the
+        page's CSP): cut its connection; the page resumes from its last seq, and what it then
+        counts matches the seq it shows (nothing lost, nothing twice)."""
+        before = await page.evaluate(CLIENT)
+        await page.evaluate("window.affectstreamDashboard.client.reconnect()")
+        await page.wait_for(
+            f"document.getElementById('resumes').textContent === '1' && "
+            f"parseInt(document.getElementById('seq').textContent, 10) >= {before['seq'] + 8}",
+            15,
+            "8 more predictions after the reconnection",
+        )
+        after: dict[str, Any] = await page.evaluate(CLIENT)
+        return {"before": before, "after": after}
 
     # exit order: Chromium, then the service (its inlets), then the replay (its outlets)
     with (
@@ -267,6 +299,15 @@ def test_dashboard_shows_live_predictions(
     assert shown["health"].get("GSR") == "ok", shown["health"]
     assert {"EEG", "PPG", "RESP"} <= set(shown["health"]), shown["health"]
     assert shot.read_bytes().startswith(b"\x89PNG"), "the screenshot is not a PNG"
+    before, after = shown["via_client"]["before"], shown["via_client"]["after"]
+    assert before["loaded"] == 1 and before["kind"] == "AffectStreamClient", before
+    assert before["state"] == "open" and before["resume"] is None, before  # a fresh connection
+    assert before["lastSeq"] == before["seq"], before  # the page shows the client's seq
+    assert after["resumes"] == 1 and after["resume"]["since"] >= before["seq"], after
+    assert after["resume"]["reset"] is False and after["resume"]["missed"] == 0, after
+    # every seq between the two snapshots was counted once: none lost or repeated
+    assert after["count"] - before["count"] == after["seq"] - before["seq"], (before, after)
+    assert after["missed"] == after["shownMissed"] == 0 and after["duplicates"] == 0, after
     if save:
         target = REPO / "docs" / "img" / "dashboard.png"
         target.parent.mkdir(parents=True, exist_ok=True)
