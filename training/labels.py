@@ -4,12 +4,15 @@ DEAP ratings are continuous on 1–9. ``threshold``: high = rating > 5 (Tang, Ya
 are on [0, 1], so its fixed threshold is 0.5 (:data:`THRESHOLDS`). ``threshold`` is the default on
 DEAP, ``kmeans`` on PMEmo. ``kmeans``: for each subject and each dimension separately, 1-D k-means
 with k = 2 on that subject's ratings; high = rating > the midpoint of the two centres, which
-adapts to subjects who rate everything high or low. This is not exactly Yin et al.'s rule: they
-cluster each subject's (valence, arousal) *pairs* with one 2-D k-means and use the two coordinates
-of the midpoint between its centres, so a subject's valence threshold also depends on their
-arousal ratings (issue #19: in a simulation the thresholds moved by a median 0.2 points and about
-4 % of the labels flipped). A subject whose ratings do not split into two clusters (all equal)
-falls back to the fixed threshold.
+adapts to subjects who rate everything high or low. ``kmeans2d`` is Yin et al.'s (RTCAN-1D) rule:
+one k-means with k = 2 on each subject's (valence, arousal) *pairs*; the subject's valence and
+arousal thresholds are the two coordinates of the midpoint between the two centres, so a
+subject's valence threshold also depends on their arousal ratings (issue #19: against
+``kmeans``, in a simulation the thresholds moved by a median 0.2 points and about 4 % of the
+labels flipped). A subject whose ratings do not split into two clusters (all equal) falls back
+to the fixed threshold, and so does one dimension of ``kmeans2d`` whose ratings are all equal
+(the clusters then split on the other dimension only, and the midpoint's coordinate is that one
+value).
 
 Ratings come per window; with ``trials`` given, each subject's k-means runs on one rating per
 (subject, trial), as RTCAN-1D's did on one per (subject, song), so a recording that yields more
@@ -25,9 +28,16 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["LABEL_RULES", "THRESHOLDS", "binarise", "class_balance", "kmeans_midpoint"]
+__all__ = [
+    "LABEL_RULES",
+    "THRESHOLDS",
+    "binarise",
+    "class_balance",
+    "kmeans2d_midpoint",
+    "kmeans_midpoint",
+]
 
-LABEL_RULES = ("threshold", "kmeans")
+LABEL_RULES = ("threshold", "kmeans", "kmeans2d")
 THRESHOLDS = {"deap": 5.0, "pmemo": 0.5}
 """The fixed threshold of each dataset's rating scale (DEAP 1–9, PMEmo 0–1)."""
 DIMENSIONS = ("valence", "arousal")
@@ -49,6 +59,33 @@ def kmeans_midpoint(values: NDArray[np.float64], iters: int = 100) -> float | No
     return float((lo + hi) / 2)
 
 
+def kmeans2d_midpoint(points: NDArray[np.float64], iters: int = 100) -> tuple[float, float] | None:
+    """Midpoint between the two centres of a 2-D k-means (k = 2, Lloyd's algorithm) on ``points``,
+    shape (n, 2); ``None`` if the points do not split (all equal).
+
+    Deterministic start: the two points farthest apart (the first such pair in row order), so the
+    result does not depend on a random seed. Each point goes to the nearer centre (ties to the
+    first); iterations stop when the centres no longer move. No cluster empties: a centre is the
+    mean of its points, and a convex set (the points nearer the other centre) cannot hold them
+    all without holding their mean.
+    """
+    p = np.asarray(points, dtype=np.float64)
+    if len(p) < 2 or np.all(p == p[0]):
+        return None
+    d2 = ((p[:, None, :] - p[None, :, :]) ** 2).sum(axis=2)
+    i, j = np.unravel_index(int(np.argmax(d2)), d2.shape)
+    centres = np.stack([p[i], p[j]])
+    for _ in range(iters):
+        dist = ((p[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2)
+        assign = np.argmin(dist, axis=1)
+        new = np.stack([p[assign == k].mean(axis=0) for k in (0, 1)])
+        if np.array_equal(new, centres):
+            break
+        centres = new
+    mid = centres.mean(axis=0)
+    return float(mid[0]), float(mid[1])
+
+
 def binarise(
     ratings: NDArray[np.float64],
     subjects: NDArray[np.int64],
@@ -60,7 +97,7 @@ def binarise(
 
     ratings : ndarray, shape (n, 2) — valence, arousal (DEAP 1–9, PMEmo 0–1)
     subjects : ndarray, shape (n,) — subject of each row (used by ``kmeans``)
-    threshold : the fixed threshold (``threshold``), and the fallback of ``kmeans``
+    threshold : the fixed threshold (``threshold``), and the fallback of ``kmeans``/``kmeans2d``
     trials : ndarray, shape (n,) — trial (stimulus) of each row; if given, ``kmeans`` sees one
         rating per (subject, trial) instead of one per row
     returns labels (n, 2) in {0, 1}, and a description of the rule (thresholds used per subject)
@@ -79,13 +116,22 @@ def binarise(
             _, first = np.unique(np.asarray(trials)[rows], return_index=True)
             fit_rows = fit_rows[first]
         cuts = []
+        if rule == "kmeans2d":
+            mid = kmeans2d_midpoint(fit_rows[:, :2])
+            for k in range(ratings.shape[1]):
+                flat = np.ptp(fit_rows[:, k]) == 0  # one value: fall back, as ``kmeans`` does
+                cut = threshold if mid is None or flat else mid[k]
+                labels[rows, k] = ratings[rows, k] > cut
+                cuts.append(round(cut, 4))
+            per_subject[str(int(s))] = cuts
+            continue
         for k in range(ratings.shape[1]):
-            cut = kmeans_midpoint(fit_rows[:, k])
-            cut = threshold if cut is None else cut
+            found = kmeans_midpoint(fit_rows[:, k])
+            cut = threshold if found is None else found
             labels[rows, k] = ratings[rows, k] > cut
             cuts.append(round(cut, 4))
         per_subject[str(int(s))] = cuts
-    return labels, {"kind": "kmeans", "fallback_threshold": threshold, "per_subject": per_subject}
+    return labels, {"kind": rule, "fallback_threshold": threshold, "per_subject": per_subject}
 
 
 def class_balance(

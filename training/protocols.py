@@ -5,7 +5,15 @@
 - ``loso``: leave-one-subject-out (k = number of subjects).
 - ``segment``: the segment-level random split several papers used — windows are shuffled into k
   folds regardless of subject or trial, so windows of the same trial (overlapping ones even) sit
-  in train and test. **Leaky**; reported only for comparison with published figures.
+  in train and test. **Leaky**; reported only for comparison with published figures. With
+  ``--folds 10`` it is the "10-fold cross-validation over segments" of Tang et al. (whose split
+  unit is not stated; this is the leaky reading) and of Yang et al.'s code (which also splits
+  per subject; this split pools all subjects).
+- ``random70``: one random 70/30 split of the windows, regardless of subject or trial, as
+  athar70's MLSTM-FCN code (``train_test_split(test_size=0.3)``). **Leaky** like ``segment``
+  (overlapping windows of one trial on both sides); one fold, so no spread over folds. Unlike
+  athar70, the scaler is fitted on the training windows only and the test set is not
+  oversampled.
 - ``song``: stimulus-independent k-fold (PMEmo) — the songs (stimulus ids) are split into k
   groups; no song is in both train and test, while the subjects are shared. Measures
   generalisation to new music. Under ``subject`` the same songs, and so the same music feature
@@ -24,14 +32,18 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["PROTOCOLS", "STIMULUS_PROTOCOLS", "Fold", "make_folds"]
+__all__ = ["LEAKY_PROTOCOLS", "PROTOCOLS", "STIMULUS_PROTOCOLS", "Fold", "make_folds"]
 
 PROTOCOLS = {
     "subject": "subject-independent k-fold (no subject in both train and test)",
     "loso": "leave-one-subject-out",
     "segment": "leaky: windows of the same trial in train and test (segment-level random split)",
+    "random70": "leaky: one random 70/30 split of the windows (athar70's MLSTM-FCN protocol); "
+    "windows of the same trial in train and test",
     "song": "song-independent k-fold (no song in both train and test; subjects shared)",
 }
+LEAKY_PROTOCOLS = ("segment", "random70")
+"""Protocols that put windows of one trial in train and test (reported for comparison only)."""
 STIMULUS_PROTOCOLS = ("song",)
 """Protocols that split by stimulus (they need the stimulus id of every window)."""
 
@@ -80,6 +92,16 @@ def make_folds(
         return [
             _fold(k, subjects, stimuli, *sides)
             for k, sides in enumerate(_group_split(groups, n_folds, rng, val_fraction, what))
+        ]
+    if protocol == "random70":  # one fold: 30 % of the windows test, at random (leaky)
+        order = rng.permutation(len(subjects))
+        n_test = round(0.3 * len(order))
+        if not 0 < n_test < len(order) - 1:
+            raise ValueError(f"{len(order)} windows are too few for a 70/30 split")
+        test, rest = order[:n_test], order[n_test:]
+        n_val = max(1, round(val_fraction * len(rest)))
+        return [
+            _fold(0, subjects, stimuli, np.sort(rest[n_val:]), np.sort(rest[:n_val]), np.sort(test))
         ]
     # segment-level (leaky)
     if n_folds < 2:

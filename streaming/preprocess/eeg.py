@@ -7,7 +7,15 @@ windowed step, integrated over the band's FFT bins. Each step is computed from i
 only, so the features of a step are the same offline (whole trial) and online (sliding windows).
 
 Bands (Tang et al., DEAP; γ stops at 45 Hz because DEAP's EEG is band-passed 4–45 Hz):
-θ 4–8, α 8–14, β 14–31, γ 31–45 Hz; a bin belongs to a band when ``lo ≤ f < hi``.
+θ 4–8, α 8–14, β 14–31, γ 31–45 Hz; a bin belongs to a band when ``lo ≤ f < hi``. Tang et al.'s
+own γ is 31–50 Hz (:func:`de_bands` with ``gamma_hi=50``, the ``de_gamma_hi_hz`` option of an
+``eeg_de`` input): on DEAP its 45–50 Hz part holds only what the 4–45 Hz band-pass let through,
+so that γ differs from the default by little more than the filter's roll-off.
+
+Yang et al.'s DEAP baseline correction (:func:`deap_baseline_correct` on a whole trial; online,
+the ``baseline_subtract`` option of the preprocessing, which calls :func:`baseline_chunk` and
+:func:`subtract_chunk` as the trial function does): the mean one-second chunk of the baseline is
+subtracted from every one-second chunk after it.
 Feature order: band-major, ``[θ: ch0 … ch31, α: ch0 … ch31, β: …, γ: …]`` → 128 values per step
 for 32 channels.
 """
@@ -26,9 +34,12 @@ from affectstream.streaming.preprocess.steps import split_steps
 __all__ = [
     "DE_BANDS",
     "Standardizer",
+    "baseline_chunk",
+    "de_bands",
     "deap_baseline_correct",
     "eeg_band_de",
     "eeg_grid",
+    "subtract_chunk",
 ]
 
 FloatArray = NDArray[np.float64]
@@ -39,6 +50,11 @@ DE_BANDS: Mapping[str, tuple[float, float]] = {
     "beta": (14.0, 31.0),
     "gamma": (31.0, 45.0),
 }
+
+
+def de_bands(gamma_hi: float = 45.0) -> dict[str, tuple[float, float]]:
+    """:data:`DE_BANDS` with the γ band's upper edge at ``gamma_hi`` Hz (Tang et al.: 50)."""
+    return {**DE_BANDS, "gamma": (DE_BANDS["gamma"][0], float(gamma_hi))}
 
 
 def eeg_band_de(
@@ -103,14 +119,33 @@ def deap_baseline_correct(trial: FloatArray, fs: float, baseline_s: float = 3.0)
     returns ndarray, shape (n_samples - baseline, n_channels): the stimulus part, each 1-s chunk
     minus the average of the ``baseline_s`` one-second chunks of the baseline
     """
-    sec = round(fs)
     nb = round(baseline_s * fs)
-    base = trial[:nb].reshape(-1, sec, trial.shape[1]).mean(axis=0)  # (sec, n_channels)
+    base = baseline_chunk(trial[:nb], fs)
     stim = trial[nb:]
-    n_sec, rest = divmod(len(stim), sec)
-    if rest:
+    if len(stim) % len(base):
         raise ValueError("stimulus part is not a whole number of seconds")
-    out: FloatArray = (stim.reshape(n_sec, sec, -1) - base[None]).reshape(len(stim), -1)
+    return subtract_chunk(stim, base, 0)
+
+
+def baseline_chunk(baseline: FloatArray, fs: float) -> FloatArray:
+    """The mean one-second chunk of a baseline of whole seconds.
+
+    baseline : ndarray, shape (k · round(fs), n_channels)
+    returns ndarray, shape (round(fs), n_channels)
+    """
+    sec = round(fs)
+    if len(baseline) == 0 or len(baseline) % sec:
+        raise ValueError(f"baseline of {len(baseline)} samples is not whole seconds at {fs:g} Hz")
+    chunk: FloatArray = baseline.reshape(-1, sec, baseline.shape[1]).mean(axis=0)
+    return chunk
+
+
+def subtract_chunk(x: FloatArray, chunk: FloatArray, phase: int) -> FloatArray:
+    """``x`` minus ``chunk`` repeated once per second: sample *i* of ``x`` loses row
+    ``(phase + i) mod len(chunk)``; ``phase`` is the position within its second of ``x``'s first
+    sample (0 at the end of the baseline). Any length, so an online hop need not be a second."""
+    rows = (phase + np.arange(len(x))) % len(chunk)
+    out: FloatArray = np.asarray(x, dtype=np.float64) - chunk[rows]
     return out
 
 

@@ -8,6 +8,10 @@ Pulse rate (from PPG) and breathing rate (from respiration) are quality/sanity s
 frequency of the (detrended, Hann-windowed) signal within a physiological band, refined by
 parabolic interpolation between FFT bins. They say whether a sensor carries a plausible signal, not
 a clinical measurement.
+
+HRV (:func:`hrv_series`): athar70's fifth MLSTM-FCN channel, computed on a window of PPG alone so
+that training (windows cut from a trial) and serving (the trailing window) compute the same
+thing: the absolute change between successive inter-beat intervals, held from beat to beat.
 """
 
 from __future__ import annotations
@@ -18,7 +22,15 @@ from scipy import signal
 
 from affectstream.streaming.preprocess.steps import split_steps
 
-__all__ = ["PERIPH_STATS", "breathing_rate", "dominant_rate", "periph_stats", "pulse_rate"]
+__all__ = [
+    "PERIPH_STATS",
+    "breathing_rate",
+    "dominant_rate",
+    "hrv_series",
+    "periph_stats",
+    "ppg_beats",
+    "pulse_rate",
+]
 
 FloatArray = NDArray[np.float64]
 
@@ -67,3 +79,51 @@ def pulse_rate(ppg: FloatArray, fs: float) -> float | None:
 def breathing_rate(resp: FloatArray, fs: float) -> float | None:
     """Breathing rate in breaths per minute from a respiration-belt segment (6–42 per min)."""
     return dominant_rate(resp, fs, 6 / 60, 42 / 60)
+
+
+PPG_BAND_HZ = (0.75, 3.0)
+"""athar70's PPG band before peak detection (45–180 beats per minute)."""
+
+
+def ppg_beats(ppg: FloatArray, fs: float) -> NDArray[np.int64]:
+    """Sample indices of the pulse peaks of a PPG segment; empty if it is flat or too short.
+
+    The segment is band-passed to :data:`PPG_BAND_HZ` (2nd-order Butterworth, forward-backward
+    over the segment only), then its local maxima are taken that stand out by at least half the
+    filtered signal's SD and lie at least 0.6 beat apart, the beat length coming from the
+    segment's dominant pulse rate (:func:`pulse_rate`; 210 bpm when it has none).
+    """
+    x = np.asarray(ppg, dtype=np.float64).ravel()
+    sos = signal.butter(2, PPG_BAND_HZ, btype="bandpass", fs=fs, output="sos")
+    if len(x) <= 3 * (2 * len(sos) + 1) or np.ptp(x) == 0 or not np.isfinite(x).all():
+        return np.zeros(0, dtype=np.int64)
+    y = signal.sosfiltfilt(sos, x - x.mean())
+    bpm = pulse_rate(y, fs) or 210.0
+    distance = max(1, int(0.6 * fs * 60.0 / bpm))
+    peaks, _ = signal.find_peaks(y, distance=distance, prominence=0.5 * float(y.std()))
+    out: NDArray[np.int64] = np.asarray(peaks, dtype=np.int64)
+    return out
+
+
+def hrv_series(ppg: FloatArray, fs: float) -> FloatArray:
+    """athar70's HRV channel for one PPG segment, one value per sample, in seconds.
+
+    Beats from :func:`ppg_beats`; inter-beat intervals ``IBI_k = (b_k − b_{k−1}) / fs``; at each
+    beat from the third on, ``|IBI_k − IBI_{k−1}|`` is held until the next such beat. athar70 leaves
+    the samples before the first value and after the last beat as NaN; here the first value is
+    held back to the start and the last one to the end (a model input cannot be NaN). Fewer than
+    three beats: all zeros.
+
+    ppg : ndarray, shape (n_samples,); returns ndarray, shape (n_samples,)
+    """
+    n = len(ppg)
+    beats = ppg_beats(ppg, fs)
+    out = np.zeros(n)
+    if len(beats) < 3:
+        return out
+    ibi = np.diff(beats) / fs
+    change = np.abs(np.diff(ibi))  # one per beat from the third on
+    at = beats[2:]
+    which = np.searchsorted(at, np.arange(n), side="right") - 1  # the latest beat at or before
+    out[:] = change[np.maximum(which, 0)]
+    return out

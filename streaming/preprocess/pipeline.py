@@ -50,12 +50,26 @@ from numpy.typing import NDArray
 
 from affectstream.streaming.ingest.channels import SINGLE_CHANNEL_TYPES
 from affectstream.streaming.ingest.windows import InputSpec, Window, WindowSpec
-from affectstream.streaming.preprocess.eeg import Standardizer, eeg_band_de, eeg_grid
+from affectstream.streaming.preprocess.eeg import (
+    Standardizer,
+    baseline_chunk,
+    de_bands,
+    eeg_band_de,
+    eeg_grid,
+    subtract_chunk,
+)
 from affectstream.streaming.preprocess.filters import CausalFilter, Decimator
 from affectstream.streaming.preprocess.montage import canonical_electrode, grid_cell
-from affectstream.streaming.preprocess.peripheral import periph_stats
+from affectstream.streaming.preprocess.peripheral import hrv_series, periph_stats
 from affectstream.streaming.preprocess.resample import Resampler
-from affectstream.streaming.preprocess.spec import FeatureInput, FeatureKind, PreprocessSpec
+from affectstream.streaming.preprocess.spec import (
+    OPT_BASELINE_SUBTRACT,
+    OPT_DE_GAMMA_HI,
+    PREPROCESS_OPTIONS,
+    FeatureInput,
+    FeatureKind,
+    PreprocessSpec,
+)
 
 __all__ = [
     "Preprocessor",
@@ -161,6 +175,8 @@ class _InputState:
     filled: int = 0
     calibration: list[FloatArray] = field(default_factory=list)
     calibrated: Standardizer | None = None
+    base_chunk: FloatArray | None = None  # the baseline_subtract option's mean 1 s chunk
+    phase: int = 0  # position within its second of the next sample (baseline_subtract)
     cvx: Any = None  # OnlineCvxEda for EDA_CVX3
     _cvx_last: Any = None  # its latest decomposition
     absent: dict[str, NDArray[np.bool_]] = field(default_factory=dict)  # grid cells with no data
@@ -188,20 +204,41 @@ class _InputState:
         self.filled = min(len(self.history), self.filled + n)
 
     def _calibrate(self, x: FloatArray) -> FloatArray:
-        """Collect the calibration period, then standardise with its statistics."""
+        """Collect the calibration period, then standardise with its statistics, or (option
+        ``baseline_subtract``) subtract its mean one-second chunk from every later second."""
         n_cal = round(self.spec.baseline_s * self.spec.srate)
         if n_cal == 0:
             return x
-        if self.calibrated is None:
+        subtract = bool(dict(self.spec.options).get(OPT_BASELINE_SUBTRACT))
+        if self.calibrated is None and self.base_chunk is None:
             have = sum(len(c) for c in self.calibration)
             take = min(len(x), n_cal - have)
             self.calibration.append(x[:take])
             x = x[take:]
             if have + take < n_cal:
                 return x
-            self.calibrated = Standardizer.fit(np.concatenate(self.calibration), axis=0)
+            period = np.concatenate(self.calibration)
+            if subtract:
+                self.base_chunk = baseline_chunk(period, self.spec.srate)
+            else:
+                self.calibrated = Standardizer.fit(period, axis=0)
             self.calibration.clear()
+        if self.base_chunk is not None:
+            out = subtract_chunk(x, self.base_chunk, self.phase)
+            self.phase = (self.phase + len(x)) % len(self.base_chunk)
+            return out
+        assert self.calibrated is not None
         return self.calibrated.transform(x)
+
+    @property
+    def ppg_column(self) -> int:
+        """The history column of the input's PPG channel (columns go stream by stream)."""
+        col = 0
+        for stream, idx in self.indices.items():
+            if stream == "PPG":
+                return col
+            col += len(idx)
+        raise AssertionError("no PPG channel")  # FeatureInput checks the hrv option
 
     @property
     def full(self) -> bool:
@@ -210,9 +247,12 @@ class _InputState:
     def feature(self) -> FloatArray:
         s, h = self.spec, self.history
         if s.kind == FeatureKind.RAW:
+            if s.hrv:
+                return np.column_stack([h, hrv_series(h[:, self.ppg_column], s.srate)])
             return h.copy()
         if s.kind == FeatureKind.EEG_DE:
-            return eeg_band_de(h, s.srate, step_s=s.step_s)
+            gamma_hi = dict(s.options).get(OPT_DE_GAMMA_HI, 45.0)
+            return eeg_band_de(h, s.srate, step_s=s.step_s, bands=de_bands(gamma_hi))
         if s.kind == FeatureKind.EEG_GRID:
             return eeg_grid(h, [c.label for c in s.channels])
         if s.kind == FeatureKind.PERIPH_STATS:
@@ -313,7 +353,7 @@ class Preprocessor:
         if inp.kind == FeatureKind.EDA_CVX3:
             from affectstream.streaming.preprocess.eda import OnlineCvxEda
 
-            options: dict[str, Any] = dict(inp.options)
+            options: dict[str, Any] = {k: v for k, v in inp.options if k not in PREPROCESS_OPTIONS}
             cvx = OnlineCvxEda(inp.srate, inp.window_s, **options)
         history = np.zeros((inp.n_window, len(inp.channels)))
         holes = {s: np.array(a) for s, a in absent.items() if any(a)}

@@ -14,7 +14,31 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-__all__ = ["ChannelRef", "FeatureInput", "FeatureKind", "FilterSpec", "PreprocessSpec"]
+__all__ = [
+    "OPT_BASELINE_SUBTRACT",
+    "OPT_DE_GAMMA_HI",
+    "OPT_HRV",
+    "PREPROCESS_OPTIONS",
+    "ChannelRef",
+    "FeatureInput",
+    "FeatureKind",
+    "FilterSpec",
+    "PreprocessSpec",
+]
+
+# Options of the preprocessing itself (FeatureInput.options; every other option of an EDA_CVX3
+# input is a cvxEDA parameter). Stored in the contract with the feature, so serving computes what
+# training did (docs/eeg-features.md, "Paper-faithful options").
+OPT_BASELINE_SUBTRACT = "baseline_subtract"
+"""1: Yang et al.'s DEAP baseline correction on the calibration period instead of z-scoring by it:
+the mean one-second chunk of the ``baseline_s`` seconds is subtracted from every later second
+(needs whole seconds and a whole-number rate)."""
+OPT_DE_GAMMA_HI = "de_gamma_hi_hz"
+"""``EEG_DE`` only: the upper edge of the γ band, Hz (default 45; Tang et al.: 50)."""
+OPT_HRV = "hrv_from_ppg"
+"""1 on a ``RAW`` input: one more column after its channels, the HRV series of its PPG channel
+(athar70's MLSTM-FCN channel, :func:`affectstream.streaming.preprocess.peripheral.hrv_series`)."""
+PREPROCESS_OPTIONS = (OPT_BASELINE_SUBTRACT, OPT_DE_GAMMA_HI, OPT_HRV)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +107,33 @@ class FeatureInput:
     cells) — for models trained with channel dropout. Not part of the feature's computation: the
     contract stores it beside the feature."""
 
+    def __post_init__(self) -> None:
+        opts = dict(self.options)
+        if opts.get(OPT_HRV) and (
+            self.kind != FeatureKind.RAW or [c.stream for c in self.channels].count("PPG") != 1
+        ):
+            raise ValueError(f"{self.name}: {OPT_HRV} needs a raw input with one PPG channel")
+        if OPT_DE_GAMMA_HI in opts:
+            if self.kind != FeatureKind.EEG_DE:
+                raise ValueError(f"{self.name}: {OPT_DE_GAMMA_HI} is an option of eeg_de inputs")
+            if not 31.0 < opts[OPT_DE_GAMMA_HI] <= self.srate / 2:
+                raise ValueError(
+                    f"{self.name}: γ upper edge {opts[OPT_DE_GAMMA_HI]:g} Hz is not in "
+                    f"(31, {self.srate / 2:g}] Hz"
+                )
+        if opts.get(OPT_BASELINE_SUBTRACT):
+            whole = all(abs(v - round(v)) < 1e-9 for v in (self.srate, self.baseline_s))
+            if self.baseline_s <= 0 or not whole or self.kind == FeatureKind.EDA_CVX3:
+                raise ValueError(
+                    f"{self.name}: {OPT_BASELINE_SUBTRACT} needs a calibration period of whole "
+                    "seconds at a whole-number rate, and no cvxEDA"
+                )
+
+    @property
+    def hrv(self) -> bool:
+        """Whether the input appends the HRV column of its PPG channel (:data:`OPT_HRV`)."""
+        return bool(dict(self.options).get(OPT_HRV))
+
     @property
     def streams(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(c.stream for c in self.channels))
@@ -97,7 +148,7 @@ class FeatureInput:
         n_ch = len(self.channels)
         steps = round(self.window_s / self.step_s)
         return {
-            FeatureKind.RAW: (self.n_window, n_ch),
+            FeatureKind.RAW: (self.n_window, n_ch + int(self.hrv)),
             FeatureKind.EEG_DE: (steps, 4 * n_ch),
             FeatureKind.EEG_GRID: (self.n_window, 9, 9),
             FeatureKind.PERIPH_STATS: (steps, 6 * n_ch),
