@@ -12,6 +12,7 @@ from typing import Any
 
 from affectstream.streaming.formats.deap import CHANNELS, EEG_NAMES
 from affectstream.streaming.preprocess.spec import (
+    OPT_HRV,
     ChannelRef,
     FeatureInput,
     FeatureKind,
@@ -124,7 +125,7 @@ PRESETS: dict[str, Preset] = {
         stride_s=2.0,
         note="8 peripheral channels, 10 s at 32 Hz, standardised by the calibration period",
         # not athar70's 5 channels (GSR, respiration, plethysmograph, temperature, HRV) at 5 s ×
-        # 128 Hz: no HRV channel is computed anywhere (the architecture's defaults keep its sizes)
+        # 128 Hz: that is the mlstm-fcn-athar preset below
     ),
 }
 # The sensors people have (issue #14). Same architectures, inputs a lab or a wearable provides.
@@ -176,6 +177,29 @@ PRESETS["bddae-quick"] = Preset(
     "synthetic data; one 2 s step of DE + peripheral statistics",
     hyper={"hidden_eeg": 16, "hidden_periph": 8, "hidden_shared": 8},
     architecture="bddae",
+)
+# athar70's MLSTM-FCN channels: DEAP 37–40 (GSR, respiration, plethysmograph, temperature) + HRV
+# from the plethysmograph (streaming/preprocess/peripheral.py hrv_series, computed on each
+# window's PPG, so live as in training), 5 s at 128 Hz (640 samples), one training window every
+# 3 s as athar70's step. Departures: standardised by the 3 s calibration period (athar70 min-max
+# scales over all windows, baseline included), two binary outputs (athar70: 9 classes, see
+# training/tasks.py nine-class).
+PRESETS["mlstm-fcn-athar"] = Preset(
+    _spec(
+        FeatureInput(
+            "x",
+            FeatureKind.RAW,
+            PERIPHERAL[4:],
+            128.0,
+            5.0,
+            options=((OPT_HRV, 1.0),),
+            baseline_s=3.0,
+        )
+    ),
+    stride_s=3.0,
+    note="athar70's 5 variables: GSR, respiration, plethysmograph, temperature + HRV from the "
+    "plethysmograph, 5 s at 128 Hz, standardised by the calibration period",
+    architecture="mlstm-fcn",
 )
 # gupta-ayushi: ch 1–37 (32 EEG + hEOG, vEOG, zEMG, tEMG, GSR), 2 s at 128 Hz
 _GUPTA = _spec(FeatureInput("x", FeatureKind.RAW, EEG + PERIPHERAL[:5], 128.0, 2.0, baseline_s=3.0))

@@ -58,7 +58,9 @@ from affectstream.streaming.preprocess.spec import FeatureInput, FeatureKind, Pr
 from affectstream.training.augment import ElectrodeDropout, electrode_cells
 from affectstream.training.datasets.windows import WindowSet
 from affectstream.training.labels import binarise
+from affectstream.training.optim import make_optimizer
 from affectstream.training.protocols import PROTOCOLS, Fold, make_folds
+from affectstream.training.tasks import quadrant_metrics
 
 __all__ = [
     "METRICS",
@@ -97,6 +99,12 @@ class TrainConfig:
     hyper: dict[str, Any] = field(default_factory=dict)
     device: str = "auto"
     electrode_dropout: ElectrodeDropout | None = None  # partial montages of eeg_grid inputs
+    # the optimiser (training/optim.py): "adam" or "sgd" (momentum), lr × lr_gamma every
+    # lr_step_epochs epochs (0: constant); RTCAN-1D's setups are in training/options.py
+    optimizer: str = "adam"
+    momentum: float = 0.0
+    lr_step_epochs: int = 0
+    lr_gamma: float = 1.0
 
     def torch_device(self) -> torch.device:
         if self.device == "auto":
@@ -118,6 +126,7 @@ class FoldResult:
     confusion: dict[str, list[list[int]]]
     history: dict[str, list[float]]
     epochs_run: int
+    quadrant: dict[str, Any] = field(default_factory=dict)  # training/tasks.py quadrant_metrics
 
 
 def norm_stats(
@@ -253,7 +262,15 @@ def fit(
     inputs = model_inputs(cfg.model, spec)
     norms = _norms(inputs, ws, train)
     model = build(cfg.model, inputs.shapes(ws), **cfg.hyper).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt, schedule = make_optimizer(
+        cfg.optimizer,
+        model.parameters(),
+        lr=cfg.lr,
+        weight_decay=cfg.weight_decay,
+        momentum=cfg.momentum,
+        lr_step_epochs=cfg.lr_step_epochs,
+        lr_gamma=cfg.lr_gamma,
+    )
     loss_fn = _loss_fn(cfg.model)
     xs_train = _tensors(ws, train, inputs, norms)
     y_train = torch.from_numpy(y[train].astype(np.float32))
@@ -284,6 +301,8 @@ def fit(
             if aux is not None:
                 total_aux += float(aux.detach()) * len(b)
         history["train_loss"].append(total / max(1, len(order)))
+        if schedule is not None:
+            schedule.step()
         if aux is not None:  # the model has an auxiliary term
             history.setdefault("train_aux_loss", []).append(total_aux / max(1, len(order)))
         if not len(val):
@@ -519,7 +538,12 @@ def run_training(
                 metrics[dim] = m
             results.append(
                 FoldResult(
-                    fold, metrics, confusion, trained.history, len(trained.history["train_loss"])
+                    fold,
+                    metrics,
+                    confusion,
+                    trained.history,
+                    len(trained.history["train_loss"]),
+                    quadrant=quadrant_metrics(y[fold.test], pred),
                 )
             )
             fits.update()
