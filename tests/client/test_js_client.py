@@ -31,18 +31,40 @@ from producers import Device, skin_conductance
 
 from affectstream.service.settings import Settings
 
-pytest.importorskip("onnx")  # the tiny model is built with onnx (the `train` extra)
-
 REPO = Path(__file__).resolve().parents[2]
 JS = REPO / "clients" / "js"
 TOKEN = "js-client-test-token-7d1e"
 NODE = shutil.which("node")
 
-pytestmark = [
-    pytest.mark.lsl,
-    pytest.mark.slow,
-    pytest.mark.skipif(NODE is None, reason="node is not installed (Node 18+ runs these tests)"),
-]
+
+def test_client_js_is_served_to_anyone_and_allowed_by_the_dashboard_policy(
+    tmp_path: Path,
+) -> None:
+    """GET /client.js: the file of the installed package, as JavaScript, without the token (like
+    the page that imports it); the dashboard's CSP allows exactly that URL besides its own
+    inline script."""
+    from fastapi.testclient import TestClient
+
+    from affectstream.service.app import create_app
+
+    app = create_app(Settings(model_dir=tmp_path, token=TOKEN))
+    host = {"Host": "localhost:8123"}
+    with TestClient(app) as c:
+        r = c.get("/client.js", headers=host)
+        page = c.get("/", headers=host)
+        assert c.get("/sessions", headers=host).status_code == 401  # the data stays guarded
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "text/javascript; charset=utf-8"
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert r.content == (JS / "affectstream.js").read_bytes()
+    assert b"export class AffectStreamClient" in r.content
+    policy = dict(
+        d.strip().split(" ", 1) for d in page.headers["content-security-policy"].split(";")
+    )
+    sources = policy["script-src"].split()
+    assert "localhost:8123/client.js" in sources and "'self'" not in sources, sources
+    assert [s for s in sources if not s.startswith("'sha256-")] == ["localhost:8123/client.js"]
+    assert 'import("/client.js")' in page.text
 
 
 def _node_args() -> list[str]:
@@ -76,8 +98,12 @@ def _predictions(live: LiveService, session: str) -> int:
     return sum(int(m.get("predictions", 0)) for m in described["models"])
 
 
+@pytest.mark.lsl
+@pytest.mark.slow
+@pytest.mark.skipif(NODE is None, reason="node is not installed (Node 18+ runs these tests)")
 @pytest.mark.timeout(150)
 def test_node_tests_pass_against_the_service(tmp_path: Path, session_name: str) -> None:
+    pytest.importorskip("onnx")  # the tiny model is built with onnx (the `train` extra)
     node = _node_args()
     model = write_gsr_model(tmp_path / "models" / "gsr-tiny")
     settings = Settings(model_dir=model.parent, models=(model.name,), token=TOKEN)

@@ -199,6 +199,7 @@ test("a service restart: the client waits for the session and starts over in its
     const oldEpoch = client.epoch;
     writeFileSync(join(CONTROL, "restart"), `${before.at(-1).seq}\n`);
     const after = await take(it, 4);
+    for (let i = 0; i < 50 && !existsSync(join(CONTROL, "restarted")); i++) await sleep(100);
     assert.ok(existsSync(join(CONTROL, "restarted")), "the harness did not restart the service");
     assert.equal(resets.length, 1, "the new incarnation must be announced once");
     assert.notEqual(client.epoch, oldEpoch);
