@@ -96,6 +96,9 @@ const FATAL = new Map([
   [CloseCode.SESSION_DELETED, "session-deleted"],
 ]);
 
+/** Events of the client itself: a message of one of these types is only a "message" event. */
+const LIFECYCLE = new Set(["message", "state", "reset", "close"]);
+
 /**
  * Why a client stopped for good: a close code that a retry cannot fix, retries exhausted, or
  * a bad option.
@@ -491,7 +494,7 @@ export class AffectStreamClient {
       default:
         break;
     }
-    this._emit(msg.type, msg);
+    if (!LIFECYCLE.has(msg.type)) this._emit(msg.type, msg);
     this._emit("message", msg);
     for (const sink of this._sinks) sink.offer(msg);
   }
