@@ -34,6 +34,7 @@ COPY streaming ./streaming
 COPY models ./models
 COPY training ./training
 COPY bench ./bench
+COPY clients ./clients
 RUN pip install --no-cache-dir . \
     && python -c "import importlib.util as u, sys; sys.exit(u.find_spec('torch') is not None)"
 

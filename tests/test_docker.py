@@ -792,7 +792,7 @@ def test_dockerignore_keeps_out(path: str) -> None:
 def test_dockerignore_keeps_what_the_images_are_built_from() -> None:
     rules = dockerignore()
     needed = ["pyproject.toml", "README.md"]
-    for top in ("service", "streaming", "models", "training", "bench"):
+    for top in ("service", "streaming", "models", "training", "bench", "clients"):
         files = [p for p in (REPO / top).rglob("*") if p.is_file()]
         needed += [
             p.relative_to(REPO).as_posix()
@@ -808,3 +808,19 @@ def test_dockerignore_keeps_what_the_images_are_built_from() -> None:
             *sources, _ = args.split()
             for source in sources:
                 assert (REPO / source).exists() and not excluded(source, rules), source
+
+
+@pytest.mark.parametrize("kind", sorted(DOCKERFILES))
+def test_the_images_copy_every_folder_the_package_is_built_from(kind: str) -> None:
+    """``pip install .`` in the image needs every folder the pyproject maps into the package (a
+    folder left out breaks the build, as ``clients/`` once did)."""
+    folders = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-dir"
+    ].values()
+    copied = {
+        source.rstrip("/")
+        for args in image_config(DOCKERFILES[kind]).copies
+        if not args.startswith("--from")
+        for source in args.split()[:-1]
+    }
+    assert set(folders) <= copied, sorted(set(folders) - copied)
