@@ -132,6 +132,10 @@ class ProtocolError(ClientError):
     """The service sent something the protocol does not allow (e.g. no ``hello`` first)."""
 
 
+class _ClosedMeanwhileError(ClientError):
+    """:meth:`SessionClient.close` was called while the client was (re)connecting."""
+
+
 NO_RETRY: Final[dict[int, type[SessionClosedError]]] = {
     4401: UnauthorizedError,
     4403: ForbiddenError,
@@ -305,8 +309,12 @@ class SessionClient:
             if self._closing:
                 return
             if self._ws is None:
-                self._ws = await self._connect()
-                self.reconnects += 1
+                again = self.hello is not None  # (not the first connection of this client)
+                try:
+                    self._ws = await self._connect()
+                except _ClosedMeanwhileError:
+                    return
+                self.reconnects += int(again)
                 continue
             try:
                 raw = await self._ws.recv()
@@ -386,8 +394,8 @@ class SessionClient:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token is not None else {}
         failures = 0
         while True:
-            if self._closing:
-                raise ClientError("the client was closed")
+            if self.closed:
+                raise _ClosedMeanwhileError("the client was closed while connecting")
             failure: BaseException
             try:
                 ws = await connect(

@@ -1,11 +1,16 @@
 """The Python client's parts that need no service: backoff delays, the URL it connects to, the
-arguments it refuses (the live behaviour: test_client_live.py)."""
+arguments it refuses, retrying where nothing listens (the live behaviour: test_client_live.py)."""
 
 from __future__ import annotations
 
+import asyncio
+import socket
+import time
+from typing import Any
+
 import pytest
 
-from affectstream.client import NO_RETRY, Backoff, SessionClient, UnauthorizedError
+from affectstream.client import NO_RETRY, Backoff, GaveUpError, SessionClient, UnauthorizedError
 
 
 def test_backoff_grows_exponentially_up_to_its_bound_with_jitter_taken_off() -> None:
@@ -45,3 +50,41 @@ def test_close_codes_that_retrying_cannot_fix_are_typed() -> None:
     assert set(NO_RETRY) == {4401, 4403, 4404, 4410, 1008, 1009}
     assert NO_RETRY[4401] is UnauthorizedError
     assert not {1006, 1011, 1012, 1013} & set(NO_RETRY)  # retried with backoff
+
+
+def _nobody_listening() -> str:
+    """A loopback URL where connections are refused (a port free right now)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
+def test_refused_connections_are_retried_until_max_attempts() -> None:
+    client = SessionClient(
+        _nobody_listening(), "p01", backoff=Backoff(initial=0.05, max_delay=0.05), max_attempts=3
+    )
+    started = time.monotonic()
+    with pytest.raises(GaveUpError, match="3 connection attempts") as gave_up:
+        asyncio.run(client.connect())
+    assert isinstance(gave_up.value.__cause__, OSError)
+    assert time.monotonic() - started >= 2 * 0.025  # two waits of at least half the delay
+
+
+def test_closing_while_it_retries_ends_the_iteration_quietly() -> None:
+    async def scenario() -> list[Any]:
+        client = SessionClient(_nobody_listening(), "p01", backoff=Backoff(initial=0.1))
+        seen: list[Any] = []
+
+        async def iterate() -> None:
+            async for m in client.messages():
+                seen.append(m)
+
+        task = asyncio.create_task(iterate())
+        await asyncio.sleep(0.3)  # a few refused attempts
+        assert not task.done()
+        await client.close()
+        await asyncio.wait_for(task, 2)  # ends, without an exception
+        assert client.reconnects == 0 and not client.connected
+        return seen
+
+    assert asyncio.run(scenario()) == []
