@@ -2,7 +2,7 @@
 
 Chromium is driven over the DevTools protocol with the ``websockets`` client (no Selenium or
 Playwright): navigate, poll ``Runtime.evaluate`` on the page's element ids, take a screenshot.
-Set ``AFFECTSTREAM_SAVE_SCREENSHOT=1`` to also write the screenshot to ``docs/img/dashboard.png``.
+Set ``SAVE_DASHBOARD_SCREENSHOT=1`` to also write the screenshot to ``docs/img/dashboard.png``.
 """
 
 from __future__ import annotations
@@ -231,7 +231,7 @@ def test_dashboard_shows_live_predictions(
     write_gsr_model(zoo / "one", version="1")
     write_gsr_model(zoo / "two", version="2", mean_us=4.0, std_us=0.7)
     settings = Settings(model_dir=zoo, models=("one", "two"), auto_attach=True, token=TOKEN)
-    save = os.environ.get("AFFECTSTREAM_SAVE_SCREENSHOT") == "1"
+    save = os.environ.get("SAVE_DASHBOARD_SCREENSHOT") == "1"
     # for the README image: ~20 s of data (4 predictions/s per model); for the test: 5 predictions
     wanted = 80 * len(MODELS) if save else 5
     url = f"/?token={TOKEN}&session={session_name}"
