@@ -14,11 +14,15 @@ pytest.importorskip("torch")
 import torch
 
 from affectstream.models.contract import load_contract
+from affectstream.models.runner import ModelRunner
 from affectstream.service.cli import main
+from affectstream.streaming.formats.deap import read_deap
+from affectstream.streaming.preprocess.pipeline import Preprocessor, preprocess_recording
 from affectstream.streaming.preprocess.spec import OPT_BASELINE_SUBTRACT, OPT_DE_GAMMA_HI, OPT_HRV
+from affectstream.streaming.replay.deap import deap_trial_streams
 from affectstream.training.optim import make_optimizer
 from affectstream.training.options import OPTIMIZERS, apply_preprocessing_options
-from affectstream.training.presets import preset
+from affectstream.training.presets import preset, stream_labels
 from affectstream.training.tasks import (
     QUADRANTS,
     nine_class_labels,
@@ -151,6 +155,23 @@ def test_paper_options_run_are_reported_and_reach_the_contract(
     (feature,) = (i.feature for i in contract.inputs if i.feature is not None)
     assert dict(feature.options) == {OPT_HRV: 1.0, OPT_BASELINE_SUBTRACT: 1.0}
     assert feature.shape == (640, 5)
+
+    # serving: the contract's spec, fed live-sized chunks, computes training's features, and the
+    # runner turns them into probabilities
+    runner = ModelRunner(zoo)
+    spec = runner.contract.preprocess_spec()
+    trial = deap_trial_streams(read_deap(tiny_data / "s01.dat").data[0])
+    labels = stream_labels(spec)
+    live = Preprocessor(spec, dict.fromkeys(spec.streams, 128.0), labels)
+    for start in range(0, 20 * 128, 32):  # 0.25 s hops up to 20 s
+        live.push({s: trial[s][start : start + 32] for s in spec.streams})
+    athar = apply_preprocessing_options(
+        preset("mlstm-fcn-athar"), baseline="yang", de_gamma_hi=45.0
+    )
+    offline = dict(preprocess_recording(athar.spec, trial, dict.fromkeys(trial, 128.0), labels))
+    np.testing.assert_allclose(live.features()["x"], offline[20.0]["x"], atol=1e-9)
+    probs = runner.predict([live.features()])
+    assert probs.shape == (1, 2) and ((probs >= 0) & (probs <= 1)).all()
 
 
 @pytest.mark.timeout(300)
