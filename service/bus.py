@@ -17,6 +17,7 @@ key (``{p}`` = prefix)                  type          what
 ``{p}:worker:{w}``                      string + TTL  a worker's heartbeat: its load (JSON)
 ``{p}:seq:{id}``                        string        the session's last prediction ``seq``
 ``{p}:msgs:{id}``                       stream        the session's messages, trimmed to ~``maxlen``
+``{p}:state:{id}``                      string + TTL  what its worker says of it (hello, GET)
 ======================================  ============  ==============================================
 
 Messages go into the stream by :meth:`Bus.publish`, a Lua script that runs atomically in Redis:
@@ -198,18 +199,48 @@ class Bus:
             out = p.execute()
         return str(out[-1])
 
-    def delete_session(self, session_id: str) -> bool:
-        """Remove a session: registry entry, epoch, seq and its messages (the lease expires by
-        itself; its holder sees the session gone at its next renewal). ``False`` if unknown."""
+    def delete_session(self, session_id: str, linger_ms: int = 30_000) -> bool:
+        """Remove a session: registry entry, epoch, seq, state and lease (its holder can publish
+        nothing more, and closes it at its next step). A final ``closed`` entry goes into its
+        stream, which lingers ``linger_ms`` so that every gateway's relay reads it and closes its
+        clients (4410).
+        ``False`` if the session is unknown."""
+        seq = self.last_seq(session_id)
         with self.r.pipeline() as p:
             p.hdel(self.key("sessions"), session_id)
+            p.xadd(
+                self.key("msgs", session_id),
+                {"kind": "closed", "msg": json.dumps({"type": "closed", "session": session_id})},
+                id=f"{seq}-*",
+            )
+            p.pexpire(self.key("msgs", session_id), linger_ms)
             p.delete(
                 self.key("epoch", session_id),
                 self.key("seq", session_id),
-                self.key("msgs", session_id),
+                self.key("state", session_id),
+                self.key("lease", session_id),  # its holder is fenced from now on
             )
-            removed, _ = p.execute()
+            removed, *_ = p.execute()
         return bool(removed)
+
+    def request(self, session_id: str) -> dict[str, Any] | None:
+        raw = cast(str | None, self.r.hget(self.key("sessions"), session_id))
+        return None if raw is None else cast(dict[str, Any], json.loads(raw))
+
+    def count(self) -> int:
+        return int(cast(int, self.r.hlen(self.key("sessions"))))
+
+    def put_state(
+        self, session_id: str, worker: str, snapshot: dict[str, Any], ttl_ms: int
+    ) -> None:
+        """What the holder says of the session (models, streams, model states), for gateways'
+        ``hello`` and ``GET /sessions/{id}``; expires with the worker."""
+        payload = json.dumps({**snapshot, "worker": worker}, separators=(",", ":"), default=str)
+        self.r.set(self.key("state", session_id), payload, px=ttl_ms)
+
+    def session_state(self, session_id: str) -> dict[str, Any] | None:
+        raw = cast(str | None, self.r.get(self.key("state", session_id)))
+        return None if raw is None else cast(dict[str, Any], json.loads(raw))
 
     def sessions(self) -> dict[str, dict[str, Any]]:
         raw = cast(dict[str, str], self.r.hgetall(self.key("sessions")))

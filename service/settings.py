@@ -31,6 +31,8 @@ variable counts as unset. Invalid values stop start-up with a message that names
 | `max_ws_messages_per_s` | `AFFECTSTREAM_MAX_WS_MESSAGES_PER_S` | `10` | client messages per second per WebSocket (bursts of as many); beyond: an error message, then closed with 1008 |
 | `allowed_hosts` | `AFFECTSTREAM_ALLOWED_HOSTS` | bound to loopback: `localhost`, `127.0.0.1`, `::1` and `host`; otherwise any (the token protects) | names the `Host` header may carry (`*`: any); beyond: 400, WebSocket closed with 4403 |
 | `allowed_origins` | `AFFECTSTREAM_ALLOWED_ORIGINS` | none (same origin only) | browser origins (`scheme://host:port`, `*`: any) allowed besides the service's own; requests without `Origin` pass; beyond: 403, WebSocket closed with 4403 |
+| `bus` | `AFFECTSTREAM_BUS` | none | Redis URL (`redis://HOST:6379/0`): this service becomes a gateway (registry, REST, WebSocket relay) and workers on the same bus serve the sessions; none: one process does everything |
+| `workers` | `AFFECTSTREAM_WORKERS` | `0` | worker processes to start on `bus` beside the gateway (0-64; the way to use several cores of one machine); needs `bus` |
 
 The table is :func:`settings_table` (a test keeps this docstring and the README in step with it).
 """  # noqa: E501 (the table's rows are as long as they are)
@@ -233,6 +235,17 @@ class Settings(BaseSettings):
         description="browser origins (`scheme://host:port`, `*`: any) allowed besides the "
         "service's own; requests without `Origin` pass; beyond: 403, WebSocket closed with 4403",
     )
+    bus: str | None = Field(
+        None,
+        description="Redis URL (`redis://HOST:6379/0`): this service becomes a gateway "
+        "(registry, REST, WebSocket relay) and workers on the same bus serve the sessions; "
+        "none: one process does everything",
+    )
+    workers: int = Field(
+        0,
+        description="worker processes to start on `bus` beside the gateway (0-64; the way to "
+        "use several cores of one machine); needs `bus`",
+    )
 
     if not TYPE_CHECKING:  # keep the typed keyword signature that type checkers derive
 
@@ -374,8 +387,30 @@ class Settings(BaseSettings):
             raise SettingsError(f"model_dir: {model_dir} is not a folder")
         return model_dir
 
+    @field_validator("bus")
+    @classmethod
+    def _check_bus(cls, bus: str | None) -> str | None:
+        if bus is not None and not re.match(r"^(redis|rediss|unix)://", bus):
+            raise SettingsError(
+                "bus: a Redis URL, redis://HOST:PORT/DB (rediss:// for TLS, unix:// for a socket)"
+            )
+        return bus
+
+    @field_validator("workers")
+    @classmethod
+    def _check_workers(cls, workers: int) -> int:
+        if not 0 <= workers <= 64:
+            raise SettingsError(f"workers: must be within 0-64, got {workers}")
+        return workers
+
     @model_validator(mode="after")
     def _check_together(self) -> Self:
+        if self.workers and self.bus is None:
+            raise SettingsError("workers: local workers need a bus (--bus redis://HOST:6379/0)")
+        if self.bus is not None and self.auto_attach:
+            raise SettingsError(
+                "auto_attach: not available with a bus yet; create sessions with POST /sessions"
+            )
         if not _is_loopback(self.host) and not self.token:
             raise SettingsError(
                 f"host: binding to {self.host} (not loopback) requires a token "

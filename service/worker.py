@@ -34,6 +34,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import redis
+
 from affectstream.service.bus import Bus
 from affectstream.service.hub import Hub
 from affectstream.service.messages import SessionBody, SessionStatus, now_iso
@@ -44,6 +46,10 @@ __all__ = ["BusHub", "Worker", "default_worker_id"]
 
 log = logging.getLogger("affectstream.worker")
 
+INTERNAL = frozenset({"closed", "opened", "ended"})
+"""Hub-internal messages (a session's incarnation starting and ending, its deletion): they are
+about this process's sessions, not the session on the bus, and never go there."""
+
 
 def default_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
@@ -53,19 +59,30 @@ def default_worker_id() -> str:
 class BusHub(Hub):
     """The hub of a worker: messages go to the session's Redis stream, fenced by its lease.
 
-    ``closed`` messages are not forwarded: a worker closes a session when it loses it, which
-    is not the end of the session (the gateway says when a session is deleted)."""
+    Internal messages (:data:`INTERNAL`) are not forwarded: a worker closes a session when it
+    loses it, which is not the end of the session (the gateway says when a session is
+    deleted)."""
 
     bus: Bus | None = None
     worker: str = ""
     fenced: int = 0
     """Messages refused because the lease was no longer ours (counted, never written)."""
+    errors: int = 0
+    """Messages lost because Redis could not be reached (counted and logged)."""
     held: set[str] = field(default_factory=set)
 
     def publish(self, session: str, message: dict[str, Any]) -> None:
-        if message.get("type") == "closed" or self.bus is None or session not in self.held:
+        if message.get("type") in INTERNAL or self.bus is None or session not in self.held:
             return
-        seq = self.bus.publish(session, self.worker, message)
+        try:
+            seq = self.bus.publish(session, self.worker, message)
+        except redis.RedisError as e:  # Redis away or refusing: counted, the pipeline goes on
+            self.errors += 1
+            if self.errors in (1, 10, 100) or self.errors % 1000 == 0:
+                log.warning(
+                    "session %s: message not published (%d so far): %s", session, self.errors, e
+                )
+            return
         self.published_total += 1
         if seq is None:
             self.fenced += 1
@@ -126,6 +143,8 @@ class Worker:
             elif not self.bus.renew(sid, self.worker_id, self.lease_ms):
                 log.warning("session %s: lease lost (another worker holds it)", sid)
                 self._drop(sid, release=False)
+        for sid in self.held:
+            self._put_state(sid)
         for sid, request in registry.items():
             if len(self.held) >= self.max_sessions:
                 break
@@ -139,6 +158,7 @@ class Worker:
             "sessions": len(self.held),
             "max_sessions": self.max_sessions,
             "fenced": self.hub.fenced,
+            "errors": self.hub.errors,
             "published": self.hub.published_total,
             "takeovers": self.takeovers,
             "pid": os.getpid(),
@@ -162,6 +182,7 @@ class Worker:
         if last:
             self.takeovers += 1
         self.held.add(sid)
+        self._put_state(sid)
         reason = f"served by worker {self.worker_id}" + (
             f"; taken over after seq {last}: windows between the previous worker's last "
             "prediction and this one's first were not predicted"
@@ -171,6 +192,21 @@ class Worker:
         status = SessionStatus(session=sid, state="served", reason=reason, emitted_at=now_iso())
         self.bus.publish(sid, self.worker_id, status.dump())
         log.info("session %s claimed (%s)", sid, reason)
+
+    def _put_state(self, sid: str) -> None:
+        """What gateways show of the session: the fields of ``hello`` and of ``GET``."""
+        session = self.state.find_session(sid)
+        if session is None:
+            return
+        snapshot = {
+            "describe": session.describe(),
+            "models": [slot.name for slot in session.slots],
+            "streams": session.ingest.report(),
+            "model_status": [row.model_dump(mode="json") for row in session.model_rows()],
+            "session_state": "served" if session.served else "unserved",
+            "reason": session.unserved_reason(),
+        }
+        self.bus.put_state(sid, self.worker_id, snapshot, ttl_ms=self.lease_ms)
 
     def _drop(self, sid: str, *, release: bool) -> None:
         self.held.discard(sid)

@@ -96,9 +96,11 @@ def test_a_killed_worker_s_session_is_taken_over_with_seq_continuing(
         statuses = [e.message for e in entries if e.message.get("type") == "session_status"]
         assert any(f"served by worker {holder}" in s["reason"] for s in statuses)
         takeover = [s for s in statuses if f"served by worker {other}" in s["reason"]]
-        assert (takeover and f"taken over after seq {seq_at_kill}" in takeover[0]["reason"]) or (
-            takeover and "taken over after seq" in takeover[0]["reason"]
-        )
+        # the announcement names the last seq before the takeover (the holder may have
+        # published once more between our reading and its death)
+        assert takeover, statuses
+        last_before = int(takeover[0]["reason"].split("taken over after seq ")[1].split(":")[0])
+        assert seq_at_kill <= last_before < seqs[-1]
         predictions = [e.message for e in entries if e.sub == 0]
         assert {p["model"] for p in predictions} == {"gsr-tiny@1"}
         assert all(0.0 <= p["valence"] <= 1.0 for p in predictions)
