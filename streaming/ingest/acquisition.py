@@ -16,9 +16,15 @@ Bad-input rules (stated here, tested in ``tests/streaming``):
 - **Units**: a GSR stream's values are converted to µS before they are stored (from the unit of
   the stream's description or the session's override; :mod:`.channels`). A skin resistance ≤ 0
   has no conductance: it is stored as NaN and counted like any other non-finite value.
+- **Timestamps** of regular streams are smoothed by :class:`~.dejitter.Dejitter` (liblsl's
+  clock synchronisation, our own discontinuity-preserving fit): a forward jump beyond its
+  tolerance (at least ``gap_intervals`` nominal intervals) counts as a gap (``health.gaps``, the
+  samples in it in ``health.missing``) and the missing span is never filled in; a clock step
+  re-anchors the timeline and counts in ``health.clock_steps``. Irregular streams keep their
+  timestamps as received.
 - **Timestamps that do not increase** (equal to or before the previous one) are dropped and
-  counted in ``health.backwards``; a forward jump above ``gap_intervals`` nominal intervals counts
-  as a gap (``health.gaps``) and the missing span is never filled in.
+  counted in ``health.backwards`` (after a clock step backwards: the samples stamped before the
+  newest stored one).
 - **Lost outlet**: health goes ``lost``; the thread then looks for a stream with the same
   ``source_id`` every ``reconnect_every_s`` and, when the outlet is back, opens a new inlet,
   counts a reconnect, and data (and health ``recovered``) flow again.
@@ -36,6 +42,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from affectstream.streaming.ingest.channels import ChannelPlan, plan_channels
+from affectstream.streaming.ingest.dejitter import Dejitter, DejitterPolicy
 from affectstream.streaming.ingest.health import HealthPolicy, StreamHealth, StreamState
 from affectstream.streaming.ingest.ring_buffer import RingBuffer
 from affectstream.streaming.lsl.inlet import (
@@ -74,6 +81,8 @@ class StreamAcquirer:
     on_state : called (from the acquisition thread) with (acquirer, new state) on every change
     channels : labels, units and conversion; by default :func:`plan_channels` without overrides
         (which raises ``ValueError`` for a GSR unit it does not know)
+    dejitter : the timestamp smoothing of regular numeric streams; by default
+        :class:`DejitterPolicy` with the health policy's ``gap_intervals``
     """
 
     CLOCK_CHECK_S = 5.0
@@ -90,6 +99,7 @@ class StreamAcquirer:
         reconnect_every_s: float = 0.5,
         marker_capacity: int = 1024,
         channels: ChannelPlan | None = None,
+        dejitter: DejitterPolicy | None = None,
     ) -> None:
         self.stream = stream
         self.channels = plan_channels(stream) if channels is None else channels
@@ -101,6 +111,10 @@ class StreamAcquirer:
         self.buffer: RingBuffer | None = None
         if not self.is_marker:
             self.buffer = RingBuffer(max(capacity, 16), stream.channel_count, np.float64)
+        self._dejitter_policy = dejitter or DejitterPolicy(
+            gap_intervals=self.health.policy.gap_intervals
+        )
+        self._dejitter = self._new_dejitter()
         self.markers: list[tuple[float, str]] = []  # (timestamp, text) for string streams
         self._markers_lock = threading.Lock()
         self._marker_capacity = marker_capacity
@@ -131,6 +145,11 @@ class StreamAcquirer:
             self._thread.join(timeout)
         if self._inlet is not None:
             self._inlet.close()
+
+    def _new_dejitter(self) -> Dejitter | None:
+        if self.is_marker or not self.stream.is_regular:
+            return None  # irregular timestamps are passed on as received
+        return Dejitter(self.stream.nominal_srate, self._dejitter_policy)
 
     @property
     def channel_labels(self) -> tuple[str, ...]:
@@ -201,6 +220,7 @@ class StreamAcquirer:
         old = self.stream.nominal_srate
         self.stream = replace(self.stream, nominal_srate=srate, uid=uid)
         self.health.nominal_srate = srate
+        self._dejitter = self._new_dejitter()
         if self.buffer is not None and old > 0 and srate > 0:
             capacity = max(16, round(self.buffer.capacity * srate / old))
             self.buffer = RingBuffer(capacity, self.stream.channel_count, np.float64)
@@ -213,6 +233,13 @@ class StreamAcquirer:
             self._set_state(self.health.on_samples(len(ts), float(ts[0]), float(ts[-1]), now))
             return
         assert self.buffer is not None
+        if self._dejitter is not None:
+            dj = self._dejitter.process(ts, arrival=now)
+            ts = dj.timestamps
+            if dj.gaps:
+                self.health.on_gaps(dj.gaps, dj.missing)
+            if dj.steps_back or dj.steps_ahead:
+                self.health.on_clock_steps(dj.steps_back + dj.steps_ahead)
         # drop timestamps that do not increase (against the newest stored and within the chunk)
         last = self.health.last_timestamp
         prev = np.concatenate(([-np.inf if last is None else last], ts[:-1]))
@@ -221,6 +248,7 @@ class StreamAcquirer:
             self.health.on_backwards(int((~keep).sum()))
             data, ts = data[keep], ts[keep]
             if len(ts) == 0:
+                self.health.on_arrival(now)
                 return
         values = np.asarray(data, dtype=np.float64)
         if self.channels.conversion is not None:

@@ -51,7 +51,8 @@ class HealthPolicy:
     lost_after_s: float = 10.0
     recovered_hold_s: float = 2.0
     gap_intervals: float = 2.5
-    """A jump between consecutive timestamps above this many nominal intervals counts as a gap."""
+    """A timestamp more than this many nominal intervals (or more than the stream's own jitter
+    allows) ahead of the fitted timeline counts as a gap (:mod:`.dejitter`)."""
 
     def stale_after_s(self, nominal_srate: float) -> float | None:
         if nominal_srate <= 0:
@@ -70,6 +71,11 @@ class StreamHealth:
     samples: int = 0
     chunks: int = 0
     gaps: int = 0
+    """Holes in time: forward jumps of the timestamps beyond the dejitter's tolerance."""
+    missing: int = 0
+    """Samples missing over those gaps (the jump in fitted sample intervals)."""
+    clock_steps: int = 0
+    """Clock steps (backwards, or forwards beyond the arrival time) the timeline re-anchored on."""
     nonfinite: int = 0
     """Samples holding at least one NaN/Inf value."""
     backwards: int = 0
@@ -88,10 +94,6 @@ class StreamHealth:
     def on_samples(self, n: int, first_ts: float, last_ts: float, now: float) -> StreamState:
         """``n`` good samples arrived (already stored); returns the new state."""
         with self._lock:
-            if self.last_timestamp is not None and self.nominal_srate > 0:
-                step = first_ts - self.last_timestamp
-                if step > self.policy.gap_intervals / self.nominal_srate:
-                    self.gaps += 1
             self.samples += n
             self.chunks += 1
             self.last_timestamp = last_ts
@@ -113,6 +115,22 @@ class StreamHealth:
         if last_ts - t0 >= 2.0:  # measure over ≥ 2 s, then slide the anchor
             self.measured_srate = (self.samples - n0) / (last_ts - t0)
             self._rate_anchor = (last_ts, self.samples)
+
+    def on_arrival(self, now: float) -> None:
+        """Samples arrived but none was stored (all stamped before the newest stored one, after
+        a clock step backwards): the stream is not silent, so it does not go ``stale``."""
+        with self._lock:
+            self.last_arrival = now
+
+    def on_gaps(self, gaps: int, missing: int) -> None:
+        """``gaps`` holes in time were found, ``missing`` samples in all (:mod:`.dejitter`)."""
+        with self._lock:
+            self.gaps += gaps
+            self.missing += missing
+
+    def on_clock_steps(self, n: int) -> None:
+        with self._lock:
+            self.clock_steps += n
 
     def on_nonfinite(self, n_samples: int) -> None:
         with self._lock:

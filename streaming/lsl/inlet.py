@@ -13,9 +13,11 @@ Choices, with the traps behind them (docs/lsl.md):
   counts a reconnect.
 - ``pull_chunk`` without ``min_samples`` waits for ``max_samples``: :meth:`Inlet.pull` waits for
   one sample at most ``timeout`` seconds, then drains what is there, into one preallocated array.
-- Post-processing: clock synchronisation always, dejitter only for regular-rate streams.
-  Monotonicity is *not* delegated to liblsl: the acquisition layer detects, counts and drops
-  timestamps that go backwards, which liblsl's ``proc_monotonize`` would hide.
+- Post-processing: clock synchronisation only (``proc_clocksync``), so timestamps are on this
+  machine's LSL clock. Neither liblsl's dejitter nor its monotonic correction is used: both hide
+  discontinuities (a dropped run, a clock step) that the ingest layer counts.
+  :mod:`affectstream.streaming.ingest.dejitter` smooths regular streams instead, and the
+  acquisition layer drops and counts timestamps that go backwards.
 - Resolving by property is slow with many streams: :class:`StreamDirectory` keeps one continuous
   resolver running instead of resolving on demand.
 """
@@ -153,11 +155,14 @@ class Inlet:
     ) -> None:
         self.stream = stream
         self.max_chunk = max_chunk
-        flags = pylsl.proc_clocksync
-        if stream.is_regular:
-            flags |= pylsl.proc_dejitter  # dejitter only makes sense at a regular rate
+        # clock synchronisation only: liblsl's proc_dejitter smears holes and clock steps over the
+        # following samples (streaming/ingest/dejitter.py smooths without hiding them)
         self._inlet = pylsl.StreamInlet(
-            stream._info, max_buflen=buffer_s, max_chunklen=0, recover=False, processing_flags=flags
+            stream._info,
+            max_buflen=buffer_s,
+            max_chunklen=0,
+            recover=False,
+            processing_flags=pylsl.proc_clocksync,
         )
         self._is_string = stream.channel_format == "string"
         self._buf: NDArray[Any] | None = None
@@ -204,6 +209,7 @@ class Inlet:
             inlet's buffer, valid until the next pull; for string streams an object array of
             shape (n,) holding ``str``.
         timestamps : ndarray, shape (n,), float64, on the LSL clock with time correction applied
+            (not smoothed)
 
         Raises
         ------

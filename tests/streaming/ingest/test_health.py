@@ -12,7 +12,6 @@ def test_connecting_ok_stale_recovered_ok() -> None:
     assert h.tick(0.2) == StreamState.OK
     assert h.tick(0.3) == StreamState.STALE  # 0.27 s silent > max(0.25, 8/128)
     assert h.on_samples(4, 1.0, 1.03, now=1.03) == StreamState.RECOVERED
-    assert h.gaps == 1  # the jump from 0.03 to 1.0
     assert h.on_samples(4, 1.04, 1.07, now=1.5) == StreamState.RECOVERED
     assert h.on_samples(4, 1.08, 1.11, now=3.1) == StreamState.OK
 
@@ -40,3 +39,14 @@ def test_measured_rate() -> None:
     for k in range(0, 128 * 5, 16):
         h.on_samples(16, k / 128, (k + 15) / 128, now=(k + 15) / 128)
     assert h.measured_srate is not None and abs(h.measured_srate - 128.0) < 1.0
+
+
+def test_gaps_and_clock_steps_are_counted_as_reported() -> None:
+    # the dejitter finds them (tests/streaming/ingest/test_dejitter.py); health adds them up
+    h = StreamHealth(128.0)
+    h.on_samples(4, 0.0, 0.03, now=0.03)
+    h.on_gaps(2, 57)
+    h.on_gaps(1, 3)
+    h.on_clock_steps(1)
+    snap = h.snapshot()
+    assert (snap["gaps"], snap["missing"], snap["clock_steps"]) == (3, 60, 1)
