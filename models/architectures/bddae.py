@@ -40,8 +40,8 @@ Classifier and training, and why:
 - It is trained **jointly** with the autoencoder, not after a separate pre-training stage:
   every batch minimises ``BCE + recon_weight · reconstruction error`` from random initialisation,
   and early stopping watches the validation classification loss. The project's training loop
-  (the same for every architecture) runs one stage with one optimiser (Adam, lr 1e-3, weight
-  decay 1e-4); the reconstruction term keeps the shared code an autoencoder's code while the
+  (the same for every architecture) runs one stage with one optimiser (by default Adam, lr 1e-3,
+  weight decay 1e-4); the reconstruction term keeps the shared code an autoencoder's code while the
   classifier shapes it.
 
 Departures from the paper (Tang et al. 2017, §2 and §4):
