@@ -4,7 +4,16 @@ A contract names the architecture and version, every input tensor with the prepr
 it (a :class:`~affectstream.streaming.preprocess.spec.FeatureInput`: channels, rate, window,
 filters, feature kind) and its normalisation statistics, the hop, the outputs and their meaning, the
 label rule, what the model was trained on (dataset, synthetic or not, subjects, protocol, metrics
-with their protocol named), when it was made and the sha256 of the ONNX file.
+with their protocol named), when it was made, the sha256 of the ONNX file and, optionally, the
+calibration the runner applies to the ONNX output (:class:`Calibration`; absent = identity, the
+ONNX probabilities are served as they are, which is how contracts written before calibration
+existed still load and behave).
+
+Whether the model was trained on synthetic data is stated twice: in the contract
+(``trained_on.dataset.synthetic``, :attr:`ModelContract.synthetic`) and in the ONNX file's own
+``metadata_props`` (:data:`ONNX_SYNTHETIC_KEY`, and inside the contract copy under
+:data:`ONNX_CONTRACT_KEY`), so a copy of the ONNX file alone still says so
+(:func:`synthetic_from_metadata`).
 
 No torch here: the service reads contracts with numpy and onnxruntime only. The service refuses a
 model whose contract is missing, inconsistent with its ONNX inputs, or whose file hash differs
@@ -16,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,8 +42,12 @@ from affectstream.streaming.preprocess.spec import (
 )
 
 __all__ = [
+    "CALIBRATION_KINDS",
     "CONTRACT_VERSION",
+    "ONNX_CONTRACT_KEY",
+    "ONNX_SYNTHETIC_KEY",
     "OUTPUT_CLASSES",
+    "Calibration",
     "ContractError",
     "InputContract",
     "ModelContract",
@@ -43,12 +57,22 @@ __all__ = [
     "file_sha256",
     "load_contract",
     "load_stimulus_table",
+    "synthetic_from_metadata",
 ]
 
 CONTRACT_VERSION = 1
 OUTPUT_NAME = "probs"
 OUTPUT_CLASSES = ("valence", "arousal")
 """``probs[:, 0]`` = P(valence high), ``probs[:, 1]`` = P(arousal high)."""
+ONNX_CONTRACT_KEY = "affectstream_contract"
+"""ONNX ``metadata_props`` key of the contract's JSON (without the file hash)."""
+ONNX_SYNTHETIC_KEY = "affectstream_synthetic"
+"""ONNX ``metadata_props`` key: ``"true"`` when the model was trained on synthetic data, else
+``"false"``."""
+CALIBRATION_KINDS = ("temperature",)
+PROB_EPS = 1e-7
+"""Probabilities are clipped to [PROB_EPS, 1 − PROB_EPS] before their logit is taken: float32
+sigmoid outputs reach exactly 0 or 1 beyond |logit| ≈ 17, where the logit is not recoverable."""
 
 
 class ContractError(ValueError):
@@ -156,6 +180,118 @@ class InputContract:
         )
 
 
+def _positive_finite(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.floating | np.integer):
+        raise ValueError(f"{what} is {value!r}, not a number")
+    v = float(value)
+    if not math.isfinite(v) or v <= 0:
+        raise ValueError(f"{what} is {v!r}; it must be a finite number > 0")
+    return v
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Temperature scaling of each output, applied by the runner to the ONNX probabilities.
+
+    For output k (valence, arousal) with temperature ``T_k``:
+    ``p_calibrated = sigmoid(logit(p) / T_k)``, i.e. the model's logit divided by ``T_k``
+    (the ONNX graph ends in a sigmoid, so ``logit(p)`` is the model's logit, up to the float32
+    clipping of :data:`PROB_EPS`). ``T > 1`` pulls over-confident probabilities towards 0.5,
+    ``T < 1`` pushes them out. The sign of the logit does not change, so neither does any
+    decision at 0.5 nor the ranking of windows: accuracy, balanced accuracy, F1 and ROC-AUC are
+    the same before and after; what changes is how far a probability is from 0.5.
+
+    Attributes
+    ----------
+    temperature : (T_valence, T_arousal), each finite and > 0 (else ``ValueError``)
+    kind : ``"temperature"`` (:data:`CALIBRATION_KINDS`)
+    fitted_on : where the temperatures were fitted (e.g. validation subjects and windows)
+    evaluation : what it did, e.g. expected calibration error before and after on held-out subjects
+    """
+
+    temperature: tuple[float, float]
+    kind: str = "temperature"
+    fitted_on: dict[str, Any] = field(default_factory=dict)
+    evaluation: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.kind not in CALIBRATION_KINDS:
+            raise ValueError(
+                f"calibration kind {self.kind!r} is not one of {', '.join(CALIBRATION_KINDS)}"
+            )
+        if len(self.temperature) != len(OUTPUT_CLASSES):
+            raise ValueError(
+                f"calibration: {len(self.temperature)} temperatures for the "
+                f"{len(OUTPUT_CLASSES)} outputs {', '.join(OUTPUT_CLASSES)}"
+            )
+        temps = tuple(
+            _positive_finite(t, f"calibration: temperature of {name}")
+            for t, name in zip(self.temperature, OUTPUT_CLASSES, strict=True)
+        )
+        object.__setattr__(self, "temperature", temps)
+
+    def apply(self, probs: NDArray[np.floating[Any]]) -> NDArray[np.float32]:
+        """Calibrated probabilities, shape (batch, 2) like ``probs`` (float32)."""
+        p = np.clip(np.asarray(probs, dtype=np.float64), PROB_EPS, 1 - PROB_EPS)
+        logits = np.log(p) - np.log1p(-p)
+        scaled = logits / np.asarray(self.temperature, dtype=np.float64)
+        return (0.5 * (1.0 + np.tanh(0.5 * scaled))).astype(np.float32)  # sigmoid, no overflow
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "temperature": dict(zip(OUTPUT_CLASSES, self.temperature, strict=True)),
+            "fitted_on": self.fitted_on,
+            "evaluation": self.evaluation,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Any) -> Calibration:
+        """Read the contract's ``calibration``; ``ValueError`` naming what is wrong."""
+        if not isinstance(d, dict):
+            raise ValueError(f"calibration is {type(d).__name__}, expected an object")
+        kind = d.get("kind")
+        if kind not in CALIBRATION_KINDS:
+            raise ValueError(
+                f"calibration kind {kind!r} is not one of {', '.join(CALIBRATION_KINDS)}"
+            )
+        temps = d.get("temperature")
+        if not isinstance(temps, dict) or set(temps) != set(OUTPUT_CLASSES):
+            raise ValueError(
+                "calibration: temperature must map each output "
+                f"({', '.join(OUTPUT_CLASSES)}) to a number, got {temps!r}"
+            )
+        fitted_on, evaluation = d.get("fitted_on", {}), d.get("evaluation", {})
+        if not isinstance(fitted_on, dict) or not isinstance(evaluation, dict):
+            raise ValueError("calibration: fitted_on and evaluation must be objects")
+        return cls(
+            temperature=(temps["valence"], temps["arousal"]),
+            kind=str(kind),
+            fitted_on=fitted_on,
+            evaluation=evaluation,
+        )
+
+
+def synthetic_from_metadata(metadata: dict[str, str]) -> bool | None:
+    """Whether an ONNX file's ``metadata_props`` say the model was trained on synthetic data:
+    :data:`ONNX_SYNTHETIC_KEY` (``"true"``/``"false"``), else the embedded contract's
+    ``trained_on.dataset.synthetic``; ``None`` when neither is there (files exported before the
+    key existed, or not by affectstream). ``ContractError`` for a value that is neither."""
+    flag = metadata.get(ONNX_SYNTHETIC_KEY)
+    if flag is not None:
+        if flag not in ("true", "false"):
+            raise ContractError(f"ONNX metadata {ONNX_SYNTHETIC_KEY} is {flag!r}, not true/false")
+        return flag == "true"
+    embedded = metadata.get(ONNX_CONTRACT_KEY)
+    if embedded is None:
+        return None
+    try:
+        dataset = json.loads(embedded).get("trained_on", {}).get("dataset", {})
+    except (json.JSONDecodeError, AttributeError):
+        raise ContractError(f"ONNX metadata {ONNX_CONTRACT_KEY} is not a contract") from None
+    return bool(dataset.get("synthetic")) if isinstance(dataset, dict) else None
+
+
 STIMULUS_TABLE = "stimulus_features.npz"
 """The feature table shipped beside a fusion model: ``ids`` (str), ``names`` (str), ``values``
 (float64, one row per stimulus id, raw — the contract's statistics normalise them)."""
@@ -252,10 +388,18 @@ class ModelContract:
     onnx_sha256: str = ""
     description: str = ""
     stimulus: StimulusInput | None = None
+    calibration: Calibration | None = None
+    """``None``: no calibration, the runner serves the ONNX probabilities unchanged (identity)."""
 
     @property
     def id(self) -> str:
         return f"{self.name}@{self.version}"
+
+    @property
+    def synthetic(self) -> bool:
+        """``trained_on.dataset.synthetic``: the model was trained on synthetic data."""
+        dataset = self.trained_on.get("dataset")
+        return bool(isinstance(dataset, dict) and dataset.get("synthetic"))
 
     @property
     def tensors(self) -> tuple[InputContract | StimulusInput, ...]:
@@ -281,9 +425,11 @@ class ModelContract:
                     "shape": [len(OUTPUT_CLASSES)],
                     "classes": list(OUTPUT_CLASSES),
                     "meaning": "probability of the high class (rating above the label rule's "
-                    "threshold) for valence and arousal",
+                    "threshold) for valence and arousal; the runner serves it through "
+                    "`calibration` when the contract has one",
                 }
             ],
+            **({"calibration": self.calibration.to_dict()} if self.calibration else {}),
             "label_rule": self.label_rule,
             "trained_on": self.trained_on,
             "created": self.created,
@@ -314,6 +460,9 @@ class ModelContract:
                 description=str(d.get("description", "")),
                 stimulus=StimulusInput.from_dict(d["stimulus_input"])
                 if "stimulus_input" in d
+                else None,
+                calibration=Calibration.from_dict(d["calibration"])
+                if d.get("calibration") is not None
                 else None,
             )
         except ContractError:

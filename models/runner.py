@@ -7,6 +7,17 @@ Before every run it checks each input's name, dtype and exact shape itself, beca
 does not reject every wrong shape (its own docs show cases that silently broadcast), and names
 the model and the input in the error.
 
+Calibration: :meth:`ModelRunner.run` (and so :meth:`~ModelRunner.predict`, which the service's
+scheduler calls) returns the ONNX probabilities passed through the contract's
+:class:`~affectstream.models.contract.Calibration` (temperature scaling per output); a contract
+without one serves them unchanged. ``calibrated=False`` gives the raw ONNX output (for fitting a
+calibration).
+
+Synthetic flag: the runner reads it from the ONNX file's own metadata
+(:func:`~affectstream.models.contract.synthetic_from_metadata`) as well as from the contract, and
+refuses a model whose two say different things (a contract edited or swapped after export);
+:attr:`ModelRunner.synthetic` and ``describe()["synthetic"]`` carry it.
+
 No torch here: serving needs ONNX Runtime only.
 """
 
@@ -26,6 +37,7 @@ from affectstream.models.contract import (
     ContractError,
     load_contract,
     load_stimulus_table,
+    synthetic_from_metadata,
 )
 
 __all__ = ["ModelLoadError", "ModelRunner", "choose_providers", "session_options"]
@@ -95,6 +107,20 @@ class ModelRunner:
             )
         except ContractError as e:
             raise ModelLoadError(str(e)) from None
+        try:
+            in_onnx = synthetic_from_metadata(self.session.get_modelmeta().custom_metadata_map)
+        except ContractError as e:
+            raise ModelLoadError(f"{onnx_path}: {e}") from None
+        if in_onnx is not None and in_onnx != self.contract.synthetic:
+            raise ModelLoadError(
+                f"{onnx_path}: the ONNX metadata says trained on "
+                f"{'synthetic' if in_onnx else 'real'} data, model.json says "
+                f"{'synthetic' if self.contract.synthetic else 'real'} "
+                "(trained_on.dataset.synthetic): the contract was changed after export"
+            )
+        self.synthetic = self.contract.synthetic or bool(in_onnx)
+        """Trained on synthetic data (the contract and the ONNX metadata agree, or only the
+        contract says it for an ONNX file exported before the metadata key existed)."""
         # a fusion model's stimulus feature table (id → raw feature row), checked at load time
         self.stimulus_index: dict[str, int] = {}
         self.stimulus_values: NDArray[np.float64] = np.zeros((0, 0))
@@ -112,10 +138,14 @@ class ModelRunner:
     def name(self) -> str:
         return self.contract.id
 
-    def run(self, batch: Mapping[str, NDArray[Any]]) -> NDArray[np.float32]:
+    def run(
+        self, batch: Mapping[str, NDArray[Any]], *, calibrated: bool = True
+    ) -> NDArray[np.float32]:
         """Run already normalised inputs.
 
         batch : input name → float32 array, shape (B, *contract shape)
+        calibrated : apply the contract's calibration (identity when it has none); ``False``
+            returns the ONNX output as it is
         returns probs, shape (B, 2): P(valence high), P(arousal high)
         """
         want = {i.name: i.shape for i in self.contract.tensors}
@@ -137,16 +167,21 @@ class ModelRunner:
         if len(sizes) != 1:
             raise ValueError(f"{self.name}: inputs have different batch sizes {sorted(sizes)}")
         (probs,) = self.session.run([OUTPUT_NAME], dict(batch))
-        return np.asarray(probs, dtype=np.float32)
+        probs = np.asarray(probs, dtype=np.float32)
+        calibration = self.contract.calibration
+        return calibration.apply(probs) if calibrated and calibration is not None else probs
 
-    def predict(self, windows: Sequence[Mapping[str, NDArray[Any]]]) -> NDArray[np.float32]:
+    def predict(
+        self, windows: Sequence[Mapping[str, NDArray[Any]]], *, calibrated: bool = True
+    ) -> NDArray[np.float32]:
         """Normalise each window's features with the contract's statistics and run them as one
-        batch (the scheduler batches all sessions due at the same tick)."""
+        batch (the scheduler batches all sessions due at the same tick); calibrated unless
+        ``calibrated`` is false (:meth:`run`)."""
         batch = {
             i.name: np.stack([i.normalise(w[i.name]) for w in windows])
             for i in self.contract.tensors
         }
-        return self.run(batch)
+        return self.run(batch, calibrated=calibrated)
 
     def stimulus_features(self, stimulus_id: str) -> NDArray[np.float64] | None:
         """The raw feature row of ``stimulus_id`` in this model's table (``None``: not there)."""
@@ -160,6 +195,7 @@ class ModelRunner:
             **self.contract.to_dict(),
             "provider": self.provider,
             "path": str(self.model_dir),
+            "synthetic": self.synthetic,
             # the stream types (canonical names) without which it cannot run
             "needs": list(spec.streams),
         }

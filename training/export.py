@@ -7,6 +7,13 @@ contract, with the ONNX file's sha256; the same contract without the hash is sto
 metadata under ``affectstream_contract``, since a file cannot hold its own hash) and
 ``OUT/README.md`` (model card), after checking PyTorch vs ONNX Runtime on random inputs.
 
+Calibration: the final model's temperatures (fitted on its validation subjects by
+``affectstream train``, :mod:`affectstream.training.calibration`) go into the contract's
+``calibration``, with the cross-validated ECE before and after on held-out subjects as its
+``evaluation``; the model card quotes both. The ONNX metadata also gets
+:data:`~affectstream.models.contract.ONNX_SYNTHETIC_KEY`, so the ONNX file alone says whether
+the model was trained on synthetic data.
+
 A fusion model (``rtcan1d-music``, ``music-mlp``) also has a stimulus input: its run holds
 ``stimulus_features.npz`` (every song of the dataset, raw values), copied to ``OUT`` and named in
 the contract's :class:`~affectstream.models.contract.StimulusInput` with its sha256 and the final
@@ -27,7 +34,10 @@ import numpy as np
 import torch
 
 from affectstream.models.contract import (
+    ONNX_CONTRACT_KEY,
+    ONNX_SYNTHETIC_KEY,
     STIMULUS_TABLE,
+    Calibration,
     InputContract,
     ModelContract,
     StimulusInput,
@@ -128,6 +138,11 @@ def write_final(
                 if montage_policy(p, electrode_dropout)
                 else {}
             ),
+            **(
+                {"calibration": calibration_with_evaluation(final.calibration, doc)}
+                if final.calibration
+                else {}
+            ),
             "label_rule": rule if rule["kind"] == "threshold" else {"kind": "kmeans"},
             "trained_on": {
                 "dataset": doc["dataset"],
@@ -143,6 +158,39 @@ def write_final(
             },
         },
     )
+
+
+def calibration_with_evaluation(calibration: dict[str, Any], doc: dict[str, Any]) -> dict[str, Any]:
+    """The final model's calibration (contract form) with ``evaluation``: the report's
+    cross-validated ECE and Brier before/after on each fold's test subjects (the final model's
+    own temperatures cannot be measured on held-out subjects: it was trained on all of them)."""
+    cal = doc.get("summary_calibration")
+    if not cal:
+        return calibration
+    evaluation = {
+        "held_out": "each fold's test subjects (songs under the song protocol); temperature "
+        "fitted on that fold's validation subjects",
+        "protocol": doc.get("protocol"),
+        "synthetic": bool(doc.get("dataset", {}).get("synthetic")),
+        "n_bins": cal["n_bins"],
+        "folds": cal["folds"],
+        **{
+            d: {
+                k: cal[d][k]
+                for k in (
+                    "ece_before",
+                    "ece_after",
+                    "pooled_ece_before",
+                    "pooled_ece_after",
+                    "brier_before",
+                    "brier_after",
+                    "temperature",
+                )
+            }
+            for d in ("valence", "arousal")
+        },
+    }
+    return {**calibration, "evaluation": evaluation}
 
 
 def montage_policy(p: Preset, electrode_dropout: ElectrodeDropout | None) -> dict[str, Any]:
@@ -232,15 +280,10 @@ def export_run(
         created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         description=meta.get("description", ""),
         stimulus=stimulus,
+        calibration=Calibration.from_dict(meta["calibration"]) if meta.get("calibration") else None,
     )
     onnx_path = out_dir / "model.onnx"
-    export_onnx(
-        model,
-        shapes,
-        onnx_path,
-        opset=17,
-        metadata={"affectstream_contract": contract_json(contract, montage)},
-    )
+    export_onnx(model, shapes, onnx_path, opset=17, metadata=onnx_metadata(contract, montage))
     rng = np.random.default_rng(0)
     probe = {k: rng.normal(size=(4, *s)).astype(np.float32) for k, s in shapes.items()}
     diff = onnx_parity(model, onnx_path, probe)
@@ -254,6 +297,14 @@ def export_run(
         card = with_coverage_section(card, json.loads(coverage.read_text()))
     (out_dir / "README.md").write_text(card)
     return out_dir
+
+
+def onnx_metadata(contract: ModelContract, montage: dict[str, Any] | None) -> dict[str, str]:
+    """The ONNX ``metadata_props``: the contract (without the file hash) and the synthetic flag."""
+    return {
+        ONNX_CONTRACT_KEY: contract_json(contract, montage),
+        ONNX_SYNTHETIC_KEY: "true" if contract.synthetic else "false",
+    }
 
 
 def _stimulus(d: dict[str, Any] | None, run_dir: Path, out_dir: Path) -> StimulusInput | None:
@@ -405,6 +456,7 @@ def model_card(c: ModelContract, meta: dict[str, Any], parity: float) -> str:
             )
     if t.get("command"):
         lines.append(f"- trained with: `{t['command']}`")
+    lines += calibration_section(c, synthetic)
     lines += [
         "",
         "## Architecture and choices where the paper is silent",
@@ -415,6 +467,93 @@ def model_card(c: ModelContract, meta: dict[str, Any], parity: float) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+CALIBRATION_START, CALIBRATION_END = "<!-- calibration:start -->", "<!-- calibration:end -->"
+
+
+def calibration_section(c: ModelContract, synthetic: bool) -> list[str]:
+    """The model card's calibration lines (between markers, so a re-calibration replaces them):
+    the temperatures, what they were fitted on, and ECE before/after on held-out subjects."""
+    cal = c.calibration
+    lines = ["", CALIBRATION_START, "", "## Calibration", ""]
+    if cal is None:
+        lines += [
+            "None: the served probabilities are the network's sigmoid outputs as they are; "
+            "nothing says they are calibrated.",
+            "",
+            CALIBRATION_END,
+        ]
+        return lines
+    temps = ", ".join(
+        f"{d} T = {t:.3f}" for d, t in zip(("valence", "arousal"), cal.temperature, strict=True)
+    )
+    fitted = cal.fitted_on
+    where = ", ".join(
+        f"{k} {', '.join(map(str, v))}"
+        for k, v in fitted.items()
+        if k in ("subjects", "songs") and isinstance(v, list)
+    )
+    lines += [
+        f"Temperature scaling per output ({temps}): the runner serves "
+        "`sigmoid(logit / T)`, so the messages carry calibrated values. Fitted on the validation "
+        f"windows of the final model ({where or 'its validation subjects'}; "
+        f"{fitted.get('windows', '?')} windows), which it did not train on (they only stopped its "
+        "training). It changes no decision at 0.5 and no ranking, so the figures above are "
+        "unchanged by it (docs/models.md#calibration).",
+        "",
+    ]
+    ev = cal.evaluation
+    if ev:
+        data = "synthetic " if ev.get("synthetic") or synthetic else ""
+        lines += [
+            f"Expected calibration error of P(high) ({ev.get('n_bins', 10)} equal-width bins) on "
+            f"held-out {data}subjects: {ev.get('held_out', '')}"
+            + (f" ({ev['source']})" if ev.get("source") else "")
+            + ":",
+            "",
+            "| dimension | ECE before | ECE after | Brier before | Brier after |",
+            "|---|---|---|---|---|",
+        ]
+        for d in ("valence", "arousal"):
+            e = ev.get(d)
+            if not isinstance(e, dict):
+                continue
+            lines.append(
+                f"| {d} | {_value(e.get('ece_before'))} | {_value(e.get('ece_after'))} | "
+                f"{_value(e.get('brier_before'))} | {_value(e.get('brier_after'))} |"
+            )
+        if synthetic:
+            lines += [
+                "",
+                "Synthetic-data figures: they show that the fit works, not how calibrated the "
+                "model would be on real recordings (refit it on real validation subjects).",
+            ]
+        if ev.get("figure"):
+            lines += ["", f"Reliability diagram: `{ev['figure']}`."]
+    lines += ["", CALIBRATION_END]
+    return lines
+
+
+def with_calibration_section(card: str, section: str) -> str:
+    """``card`` with its calibration section (between the markers) replaced by ``section``, or
+    put in before the architecture notes when it has none."""
+    block = section.strip("\n")
+    if CALIBRATION_START in card and CALIBRATION_END in card:
+        head, rest = card.split(CALIBRATION_START, 1)
+        return head.rstrip("\n") + "\n\n" + block + rest.split(CALIBRATION_END, 1)[1]
+    marker = "\n## Architecture and choices"
+    if marker in card:
+        head, tail = card.split(marker, 1)
+        return head.rstrip("\n") + "\n\n" + block + "\n" + marker + tail
+    return card.rstrip("\n") + "\n\n" + block + "\n"
+
+
+def _value(v: Any) -> str:
+    """A card cell: ``mean ± sd`` of a summary entry, or one number."""
+    if isinstance(v, dict):
+        return mean_sd(v)
+    return "n/a" if v is None else f"{float(v):.3f}"
 
 
 def label_rule_text(rule: dict[str, Any], architecture: str = "") -> str:

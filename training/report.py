@@ -1,9 +1,20 @@
 """Training reports: ``report.json``, ``report.md`` and PNG figures in the run directory.
 
 Per dimension and test fold, and as mean ± SD over the folds: accuracy, balanced accuracy, F1 of
-the high class and ROC-AUC (:data:`~affectstream.training.train.METRICS`, by scikit-learn). ROC-AUC
-is undefined for a test fold whose windows are all one class: it is ``null`` there in
-``report.json``, ``n/a`` in ``report.md``, and the mean leaves that fold out (and says so).
+the high class and ROC-AUC (:data:`~affectstream.training.train.METRICS`, by scikit-learn), and
+F1 of the low class (``f1_low``, from the fold's confusion matrix: 2·TN / (2·TN + FP + FN), 0 when
+no window is or is predicted low). ROC-AUC is undefined for a test fold whose windows are all one
+class: it is ``null`` there in ``report.json``, ``n/a`` in ``report.md``, and the mean leaves that
+fold out (and says so).
+
+Calibration (:mod:`affectstream.training.calibration`): per fold, the temperature fitted on the
+fold's validation subjects and the expected calibration error (ECE, 10 equal-width bins of
+P(high)) and Brier score on its test subjects before and after; in ``summary_calibration``
+their mean ± SD over the folds and the ECE of all test windows pooled; ``reliability.png``, the
+pooled reliability diagram before and after.
+
+Figures: ``confusion.png``, ``learning_curves.png``, ``reliability.png``. Made from synthetic
+data, each carries a visible mark saying so (:func:`~affectstream.training.figures.mark_synthetic`).
 """
 
 from __future__ import annotations
@@ -13,10 +24,73 @@ from typing import Any
 
 import numpy as np
 
+from affectstream.training.calibration import N_BINS, ece_of_bins, reliability_figure
+from affectstream.training.figures import mark_synthetic
 from affectstream.training.protocols import PROTOCOLS
 from affectstream.training.train import DIMENSIONS, FoldResult, summarise, write_json
 
-__all__ = ["METRIC_NOTE", "caveats", "mean_sd", "roc_auc_note", "write_report"]
+__all__ = [
+    "CALIBRATION_NOTE",
+    "METRIC_NOTE",
+    "calibration_summary",
+    "caveats",
+    "f1_low",
+    "figures_from_report",
+    "mean_sd",
+    "roc_auc_note",
+    "write_report",
+]
+
+CALIBRATION_NOTE = (
+    "Calibration: per fold, one temperature per dimension fitted on the fold's validation "
+    "subjects (binary NLL), applied to the test subjects' logits. ECE = expected calibration "
+    f"error of P(high), {N_BINS} equal-width bins on [0, 1], on the test windows (lower is "
+    "better; a few hundredths of it is the bias of a finite sample); Brier = mean (p − y)². "
+    "Temperature scaling changes no decision and no ranking: accuracy, F1 and ROC-AUC are the "
+    "same after it."
+)
+"""What the calibration columns mean, printed under them."""
+
+
+def f1_low(confusion: list[list[int]]) -> float:
+    """F1 of the low class from ``[[tn, fp], [fn, tp]]``: 2·TN / (2·TN + FP + FN), 0 when the
+    denominator is (no window low, none predicted low)."""
+    (tn, fp), (fn, _tp) = confusion
+    denom = 2 * tn + fp + fn
+    return 2 * tn / denom if denom else 0.0
+
+
+def _mean_std(values: list[float | None]) -> dict[str, float | None]:
+    v = np.array([x for x in values if x is not None], dtype=np.float64)
+    return {
+        "mean": float(v.mean()) if len(v) else None,
+        "std": float(v.std()) if len(v) else None,
+    }
+
+
+def calibration_summary(results: list[FoldResult]) -> dict[str, Any] | None:
+    """Per dimension, over the folds that have a calibration (``FoldResult.calibration``): mean
+    ± SD of the temperature and of ECE and Brier before/after on the test windows, the ECE of all
+    test windows pooled before/after and the pooled bins; ``None`` when no fold has one."""
+    cals = [r.calibration for r in results if r.calibration]
+    if not cals:
+        return None
+    out: dict[str, Any] = {"n_bins": cals[0].get("n_bins", N_BINS), "folds": len(cals)}
+    for dim in DIMENSIONS:
+        entry: dict[str, Any] = {
+            key: _mean_std([c[dim][key] for c in cals])
+            for key in ("temperature", "ece_before", "ece_after", "brier_before", "brier_after")
+        }
+        for when in ("before", "after"):
+            pooled = {
+                k: np.sum([c[dim][f"bins_{when}"][k] for c in cals], axis=0).tolist()
+                for k in ("count", "sum_p", "sum_y")
+            }
+            entry[f"bins_{when}"] = pooled
+            entry[f"pooled_ece_{when}"] = ece_of_bins(pooled)
+        out[dim] = entry
+    return out
+
 
 METRIC_NOTE = (
     "Mean ± SD over the test folds. F1 is that of the high class; balanced accuracy is the mean "
@@ -121,6 +195,9 @@ def write_report(
     """
     out.mkdir(parents=True, exist_ok=True)
     summary = summarise(results)
+    for dim in DIMENSIONS:
+        summary[dim]["f1_low"] = _mean_std([f1_low(r.confusion[dim]) for r in results])
+    calibration = calibration_summary(results)
     if notes is None:
         notes = caveats(
             protocol, stimuli=False, reads_stimulus=False, label_rule=label_rule.get("kind", "")
@@ -141,6 +218,7 @@ def write_report(
         "caveats": notes,
         "config": config,
         "summary": summary,
+        **({"summary_calibration": calibration} if calibration else {}),
         "folds": [
             {
                 "index": r.fold.index,
@@ -160,7 +238,10 @@ def write_report(
                 "n_val": len(r.fold.val),
                 "n_test": len(r.fold.test),
                 "epochs_run": r.epochs_run,
-                "metrics": r.metrics,
+                "metrics": {
+                    d: {**m, "f1_low": f1_low(r.confusion[d])} for d, m in r.metrics.items()
+                },
+                **({"calibration": r.calibration} if r.calibration else {}),
                 "confusion": r.confusion,
                 "history": r.history,
             }
@@ -169,7 +250,18 @@ def write_report(
     }
     write_json(out / "report.json", doc)
     (out / "report.md").write_text(_markdown(doc))
-    _figures(out, results)
+    _figures(out, [r.confusion for r in results], [r.history for r in results], dataset)
+    if calibration:
+        reliability_figure(
+            out / "reliability.png",
+            {
+                d: {"before": calibration[d]["bins_before"], "after": calibration[d]["bins_after"]}
+                for d in DIMENSIONS
+            },
+            f"{model}, test subjects of all folds pooled; temperature fitted per fold on its "
+            "validation subjects",
+            dataset,
+        )
     return doc
 
 
@@ -215,6 +307,27 @@ def _markdown(doc: dict[str, Any]) -> str:
     undefined = roc_auc_note(s)
     if undefined:
         lines += ["", f"**{undefined}.**"]
+    cal = doc.get("summary_calibration")
+    lines += [
+        "",
+        "| dimension | F1 high | F1 low | temperature | ECE before | ECE after | "
+        "pooled ECE before → after | Brier before | Brier after |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for d in DIMENSIONS:
+        row = f"| {d} | {mean_sd(s[d]['f1'])} | {mean_sd(s[d]['f1_low'])} | "
+        if cal:
+            c = cal[d]
+            row += (
+                f"{mean_sd(c['temperature'])} | {mean_sd(c['ece_before'])} | "
+                f"{mean_sd(c['ece_after'])} | {_fmt(c['pooled_ece_before'])} → "
+                f"{_fmt(c['pooled_ece_after'])} | {mean_sd(c['brier_before'])} | "
+                f"{mean_sd(c['brier_after'])} |"
+            )
+        else:
+            row += "n/a | n/a | n/a | n/a | n/a | n/a |"
+        lines.append(row)
+    lines += ["", CALIBRATION_NOTE]
     by_song = doc["protocol"] == "song"
     lines += [
         "",
@@ -234,11 +347,34 @@ def _markdown(doc: dict[str, Any]) -> str:
             )
             + f" | {f['epochs_run']} |"
         )
-    lines += ["", "Figures: `confusion.png`, `learning_curves.png`.", ""]
+    figures = "`confusion.png`, `learning_curves.png`" + (", `reliability.png`" if cal else "")
+    lines += ["", f"Figures: {figures}.", ""]
     return "\n".join(lines)
 
 
-def _figures(out: Path, results: list[FoldResult]) -> None:
+def figures_from_report(run_dir: Path) -> list[Path]:
+    """Redraw ``confusion.png`` and ``learning_curves.png`` of ``run_dir`` from its
+    ``report.json`` (the folds' confusion matrices and histories), with the synthetic-data mark
+    when the report's dataset is synthetic; returns the files written."""
+    import json
+
+    doc = json.loads((Path(run_dir) / "report.json").read_text())
+    folds = doc["folds"]
+    _figures(
+        Path(run_dir),
+        [f["confusion"] for f in folds],
+        [f["history"] for f in folds],
+        doc["dataset"],
+    )
+    return [Path(run_dir) / "confusion.png", Path(run_dir) / "learning_curves.png"]
+
+
+def _figures(
+    out: Path,
+    confusions: list[dict[str, list[list[int]]]],
+    histories: list[dict[str, list[float]]],
+    dataset: dict[str, Any],
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -246,7 +382,7 @@ def _figures(out: Path, results: list[FoldResult]) -> None:
 
     fig, axes = plt.subplots(1, 2, figsize=(8, 3.6))
     for ax, dim in zip(axes, DIMENSIONS, strict=True):
-        cm = np.sum([np.array(r.confusion[dim]) for r in results], axis=0)
+        cm = np.sum([np.array(c[dim]) for c in confusions], axis=0)
         ax.imshow(cm, cmap="Blues")
         for (i, j), v in np.ndenumerate(cm):
             ax.text(j, i, str(v), ha="center", va="center")
@@ -256,18 +392,20 @@ def _figures(out: Path, results: list[FoldResult]) -> None:
         ax.set_ylabel("true")
         ax.set_title(f"{dim} (all folds)")
     fig.tight_layout()
+    mark_synthetic(fig, dataset)
     fig.savefig(out / "confusion.png", dpi=100)
     plt.close(fig)
     fig, ax = plt.subplots(figsize=(7, 3.6))
-    for r in results:
-        ax.plot(r.history["train_loss"], color="C0", alpha=0.6)
-        if r.history["val_loss"]:
-            ax.plot(r.history["val_loss"], color="C1", alpha=0.6)
+    for h in histories:
+        ax.plot(h["train_loss"], color="C0", alpha=0.6)
+        if h.get("val_loss"):
+            ax.plot(h["val_loss"], color="C1", alpha=0.6)
     ax.plot([], color="C0", label="train loss")
     ax.plot([], color="C1", label="validation loss")
     ax.set_xlabel("epoch")
     ax.legend()
     ax.set_title("learning curves (one line per fold)")
     fig.tight_layout()
+    mark_synthetic(fig, dataset)
     fig.savefig(out / "learning_curves.png", dpi=100)
     plt.close(fig)

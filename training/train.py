@@ -22,6 +22,11 @@ that term added to every training batch's classification loss (:func:`auxiliary_
 Seeded: numpy and torch seeds are set from ``seed`` and the fold index; torch runs with
 deterministic algorithms where it can. CPU by default; CUDA when available.
 
+Calibration (:mod:`affectstream.training.calibration`): each fold fits a temperature per output on
+its validation windows and measures expected calibration error on its test windows before and
+after (``FoldResult.calibration``); the final model's temperatures, fitted on its validation
+windows, go to ``TrainedModel.calibration`` and from there into the exported contract.
+
 Progress: a tqdm bar of the folds (with the final model as one more step) and, below it, one of
 the current fit's epochs, both with ETA, on stderr and only when stderr is a terminal
 (:func:`progress_bar`); each finished fold also gives one line of its figures to ``progress``.
@@ -56,6 +61,7 @@ from tqdm import tqdm
 from affectstream.models.registry import build, get
 from affectstream.streaming.preprocess.spec import FeatureInput, FeatureKind, PreprocessSpec
 from affectstream.training.augment import ElectrodeDropout, electrode_cells
+from affectstream.training.calibration import final_calibration, fold_calibration
 from affectstream.training.datasets.windows import WindowSet
 from affectstream.training.labels import binarise
 from affectstream.training.optim import make_optimizer
@@ -117,6 +123,7 @@ class TrainedModel:
     module: nn.Module
     norms: dict[str, tuple[NDArray[np.float64], NDArray[np.float64]]]
     history: dict[str, list[float]]
+    calibration: dict[str, Any] | None = None  # the contract's, fitted on validation windows
 
 
 @dataclass
@@ -126,6 +133,7 @@ class FoldResult:
     confusion: dict[str, list[list[int]]]
     history: dict[str, list[float]]
     epochs_run: int
+    calibration: dict[str, Any] = field(default_factory=dict)  # fold_calibration's, or {}
     quadrant: dict[str, Any] = field(default_factory=dict)  # training/tasks.py quadrant_metrics
 
 
@@ -536,6 +544,11 @@ def run_training(
                 m = binary_metrics(y[fold.test, k], pred[:, k], prob[:, k])
                 confusion[dim] = m.pop("confusion")
                 metrics[dim] = m
+            val_xs = _tensors(ws, fold.val, inputs, trained.norms)
+            val_scores = _predict_scores(trained.module, val_xs, torch.device("cpu"))
+            calibration = fold_calibration(
+                val_scores.double().numpy(), y[fold.val], scores.double().numpy(), y[fold.test]
+            )
             results.append(
                 FoldResult(
                     fold,
@@ -543,6 +556,7 @@ def run_training(
                     confusion,
                     trained.history,
                     len(trained.history["train_loss"]),
+                    calibration,
                     quadrant=quadrant_metrics(y[fold.test], pred),
                 )
             )
@@ -570,6 +584,17 @@ def run_training(
             cfg.seed * 1000 + 999,
             "final model",
             bar,
+        )
+        val = np.flatnonzero(val_mask)
+        val_xs = _tensors(ws, val, inputs, final.norms)
+        final.calibration = final_calibration(
+            _predict_scores(final.module, val_xs, torch.device("cpu")).double().numpy(),
+            y[val],
+            {
+                "songs" if cfg.protocol == "song" else "subjects": [
+                    int(i) for i in np.unique(groups[val])
+                ]
+            },
         )
         fits.update()
     return results, final, rule

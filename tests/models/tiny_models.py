@@ -62,3 +62,27 @@ def write_tiny_model(folder: Path) -> Path:
     write_tiny_onnx(folder / "model.onnx")
     (folder / "model.json").write_text(tiny_contract(file_sha256(folder / "model.onnx")).to_json())
     return folder
+
+
+def write_logit_onnx(path: Path, metadata: dict[str, str] | None = None) -> None:
+    """A graph whose logits follow the input: ``probs = sigmoid(mean over time of eda[:, :2])``,
+    input ``eda`` (batch, 3, 320); so ``eda[:, 0] = a`` gives P(valence high) = sigmoid(a)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("eda", TensorProto.FLOAT, ["batch", 3, 320])
+    y = helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["batch", 2])
+    axes = helper.make_tensor("axes", TensorProto.INT64, [1], [2])
+    starts = helper.make_tensor("starts", TensorProto.INT64, [1], [0])
+    ends = helper.make_tensor("ends", TensorProto.INT64, [1], [2])
+    slice_axes = helper.make_tensor("slice_axes", TensorProto.INT64, [1], [1])
+    nodes = [
+        helper.make_node("ReduceMean", ["eda", "axes"], ["m"], keepdims=0),
+        helper.make_node("Slice", ["m", "starts", "ends", "slice_axes"], ["z"]),
+        helper.make_node("Sigmoid", ["z"], ["probs"]),
+    ]
+    graph = helper.make_graph(nodes, "logit", [x], [y], [axes, starts, ends, slice_axes])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=9)
+    if metadata:
+        helper.set_model_props(model, metadata)
+    onnx.save(model, str(path))
