@@ -26,7 +26,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from affectstream.service.api import http, ws
+from affectstream.service.api import gateway, http, ws
 from affectstream.service.api.deps import require_token
 from affectstream.service.api.guard import (
     Guard,
@@ -34,8 +34,9 @@ from affectstream.service.api.guard import (
     install_redaction,
     validation_error_handler,
 )
+from affectstream.service.gateway import Gateway
 from affectstream.service.settings import Settings
-from affectstream.service.state import ServiceState
+from affectstream.service.state import ServiceState, load_models
 
 __all__ = ["create_app"]
 
@@ -45,18 +46,32 @@ CLIENT_JS = "/client.js"
 
 
 def create_app(settings: Settings) -> FastAPI:
+    """The app for ``settings``. With ``settings.bus`` it is a gateway: it connects to Redis
+    here (``BusUnavailableError`` naming the URL if it cannot) and serves sessions from there."""
     state = ServiceState.from_settings(settings)
+    if settings.bus is not None:
+        state.gateway = Gateway.connect(settings.bus, state.hub)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # uvicorn's request lines carry the query string (?token=): redact it while we serve
         remove_redaction = install_redaction(settings.token)
         try:
-            state.start(asyncio.get_running_loop())
-            try:
-                yield
-            finally:
-                state.close()
+            if state.gateway is not None:  # no ingest, scheduler or sessions here: workers
+                state.hub.loop = asyncio.get_running_loop()
+                if not state.models_loaded:
+                    load_models(state)
+                state.gateway.start()
+                try:
+                    yield
+                finally:
+                    await state.gateway.close()
+            else:
+                state.start(asyncio.get_running_loop())
+                try:
+                    yield
+                finally:
+                    state.close()
         finally:
             remove_redaction()
 
@@ -72,6 +87,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.service = state
     app.add_middleware(Guard, settings=settings)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
+    if state.gateway is not None:
+        app.include_router(gateway.router)  # first: its routes take the embedded ones' paths
     app.include_router(http.router)
     app.include_router(ws.router)
 

@@ -228,7 +228,7 @@ class Bus:
         return None if raw is None else cast(dict[str, Any], json.loads(raw))
 
     def count(self) -> int:
-        return int(cast(int, self.r.hlen(self.key("sessions"))))
+        return int(self.r.hlen(self.key("sessions")))
 
     def put_state(
         self, session_id: str, worker: str, snapshot: dict[str, Any], ttl_ms: int

@@ -96,6 +96,10 @@ class Hub:
             return
         self.loop.call_soon_threadsafe(self._publish, session, message)
 
+    def publish_now(self, session: str, message: dict[str, Any]) -> None:
+        """On the event loop: publish ``message`` at once (a gateway's relay runs there)."""
+        self._publish(session, message)
+
     def _publish(self, session: str, message: dict[str, Any]) -> None:
         kind = message.get("type")
         if kind == "opened":

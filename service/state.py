@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from affectstream.models.runner import ModelLoadError, ModelRunner
+from affectstream.service.gateway import Gateway
 from affectstream.service.hub import Hub
 from affectstream.service.messages import Closed, MatchBody, valid_session_id
 from affectstream.service.scheduler import Scheduler
@@ -79,6 +80,9 @@ class ServiceState:
     models_loaded: bool = False
     capped: set[str] = field(default_factory=set)
     """Groups auto-attach could not take for ``max_sessions`` (logged once each)."""
+    gateway: Gateway | None = None
+    """With a bus (``settings.bus``): the registry and relay; sessions then live on workers and
+    this state holds none (:mod:`affectstream.service.gateway`)."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ServiceState:

@@ -12,7 +12,8 @@ Its lease loop (:meth:`Worker.step`, every ``renew_s``):
 2. renew the lease of every session it holds; a session whose lease it lost (it stalled longer
    than the lease, and another worker took over) or that left the registry (deleted) is closed
    here at once. Fencing in Redis already stops a stale holder from publishing;
-3. claim sessions that nobody holds, up to ``max_sessions`` (a full worker stops claiming, so new
+3. claim sessions that nobody holds, up to its fair share (the sessions divided among the live
+   workers, rounded up) and never beyond ``max_sessions`` (a full worker stops claiming, so new
    workers pick up new sessions), and open them from the registry's request, with a
    ``session_status`` message saying which worker serves them and, after a takeover, from which
    seq on (predictions the dead worker would have made are not made up: the gap in time is
@@ -145,13 +146,22 @@ class Worker:
                 self._drop(sid, release=False)
         for sid in self.held:
             self._put_state(sid)
+        share = self.fair_share(len(registry))
         for sid, request in registry.items():
-            if len(self.held) >= self.max_sessions:
+            if len(self.held) >= share:
                 break
             if sid in self.held or self.bus.holder(sid) is not None:
                 continue
             if self.bus.claim(sid, self.worker_id, self.lease_ms):
                 self._open(sid, request)
+
+    def fair_share(self, n_sessions: int) -> int:
+        """How many sessions this worker may hold: an equal share among the live workers (their
+        heartbeats), so that sessions spread instead of going to whichever worker claims first,
+        never more than ``max_sessions``. A dead worker's heartbeat expires with its leases, so
+        its sessions fit into the others' shares by the time they can be claimed."""
+        live = max(1, len(self.bus.workers()))
+        return min(self.max_sessions, -(-n_sessions // live))
 
     def load(self) -> dict[str, Any]:
         return {

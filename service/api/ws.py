@@ -32,8 +32,9 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from affectstream.service.api.deps import WS_SESSION_CLOSED, AppState, admit
 from affectstream.service.api.guard import close_reason
-from affectstream.service.hub import Kept
+from affectstream.service.hub import Kept, Subscriber
 from affectstream.service.messages import ErrorMessage, Gap, Hello, Pong, Resume, valid_epoch
+from affectstream.service.state import ServiceState
 
 __all__ = [
     "BINARY",
@@ -44,6 +45,7 @@ __all__ = [
     "WS_TRY_AGAIN",
     "RateLimit",
     "ResumePlan",
+    "deliver",
     "plan_resume",
     "read_client",
     "resume_params",
@@ -85,20 +87,36 @@ async def session_messages(ws: WebSocket, session_id: str, state: AppState) -> N
     plan = plan_resume(
         session_id, since, epoch, session.epoch, last_seq, kept, state.hub.resume_buffer
     )
+    hello = Hello(
+        session=session_id,
+        models=[s.name for s in session.slots],
+        streams=session.ingest.report(),
+        model_status=session.model_rows(),
+        session_state="served" if session.served else "unserved",
+        reason=session.unserved_reason(),
+        epoch=session.epoch,
+        last_seq=last_seq,
+        resume=plan.resume,
+    )
+    await deliver(ws, state, session_id, sub, hello, plan)
+
+
+async def deliver(
+    ws: WebSocket,
+    state: ServiceState,
+    session_id: str,
+    sub: Subscriber,
+    hello: Hello,
+    plan: ResumePlan,
+) -> None:
+    """Send ``hello``, the resume ``plan`` (gap, replay), then the subscriber's queue until the
+    client goes or the session is deleted (4410), while :func:`read_client` answers the client.
+    Unsubscribes at the end. Shared by the embedded route and a gateway's
+    (:mod:`affectstream.service.api.gateway`)."""
+    settings = state.settings
     limit = RateLimit(settings.max_ws_messages_per_s)
     reader = asyncio.create_task(read_client(ws, session_id, settings.max_ws_message_bytes, limit))
     try:
-        hello = Hello(
-            session=session_id,
-            models=[s.name for s in session.slots],
-            streams=session.ingest.report(),
-            model_status=session.model_rows(),
-            session_state="served" if session.served else "unserved",
-            reason=session.unserved_reason(),
-            epoch=session.epoch,
-            last_seq=last_seq,
-            resume=plan.resume,
-        )
         await ws.send_json(hello.dump())
         if plan.gap is not None:
             await ws.send_json(plan.gap.dump())

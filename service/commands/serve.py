@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import subprocess
 import sys
+import time
+from typing import Any
 
 # Said in `serve --help` only (the settings table carries the rest).
 _EXTRA_HELP = {
@@ -74,9 +78,14 @@ def run(args: argparse.Namespace) -> int:
 
     from affectstream.models.runner import ModelLoadError
     from affectstream.service.app import create_app
+    from affectstream.service.bus import BusUnavailableError
     from affectstream.service.state import load_models
 
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except BusUnavailableError as e:
+        print(f"affectstream serve: {e}", file=sys.stderr)
+        return 2
     try:
         # before the server starts: a model that cannot be loaded is a message and exit code 2,
         # not a traceback from the server's start-up
@@ -84,13 +93,60 @@ def run(args: argparse.Namespace) -> int:
     except ModelLoadError as e:
         print(f"affectstream serve: {e}", file=sys.stderr)
         return 2
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=args.log_level,
-        # a client message larger than this is refused by the protocol (close 1009) before the
-        # service buffers it (the route checks again, for servers started otherwise)
-        ws_max_size=settings.max_ws_message_bytes,
-    )
+    workers = start_workers(settings, args.log_level)
+    try:
+        uvicorn.run(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level=args.log_level,
+            # a client message larger than this is refused by the protocol (close 1009) before
+            # the service buffers it (the route checks again, for servers started otherwise)
+            ws_max_size=settings.max_ws_message_bytes,
+        )
+    finally:
+        stop_workers(workers)
     return 0
+
+
+# what a local worker needs to serve as this process would (the rest is the gateway's)
+_WORKER_SETTINGS = ("model_dir", "models", "tick_s", "buffer_s", "lsl_out")
+
+
+def start_workers(settings: Any, log_level: str) -> list[subprocess.Popen[bytes]]:
+    """``settings.workers`` processes of ``affectstream worker`` on ``settings.bus``, with this
+    service's model and pipeline settings (through the environment)."""
+    from affectstream.service.settings import ENV_PREFIX
+
+    if not settings.workers:
+        return []
+    env = dict(os.environ)
+    for name in _WORKER_SETTINGS:
+        value = getattr(settings, name)
+        text = ",".join(value) if isinstance(value, tuple) else str(value)
+        if isinstance(value, bool):
+            text = str(value).lower()
+        if value is not None and text:
+            env[f"{ENV_PREFIX}{name.upper()}"] = text
+    for name in ("BUS", "WORKERS", "AUTO_ATTACH", "TOKEN"):
+        env.pop(f"{ENV_PREFIX}{name}", None)  # a worker serves no clients and starts no workers
+    command = [sys.executable, "-m", "affectstream.service", "worker", "--bus", settings.bus]
+    return [
+        subprocess.Popen([*command, "--log-level", log_level], env=env)
+        for _ in range(settings.workers)
+    ]
+
+
+def stop_workers(workers: list[subprocess.Popen[bytes]], grace_s: float = 10.0) -> None:
+    """SIGTERM each (a worker gives its leases back), SIGKILL what has not ended after
+    ``grace_s``."""
+    for proc in workers:
+        if proc.poll() is None:
+            proc.terminate()
+    deadline = time.monotonic() + grace_s
+    for proc in workers:
+        try:
+            proc.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
