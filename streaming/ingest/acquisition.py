@@ -22,9 +22,9 @@ Bad-input rules (stated here, tested in ``tests/streaming``):
   samples in it in ``health.missing``) and the missing span is never filled in; a clock step
   re-anchors the timeline and counts in ``health.clock_steps``. Irregular streams keep their
   timestamps as received.
-- **Timestamps that do not increase** (equal to or before the previous one) are dropped and
-  counted in ``health.backwards`` (after a clock step backwards: the samples stamped before the
-  newest stored one).
+- **Timestamps that do not increase** (equal to or before the previous one, or not finite) are
+  dropped and counted in ``health.backwards`` (after a clock step backwards: the samples stamped
+  before the newest stored one).
 - **Lost outlet**: health goes ``lost``; the thread then looks for a stream with the same
   ``source_id`` every ``reconnect_every_s`` and, when the outlet is back, opens a new inlet,
   counts a reconnect, and data (and health ``recovered``) flow again.
@@ -233,6 +233,13 @@ class StreamAcquirer:
             self._set_state(self.health.on_samples(len(ts), float(ts[0]), float(ts[-1]), now))
             return
         assert self.buffer is not None
+        stamped = np.isfinite(ts)
+        if not stamped.all():  # a NaN or infinite time is never after the previous one
+            self.health.on_backwards(int((~stamped).sum()))
+            data, ts = data[stamped], ts[stamped]
+            if len(ts) == 0:
+                self.health.on_arrival(now)
+                return
         if self._dejitter is not None:
             dj = self._dejitter.process(ts, arrival=now)
             ts = dj.timestamps

@@ -42,8 +42,9 @@ stream whose timestamps are jittery by nature (chunks stamped on arrival) widens
 tolerance, and a clean stream gets the ``gap_intervals`` floor. Output timestamps of one line
 always increase (by at least half a nominal interval per sample).
 
-The work is vectorised over the chunk (a first-order IIR filter, :func:`scipy.signal.lfilter`,
-computes the running weighted sums); the Python loop runs once per discontinuity, not per sample.
+The work is vectorised over the chunk: the running weighted sums (``S_j = λ·S_{j−1} + a_j``) are
+computed in closed form with numpy (:class:`_Forgetting`); the Python loop runs once per
+discontinuity, not per sample.
 """
 
 from __future__ import annotations
@@ -53,7 +54,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.signal import lfilter
 
 __all__ = ["Dejitter", "DejitterPolicy", "Dejittered"]
 
@@ -110,6 +110,33 @@ class Dejittered:
     """Clock steps forwards, told from gaps by the arrival time (the line was re-anchored)."""
 
 
+class _Forgetting:
+    """Running sums with exponential forgetting, ``S_j = lam·S_{j−1} + a_j``, for a whole chunk
+    at once: ``S_j = (lam·S_{−1} + Σ_{i≤j} a_i·lam^{−i}) · lam^j``. Blocks are short enough that
+    ``lam^{−i}`` stays below 2^30 (it grows fastest at low rates)."""
+
+    def __init__(self, lam: float) -> None:
+        self.lam = lam
+        block = 4096 if lam == 1.0 else int(30.0 / -math.log2(lam))
+        i = np.arange(max(1, min(4096, block)), dtype=np.float64)
+        self._grow = lam**-i  # lam^{−i}
+        self._shrink = lam**i  # lam^{i}
+
+    def run(self, a: NDArray[np.float64], prev: NDArray[np.float64]) -> NDArray[np.float64]:
+        """``a`` (r, k) → (r, k + 1): ``prev`` (r,), then the sums after each sample."""
+        r, k = a.shape
+        out = np.empty((r, k + 1))
+        out[:, 0] = prev
+        b = len(self._grow)
+        for s in range(0, k, b):
+            n = min(b, k - s)
+            acc = out[:, s + 1 : s + 1 + n]
+            np.cumsum(a[:, s : s + n] * self._grow[:n], axis=1, out=acc)
+            acc += self.lam * out[:, s : s + 1]
+            acc *= self._shrink[:n]
+        return out
+
+
 _EPS = 1e-9  # a vanishing prior on the intercept: an empty line predicts its anchor
 _REBASE_AT = 1 << 16  # sample index at which the index origin moves (keeps the sums small)
 
@@ -131,8 +158,8 @@ class Dejitter:
         self.policy = policy or DejitterPolicy()
         p = self.policy
         self.interval = 1.0 / nominal_srate
-        self._lam = 2.0 ** (-1.0 / (nominal_srate * p.halftime_s))
-        self._mu = 2.0 ** (-1.0 / (nominal_srate * p.jitter_halftime_s))
+        self._fit = _Forgetting(2.0 ** (-1.0 / (nominal_srate * p.halftime_s)))
+        self._jit = _Forgetting(2.0 ** (-1.0 / (nominal_srate * p.jitter_halftime_s)))
         self._floor = p.gap_intervals * self.interval
         n_r = max(2.0, p.slope_prior_s * nominal_srate)
         self._rho_min = n_r**3 / 12.0  # Σ(x − x̄)² of n_r evenly spaced samples
@@ -210,39 +237,34 @@ class Dejitter:
             k = m - i
             x = self._x_next + np.arange(k, dtype=np.float64)
             y = (t[i:] - self._anchor) - self._slope0 * x
-            sums = lfilter(
-                [1.0],
-                [1.0, -self._lam],
-                np.stack([np.ones(k), x, x * x, y, x * y]),
-                axis=1,
-                zi=self._lam * self._sums[:, None],
-            )[0]
-            before = np.concatenate([self._sums[:, None], sums[:, :-1]], axis=1)
-            a_prev, d_prev = self._line(before)
-            r = y - (a_prev + d_prev * x)  # residual against the line of the samples before
-            res = lfilter(
-                [1.0],
-                [1.0, -self._mu],
-                np.stack([r * r, np.ones(k)]),
-                axis=1,
-                zi=self._mu * self._res[:, None],
-            )[0]
-            res_before = np.concatenate([self._res[:, None], res[:, :-1]], axis=1)
+            a = np.empty((5, k))
+            a[0] = 1.0
+            a[1] = x
+            np.multiply(x, x, out=a[2])
+            a[3] = y
+            np.multiply(x, y, out=a[4])
+            sums = self._fit.run(a, self._sums)  # column j: the sums before sample j
+            alpha, delta = self._line(sums)  # column j: the line through samples < j
+            r = y - (alpha[:-1] + delta[:-1] * x)  # residual against the line before
+            sq = np.empty((2, k))
+            np.multiply(r, r, out=sq[0])
+            sq[1] = 1.0
+            res = self._jit.run(sq, self._res)
             tol = np.maximum(
-                self._floor, self.policy.jitter_sigmas * np.sqrt(res_before[0] / res_before[1])
+                self._floor, self.policy.jitter_sigmas * np.sqrt(res[0, :-1] / res[1, :-1])
             )
             bad = np.abs(r) > tol
             d = int(np.argmax(bad)) if bad.any() else k
-            if d:  # samples 0..d-1 of this run are on the line
-                a, dl = self._line(sums[:, :d])
-                fit = self._anchor + self._slope0 * x[:d] + a + dl * x[:d]
+            if d:  # samples 0..d-1 of this run are on the line (through each of them)
+                xd = x[:d]
+                fit = self._anchor + self._slope0 * xd + alpha[1 : d + 1] + delta[1 : d + 1] * xd
                 step = 0.5 * self.interval  # the line's output always increases
                 ramp = step * np.arange(1, d + 1)
                 fit = np.maximum.accumulate(np.maximum(fit - ramp, self._last_out)) + ramp
                 out[i : i + d] = fit
                 self._last_out = float(fit[-1])
-                self._sums = sums[:, d - 1].copy()
-                self._res = res[:, d - 1].copy()
+                self._sums = sums[:, d].copy()
+                self._res = res[:, d].copy()
                 self._x_next += d
                 if lead is not None:
                     self._lead_ref = max(self._lead_ref, float(lead[i : i + d].max()))
@@ -259,7 +281,7 @@ class Dejitter:
                 ahead += 1
                 self._reanchor(float(t[i]))
                 continue
-            slope = self._slope0 + float(d_prev[d])
+            slope = self._slope0 + float(delta[d])
             if not 0.5 * self.interval <= slope <= 2.0 * self.interval:
                 ahead += 1  # a line this far off the nominal rate cannot count samples: restart
                 self._reanchor(float(t[i]))
