@@ -218,6 +218,8 @@ class Gateway:
                         continue
                     missing_since = None
                     if now_epoch != epoch:  # first start, or Redis restarted: a new incarnation
+                        if epoch is not None:  # its clients reconnect and get the new epoch
+                            self.hub.publish_now(session_id, {"type": "restarted"})
                         epoch, last = now_epoch, "0-0"
                         self.hub.publish_now(session_id, {"type": "opened", "epoch": epoch})
                     self.ready[session_id].set()

@@ -130,7 +130,9 @@ class Worker:
             t0 = time.monotonic()
             try:
                 self.step()
-            except Exception:  # a Redis hiccup: log, keep the sessions, try again next step
+            except redis.RedisError as e:  # Redis away: keep the sessions, try again next step
+                log.warning("worker %s: bus unreachable (%s); retrying", self.worker_id, e)
+            except Exception:
                 log.exception("worker %s: lease step failed", self.worker_id)
             self.stop.wait(max(0.0, self.renew_s - (time.monotonic() - t0)))
 

@@ -42,6 +42,7 @@ __all__ = [
     "UNSUPPORTED",
     "WS_MESSAGE_TOO_BIG",
     "WS_POLICY",
+    "WS_SERVICE_RESTART",
     "WS_TRY_AGAIN",
     "RateLimit",
     "ResumePlan",
@@ -56,8 +57,10 @@ router = APIRouter()
 
 UNSUPPORTED = 'unsupported message: send JSON {"type": "ping"}; this endpoint only publishes'
 BINARY = 'binary frames are not taken: send JSON text {"type": "ping"}'
-WS_POLICY, WS_MESSAGE_TOO_BIG, WS_TRY_AGAIN = 1008, 1009, 1013
-"""Close codes (RFC 6455): message rate exceeded, message too big, too many subscribers."""
+WS_POLICY, WS_MESSAGE_TOO_BIG, WS_SERVICE_RESTART, WS_TRY_AGAIN = 1008, 1009, 1012, 1013
+"""Close codes (RFC 6455): message rate exceeded, message too big, service restart (a gateway's
+session re-created after Redis lost it: reconnect, the hello has the new epoch), too many
+subscribers."""
 
 
 @router.websocket("/ws/sessions/{session_id}")
@@ -139,6 +142,9 @@ async def deliver(
                 reported = sub.dropped
             if message.get("type") == "closed":
                 await ws.close(WS_SESSION_CLOSED, "session deleted")
+                break
+            if message.get("type") == "restarted":  # a gateway's session came back anew
+                await ws.close(WS_SERVICE_RESTART, "session restarted on the bus; reconnect")
                 break
             await ws.send_json(message)
             sub.delivered += 1

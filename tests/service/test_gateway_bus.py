@@ -213,3 +213,87 @@ def test_two_gateways_three_workers_twelve_sessions_survive_a_killed_worker(
         text = logs[name].read_text(errors="replace")
         if name != "w1":
             assert "Traceback" not in text, f"{name}:\n{text[-3000:]}"
+
+
+def test_a_restarted_redis_is_survived_and_the_state_rebuilt(
+    tmp_path: Path,
+    redis_srv: RedisServer,
+    session_name: str,
+    cli: Callable[..., list[str]],
+    cli_env: dict[str, str],
+) -> None:
+    """Redis restarts empty (no persistence) under a gateway, a worker and a client of the
+    Python kit: nothing crashes, the gateway puts the session back, the worker claims it again,
+    the client is told to reconnect (1012), sees the new epoch (a reset) and gets predictions."""
+    from affectstream.client import SessionClient
+
+    write_gsr_model(tmp_path / "models" / "gsr-tiny")
+    env = {**cli_env, "AFFECTSTREAM_MODEL_DIR": str(tmp_path / "models")}
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    logs = {n: tmp_path / f"{n}.log" for n in ("gw", "w")}
+    procs = {
+        "gw": subprocess.Popen(
+            cli("serve", "--bus", redis_srv.url, "--port", str(port), "--token", TOKEN),
+            env=env,
+            stdout=logs["gw"].open("wb"),
+            stderr=subprocess.STDOUT,
+        ),
+        "w": subprocess.Popen(
+            cli("worker", "--bus", redis_srv.url, "--lease-ms", "1500", "--renew-s", "0.5"),
+            env=env,
+            stdout=logs["w"].open("wb"),
+            stderr=subprocess.STDOUT,
+        ),
+    }
+    device = Device(session_name, [skin_conductance("gsr", "GSR", 32.0, label="GSR")]).start()
+    try:
+
+        def ready() -> bool:
+            try:
+                return _http(base, "GET", "/ready")[0] == 200
+            except OSError:
+                return False
+
+        wait_until(ready, 60, what="gateway ready")
+        body = {"session": session_name, "match": {"source_id_prefix": f"{session_name}-"}}
+        assert _http(base, "POST", "/sessions", body)[0] == 201
+
+        async def ride_through_restart() -> tuple[int, list[int], list[str]]:
+            before: list[int] = []
+            after: list[int] = []
+            epochs: list[str] = []
+            async with SessionClient(
+                base, session_name, token=TOKEN, wait_for_session=True
+            ) as client:
+                restarted = False
+                async for m in client.messages(kinds={"hello", "prediction"}):
+                    if m["type"] == "hello":
+                        epochs.append(m["epoch"])
+                        continue
+                    (after if restarted else before).append(m["seq"])
+                    if len(before) == 4 and not restarted:
+                        await asyncio.to_thread(redis_srv.stop)
+                        await asyncio.sleep(1.0)
+                        await asyncio.to_thread(redis_srv.start)
+                        restarted = True
+                    if len(after) >= 4:
+                        return client.resets, before, epochs
+            raise AssertionError("the client stopped")
+
+        resets, before, epochs = asyncio.run(asyncio.wait_for(ride_through_restart(), 60))
+        assert before == sorted(set(before))
+        assert resets >= 1 and len(set(epochs)) >= 2, (resets, epochs)
+        health = _http(base, "GET", "/health")[1]
+        assert health["status"] == "ok" and health["bus"]["redis_restarts_seen"] >= 1
+        assert health["bus"]["sessions"] == 1 and health["bus"]["leased"] == 1
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                stop_process(proc, grace_s=10)
+        device.stop()
+    for name, proc in procs.items():
+        text = logs[name].read_text(errors="replace")
+        # a SIGTERM ends both cleanly (uvicorn re-raises the signal after its shutdown)
+        assert proc.returncode in (0, -signal.SIGTERM), f"{name}:\n{text[-3000:]}"
+        assert "Traceback" not in text, f"{name}:\n{text[-3000:]}"
