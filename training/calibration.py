@@ -69,8 +69,9 @@ PROB_EPS = 1e-7
 
 
 def sigmoid(z: NDArray[np.floating[Any]]) -> NDArray[np.float64]:
-    z = np.asarray(z, dtype=np.float64)
-    return 0.5 * (1.0 + np.tanh(0.5 * z))
+    z64: NDArray[np.float64] = np.asarray(z, dtype=np.float64)
+    out: NDArray[np.float64] = 0.5 * (1.0 + np.tanh(0.5 * z64))
+    return out
 
 
 def logit(p: NDArray[np.floating[Any]]) -> NDArray[np.float64]:
@@ -119,13 +120,13 @@ def reliability_bins(
 ) -> dict[str, list[float]]:
     """Per equal-width bin of ``p``: window ``count``, ``sum_p`` and ``sum_y`` (sums, so folds
     pool by adding); bin b holds b/n ≤ p < (b+1)/n, the last one p = 1 too."""
-    p = np.asarray(p, dtype=np.float64).ravel()
-    y = np.asarray(y, dtype=np.float64).ravel()
-    idx = np.clip((p * n_bins).astype(np.int64), 0, n_bins - 1)
+    pf = np.asarray(p, dtype=np.float64).ravel()
+    yf = np.asarray(y, dtype=np.float64).ravel()
+    idx = np.clip((pf * n_bins).astype(np.int64), 0, n_bins - 1)
     return {
         "count": np.bincount(idx, minlength=n_bins).astype(np.float64).tolist(),
-        "sum_p": np.bincount(idx, weights=p, minlength=n_bins).tolist(),
-        "sum_y": np.bincount(idx, weights=y, minlength=n_bins).tolist(),
+        "sum_p": np.bincount(idx, weights=pf, minlength=n_bins).tolist(),
+        "sum_y": np.bincount(idx, weights=yf, minlength=n_bins).tolist(),
     }
 
 
@@ -285,6 +286,7 @@ def calibrate_model_dir(
     stride_s: float | None = None,
     batch: int = 256,
     n_bins: int = N_BINS,
+    note: str = "",
 ) -> dict[str, Any]:
     """Fit the temperature of an exported model (ONNX Runtime, as served) on ``fit_files`` and
     measure it on ``eval_files`` (DEAP-format subject files); write it into the folder.
@@ -294,7 +296,8 @@ def calibrate_model_dir(
     subjects ones it never saw. The ONNX file gets the new contract (with ``calibration`` and the
     synthetic flag) in its metadata, ``model.json`` the new file hash, ``training/reliability.png``
     the reliability diagram (marked synthetic when the data is) and ``README.md`` its calibration
-    section. Weights and graph are unchanged. Returns the calibration (contract form).
+    section. Weights and graph are unchanged. ``note``: a caveat for the card (e.g. that the data
+    came from a later version of the generator). Returns the calibration (contract form).
     """
     import json
 
@@ -354,6 +357,7 @@ def calibrate_model_dir(
         "windows": len(eval_y),
         "n_bins": n_bins,
         "figure": "training/reliability.png",
+        **({"note": note} if note else {}),
     }
     for k, dim in enumerate(DIMENSIONS):
         before, after = sigmoid(eval_z[:, k]), apply_temperature(eval_z[:, k], temps[k])
@@ -404,4 +408,5 @@ def calibrate_model_dir(
         section = "\n".join(calibration_section(final, bool(dataset.get("synthetic"))))
         card.write_text(with_calibration_section(card.read_text(), section))
     ModelRunner(model_dir, providers=["CPUExecutionProvider"])  # loads, hash and flags agree
-    return json.loads(json.dumps(calibration.to_dict()))
+    as_json: dict[str, Any] = json.loads(json.dumps(calibration.to_dict()))
+    return as_json

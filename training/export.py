@@ -143,7 +143,7 @@ def write_final(
                 if final.calibration
                 else {}
             ),
-            "label_rule": rule if rule["kind"] == "threshold" else {"kind": "kmeans"},
+            "label_rule": rule if rule["kind"] == "threshold" else {"kind": rule["kind"]},
             "trained_on": {
                 "dataset": doc["dataset"],
                 "protocol": doc["protocol"],
@@ -529,6 +529,8 @@ def calibration_section(c: ModelContract, synthetic: bool) -> list[str]:
                 "Synthetic-data figures: they show that the fit works, not how calibrated the "
                 "model would be on real recordings (refit it on real validation subjects).",
             ]
+        if ev.get("note"):
+            lines += ["", str(ev["note"])]
         if ev.get("figure"):
             lines += ["", f"Reliability diagram: `{ev['figure']}`."]
     lines += ["", CALIBRATION_END]
@@ -556,6 +558,13 @@ def _value(v: Any) -> str:
     return "n/a" if v is None else f"{float(v):.3f}"
 
 
+_CALIBRATED = (
+    " The served value has been through the contract's calibration (## Calibration): among "
+    "windows served about 0.7, about 70 % should be high by that rule, as far as the temperature "
+    "fitted on the validation subjects carries over to a new person."
+)
+
+
 def label_rule_text(rule: dict[str, Any], architecture: str = "") -> str:
     """What a high label (and so a served probability) means under a contract's ``label_rule``,
     in the words a model card uses."""
@@ -565,11 +574,12 @@ def label_rule_text(rule: dict[str, Any], architecture: str = "") -> str:
         text = (
             f"threshold {value:g}: high = the subject's rating of the stimulus > {value:g}, so "
             f"`valence` 0.7 is the model's probability that the valence rating is above {value:g}."
+            + _CALIBRATED
         )
         if architecture.startswith("rtcan1d"):
             text += (
                 " RTCAN-1D's paper labels with a per-subject k-means threshold instead "
-                "(`--label-rule kmeans`, docs/models.md#labels-and-protocols)."
+                "(`--label-rule kmeans2d`, docs/models.md#labels-and-protocols)."
             )
         return text
     if kind == "kmeans":
@@ -577,9 +587,18 @@ def label_rule_text(rule: dict[str, Any], architecture: str = "") -> str:
             "per-subject k-means: for each training subject and each dimension separately, a 1-D "
             "two-cluster k-means on one rating per recording; high = above the midpoint of the two "
             "centres. RTCAN-1D's paper clusters the (valence, arousal) pairs in the plane instead "
-            "(docs/models.md#labels-and-protocols). `valence` 0.7 is the model's probability that "
-            "the subject's valence rating falls in that subject's higher cluster, not that it is "
-            "above the scale's midpoint."
+            "(`kmeans2d`, docs/models.md#labels-and-protocols). `valence` 0.7 is the model's "
+            "probability that the subject's valence rating falls in that subject's higher cluster, "
+            "not that it is above the scale's midpoint." + _CALIBRATED
+        )
+    if kind == "kmeans2d":
+        return (
+            "per-subject 2-D k-means (RTCAN-1D's rule): for each training subject, one two-cluster "
+            "k-means on the (valence, arousal) pairs, one per recording; high valence = above the "
+            "valence coordinate of the midpoint between the two centres (arousal likewise), so a "
+            "subject's valence threshold also depends on their arousal ratings. `valence` 0.7 is "
+            "the model's probability that the subject's valence rating lies above that "
+            "subject-specific cut, not above the scale's midpoint." + _CALIBRATED
         )
     return str(kind)
 

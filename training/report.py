@@ -172,6 +172,12 @@ def caveats(protocol: str, *, stimuli: bool, reads_stimulus: bool, label_rule: s
             "dimension, test recordings included (the paper clusters the (valence, arousal) pairs "
             "in the plane); they define the labels and see no features."
         )
+    if label_rule == "kmeans2d":
+        out.append(
+            "2-D k-means labels (RTCAN-1D's rule): each subject's thresholds are the coordinates "
+            "of the midpoint between the two centres of a k-means on all that subject's (valence, "
+            "arousal) pairs, test recordings included; they define the labels and see no features."
+        )
     return out
 
 

@@ -122,3 +122,44 @@ def test_the_lab_model_takes_partial_montages_and_reports_its_coverage_curve() -
     assert {round(e["coverage"], 3) for e in curve["curve"]} >= {1.0, 0.5, 0.25, 0.125}
     card = (model_dir / "README.md").read_text()
     assert "accuracy against coverage (measured)" in card and "synthetic DEAP-format" in card
+
+
+# -- calibration and the synthetic flag (issue #19) ------------------------------------------------
+
+
+@pytest.mark.parametrize("model_dir", MODELS, ids=lambda p: p.name)
+def test_shipped_models_are_calibrated_on_validation_subjects_and_say_how_well(
+    model_dir: Path,
+) -> None:
+    from affectstream.models.contract import load_contract
+
+    contract, _ = load_contract(model_dir)
+    cal = contract.calibration
+    assert cal is not None and cal.kind == "temperature"
+    # fitted on the final model's validation subjects (seed 0: 2 of subjects 1-10), measured on
+    # subjects no part of training saw
+    report = json.loads((model_dir / "training" / "report.json").read_text())
+    trained = {s for f in report["folds"] for s in f["train_subjects"] + f["test_subjects"]}
+    assert set(cal.fitted_on["subjects"]) <= trained
+    held_out = cal.evaluation["subjects"]
+    assert held_out and not set(held_out) & trained
+    assert cal.evaluation["synthetic"] is True
+    card = (model_dir / "README.md").read_text()
+    assert "on held-out synthetic subjects" in card
+    for dim in ("valence", "arousal"):
+        e = cal.evaluation[dim]
+        assert f"| {dim} | {e['ece_before']:.3f} | {e['ece_after']:.3f} |" in card
+    assert (model_dir / "training" / "reliability.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("model_dir", MODELS, ids=lambda p: p.name)
+def test_the_onnx_file_alone_says_synthetic(model_dir: Path) -> None:
+    import onnx
+
+    from affectstream.models.runner import ModelRunner
+
+    props = {p.key: p.value for p in onnx.load(str(model_dir / "model.onnx")).metadata_props}
+    assert props["affectstream_synthetic"] == "true"
+    assert json.loads(props["affectstream_contract"])["trained_on"]["dataset"]["synthetic"]
+    runner = ModelRunner(model_dir, providers=["CPUExecutionProvider"])
+    assert runner.synthetic and runner.describe()["synthetic"] is True

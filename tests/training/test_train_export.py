@@ -79,3 +79,37 @@ def test_train_writes_a_complete_report_and_export_loads(tiny_data: Path, tmp_pa
     assert probs.shape == (3, 2) and ((probs >= 0) & (probs <= 1)).all()
     meta = sess.get_modelmeta().custom_metadata_map
     assert json.loads(meta["affectstream_contract"])["architecture"] == "bimodal-lstm"
+    assert meta["affectstream_synthetic"] == "true"
+    embedded = json.loads(meta["affectstream_contract"])
+    assert embedded["calibration"] == json.loads((out / "model.json").read_text())["calibration"]
+
+    # calibration: fitted per fold on validation subjects and for the final model, exported,
+    # quoted in the card and applied by the runner
+    for fold in report["folds"]:
+        for dim in ("valence", "arousal"):
+            c = fold["calibration"][dim]
+            assert c["temperature"] > 0 and 0 <= c["ece_before"] <= 1 and 0 <= c["ece_after"] <= 1
+            assert c["fitted"] is True and sum(c["bins_before"]["count"]) == fold["n_test"]
+    assert set(report["summary_calibration"]) >= {"valence", "arousal", "n_bins"}
+    assert (run / "reliability.png").stat().st_size > 0
+    final = json.loads((run / "final.json").read_text())
+    assert contract.calibration is not None
+    assert final["calibration"]["temperature"] == dict(
+        zip(("valence", "arousal"), contract.calibration.temperature, strict=True)
+    )
+    val_subjects = final["calibration"]["fitted_on"]["subjects"]
+    assert val_subjects and set(val_subjects) <= {1, 2, 3, 4}
+    ece = contract.calibration.evaluation["valence"]["ece_before"]
+    assert ece == report["summary_calibration"]["valence"]["ece_before"]
+    assert "## Calibration" in card and "held-out synthetic subjects" in card
+    assert f"valence T = {contract.calibration.temperature[0]:.3f}" in card
+
+    from affectstream.models.runner import ModelRunner
+
+    runner = ModelRunner(out)
+    assert runner.synthetic and runner.describe()["synthetic"] is True
+    rng = np.random.default_rng(0)
+    x = {i.name: rng.normal(size=(5, *i.shape)).astype(np.float32) for i in contract.inputs}
+    raw = runner.run(x, calibrated=False)
+    np.testing.assert_allclose(runner.run(x), contract.calibration.apply(raw), atol=1e-6)
+    np.testing.assert_array_equal(runner.run(x) > 0.5, raw > 0.5)

@@ -23,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fit-subjects", type=int, nargs="+", required=True)
     parser.add_argument("--eval-subjects", type=int, nargs="+", required=True)
     parser.add_argument("--stride", type=float, default=None, help="default: the model's")
+    parser.add_argument("--note", default="", help="a caveat the model card quotes")
     args = parser.parse_args(argv)
     from affectstream.models.runner import ModelLoadError
     from affectstream.training.calibration import calibrate_model_dir
@@ -34,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
             held_out_files(args.data, args.fit_subjects),
             held_out_files(args.data, args.eval_subjects),
             stride_s=args.stride,
+            note=args.note,
         )
     except (FileNotFoundError, ValueError, ModelLoadError) as e:
         print(f"calibrate: error: {e}", file=sys.stderr)
