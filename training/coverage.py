@@ -17,7 +17,10 @@ grid reduced to partial montages:
 Metrics per dimension (valence, arousal): accuracy and balanced accuracy (0.5 for a constant
 answer), mean ± SD over the repeats; the held-out class balance is in the document too. The
 figures are those of the data given: on ``affectstream synth`` data they are synthetic-data
-figures, never DEAP results, and the document says so.
+figures, never DEAP results, and the document says so. Whether the data is synthetic comes from
+the data folder's marker file; whether the *model* was trained on synthetic data comes from the
+model itself (its contract and ONNX metadata, :attr:`ModelRunner.synthetic`), so a copy of the
+data that lost its marker still yields a document that says the model is a synthetic-data one.
 """
 
 from __future__ import annotations
@@ -192,6 +195,7 @@ def evaluate_coverage(
     synthetic = bool(marker is not None and marker.exists())
     return {
         "model": contract.id,
+        "model_synthetic": runner.synthetic,
         "input": grid.name,
         "n_electrodes": len(labels),
         "data": {
@@ -266,6 +270,12 @@ def coverage_markdown(doc: dict[str, Any]) -> str:
     """The measured curve as a Markdown section (labelled synthetic when the data is)."""
     data = doc["data"]
     gen = data.get("generator") or {}
+    model_note = (
+        " The data folder has no synthetic-data marker, but the model was trained on synthetic "
+        "data (its contract and ONNX metadata say so): these are not real-data figures."
+        if doc.get("model_synthetic") and not data["synthetic"]
+        else ""
+    )
     what = (
         "**synthetic DEAP-format data** (`affectstream synth --subjects "
         f"{gen.get('subjects')} --trials {gen.get('trials')} --seed {gen.get('seed')}`), not DEAP"
@@ -282,7 +292,8 @@ def coverage_markdown(doc: dict[str, Any]) -> str:
         f"{max(e['repeats'] for e in doc['curve'])} draws; ONNX Runtime on this folder's model. "
         "Balanced accuracy is 0.5 for a constant answer. Class balance (high/low windows): "
         + ", ".join(f"{d} {b['high']}/{b['low']}" for d, b in data["class_balance"].items())
-        + ".",
+        + "."
+        + model_note,
         "",
         "| montage | electrodes | coverage | valence acc | valence bal. acc | arousal acc | "
         "arousal bal. acc |",
