@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 from prometheus_client.exposition import generate_latest
@@ -104,6 +104,53 @@ class ServiceCollector(Collector):
                     buckets.append((bound, float(cumulative)))
                 latency.add_metric([stage], buckets, sum_value=stats.sums[stage])
         yield latency
+        gateway = getattr(state, "gateway", None)  # None in the embedded service
+        if gateway is not None:
+            yield from _bus_metrics(gateway.health())
+
+
+def _bus_metrics(bus: dict[str, Any]) -> Iterator[Metric]:
+    """A gateway's view of the bus: reachable, sessions registered and leased, relays, and each
+    live worker's load (from its heartbeat)."""
+    yield GaugeMetricFamily(
+        "affectstream_bus_connected", "1 when Redis answers.", value=int(bool(bus["connected"]))
+    )
+    if not bus["connected"]:
+        return
+    yield GaugeMetricFamily(
+        "affectstream_bus_sessions", "Sessions in the registry.", value=bus["sessions"]
+    )
+    yield GaugeMetricFamily(
+        "affectstream_bus_leased_sessions", "Sessions a worker holds.", value=bus["leased"]
+    )
+    yield GaugeMetricFamily(
+        "affectstream_bus_relays", "Sessions this gateway relays.", value=bus["relays"]
+    )
+    yield CounterMetricFamily(
+        "affectstream_bus_restarts_seen",
+        "Redis restarts (new run_id) this gateway saw.",
+        value=bus["redis_restarts_seen"],
+    )
+    held = GaugeMetricFamily(
+        "affectstream_worker_sessions", "Sessions a live worker holds.", labels=["worker"]
+    )
+    published = CounterMetricFamily(
+        "affectstream_worker_published",
+        "Messages a live worker published to the bus.",
+        labels=["worker"],
+    )
+    fenced = CounterMetricFamily(
+        "affectstream_worker_fenced",
+        "Messages refused because the worker no longer held the lease.",
+        labels=["worker"],
+    )
+    for worker, load in sorted(bus["workers"].items()):
+        held.add_metric([worker], float(load.get("sessions", 0)))
+        published.add_metric([worker], float(load.get("published", 0)))
+        fenced.add_metric([worker], float(load.get("fenced", 0)))
+    yield held
+    yield published
+    yield fenced
 
 
 _REGISTRIES: dict[int, CollectorRegistry] = {}

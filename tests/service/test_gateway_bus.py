@@ -140,9 +140,22 @@ def test_two_gateways_three_workers_twelve_sessions_survive_a_killed_worker(
             held[w].append(sid)
         assert sorted(len(v) for v in held.values()) == [4, 4, 4], dict(held)  # spread evenly
 
+        wait_until(  # heartbeats carry the load of the step before: one more step
+            lambda: sorted(v["sessions"] for v in bus.workers().values()) == [4, 4, 4],
+            5,
+            what="heartbeats with the load",
+        )
         health = _http(bases[0], "GET", "/health")[1]
         assert health["bus"]["connected"] and health["bus"]["leased"] == N_SESSIONS
         assert set(health["bus"]["workers"]) == {"w0", "w1", "w2"}
+        req = urllib.request.Request(bases[1] + "/metrics")
+        req.add_header("Authorization", f"Bearer {TOKEN}")
+        with urllib.request.urlopen(req, timeout=10) as r:
+            metrics = r.read().decode()
+        assert "affectstream_bus_connected 1.0" in metrics
+        assert f"affectstream_bus_leased_sessions {float(N_SESSIONS)}" in metrics
+        for w in ("w0", "w1", "w2"):
+            assert f'affectstream_worker_sessions{{worker="{w}"}} 4.0' in metrics
 
         async def follow_all() -> tuple[dict[tuple[int, str], Follower], float, str]:
             followers = {
