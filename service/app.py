@@ -15,6 +15,7 @@ preprocessing per model) → :mod:`~affectstream.service.scheduler` (batched inf
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -36,7 +37,8 @@ from affectstream.service.api.guard import (
 )
 from affectstream.service.gateway import Gateway
 from affectstream.service.settings import Settings
-from affectstream.service.state import ServiceState, load_models
+from affectstream.service.state import ServiceState, auto_attach, load_models
+from affectstream.streaming.lsl.inlet import StreamDirectory
 
 __all__ = ["create_app"]
 
@@ -62,10 +64,16 @@ def create_app(settings: Settings) -> FastAPI:
                 if not state.models_loaded:
                     load_models(state)
                 state.gateway.start()
+                if settings.auto_attach:  # this gateway registers sessions for LSL groups
+                    state.directory = StreamDirectory()
+                    threading.Thread(target=auto_attach, args=(state,), daemon=True).start()
                 try:
                     yield
                 finally:
+                    state.stop.set()
                     await state.gateway.close()
+                    if state.directory is not None:
+                        state.directory.close()
             else:
                 state.start(asyncio.get_running_loop())
                 try:

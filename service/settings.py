@@ -407,10 +407,6 @@ class Settings(BaseSettings):
     def _check_together(self) -> Self:
         if self.workers and self.bus is None:
             raise SettingsError("workers: local workers need a bus (--bus redis://HOST:6379/0)")
-        if self.bus is not None and self.auto_attach:
-            raise SettingsError(
-                "auto_attach: not available with a bus yet; create sessions with POST /sessions"
-            )
         if not _is_loopback(self.host) and not self.token:
             raise SettingsError(
                 f"host: binding to {self.host} (not loopback) requires a token "

@@ -260,6 +260,26 @@ def _groups(state: ServiceState) -> list[tuple[str, str]]:
     return out
 
 
+def _exists(state: ServiceState, key: str) -> bool:
+    if state.gateway is not None:
+        return state.gateway.session(key) is not None
+    return state.find_session(key) is not None
+
+
+def _attach(state: ServiceState, key: str) -> None:
+    """A session for the group ``key``: here, or (a gateway) in the bus registry, for a worker."""
+    match = SessionMatch(source_id_prefix=key + "-")
+    if state.gateway is None:
+        state.add_session(key, match, [])
+        return
+    if state.gateway.count() >= state.settings.max_sessions:
+        raise SessionLimitError(
+            f"the bus holds {state.settings.max_sessions} sessions (max_sessions)"
+        )
+    state.gateway.create(key, {"match": match.as_dict()})
+    log.info("auto-attach: %s registered on the bus", key)
+
+
 def auto_attach_once(state: ServiceState, now: float) -> None:
     """Create a session for every group of streams ``<key>-<TYPE>`` that appears (:func:`_groups`)
     up to ``max_sessions``; remove the auto-attached sessions whose streams have all been gone for
@@ -274,10 +294,10 @@ def auto_attach_once(state: ServiceState, now: float) -> None:
         if groups.get(key, set()) - uids:
             del state.auto_deleted[key]  # a restarted outlet: attach again
     for key in sorted(groups):
-        if key in state.auto_deleted or state.find_session(key) is not None:
+        if key in state.auto_deleted or _exists(state, key):
             continue
         try:
-            state.add_session(key, SessionMatch(source_id_prefix=key + "-"), [])
+            _attach(state, key)
         except FileExistsError:
             continue
         except SessionLimitError as e:
@@ -290,7 +310,11 @@ def auto_attach_once(state: ServiceState, now: float) -> None:
     for key in sorted(state.auto_sessions - set(groups)):
         if now - state.last_seen.get(key, now) > grace:
             log.info("auto-attach: %s removed, its streams gone for %.0f s", key, grace)
-            with contextlib.suppress(KeyError):
-                state.remove_session(key)
+            if state.gateway is not None:
+                state.gateway.delete(key)
+                state.auto_sessions.discard(key)
+            else:
+                with contextlib.suppress(KeyError):
+                    state.remove_session(key)
     for key in [k for k in state.last_seen if k not in groups and k not in state.auto_sessions]:
         del state.last_seen[key]

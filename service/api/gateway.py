@@ -130,6 +130,14 @@ def get_session(session_id: str, state: AppState) -> dict[str, Any]:
 @router.delete("/sessions/{session_id}", status_code=204, dependencies=guarded)
 def delete_session(session_id: str, state: AppState) -> None:
     _session(state, session_id)
+    if session_id in state.auto_sessions and state.directory is not None:
+        # as the embedded service: an auto-attached session stays deleted until its streams
+        # change (on this gateway: auto-attach runs on one gateway)
+        uids = frozenset(
+            s.uid for s in state.directory.streams() if s.source_id.startswith(f"{session_id}-")
+        )
+        state.auto_deleted[session_id] = uids
+        state.auto_sessions.discard(session_id)
     _bus(state, lambda g: g.delete(session_id))
 
 

@@ -91,7 +91,7 @@ def test_every_table_row_is_read_from_the_environment(tmp_path: Path) -> None:
         "port": "9001",
         "models": "a, b",
         "model_dir": str(zoo),
-        "auto_attach": "no",  # auto-attach is not available with a bus (below)
+        "auto_attach": "yes",
         "token": "k" * 20,
         "queue_size": "3",
         "resume_buffer": "7",
@@ -116,7 +116,7 @@ def test_every_table_row_is_read_from_the_environment(tmp_path: Path) -> None:
     env = {f"{ENV_PREFIX}{k.upper()}": v for k, v in values.items()}
     s = load_settings(environ=env, dotenv=None)
     assert (s.host, s.port, s.models, s.model_dir) == ("0.0.0.0", 9001, ("a", "b"), zoo)
-    assert (s.auto_attach, s.token, s.queue_size) == (False, "k" * 20, 3)
+    assert (s.auto_attach, s.token, s.queue_size) == (True, "k" * 20, 3)
     assert (s.tick_s, s.buffer_s, s.auto_attach_types) == (0.05, 30.0, ("EEG", "GSR"))
     assert (s.auto_attach_pattern, s.auto_attach_grace_s, s.lsl_out) == ("lab-*", 12.0, True)
     assert (s.max_sessions, s.max_models_per_session, s.max_subscribers) == (5, 4, 3)
@@ -133,7 +133,6 @@ def test_every_table_row_is_read_from_the_environment(tmp_path: Path) -> None:
         ({"workers": 2}, "workers: local workers need a bus"),
         ({"bus": "http://x:6379"}, "bus: a Redis URL"),
         ({"bus": "redis://x:6379/0", "workers": 65}, "workers: must be within 0-64"),
-        ({"bus": "redis://x:6379/0", "auto_attach": True}, "not available with a bus"),
     ],
 )
 def test_bus_settings_are_checked(values: dict[str, object], message: str) -> None:
