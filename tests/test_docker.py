@@ -606,7 +606,8 @@ def compose_header_session_urls() -> set[str]:
 
 def test_compose_demo_references_the_image_and_commands(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert set(services) == {"service", "replay"}
+    default = {name for name, svc in services.items() if "profiles" not in svc}
+    assert default == {"service", "replay"}  # what `docker compose up` starts
     service, replay = services["service"], services["replay"]
     build = service["build"]
     assert (COMPOSE.parent / build["context"] / build["dockerfile"]).resolve() == CPU_DOCKERFILE
@@ -824,3 +825,103 @@ def test_the_images_copy_every_folder_the_package_is_built_from(kind: str) -> No
         for source in args.split()[:-1]
     }
     assert set(folders) <= copied, sorted(set(folders) - copied)
+
+
+def test_compose_scaled_profile_is_redis_a_gateway_and_two_workers(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    scaled = {n for n, svc in services.items() if svc.get("profiles") == ["scaled"]}
+    assert scaled == {"redis", "gateway", "worker-1", "worker-2", "replay-scaled"}
+    image = services["service"]["image"]
+    for name in scaled - {"redis"}:
+        assert services[name]["image"] == image and "build" not in services[name]
+        assert services[name]["network_mode"] == "host"
+    redis_cmd = services["redis"]["command"]
+    port = redis_cmd[redis_cmd.index("--port") + 1]
+    url = f"redis://127.0.0.1:{port}/0"
+    gateway = services["gateway"]["environment"]
+    assert gateway["AFFECTSTREAM_BUS"] == url
+    assert re.fullmatch(r"\$\{AFFECTSTREAM_TOKEN:\?[^}]+\}", gateway["AFFECTSTREAM_TOKEN"])
+    assert gateway["AFFECTSTREAM_PORT"] != interpolate(
+        services["service"]["environment"]["AFFECTSTREAM_PORT"], {}
+    )  # both profiles run side by side
+    for w in ("worker-1", "worker-2"):
+        assert services[w]["entrypoint"] == ["affectstream", "worker", "--bus", url]
+    script = services["replay-scaled"]["entrypoint"][2]
+    session = script.split("--session ")[1].split()[0]
+    assert fnmatch(session, gateway["AFFECTSTREAM_AUTO_ATTACH_PATTERN"])
+
+
+def test_compose_scaled_profile_runs_here(
+    compose: dict[str, Any], tmp_path: Path, venv_bin: Path
+) -> None:
+    """`docker compose --profile scaled up` without Docker: a redis-server with the compose
+    service's arguments (on a free port), the gateway's entry point with its environment, the
+    two workers' entry points, and the replay's `sh -c` line; the gateway auto-attaches the
+    replayed group, a worker serves it, and the gateway reports its predictions. Changed for this
+    machine, as in the demo test: token, ports, LSLAPICFG, the synth folder, the session name."""
+    import shutil
+
+    services = compose["services"]
+    if shutil.which("redis-server") is None:
+        pytest.fail("redis-server is not installed (Debian package redis-server; .ci/run)")
+    home = tmp_path / "home"
+    config = image_config(CPU_DOCKERFILE, base_env(venv_bin, home))
+    redis_port, port, token = free_port(), free_port(), secrets.token_urlsafe(24)
+    url = f"redis://127.0.0.1:{redis_port}/0"
+    compose_url = services["gateway"]["environment"]["AFFECTSTREAM_BUS"]
+    session = f"scaled-test-{uuid.uuid4().hex[:8]}"
+    dotenv = {"AFFECTSTREAM_TOKEN": token}
+
+    def environment(name: str) -> dict[str, str]:
+        env = {
+            k: interpolate(str(v), dotenv).replace(compose_url, url)
+            for k, v in services[name].get("environment", {}).items()
+        }
+        env["LSLAPICFG"] = str(MACHINE_SCOPE_CFG)
+        if name == "gateway":
+            env["AFFECTSTREAM_PORT"] = str(port)
+        return {**config.env, **env}
+
+    redis_cmd = ["redis-server" if a == "redis-server" else a for a in services["redis"]["command"]]
+    redis_cmd[redis_cmd.index("--port") + 1] = str(redis_port)
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    logs = {n: tmp_path / f"{n}.log" for n in ("redis", "gateway", "w1", "w2", "replay")}
+    script = services["replay-scaled"]["entrypoint"][2]
+    script = script.replace("/tmp/demo", str(tmp_path / "demo"))
+    script = script.replace("--session scaled", f"--session {session}")
+    try:
+        procs["redis"] = start(
+            [*redis_cmd, "--dir", str(tmp_path)], config.env, home, logs["redis"]
+        )
+        wait_for(lambda: listening(redis_port), 20, "redis up", logs["redis"])
+        procs["gateway"] = start(
+            config.entrypoint + config.cmd, environment("gateway"), home, logs["gateway"]
+        )
+        for w, name in (("w1", "worker-1"), ("w2", "worker-2")):
+            argv = [a.replace(compose_url, url) for a in services[name]["entrypoint"]]
+            procs[w] = start(argv, environment(name), home, logs[w])
+        wait_for(lambda: listening(port), 45, "gateway up", logs["gateway"])
+        procs["replay"] = start(
+            ["/bin/sh", "-c", script], environment("replay-scaled"), home, logs["replay"]
+        )
+        auth = {"Authorization": f"Bearer {token}"}
+
+        def predicted() -> bool:
+            for name, proc in procs.items():
+                assert proc.poll() is None, f"{name} ended:\n" + logs[name].read_text()[-3000:]
+            status, body = http_status(f"http://127.0.0.1:{port}/sessions/{session}", auth)
+            if status != 200:
+                return False
+            described = json.loads(body)
+            return described.get("worker") is not None and any(
+                m["predictions"] > 0 for m in described.get("models", [])
+            )
+
+        wait_for(predicted, 90, f"predictions for {session} through the gateway", logs["gateway"])
+        _, body = http_status(f"http://127.0.0.1:{port}/health", auth)
+        bus = json.loads(body)["bus"]
+        assert bus["connected"] and len(bus["workers"]) == 2
+    finally:
+        for name in ("gateway", "w1", "w2", "replay", "redis"):
+            if name in procs:
+                stop(procs[name])

@@ -62,7 +62,12 @@ def run(args: argparse.Namespace) -> int:
         )
         return 2
     try:
-        settings = load_settings({"models": tuple(args.models)} if args.models else {})
+        # a worker listens on no port: the host setting (an image's AFFECTSTREAM_HOST=0.0.0.0,
+        # which would demand a token) does not apply to it
+        overrides: dict[str, object] = {"host": "127.0.0.1", "workers": 0}
+        if args.models:
+            overrides["models"] = tuple(args.models)
+        settings = load_settings(overrides)
     except SettingsError as e:
         print(f"affectstream worker: invalid setting: {e}", file=sys.stderr)
         return 2
