@@ -66,6 +66,7 @@ _CARD_METRICS = (
     ("accuracy", "accuracy"),
     ("balanced_accuracy", "balanced accuracy"),
     ("f1", "F1"),
+    ("f1_low", "F1 of low"),
     ("roc_auc", "ROC-AUC"),
 )
 

@@ -1,11 +1,10 @@
 """Training reports: ``report.json``, ``report.md`` and PNG figures in the run directory.
 
 Per dimension and test fold, and as mean ± SD over the folds: accuracy, balanced accuracy, F1 of
-the high class and ROC-AUC (:data:`~affectstream.training.train.METRICS`, by scikit-learn), and
-F1 of the low class (``f1_low``, from the fold's confusion matrix: 2·TN / (2·TN + FP + FN), 0 when
-no window is or is predicted low). ROC-AUC is undefined for a test fold whose windows are all one
-class: it is ``null`` there in ``report.json``, ``n/a`` in ``report.md``, and the mean leaves that
-fold out (and says so).
+the high class and of the low class (``f1``, ``f1_low``) and ROC-AUC
+(:data:`~affectstream.training.train.METRICS`, by scikit-learn). ROC-AUC is undefined for a test
+fold whose windows are all one class: it is ``null`` there in ``report.json``, ``n/a`` in
+``report.md``, and the mean leaves that fold out (and says so).
 
 Calibration (:mod:`affectstream.training.calibration`): per fold, the temperature fitted on the
 fold's validation subjects and the expected calibration error (ECE, 10 equal-width bins of
@@ -34,7 +33,6 @@ __all__ = [
     "METRIC_NOTE",
     "calibration_summary",
     "caveats",
-    "f1_low",
     "figures_from_report",
     "mean_sd",
     "roc_auc_note",
@@ -50,14 +48,6 @@ CALIBRATION_NOTE = (
     "same after it."
 )
 """What the calibration columns mean, printed under them."""
-
-
-def f1_low(confusion: list[list[int]]) -> float:
-    """F1 of the low class from ``[[tn, fp], [fn, tp]]``: 2·TN / (2·TN + FP + FN), 0 when the
-    denominator is (no window low, none predicted low)."""
-    (tn, fp), (fn, _tp) = confusion
-    denom = 2 * tn + fp + fn
-    return 2 * tn / denom if denom else 0.0
 
 
 def _mean_std(values: list[float | None]) -> dict[str, float | None]:
@@ -201,8 +191,6 @@ def write_report(
     """
     out.mkdir(parents=True, exist_ok=True)
     summary = summarise(results)
-    for dim in DIMENSIONS:
-        summary[dim]["f1_low"] = _mean_std([f1_low(r.confusion[dim]) for r in results])
     calibration = calibration_summary(results)
     if notes is None:
         notes = caveats(
@@ -244,9 +232,7 @@ def write_report(
                 "n_val": len(r.fold.val),
                 "n_test": len(r.fold.test),
                 "epochs_run": r.epochs_run,
-                "metrics": {
-                    d: {**m, "f1_low": f1_low(r.confusion[d])} for d, m in r.metrics.items()
-                },
+                "metrics": r.metrics,
                 **({"calibration": r.calibration} if r.calibration else {}),
                 "confusion": r.confusion,
                 "history": r.history,
@@ -321,7 +307,8 @@ def _markdown(doc: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for d in DIMENSIONS:
-        row = f"| {d} | {mean_sd(s[d]['f1'])} | {mean_sd(s[d]['f1_low'])} | "
+        row = f"| {d} | {mean_sd(s[d]['f1'])} | "
+        row += f"{mean_sd(s[d]['f1_low']) if 'f1_low' in s[d] else 'n/a'} | "
         if cal:
             c = cal[d]
             row += (

@@ -85,7 +85,7 @@ __all__ = [
 ]
 
 DIMENSIONS = ("valence", "arousal")
-METRICS = ("accuracy", "balanced_accuracy", "f1", "roc_auc")
+METRICS = ("accuracy", "balanced_accuracy", "f1", "f1_low", "roc_auc")
 """The test-fold metrics of every dimension (:func:`binary_metrics`), in report order."""
 
 
@@ -409,7 +409,8 @@ def binary_metrics(
     y_true, y_pred : true and predicted labels in {0, 1}; y_prob : predicted probability of high
     returns ``accuracy``; ``balanced_accuracy``, the mean recall of the classes present in
     ``y_true`` (of low and high; of the only class when the fold has one); ``f1`` of the high
-    class (0 when no window is high or predicted high); ``roc_auc`` of ``y_prob``, ``None`` when
+    class (0 when no window is high or predicted high) and ``f1_low`` of the low class (0 when
+    none is low or predicted low); ``roc_auc`` of ``y_prob``, ``None`` when
     ``y_true`` holds one class only (it is undefined then); ``confusion``, ``[[tn, fp], [fn, tp]]``
     """
     if len(y_true) == 0:
@@ -423,6 +424,7 @@ def binary_metrics(
         "accuracy": float(accuracy_score(y_true, y_pred)),
         "balanced_accuracy": balanced,
         "f1": float(f1_score(y_true, y_pred, pos_label=1, average="binary", zero_division=0.0)),
+        "f1_low": float(f1_score(y_true, y_pred, pos_label=0, average="binary", zero_division=0.0)),
         "roc_auc": float(roc_auc_score(y_true, y_prob)) if both_classes else None,
         "confusion": confusion_matrix(y_true, y_pred, labels=[0, 1]).tolist(),
     }
