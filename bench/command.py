@@ -98,6 +98,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         f"quick {_counts(QUICK_SESSIONS)})",
     )
     parser.add_argument(
+        "--workers",
+        default=None,
+        metavar="N,N,…",
+        help="e2e: run the sweep once per worker count, each against a gateway with that many "
+        "local worker processes on a fresh redis-server (serve --bus URL --workers N), and "
+        "report the capacities and their ratio (needs redis-server on PATH)",
+    )
+    parser.add_argument(
         "--seconds",
         type=float,
         default=None,
@@ -192,6 +200,7 @@ class Plan:
     ingest_seconds: float
     deap: Path | None = None
     eda_csv: Path | None = None
+    workers: tuple[int, ...] = ()
 
 
 def _levels(text: str | None, option: str, default: tuple[int, ...]) -> tuple[int, ...] | str:
@@ -226,9 +235,15 @@ def plan(args: argparse.Namespace) -> Plan | str:
         "--ingest-sessions",
         INGEST_QUICK_LEVELS if quick else INGEST_FULL_LEVELS,
     )
-    for value in (sections, levels, ingest_levels):
+    workers = _levels(getattr(args, "workers", None), "--workers", ())
+    for value in (sections, levels, ingest_levels, workers):
         if isinstance(value, str):
             return value
+    assert not isinstance(workers, str)
+    if workers and workers[-1] > 16:
+        return "--workers must be within 1-16"
+    if workers and "e2e" not in sections:
+        return "--workers measures the e2e section (drop --only, or include e2e)"
     assert not isinstance(sections, str)
     assert not isinstance(levels, str) and not isinstance(ingest_levels, str)
     seconds = args.seconds if args.seconds is not None else QUICK_SECONDS if quick else FULL_SECONDS
@@ -249,7 +264,15 @@ def plan(args: argparse.Namespace) -> Plan | str:
         if path is not None and not path.is_file():
             return f"{option}: no such file: {path}"
     return Plan(
-        sections, quick, levels, seconds, ingest_levels, ingest_seconds, args.deap, args.eda_csv
+        sections,
+        quick,
+        levels,
+        seconds,
+        ingest_levels,
+        ingest_seconds,
+        args.deap,
+        args.eda_csv,
+        workers,
     )
 
 
@@ -411,7 +434,9 @@ def measure(p: Plan) -> dict[str, Any]:
                 settle_s=1.0 if p.quick else 2.0,
                 log=_log,
             )
-        if "e2e" in p.sections:
+        if "e2e" in p.sections and p.workers:
+            doc["e2e_workers"] = _e2e_workers(p, data)
+        elif "e2e" in p.sections:
             doc.update(_e2e(p, data))
     if "inference" in p.sections:
         from affectstream.bench import inference
@@ -478,6 +503,38 @@ def _e2e(p: Plan, data: Path) -> dict[str, Any]:
     }
 
 
+def _e2e_workers(p: Plan, data: Path) -> dict[str, Any]:
+    """The e2e sweep once per worker count (a gateway and N local workers on a fresh Redis):
+    capacity, latency and CPU per count, and the capacity ratio of the largest count to the
+    smallest."""
+    from affectstream.bench import e2e
+
+    by_count: dict[str, Any] = {}
+    for n in p.workers:
+        _log(f"end-to-end sweep over {list(p.levels)} sessions with {n} worker(s)")
+        sweep = e2e.run_e2e(p.levels, p.seconds, data, log=_log, workers=n)
+        by_count[str(n)] = {
+            "capacity_sessions": sweep["capacity_sessions"],
+            "capacity": sweep["capacity"],
+            "e2e_latency_ms": sweep["e2e_latency_ms"],
+            "levels": sweep["levels"],
+            "client_errors": sweep["client_errors"],
+            "service_log_tail": sweep["service_log_tail"],
+        }
+    low, high = by_count[str(min(p.workers))], by_count[str(max(p.workers))]
+    ratio = (
+        high["capacity_sessions"] / low["capacity_sessions"] if low["capacity_sessions"] else None
+    )
+    return {
+        "topology": "a gateway (serve --bus) and N local worker processes on one redis-server, "
+        "pushers and clients on the same machine",
+        "by_workers": by_count,
+        "capacity_ratio": None if ratio is None else round(ratio, 2),
+        "ratio_of": [min(p.workers), max(p.workers)],
+        "models": sweep["models"],
+    }
+
+
 def _cvxeda(cvxeda: Any, quick: bool, eda_csv: Path | None = None) -> dict[str, Any]:
     """The ``cvxeda_speedup`` section at 16 Hz, on ``eda_csv`` (a NeuroKit2-style CSV at 100 Hz)
     or, when None, on the GSR of a synthetic DEAP subject."""
@@ -513,6 +570,7 @@ def write(doc: dict[str, Any], out: Path, readme: Path | None) -> int:
     stem = (
         f"{dt.date.today().isoformat()}-{socket.gethostname()}{'-quick' if doc['quick'] else ''}"
         + ("" if len(sections) == len(SECTIONS) else "-" + "-".join(sections))
+        + ("-workers" if "e2e_workers" in doc else "")
     )
     json_path = out / f"{stem}.json"
     png_path = out / f"{stem}.png" if "e2e_latency_ms" in doc else None

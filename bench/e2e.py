@@ -48,7 +48,7 @@ from typing import Any
 
 import numpy as np
 
-from affectstream.bench.machine import cpu_seconds
+from affectstream.bench.machine import cpu_seconds, tree_cpu_seconds
 
 __all__ = [
     "BUDGET_MS",
@@ -77,7 +77,7 @@ def _cpu_now(
 ) -> dict[str, float]:
     """CPU seconds so far: the service, all pushers, this process."""
     return {
-        "service": cpu_seconds(service.pid),
+        "service": tree_cpu_seconds(service.pid),  # with its workers, when it has any
         "pushers": sum(cpu_seconds(p.pid) for p, _ in pushers),
         "bench": time.process_time(),
     }
@@ -199,7 +199,12 @@ async def _follow(
         state.errors.append(f"{session}: websocket: {type(e).__name__}: {e}")
 
 
-def start_service(port: int, env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+def start_service(
+    port: int, env: dict[str, str], log_path: Path, bus: str | None = None, workers: int = 0
+) -> subprocess.Popen[bytes]:
+    """``affectstream serve`` on ``port``; with ``bus``, a gateway with ``workers`` local
+    workers (``serve --bus URL --workers N``)."""
+    scale = ["--bus", bus, "--workers", str(workers)] if bus else []
     with log_path.open("ab") as log:
         return subprocess.Popen(
             [
@@ -211,11 +216,33 @@ def start_service(port: int, env: dict[str, str], log_path: Path) -> subprocess.
                 str(port),
                 "--log-level",
                 "warning",
+                *scale,
             ],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
+
+
+def start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """A ``redis-server`` (from PATH) on a free loopback port, nothing on disk; its URL."""
+    import shutil
+
+    exe = shutil.which("redis-server")
+    if exe is None:
+        raise RuntimeError("--workers needs redis-server on PATH (Debian package redis-server)")
+    port = free_port()
+    argv = [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    proc = subprocess.Popen(
+        [*argv, "--dir", str(workdir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return proc, f"redis://127.0.0.1:{port}/0"
+        time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("redis-server did not start")
 
 
 def _session_counters(state: ServiceProcess, ours: set[str]) -> dict[str, int] | None:
@@ -264,6 +291,7 @@ async def _run(
     workdir: Path,
     log: Callable[[str], None],
     budget_ms: float,
+    workers: int = 0,
 ) -> dict[str, Any]:
     from affectstream.bench import pusher
     from affectstream.streaming.lsl.config import use_machine_scope
@@ -273,7 +301,8 @@ async def _run(
     use_machine_scope(env)
     use_machine_scope()
     port = free_port()
-    service = start_service(port, env, workdir / "service.log")
+    redis_proc, bus = start_redis(workdir) if workers else (None, None)
+    service = start_service(port, env, workdir / "service.log", bus, workers)
     state = ServiceProcess(f"http://127.0.0.1:{port}")
     pushers: list[tuple[subprocess.Popen[str], Path]] = []
     tasks: list[asyncio.Task[None]] = []
@@ -351,6 +380,9 @@ async def _run(
             p.stdin.close()
         for p, _ in pushers:
             pusher.stop(p)
+        if redis_proc is not None:
+            redis_proc.terminate()
+            redis_proc.wait(10)
     push_logs: dict[str, np.ndarray] = {}
     for _, path in pushers:
         with np.load(path) as z:
@@ -438,12 +470,16 @@ def run_e2e(
     data: Path,
     log: Callable[[str], None] = lambda s: None,
     budget_ms: float = BUDGET_MS,
+    workers: int = 0,
 ) -> dict[str, Any]:
     """Run the sweep with every session a looping replay of ``data`` (a DEAP-format subject file);
-    returns ``e2e_latency_ms``, ``capacity_sessions`` and the per-level detail."""
+    returns ``e2e_latency_ms``, ``capacity_sessions`` and the per-level detail. ``workers`` > 0:
+    the service is a gateway on a fresh ``redis-server`` with that many local workers (its CPU
+    figure then includes theirs; the session counters come from the workers' snapshots, which
+    they refresh every second)."""
     with tempfile.TemporaryDirectory(prefix="affectstream-bench-") as tmp:
         work = Path(tmp)
-        out = asyncio.run(_run(sorted(set(levels)), seconds, data, work, log, budget_ms))
+        out = asyncio.run(_run(sorted(set(levels)), seconds, data, work, log, budget_ms, workers))
         service_log = (work / "service.log").read_text(errors="replace").splitlines()
     out["service_log_tail"] = service_log[-20:]
     out["method"] = __doc__.split("\n\n", 1)[1].strip() if __doc__ else ""

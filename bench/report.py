@@ -113,6 +113,31 @@ def _ratio(v: Any) -> str:
     return "–" if v is None else f"{float(v):.3f}"
 
 
+def _workers_lines(w: dict[str, Any]) -> list[str]:
+    """The capacity per worker count (``affectstream bench --workers``)."""
+    lines = [
+        "",
+        f"Capacity by worker processes ({w['topology']}; same rule as above):",
+        "",
+        "| workers | capacity (sessions) | first failing level | p99 at the smallest level | "
+        "CPU cores at capacity (gateway + workers) |",
+        "|---|---|---|---|---|",
+    ]
+    for n, row in sorted(w["by_workers"].items(), key=lambda kv: int(kv[0])):
+        cap = row["capacity"]
+        smallest = min(row["e2e_latency_ms"], key=int) if row["e2e_latency_ms"] else None
+        p99 = row["e2e_latency_ms"][smallest]["p99"] if smallest is not None else None
+        cores = (cap.get("cpu_cores_at_capacity") or {}).get("service")
+        lines.append(
+            f"| {n} | {row['capacity_sessions']}{'+' if cap['is_lower_bound'] else ''} | "
+            f"{cap['first_failing_level']} | {p99} ms | {cores} |"
+        )
+    if w["capacity_ratio"] is not None:
+        a, b = w["ratio_of"]
+        lines += ["", f"Capacity with {b} workers / with {a}: **{w['capacity_ratio']}×**."]
+    return lines
+
+
 def markdown(doc: dict[str, Any], json_rel: str, png_rel: str | None) -> str:
     """The README block for ``doc`` (the sections it has; ``png_rel`` None when it has no plot)."""
     m = doc["machine"]
@@ -137,6 +162,8 @@ def markdown(doc: dict[str, Any], json_rel: str, png_rel: str | None) -> str:
     ]
     if "e2e_latency_ms" in doc:
         lines += _e2e_lines(doc, png_rel)
+    if "e2e_workers" in doc:
+        lines += _workers_lines(doc["e2e_workers"])
     if "ingest" in doc:
         lines += _ingest_lines(doc["ingest"])
     if "inference_throughput" in doc:

@@ -57,6 +57,9 @@ def test_push_time_is_the_round_holding_the_sample_that_completes_the_window() -
         ["--only", ","],
         ["--only", "ingest", "--update-readme", "README.md"],
         ["--deap", "no-such-file.dat"],
+        ["--workers", "0"],
+        ["--workers", "17"],
+        ["--workers", "1,2", "--only", "ingest"],
     ],
 )
 def test_bad_arguments_are_refused(bad: list[str], capsys: pytest.CaptureFixture[str]) -> None:
@@ -174,3 +177,41 @@ def test_quick_run_measures_everything(
     part = markdown({**only, "sections": ["ingest", "cvxeda"], "targets": {}}, "x.json", None)
     assert "--only ingest,cvxeda" in part and "Ingest alone" in part and "cvxEDA" in part
     assert "![" not in part and "Targets" not in part and "| model |" not in part
+
+
+@pytest.mark.slow
+@pytest.mark.lsl
+@pytest.mark.timeout(240)
+def test_workers_sweep_runs_against_a_gateway_and_workers(
+    tmp_path: Path, cli: Callable[..., list[str]], cli_env: dict[str, str]
+) -> None:
+    """``bench --workers 1``: the e2e sweep against ``serve --bus URL --workers 1`` on a fresh
+    redis-server; predictions arrive through the gateway and the CPU figure counts the worker."""
+    done = subprocess.run(
+        cli(
+            "bench",
+            "--only",
+            "e2e",
+            "--workers",
+            "1",
+            "--sessions",
+            "1",
+            "--seconds",
+            "3",
+            "--out",
+            tmp_path,
+        ),
+        capture_output=True,
+        text=True,
+        timeout=230,
+        env=cli_env,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    (path,) = tmp_path.glob("*-e2e-workers.json")
+    doc = json.loads(path.read_text())
+    one = doc["e2e_workers"]["by_workers"]["1"]
+    level = one["levels"]["1"]
+    assert level["received_predictions"] > 0 and level["unmatched"] == 0, level
+    assert level["cpu_cores"]["service"] > 0.05  # gateway + the worker doing the inference
+    assert one["e2e_latency_ms"]["1"]["p50"] > 0
+    assert "Capacity by worker processes" in done.stdout
