@@ -72,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"affectstream worker: invalid setting: {e}", file=sys.stderr)
         return 2
     try:
-        bus = Bus.connect(args.bus)
+        # the stream keeps what a gateway's resume buffer can hold, plus status messages
+        bus = Bus.connect(args.bus, maxlen=max(64, settings.resume_buffer + 256))
     except BusUnavailableError as e:
         print(f"affectstream worker: {e}", file=sys.stderr)
         return 2
