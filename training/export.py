@@ -491,7 +491,7 @@ def calibration_section(c: ModelContract, synthetic: bool) -> list[str]:
     )
     fitted = cal.fitted_on
     where = ", ".join(
-        f"{k} {', '.join(map(str, v))}"
+        f"{k if len(v) > 1 else k[:-1]} {', '.join(map(str, v))}"
         for k, v in fitted.items()
         if k in ("subjects", "songs") and isinstance(v, list)
     )
