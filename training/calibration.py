@@ -305,7 +305,7 @@ def calibrate_model_dir(
 
     from affectstream.models.contract import Calibration, ModelContract, file_sha256
     from affectstream.models.runner import ModelRunner
-    from affectstream.streaming.synthetic.deap import SYNTHETIC_MARKER
+    from affectstream.streaming.synthetic.deap import is_synthetic_deap
     from affectstream.training.datasets.deap import deap_windows
     from affectstream.training.export import (
         calibration_section,
@@ -344,9 +344,7 @@ def calibrate_model_dir(
     if set(fit_subjects) & set(eval_subjects):
         raise ValueError(f"subjects {sorted(set(fit_subjects) & set(eval_subjects))} in both")
     temps = tuple(fit_temperature(fit_z[:, k], fit_y[:, k]) for k in range(len(DIMENSIONS)))
-    synthetic = all(
-        (Path(f).parent / SYNTHETIC_MARKER).is_file() for f in [*fit_files, *eval_files]
-    )
+    synthetic = all(is_synthetic_deap(f) for f in [*fit_files, *eval_files])
     bins: dict[str, dict[str, dict[str, list[float]]]] = {}
     evaluation: dict[str, Any] = {
         "held_out": f"subjects {', '.join(map(str, eval_subjects))}, in neither the model's "

@@ -329,6 +329,8 @@ def _figure(path: Path, doc: dict[str, Any]) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from affectstream.training.figures import mark_synthetic
+
     models = list(dict.fromkeys(r["model"] for r in doc["runs"]))
     protocols = list(dict.fromkeys(r["protocol"] for r in doc["runs"]))
     width = 0.8 / max(1, len(protocols))
@@ -357,5 +359,6 @@ def _figure(path: Path, doc: dict[str, Any]) -> None:
             ax.set_ylim(0.3, 1.0)
     axes[0][0].legend(fontsize=7, title="protocol", title_fontsize=7)
     fig.tight_layout()
+    mark_synthetic(fig, doc["dataset"])  # after tight_layout: it takes the top line
     fig.savefig(path, dpi=80)
     plt.close(fig)

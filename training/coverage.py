@@ -39,7 +39,7 @@ from affectstream.models.runner import ModelRunner
 from affectstream.streaming.formats.deap import subject_number
 from affectstream.streaming.preprocess.montage import grid_cell
 from affectstream.streaming.preprocess.spec import FeatureKind
-from affectstream.streaming.synthetic.deap import SYNTHETIC_MARKER
+from affectstream.streaming.synthetic.deap import SYNTHETIC_MARKER, is_synthetic_deap
 from affectstream.training.augment import electrode_cells, montage_mask
 from affectstream.training.datasets.deap import deap_windows
 from affectstream.training.labels import binarise
@@ -191,8 +191,8 @@ def evaluate_coverage(
         for entry in named:
             if progress is not None:
                 progress(f"{entry['name']}: {_line(entry['metrics'])}")
+    synthetic = bool(files) and is_synthetic_deap(files[0])  # sidecar or watermark
     marker = Path(files[0]).parent / SYNTHETIC_MARKER if files else None
-    synthetic = bool(marker is not None and marker.exists())
     return {
         "model": contract.id,
         "model_synthetic": runner.synthetic,
@@ -201,7 +201,9 @@ def evaluate_coverage(
         "data": {
             "name": "synthetic DEAP-format data (affectstream synth)" if synthetic else "DEAP",
             "synthetic": synthetic,
-            "generator": json.loads(marker.read_text()) if synthetic and marker else None,
+            "generator": json.loads(marker.read_text())
+            if marker is not None and marker.is_file()
+            else None,
             "held_out_subjects": [int(s) for s in subjects],
             "files": [Path(f).name for f in files],
             "windows": len(ws),

@@ -41,6 +41,7 @@ from affectstream.streaming.formats.deap import (
     N_CHANNELS,
     N_SAMPLES,
     SFREQ,
+    read_deap,
     write_deap,
 )
 from affectstream.streaming.synthetic.physiology import (
@@ -67,12 +68,16 @@ __all__ = [
     "EFFECTS",
     "MAX_TRIALS",
     "SYNTHETIC_MARKER",
+    "WATERMARK",
     "Effect",
     "SubjectLatents",
     "SubjectTraits",
     "TrialLatents",
     "generate_subject",
+    "has_watermark",
+    "is_synthetic_deap",
     "subject_latents",
+    "watermark_labels",
     "write_synthetic_deap",
 ]
 
@@ -743,7 +748,51 @@ def generate_subject(
     for i, trial in enumerate(latents.trials):
         rng = _subject_rng(seed, subject, 2, i)
         _render_trial(rng, latents.traits, trial, eeg_model, data[i])
-    return data, latents.labels.copy()
+    return data, watermark_labels(latents.labels)
+
+
+# --------------------------------------------------------------------------------------------
+# The synthetic flag inside the file
+
+WATERMARK_BITS = 20
+WATERMARK = 0x5A5A5
+"""The low 20 mantissa bits of every synthetic rating (a change of ~2e-10 of the rating)."""
+
+
+def watermark_labels(labels: FloatArray) -> FloatArray:
+    """``labels`` with :data:`WATERMARK` in the low mantissa bits of every rating: the flag that
+    travels inside a synthetic DEAP file, where the format has no room for one (a DEAP file holds
+    exactly ``data`` and ``labels``), so a copy that lost ``SYNTHETIC.json`` is still known as
+    synthetic (:func:`has_watermark`). The ratings move by less than 1e-9."""
+    bits = np.ascontiguousarray(labels, dtype=np.float64).view(np.uint64).copy()
+    mask = np.uint64((1 << WATERMARK_BITS) - 1)
+    marked = (bits & ~mask) | np.uint64(WATERMARK)
+    # a rating of exactly 9 would move above the scale: take the step below it instead
+    over = marked.view(np.float64) > 9.0
+    marked[over] = ((bits[over] & ~mask) - (mask + np.uint64(1))) | np.uint64(WATERMARK)
+    return marked.view(np.float64)
+
+
+def has_watermark(labels: FloatArray) -> bool:
+    """Whether every rating carries :data:`WATERMARK` (a real recording's ratings match by chance
+    with probability 2^-20 per rating: never, for a subject's 4 ratings per trial)."""
+    arr = np.ascontiguousarray(labels, dtype=np.float64)
+    if arr.size == 0:
+        return False
+    low = arr.view(np.uint64) & np.uint64((1 << WATERMARK_BITS) - 1)
+    return bool(np.all(low == np.uint64(WATERMARK)))
+
+
+def is_synthetic_deap(folder_or_file: Path | str) -> bool:
+    """Whether DEAP-format files are affectstream's synthetic ones: the folder's
+    ``SYNTHETIC.json`` is there, or (a copy that lost it, or a single file) the first file's
+    ratings carry the watermark."""
+    path = Path(folder_or_file)
+    folder = path if path.is_dir() else path.parent
+    if (folder / SYNTHETIC_MARKER).is_file():
+        return True
+    files = [path] if path.is_file() else sorted(folder.glob("s[0-9][0-9].dat"))
+    return bool(files) and has_watermark(read_deap(files[0]).labels)
 
 
 def write_synthetic_deap(

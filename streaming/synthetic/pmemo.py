@@ -105,6 +105,7 @@ __all__ = [
     "TrialLatents",
     "eda_signal",
     "feature_model",
+    "is_synthetic_pmemo",
     "pmemo_truth",
     "song_features",
     "song_latents",
@@ -672,3 +673,21 @@ def write_synthetic_pmemo(
     }
     write_marker(out, marker)
     return paths
+
+
+def is_synthetic_pmemo(root: Path | str) -> bool:
+    """Whether a PMEmo-layout folder is affectstream's synthetic one: its ``SYNTHETIC.json`` is
+    there, or (a copy that lost it) every song of ``metadata.csv`` is titled "Synthetic song …",
+    as :func:`write_synthetic_pmemo` names them (the flag inside the data, since the CSV layout
+    has no room for one)."""
+    import csv
+
+    folder = Path(root)
+    if (folder / SYNTHETIC_MARKER).is_file():
+        return True
+    meta = folder / "metadata.csv"
+    if not meta.is_file():
+        return False
+    with meta.open(newline="", encoding="utf-8", errors="replace") as f:
+        titles = [row.get("title", "") for row in csv.DictReader(f)]
+    return bool(titles) and all(t.startswith("Synthetic song ") for t in titles)

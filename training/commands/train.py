@@ -271,12 +271,14 @@ def run(args: argparse.Namespace) -> int:
 def _deap(args: argparse.Namespace, p: Preset, stride: float) -> tuple[WindowSet, dict[str, Any]]:
     import numpy as np
 
-    from affectstream.streaming.synthetic.deap import SYNTHETIC_MARKER
+    from affectstream.streaming.synthetic.deap import SYNTHETIC_MARKER, is_synthetic_deap
     from affectstream.training.datasets.deap import deap_files, deap_windows
     from affectstream.training.train import progress_bar
 
     files = deap_files(args.data)[: args.subjects]
-    synthetic = (args.data / SYNTHETIC_MARKER).exists()
+    # the sidecar, or the watermark inside the files (a copy that lost the sidecar)
+    synthetic = is_synthetic_deap(args.data)
+    marker = args.data / SYNTHETIC_MARKER
     print(f"preprocessing {len(files)} subject(s) for {args.model} …", flush=True)
     with progress_bar(len(files), "preprocessing", "subject", enabled=_bars(args)) as bar:
 
@@ -289,7 +291,13 @@ def _deap(args: argparse.Namespace, p: Preset, stride: float) -> tuple[WindowSet
         "name": "synthetic DEAP-format data (affectstream synth)" if synthetic else "DEAP",
         "format": "DEAP",
         "synthetic": synthetic,
-        "generator": json.loads((args.data / SYNTHETIC_MARKER).read_text()) if synthetic else None,
+        "generator": json.loads(marker.read_text())
+        if marker.is_file()
+        else (
+            {"generator": "affectstream synth", "note": "watermark in the ratings"}
+            if synthetic
+            else None
+        ),
         "path": str(args.data),
         "subjects": len(np.unique(ws.subjects)),
         "windows": len(ws),

@@ -41,6 +41,7 @@ from affectstream.streaming.formats.pmemo import SFREQ, PmemoDataset
 from affectstream.streaming.preprocess.pipeline import preprocess_recording
 from affectstream.streaming.preprocess.spec import PreprocessSpec
 from affectstream.streaming.synthetic.deap import SYNTHETIC_MARKER
+from affectstream.streaming.synthetic.pmemo import is_synthetic_pmemo
 from affectstream.training.datasets.windows import StimulusTable, WindowSet
 
 __all__ = [
@@ -82,7 +83,7 @@ def pmemo_trial_streams(eda: NDArray[np.float64]) -> dict[str, NDArray[np.float6
 def music_table(dataset: PmemoDataset) -> StimulusTable:
     """Every song's raw static music features (the whole ``static_features.csv``)."""
     ids, names, values = dataset.features()
-    synthetic = (dataset.root / SYNTHETIC_MARKER).is_file()
+    synthetic = is_synthetic_pmemo(dataset.root)
     return StimulusTable(
         np.asarray(ids, dtype=np.int64),
         tuple(names),
@@ -153,7 +154,7 @@ def describe_windows(
     generator's settings), sizes, rates, rating source, what was skipped, the music features."""
     assert ws.stimulus is not None and ws.rating_sources is not None
     marker = dataset.root / SYNTHETIC_MARKER
-    synthetic = marker.is_file()
+    synthetic = is_synthetic_pmemo(dataset.root)  # the sidecar, or the titles inside
     recordings = np.unique(np.stack([ws.subjects, ws.trials], axis=1), axis=0)
     return {
         "name": "synthetic PMEmo-layout data (affectstream synth --format pmemo)"
@@ -161,7 +162,9 @@ def describe_windows(
         else "PMEmo",
         "format": "PMEmo",
         "synthetic": synthetic,
-        "generator": json.loads(marker.read_text()) if synthetic else None,
+        "generator": json.loads(marker.read_text())
+        if marker.is_file()
+        else ({"generator": "affectstream synth --format pmemo"} if synthetic else None),
         "path": str(dataset.root),
         "subjects": len(np.unique(ws.subjects)),
         "songs": len(np.unique(ws.trials)),

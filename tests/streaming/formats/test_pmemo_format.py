@@ -638,3 +638,21 @@ def test_cli_pmemo_accepts_more_subjects_than_deap(
     )
     assert synth.run(args) == 0
     assert len(open_pmemo(tmp_path / "p").subjects) > 50
+
+
+def test_synthetic_pmemo_is_known_without_its_sidecar(tmp_path: Path) -> None:
+    """A copy of a synthetic PMEmo folder that lost SYNTHETIC.json is still synthetic: every
+    song of metadata.csv is titled "Synthetic song …"; a real-looking metadata is not."""
+    from affectstream.streaming.synthetic.pmemo import is_synthetic_pmemo
+
+    write_synthetic_pmemo(tmp_path / "a", n_subjects=2, n_songs=3, seed=1)
+    assert is_synthetic_pmemo(tmp_path / "a")
+    shutil.copytree(tmp_path / "a", tmp_path / "copy")
+    (tmp_path / "copy" / "SYNTHETIC.json").unlink()
+    assert is_synthetic_pmemo(tmp_path / "copy")
+    meta = tmp_path / "copy" / "metadata.csv"
+    lines = meta.read_text().splitlines()
+    lines[1] = lines[1].replace("Synthetic song", "Bohemian Rhapsody", 1)
+    meta.write_text("\n".join(lines) + "\n")
+    assert not is_synthetic_pmemo(tmp_path / "copy")
+    assert not is_synthetic_pmemo(tmp_path / "nothing-here")

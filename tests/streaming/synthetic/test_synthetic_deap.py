@@ -204,8 +204,11 @@ def test_labels_are_continuous_dependent_ratings_on_1_to_9() -> None:
     assert abs(r[0, 1]) < 0.3  # valence and arousal cover all four quadrants
     high = (labels[:, :2] > 5).mean(axis=0)
     assert np.all((high > 0.35) & (high < 0.65))
+    from affectstream.streaming.synthetic.deap import watermark_labels
+
+    # the file's ratings are the latent ones with the synthetic watermark (< 1e-9 apart)
     np.testing.assert_array_equal(
-        generate_subject(2, 3, SEED)[1], subject_latents(2, 3, SEED).labels
+        generate_subject(2, 3, SEED)[1], watermark_labels(subject_latents(2, 3, SEED).labels)
     )
 
 
@@ -423,3 +426,36 @@ def test_cli_format_defaults_to_deap_and_refuses_unknown_formats() -> None:
     assert _parse("--out", "x", "--format", "pmemo").format == "pmemo"
     with pytest.raises(SystemExit):
         _parse("--out", "x", "--format", "amigos")
+
+
+def test_the_synthetic_flag_travels_inside_the_file(tmp_path: Path) -> None:
+    """A copy that lost SYNTHETIC.json is still known as synthetic: the ratings carry a
+    watermark in their lowest mantissa bits (the DEAP format has no room for a flag), which moves
+    them by less than 1e-9 and which real ratings do not carry."""
+    import shutil
+
+    from affectstream.streaming.synthetic.deap import (
+        has_watermark,
+        is_synthetic_deap,
+        subject_latents,
+        watermark_labels,
+    )
+
+    (path,) = write_synthetic_deap(tmp_path / "set", n_subjects=1, n_trials=2, seed=3)
+    labels = read_deap(path).labels
+    assert has_watermark(labels)
+    assert np.abs(labels - subject_latents(1, 2, seed=3).labels).max() < 1e-9
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    shutil.copy(path, copy / "s01.dat")  # the sidecar stays behind
+    assert not (copy / "SYNTHETIC.json").exists()
+    assert is_synthetic_deap(copy) and is_synthetic_deap(copy / "s01.dat")
+    # ratings as DEAP has them (continuous mouse ratings) carry no watermark
+    rng = np.random.default_rng(0)
+    real = rng.uniform(1, 9, size=(40, 4))
+    assert not has_watermark(real)
+    assert has_watermark(watermark_labels(real)) and not has_watermark(np.empty((0, 4)))
+    # a DEAP file whose ratings are not watermarked is not taken for synthetic without a sidecar
+    (tmp_path / "real").mkdir()
+    write_deap(tmp_path / "real" / "s01.dat", read_deap(path).data, real[:2])
+    assert not is_synthetic_deap(tmp_path / "real")
