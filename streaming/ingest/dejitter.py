@@ -121,6 +121,12 @@ class _Forgetting:
         i = np.arange(max(1, min(4096, block)), dtype=np.float64)
         self._grow = lam**-i  # lam^{−i}
         self._shrink = lam**i  # lam^{i}
+        self.block = len(i)
+
+    def last(self, a: NDArray[np.float64], prev: float) -> float:
+        """The sum after the last sample of ``a`` (k,), k ≤ :attr:`block`, from ``prev``."""
+        k = len(a)
+        return float(self.lam**k * prev + np.dot(a, self._shrink[k - 1 :: -1]))
 
     def run(self, a: NDArray[np.float64], prev: NDArray[np.float64]) -> NDArray[np.float64]:
         """``a`` (r, k) → (r, k + 1): ``prev`` (r,), then the sums after each sample."""
@@ -128,6 +134,13 @@ class _Forgetting:
         out = np.empty((r, k + 1))
         out[:, 0] = prev
         b = len(self._grow)
+        if k <= b:  # one block (the usual case)
+            acc = out[:, 1:]
+            np.multiply(a, self._grow[:k], out=acc)
+            np.cumsum(acc, axis=1, out=acc)
+            acc += self.lam * prev[:, None]
+            acc *= self._shrink[:k]
+            return out
         for s in range(0, k, b):
             n = min(b, k - s)
             acc = out[:, s + 1 : s + 1 + n]
@@ -174,6 +187,8 @@ class Dejitter:
         self._res = np.array([w0 * p.jitter_prior_s**2, w0])  # weighted Σr², Σ1
         self._last_out = -math.inf
         self._lead_ref = -math.inf
+        self._ar = np.arange(self._fit.block, dtype=np.float64)
+        self._ones = np.ones(self._jit.block)
 
     @property
     def slope(self) -> float:
@@ -235,8 +250,10 @@ class Dejitter:
             if self._x_next >= self.rebase_at:
                 self._rebase()
             k = m - i
-            x = self._x_next + np.arange(k, dtype=np.float64)
-            y = (t[i:] - self._anchor) - self._slope0 * x
+            ar = self._ar[:k] if k <= len(self._ar) else np.arange(k, dtype=np.float64)
+            x = ar + self._x_next
+            y = t[i:] - self._anchor
+            y -= self._slope0 * x
             a = np.empty((5, k))
             a[0] = 1.0
             a[1] = x
@@ -246,25 +263,33 @@ class Dejitter:
             sums = self._fit.run(a, self._sums)  # column j: the sums before sample j
             alpha, delta = self._line(sums)  # column j: the line through samples < j
             r = y - (alpha[:-1] + delta[:-1] * x)  # residual against the line before
-            sq = np.empty((2, k))
-            np.multiply(r, r, out=sq[0])
-            sq[1] = 1.0
-            res = self._jit.run(sq, self._res)
-            tol = np.maximum(
-                self._floor, self.policy.jitter_sigmas * np.sqrt(res[0, :-1] / res[1, :-1])
-            )
-            bad = np.abs(r) > tol
-            d = int(np.argmax(bad)) if bad.any() else k
+            r2 = r * r
+            if k <= self._jit.block and r2.max() <= self._floor**2:
+                # every residual within the tolerance's floor: only the final jitter sums matter
+                d = k
+                q, w = self._res
+                self._res = np.array([self._jit.last(r2, q), self._jit.last(self._ones[:k], w)])
+            else:
+                sq = np.empty((2, k))
+                sq[0] = r2
+                sq[1] = 1.0
+                res = self._jit.run(sq, self._res)
+                tol = np.maximum(
+                    self._floor, self.policy.jitter_sigmas * np.sqrt(res[0, :-1] / res[1, :-1])
+                )
+                bad = np.abs(r) > tol
+                d = int(np.argmax(bad)) if bad.any() else k
+                self._res = res[:, d].copy()
             if d:  # samples 0..d-1 of this run are on the line (through each of them)
                 xd = x[:d]
                 fit = self._anchor + self._slope0 * xd + alpha[1 : d + 1] + delta[1 : d + 1] * xd
                 step = 0.5 * self.interval  # the line's output always increases
-                ramp = step * np.arange(1, d + 1)
-                fit = np.maximum.accumulate(np.maximum(fit - ramp, self._last_out)) + ramp
+                if fit[0] < self._last_out + step or (d > 1 and (fit[1:] - fit[:-1]).min() < step):
+                    ramp = step * (ar[:d] + 1.0)
+                    fit = np.maximum.accumulate(np.maximum(fit - ramp, self._last_out)) + ramp
                 out[i : i + d] = fit
                 self._last_out = float(fit[-1])
                 self._sums = sums[:, d].copy()
-                self._res = res[:, d].copy()
                 self._x_next += d
                 if lead is not None:
                     self._lead_ref = max(self._lead_ref, float(lead[i : i + d].max()))
@@ -276,7 +301,8 @@ class Dejitter:
                 back += 1
                 self._reanchor(float(t[i]))
                 continue
-            margin = max(float(tol[d]), self.policy.future_margin_s)
+            tol_d = float(tol[d])
+            margin = max(tol_d, self.policy.future_margin_s)
             if lead is not None and lead[i] > max(self._lead_ref, 0.0) + margin:
                 ahead += 1
                 self._reanchor(float(t[i]))
