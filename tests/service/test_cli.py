@@ -134,3 +134,23 @@ def test_the_demo_subject_is_outside_every_shipped_model_s_training_set() -> Non
         assert DEMO_SUBJECT not in trained, (path, list(trained))
         # nor among the subjects written for it (held out for evaluation, e.g. the coverage curve)
         assert first + dataset["generator"]["subjects"] <= DEMO_SUBJECT, path
+
+
+@pytest.mark.parametrize("verb", ["serve", "worker"])
+def test_an_unreachable_bus_is_one_line_naming_the_url(
+    verb: str, cli: Callable[..., list[str]], cli_env: dict[str, str]
+) -> None:
+    """Redis unreachable at start: exit code 2 and one line naming the URL (password redacted),
+    no traceback — for a gateway and for a worker."""
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"redis://:s3cret@127.0.0.1:{port}/0"
+    done = subprocess.run(
+        cli(verb, "--bus", url), env=cli_env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2, done.stderr
+    assert f"cannot reach the bus at redis://:***@127.0.0.1:{port}/0" in done.stderr
+    assert "s3cret" not in done.stderr and "Traceback" not in done.stderr

@@ -202,6 +202,33 @@ def test_two_gateways_three_workers_twelve_sessions_survive_a_killed_worker(
         assert worst <= 5.0, f"a session resumed {worst:.1f} s after the kill"
         assert all(bus.holder(sid) not in (None, victim) for sid in ids)
 
+        # a client of gateway 0 reconnects to gateway 1 and resumes from its last seq there
+        sid = ids[1]
+        seen = followers[(0, sid)]
+        hello0 = next(m for _, m in seen.messages if m["type"] == "hello")
+        since = seen.seqs()[-6]
+
+        async def resume_elsewhere() -> tuple[dict[str, Any], list[int]]:
+            url = (
+                f"ws://127.0.0.1:{ports[1]}/ws/sessions/{sid}?since={since}&epoch={hello0['epoch']}"
+            )
+            async with websockets.connect(
+                url, additional_headers={"Authorization": f"Bearer {TOKEN}"}
+            ) as ws:
+                hello = json.loads(await ws.recv())
+                got: list[int] = []
+                while len(got) < 8:
+                    m = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                    if m["type"] == "prediction":
+                        got.append(m["seq"])
+                return hello, got
+
+        hello1, resumed = asyncio.run(resume_elsewhere())
+        assert hello1["epoch"] == hello0["epoch"]
+        assert hello1["resume"]["reset"] is False and hello1["resume"]["missed"] == 0
+        assert hello1["resume"]["replayed"] >= 5
+        assert resumed == list(range(since + 1, since + 9)), resumed  # each once, in order
+
         # deleted on one gateway: its clients on the other are closed with 4410
         async def delete_seen_elsewhere() -> int | None:
             f = Follower(f"ws://127.0.0.1:{ports[1]}/ws/sessions/{ids[0]}")
