@@ -256,7 +256,7 @@ def _session_counters(state: ServiceProcess, ours: set[str]) -> dict[str, int] |
     for s in rows:
         if s["session"] not in ours:
             continue
-        for m in s["models"]:
+        for m in s.get("models", []):  # a gateway's session no worker holds yet has none
             total["coalesced"] += int(m["coalesced"])
             total["predictions"] += int(m["predictions"])
             total["skipped_windows"] += sum(int(v) for v in m["skipped_windows"].values())

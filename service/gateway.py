@@ -76,7 +76,16 @@ class RemoteSession:
             "epoch": self.epoch,
             "worker": self.worker,
             "request": self.request,
-            **({} if self.snapshot else {"served": False, "unserved": "no worker holds it yet"}),
+            **(
+                {}
+                if self.snapshot
+                else {
+                    "served": False,
+                    "unserved": "no worker holds it yet",
+                    "streams": [],
+                    "models": [],
+                }
+            ),
         }
 
 
