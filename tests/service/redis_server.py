@@ -23,8 +23,8 @@ def free_port() -> int:
 class RedisServer:
     def __init__(self, workdir: Path, port: int | None = None) -> None:
         exe = shutil.which("redis-server")
-        if exe is None:
-            pytest.fail("redis-server is not installed (Debian package redis-server; .ci/run)")
+        if exe is None:  # .ci/run installs it; elsewhere the scale-out tests say why they skip
+            pytest.skip("redis-server is not installed (Debian package redis-server)")
         self.exe = exe
         self.workdir = workdir
         self.port = port or free_port()
