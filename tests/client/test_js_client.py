@@ -26,7 +26,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "service"))
 
-from live_service import LiveService, run_service, wait_until, write_gsr_model
+from live_service import LiveService, restartable_port, run_service, wait_until, write_gsr_model
 from producers import Device, skin_conductance
 
 from affectstream.service.settings import Settings
@@ -121,7 +121,7 @@ def test_node_tests_pass_against_the_service(tmp_path: Path, session_name: str) 
     with producer, ExitStack() as outer:
         service = ExitStack()
         outer.callback(lambda: service.close())  # whichever incarnation runs at the end
-        live = start(0, service)
+        live = start(restartable_port(), service)  # restarted on the same port below
         env = {
             **os.environ,
             "AFFECTSTREAM_URL": live.url,

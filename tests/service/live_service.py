@@ -15,6 +15,7 @@ creates a session named ``<session>`` for them (about one second after they appe
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import subprocess
@@ -41,6 +42,7 @@ __all__ = [
     "free_port",
     "gsr_contract",
     "replay_log",
+    "restartable_port",
     "run_replay",
     "run_service",
     "stop_process",
@@ -155,6 +157,28 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def restartable_port() -> int:
+    """A free loopback port below the kernel's ephemeral range, for a server a test kills and
+    starts again on the same port: a port from the ephemeral range can be taken meanwhile as the
+    source port of an outgoing connection (a client retrying against the dead server can even
+    connect to itself), and the restart then fails with "address already in use"."""
+    import random
+
+    low = 32768
+    with contextlib.suppress(OSError, ValueError):
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(20000, max(20001, low))
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    return free_port()
 
 
 @dataclass

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from live_service import restartable_port
 
 __all__ = ["RedisServer", "free_port"]
 
@@ -27,7 +28,8 @@ class RedisServer:
             pytest.skip("redis-server is not installed (Debian package redis-server)")
         self.exe = exe
         self.workdir = workdir
-        self.port = port or free_port()
+        # a port below the ephemeral range: a restart on the same port must find it free
+        self.port = port or restartable_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
