@@ -27,8 +27,13 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/affectstream demo $(ARGS)
 
+# The whole suite in two phases: everything not marked `serial` on two workers (most tests wait
+# on real time: LSL streams, servers, replays), then the `serial` tests alone (they measure
+# latency or capacity). JUNIT_DIR (set by .ci/run) gets one JUnit report per phase.
+JOBS ?= 2
 test: $(STAMP)
-	$(BIN)/python -m pytest $(ARGS)
+	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile -m "not serial" $(if $(JUNIT_DIR),--junitxml=$(JUNIT_DIR)/parallel.xml) $(ARGS)
+	$(BIN)/python -m pytest -m serial $(if $(JUNIT_DIR),--junitxml=$(JUNIT_DIR)/serial.xml) $(ARGS)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow and not lsl and not browser" $(ARGS)

@@ -784,6 +784,7 @@ def excluded(path: str, rules: list[tuple[bool, re.Pattern[str]]]) -> bool:
         "dist/affectstream-0.1.0.tar.gz",
         "affectstream.egg-info/PKG-INFO",
         ".test-report.xml",
+        ".test-reports/parallel.xml",
     ],
 )
 def test_dockerignore_keeps_out(path: str) -> None:

@@ -98,6 +98,7 @@ def test_update_readme_needs_the_markers(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.lsl
+@pytest.mark.serial
 @pytest.mark.timeout(240)
 def test_quick_run_measures_everything(
     tmp_path: Path, cli: Callable[..., list[str]], cli_env: dict[str, str]
@@ -181,6 +182,7 @@ def test_quick_run_measures_everything(
 
 @pytest.mark.slow
 @pytest.mark.lsl
+@pytest.mark.serial
 @pytest.mark.timeout(240)
 def test_workers_sweep_runs_against_a_gateway_and_workers(
     tmp_path: Path, cli: Callable[..., list[str]], cli_env: dict[str, str]

@@ -102,6 +102,7 @@ def _predictions(live: LiveService, session: str) -> int:
 @pytest.mark.slow
 @pytest.mark.skipif(NODE is None, reason="node is not installed (Node 18+ runs these tests)")
 @pytest.mark.timeout(150)
+@pytest.mark.serial  # restarts its service on the same port; timing of the Node tests
 def test_node_tests_pass_against_the_service(tmp_path: Path, session_name: str) -> None:
     pytest.importorskip("onnx")  # the tiny model is built with onnx (the `train` extra)
     node = _node_args()

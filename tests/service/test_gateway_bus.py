@@ -27,7 +27,7 @@ from redis_server import RedisServer
 
 from affectstream.service.bus import Bus
 
-pytestmark = [pytest.mark.lsl, pytest.mark.slow]
+pytestmark = [pytest.mark.lsl, pytest.mark.slow, pytest.mark.serial]  # takeover within 5 s
 
 TOKEN = "gateway-test-token-0123456789"
 N_SESSIONS = 12

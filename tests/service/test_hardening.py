@@ -662,6 +662,7 @@ def test_auto_attach_takes_the_pattern_removes_lost_groups_and_deletes_stick(
 
 
 @pytest.mark.lsl
+@pytest.mark.serial  # measures latency
 @pytest.mark.timeout(120)
 def test_past_the_bounds_the_live_session_keeps_its_latency(
     tmp_path: Path, session_name: str
