@@ -13,6 +13,7 @@ from typing import Any
 __all__ = [
     "REQUIRED_KEYS",
     "SECTION_KEYS",
+    "mark_synthetic_sessions",
     "markdown",
     "plot",
     "plot_soak",
@@ -73,6 +74,22 @@ def targets(doc: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def mark_synthetic_sessions(fig: Any, doc: dict[str, Any]) -> None:
+    """Say on the figure that its live sessions replayed synthetic data (the default when no
+    ``--deap`` file is given): a performance figure, but one made from synthetic signals."""
+    data = str(doc.get("live_sessions_data", ""))
+    if "synthetic" in data:
+        fig.text(
+            0.5,
+            0.005,
+            f"sessions replay {data}: synthetic data, not DEAP",
+            ha="center",
+            va="bottom",
+            fontsize=7,
+            color="#b00020",
+        )
+
+
 def plot(doc: dict[str, Any], path: Path) -> None:
     """Latency percentiles against concurrent sessions, with the budget and the 1-session target."""
     import matplotlib
@@ -100,7 +117,8 @@ def plot(doc: dict[str, Any], path: Path) -> None:
     )
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    mark_synthetic_sessions(fig, doc)
     fig.savefig(path)
     plt.close(fig)
 
@@ -360,7 +378,8 @@ def plot_soak(doc: dict[str, Any], path: Path) -> None:
         f"{m.get('cores')} cores — faults {soak['faults']}",
         fontsize=7,
     )
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    mark_synthetic_sessions(fig, doc)
     fig.savefig(path)
     plt.close(fig)
 

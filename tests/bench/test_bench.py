@@ -221,3 +221,22 @@ def test_workers_sweep_runs_against_a_gateway_and_workers(
     assert level["cpu_cores"]["service"] > 0.05  # gateway + the worker doing the inference
     assert one["e2e_latency_ms"]["1"]["p50"] > 0
     assert "Capacity by worker processes" in done.stdout
+
+
+def test_benchmark_figures_say_when_their_sessions_were_synthetic() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from affectstream.bench.report import mark_synthetic_sessions
+
+    for data, marked in (
+        ("synthetic DEAP-format subject (seed 0, 2 trials)", True),
+        ("s01.dat", False),
+    ):
+        fig = plt.figure()
+        mark_synthetic_sessions(fig, {"live_sessions_data": data})
+        texts = [t.get_text() for t in fig.texts]
+        plt.close(fig)
+        assert any("synthetic data, not DEAP" in t for t in texts) is marked, texts
