@@ -197,6 +197,7 @@ SNAPSHOT = """(() => {
     count: text('count'), seq: text('seq'), missed: text('missed'), resumes: text('resumes'),
     valence: text('valence'), arousal: text('arousal'),
     latency: text('latency'), truth: text('truth'),
+    synthetic: document.getElementById('synthetic')?.hidden === false ? text('synthetic') : null,
     models: [...document.querySelectorAll('#models tbody tr[data-model]')]
       .map((r) => r.dataset.model),
     health: Object.fromEntries(rows.map((r) => [r.dataset.stream, r.dataset.state])),
@@ -292,6 +293,9 @@ def test_dashboard_shows_live_predictions(
     assert shown["session"] == session_name
     assert shown["model"] == MODELS[0]  # the numbers shown: the first model, by default
     assert shown["models"] == list(MODELS)  # both in the selector and the models table
+    # the fixture models say they were trained on synthetic data; the page says so
+    assert shown["synthetic"] is not None and "synthetic data" in shown["synthetic"], shown
+    assert all(m in shown["synthetic"] for m in MODELS), shown["synthetic"]
     assert int(shown["count"]) >= wanted
     for key in ("valence", "arousal"):
         assert 0.0 <= float(shown[key]) <= 1.0, shown
