@@ -54,6 +54,9 @@
  * @property {number} [factor=2]  backoff growth per failed attempt
  * @property {number} [jitter=0.5]  each delay is drawn from [(1 − jitter)·d, d]
  * @property {boolean} [waitForSession=false]  retry while the session is unknown (close 4404)
+ * @property {number} [openTimeoutMs=10000]  a handshake not done by then is given up and
+ *   retried (this timer also keeps a Node process alive while the client connects: Node's
+ *   WebSocket does not hold the event loop open during its handshake)
  * @property {number} [pingIntervalMs=20000]  send {"type":"ping"} this often (0: never); a
  *   connection silent for 2.5 intervals is taken as lost and reconnected
  * @property {number} [bufferSize=1024]  messages an iterator holds for a slow loop (oldest
@@ -249,6 +252,7 @@ export class AffectStreamClient {
     /** @private @type {any} */ this._ws = null;
     /** @private @type {any} */ this._retryTimer = null;
     /** @private @type {any} */ this._pingTimer = null;
+    /** @private @type {any} */ this._openTimer = null;
     /** @private */ this._lastHeard = 0;
     /** @private @type {Map<string, Set<Function>>} */ this._listeners = new Map();
     /** @private @type {Set<Sink>} */ this._sinks = new Set();
@@ -363,6 +367,13 @@ export class AffectStreamClient {
     }
     this._ws = ws;
     this._lastHeard = Date.now();
+    clearTimeout(this._openTimer);
+    const openMs = this.options.openTimeoutMs ?? 10000;
+    this._openTimer = setTimeout(() => {
+      if (ws !== this._ws) return;
+      this._detach(CloseCode.NORMAL, "handshake timeout");
+      this._closed(CloseCode.ABNORMAL, `no handshake within ${openMs} ms`);
+    }, openMs);
     ws.onmessage = (/** @type {{data: any}} */ ev) => {
       if (ws !== this._ws) return;
       this._lastHeard = Date.now();
@@ -376,6 +387,7 @@ export class AffectStreamClient {
       if (msg && typeof msg === "object" && typeof msg.type === "string") this._receive(msg);
     };
     ws.onclose = (/** @type {{code: number, reason: string}} */ ev) => {
+      clearTimeout(this._openTimer);
       if (ws !== this._ws) return;
       this._ws = null;
       clearInterval(this._pingTimer);
@@ -383,6 +395,7 @@ export class AffectStreamClient {
     };
     ws.onerror = () => {}; // a close event follows, with the code
     ws.onopen = () => {
+      clearTimeout(this._openTimer);
       const every = this.options.pingIntervalMs ?? 20000;
       if (every > 0) this._pingTimer = setInterval(() => this._ping(ws, every), every);
     };
@@ -457,6 +470,7 @@ export class AffectStreamClient {
   _finish(/** @type {AffectStreamError | null} */ error) {
     this.error = error;
     clearTimeout(this._retryTimer);
+    clearTimeout(this._openTimer);
     this._detach(CloseCode.NORMAL, "client closed");
     this._setState("closed", { code: error?.code ?? null, reason: error?.reason ?? "" });
     for (const sink of [...this._sinks]) sink.end(error);

@@ -83,3 +83,33 @@ test("a closed client's iterators end at once; close() twice is harmless", async
   for await (const _ of client) assert.fail("no prediction from a closed client");
   await client.wait(); // resolves: closed by close(), not by an error
 });
+
+test("a handshake that never completes is given up after openTimeoutMs and retried", async () => {
+  const opened = [];
+  class Stuck {
+    // a socket whose handshake never ends (no open, no close): what a server that accepted the
+    // connection but never answered looks like
+    constructor(url) {
+      opened.push(url);
+    }
+    close() {}
+    send() {}
+  }
+  const client = new AffectStreamClient({
+    url: "http://127.0.0.1:9/",
+    session: "s",
+    WebSocket: Stuck,
+    openTimeoutMs: 40,
+    initialDelayMs: 10,
+    maxDelayMs: 20,
+  });
+  const states = [];
+  client.on("state", (s) => states.push(s));
+  client.start();
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  client.close();
+  assert.ok(opened.length >= 3, `attempts ${opened.length}`);
+  const retried = states.filter((s) => s.state === "reconnecting" && s.code === 1006);
+  assert.ok(retried.length >= 2, JSON.stringify(states));
+  assert.match(retried[0].reason, /no handshake within 40 ms/);
+});
