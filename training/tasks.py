@@ -106,24 +106,6 @@ def nine_class_labels(ratings: NDArray[np.float64]) -> NDArray[np.int64]:
     return out
 
 
-def _tensors(
-    ws: WindowSet,
-    idx: NDArray[np.int64],
-    inputs: ModelInputs,
-    norms: dict[str, tuple[NDArray[np.float64], NDArray[np.float64]]],
-) -> list[torch.Tensor]:
-    out = []
-    for name in inputs.names:
-        mean, std = norms[name]
-        if name == inputs.stimulus:
-            assert ws.stimulus is not None
-            x = (ws.stimulus.values[ws.stimulus.rows(ws.trials[idx])] - mean) / std
-        else:
-            x = (ws.X[name][idx].astype(np.float64) - mean) / std
-        out.append(torch.from_numpy(x.astype(np.float32)))
-    return out
-
-
 def _balanced(true: NDArray[np.int64], pred: NDArray[np.int64]) -> float:
     """Mean recall over the classes present in ``true`` (a fold rarely holds all nine)."""
     with warnings.catch_warnings():
@@ -137,10 +119,11 @@ def _nine_loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def _predict(model: torch.nn.Module, xs: list[torch.Tensor]) -> torch.Tensor:
+    from affectstream.training.train import predict_scores
+
     model.eval()
     with torch.no_grad():
-        parts = [model(*[x[s : s + 256] for x in xs]) for s in range(0, len(xs[0]), 256)]
-    return torch.cat(parts)
+        return predict_scores(model, xs, torch.device("cpu"))
 
 
 def _fit_nine(
@@ -152,7 +135,7 @@ def _fit_nine(
     val: NDArray[np.int64],
     seed: int,
 ) -> tuple[torch.nn.Module, dict[str, Any], int]:
-    from affectstream.training.train import norm_stats, stimulus_norm_stats
+    from affectstream.training.train import norm_stats, stimulus_norm_stats, window_tensors
 
     torch.manual_seed(seed)
     norms = {n: norm_stats(f, ws.X[n][train]) for n, f in inputs.streams.items()}
@@ -171,8 +154,8 @@ def _fit_nine(
         lr_step_epochs=cfg.lr_step_epochs,
         lr_gamma=cfg.lr_gamma,
     )
-    xs, yt = _tensors(ws, train, inputs, norms), torch.from_numpy(y[train])
-    xv, yv = _tensors(ws, val, inputs, norms), torch.from_numpy(y[val])
+    xs, yt = window_tensors(ws, train, inputs, norms), torch.from_numpy(y[train])
+    xv, yv = window_tensors(ws, val, inputs, norms), torch.from_numpy(y[val])
     gen = torch.Generator().manual_seed(seed)
     best, best_loss, waited, epochs = copy.deepcopy(model.state_dict()), math.inf, 0, 0
     for _ in range(cfg.epochs):
@@ -207,7 +190,7 @@ def run_nine_class(
     report document (per fold and mean ± SD: accuracy, balanced accuracy and macro F1 per
     dimension, and the 9 × 9 confusion matrices). Chance is about 1/9 with balanced classes; the
     classes are far from balanced on DEAP, so read the balanced accuracy."""
-    from affectstream.training.train import model_inputs
+    from affectstream.training.train import model_inputs, window_tensors
 
     if cfg.protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {cfg.protocol!r}; choose from {sorted(PROTOCOLS)}")
@@ -220,7 +203,7 @@ def run_nine_class(
         model, norms, epochs = _fit_nine(
             cfg, inputs, ws, y, fold.train, fold.val, cfg.seed * 1000 + fold.index
         )
-        out = _predict(model, _tensors(ws, fold.test, inputs, norms))
+        out = _predict(model, window_tensors(ws, fold.test, inputs, norms))
         metrics: dict[str, Any] = {}
         for k, dim in enumerate(DIMENSIONS):
             pred = out[:, k * NINE_CLASSES : (k + 1) * NINE_CLASSES].argmax(dim=1).numpy()

@@ -79,9 +79,11 @@ __all__ = [
     "make_labels",
     "model_inputs",
     "norm_stats",
+    "predict_scores",
     "progress_bar",
     "run_training",
     "stimulus_norm_stats",
+    "window_tensors",
 ]
 
 DIMENSIONS = ("valence", "arousal")
@@ -233,9 +235,11 @@ def _loss_fn(model_name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Te
     return lambda out, y: bce(out, y)
 
 
-def _tensors(
+def window_tensors(
     ws: WindowSet, idx: NDArray[np.int64], inputs: ModelInputs, norms: dict[str, Any]
 ) -> list[torch.Tensor]:
+    """The model's input tensors for windows ``idx``, standardised with ``norms`` (the stimulus
+    features looked up per window)."""
     out = []
     for name in inputs.names:
         mean, std = norms[name]
@@ -280,9 +284,9 @@ def fit(
         lr_gamma=cfg.lr_gamma,
     )
     loss_fn = _loss_fn(cfg.model)
-    xs_train = _tensors(ws, train, inputs, norms)
+    xs_train = window_tensors(ws, train, inputs, norms)
     y_train = torch.from_numpy(y[train].astype(np.float32))
-    xs_val = _tensors(ws, val, inputs, norms) if len(val) else []
+    xs_val = window_tensors(ws, val, inputs, norms) if len(val) else []
     y_val = torch.from_numpy(y[val].astype(np.float32))
     gen = torch.Generator().manual_seed(seed)
     dropout = grid_dropout(cfg, inputs, seed)
@@ -384,7 +388,7 @@ def _evaluate(
     device: torch.device,
 ) -> tuple[float, float]:
     model.eval()
-    out = _predict_scores(model, xs, device)
+    out = predict_scores(model, xs, device)
     loss = float(loss_fn(out, y))
     # every (window, dimension) decision counts once
     acc = float(accuracy_score(y.numpy().ravel().astype(np.int64), (out > 0).numpy().ravel()))
@@ -392,7 +396,7 @@ def _evaluate(
 
 
 @torch.no_grad()
-def _predict_scores(
+def predict_scores(
     model: nn.Module, xs: list[torch.Tensor], device: torch.device, batch: int = 256
 ) -> torch.Tensor:
     parts = []
@@ -537,8 +541,8 @@ def run_training(
             fits.set_description(name)
             seed = cfg.seed * 1000 + fold.index
             trained = _fit_with_bar(cfg, spec, ws, y, fold.train, fold.val, seed, name, bar)
-            xs = _tensors(ws, fold.test, inputs, trained.norms)
-            scores = _predict_scores(trained.module, xs, torch.device("cpu"))
+            xs = window_tensors(ws, fold.test, inputs, trained.norms)
+            scores = predict_scores(trained.module, xs, torch.device("cpu"))
             pred = (scores > 0).numpy().astype(np.int64)
             prob = torch.sigmoid(scores.double()).numpy()  # of high, as the exported ``probs``
             metrics, confusion = {}, {}
@@ -546,8 +550,8 @@ def run_training(
                 m = binary_metrics(y[fold.test, k], pred[:, k], prob[:, k])
                 confusion[dim] = m.pop("confusion")
                 metrics[dim] = m
-            val_xs = _tensors(ws, fold.val, inputs, trained.norms)
-            val_scores = _predict_scores(trained.module, val_xs, torch.device("cpu"))
+            val_xs = window_tensors(ws, fold.val, inputs, trained.norms)
+            val_scores = predict_scores(trained.module, val_xs, torch.device("cpu"))
             calibration = fold_calibration(
                 val_scores.double().numpy(), y[fold.val], scores.double().numpy(), y[fold.test]
             )
@@ -588,9 +592,9 @@ def run_training(
             bar,
         )
         val = np.flatnonzero(val_mask)
-        val_xs = _tensors(ws, val, inputs, final.norms)
+        val_xs = window_tensors(ws, val, inputs, final.norms)
         final.calibration = final_calibration(
-            _predict_scores(final.module, val_xs, torch.device("cpu")).double().numpy(),
+            predict_scores(final.module, val_xs, torch.device("cpu")).double().numpy(),
             y[val],
             {
                 "songs" if cfg.protocol == "song" else "subjects": [

@@ -27,6 +27,7 @@ from affectstream.service.api.deps import (
     token_ok,
 )
 from affectstream.service.api.guard import close_reason
+from affectstream.service.api.http import check_models
 from affectstream.service.api.ws import (
     WS_POLICY,
     WS_TRY_AGAIN,
@@ -96,16 +97,7 @@ def ready(state: AppState) -> JSONResponse:
 
 @router.post("/sessions", status_code=201, dependencies=guarded)
 def create_session(body: SessionBody, state: AppState) -> dict[str, Any]:
-    most = state.settings.max_models_per_session
-    if len(body.models) > most:
-        raise HTTPException(
-            422, f"{len(body.models)} models; at most {most} (max_models_per_session)"
-        )
-    unknown = [name for name in body.models if not state.has_runner(name)]
-    if unknown:
-        raise HTTPException(422, f"unknown model(s) {unknown}; loaded: {sorted(state.runners)}")
-    if len({id(state.runner(n)) for n in body.models}) < len(body.models):
-        raise HTTPException(422, f"models {body.models} name one model more than once")
+    check_models(body, state)
     if body.stimulus is not None:
         raise HTTPException(422, NO_STIMULUS)
     if _bus(state, lambda g: g.session(body.session)) is not None:

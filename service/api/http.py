@@ -18,9 +18,9 @@ from affectstream.service.api.deps import AppState, SessionFor, require_token
 from affectstream.service.messages import SessionBody, StimulusBody, message_json_schema
 from affectstream.service.metrics import render_metrics
 from affectstream.service.sessions import Session
-from affectstream.service.state import SessionLimitError, session_match
+from affectstream.service.state import ServiceState, SessionLimitError, session_match
 
-__all__ = ["router"]
+__all__ = ["check_models", "router"]
 
 router = APIRouter(dependencies=[Depends(require_token)])
 
@@ -62,8 +62,9 @@ def messages_schema() -> dict[str, Any]:
 # -- sessions --------------------------------------------------------------------------------------
 
 
-@router.post("/sessions", status_code=201)
-def create_session(body: SessionBody, state: AppState) -> dict[str, Any]:
+def check_models(body: SessionBody, state: ServiceState) -> None:
+    """422 unless the request names at most ``max_models_per_session`` loaded models, each once
+    (the embedded route and a gateway's, :mod:`affectstream.service.api.gateway`)."""
     most = state.settings.max_models_per_session
     if len(body.models) > most:
         raise HTTPException(
@@ -74,6 +75,11 @@ def create_session(body: SessionBody, state: AppState) -> dict[str, Any]:
         raise HTTPException(422, f"unknown model(s) {unknown}; loaded: {sorted(state.runners)}")
     if len({id(state.runner(n)) for n in body.models}) < len(body.models):
         raise HTTPException(422, f"models {body.models} name one model more than once")
+
+
+@router.post("/sessions", status_code=201)
+def create_session(body: SessionBody, state: AppState) -> dict[str, Any]:
+    check_models(body, state)
     if body.stimulus is not None:
         chosen = [state.runner(n) for n in body.models] or list(state.runners.values())
         _check_stimulus(body.stimulus, chosen)
