@@ -7,10 +7,16 @@ sections, in this order (``--only`` picks some of them, e.g. ``--only ingest,cvx
   DEAP-like sessions held by ``IngestSession`` objects in this process, with nothing else running
   in it (:mod:`affectstream.bench.ingest`; JSON key ``ingest``);
 - ``e2e``: end-to-end latency (LSL push of a window's last sample → WebSocket receipt of its
-  prediction) and capacity, for growing numbers of full DEAP-like sessions against a real
-  ``serve`` process with the default models, and the stage costs (the service's own per-message
-  ``latency_ms``) at the smallest count (:mod:`affectstream.bench.e2e`; keys ``e2e_latency_ms``,
-  ``capacity_sessions``, ``capacity``, ``stage_ms``, ``levels`` …);
+  prediction) and capacity, for growing numbers of sessions of each kind (``--kind``: ``lab``,
+  full DEAP-like sessions served by the default models; ``wearable``, EDA 4 Hz + BVP 64 Hz
+  served by the wearable models) against a real ``serve`` process, and the stage costs (the
+  service's own per-message ``latency_ms``) at the smallest count (:mod:`affectstream.bench.e2e`;
+  keys ``e2e_latency_ms``, ``capacity_sessions``, ``capacity``, ``stage_ms``, ``levels`` … for
+  the lab kind, the same keys under ``wearable`` for the wearable kind);
+- ``profile``: the service's CPU by stage (acquisition, windowing, preprocessing per input kind,
+  inference per model, message building, JSON, WebSocket), in ms per session-second, one
+  session of each kind profiled with py-spy (:mod:`affectstream.bench.profile`; key
+  ``profile``);
 - ``inference``: inference per architecture at batch 1 and 32, ONNX Runtime vs PyTorch eager on the
   same input (:mod:`affectstream.bench.inference`; needs the ``train`` extra; key
   ``inference_throughput``);
@@ -62,6 +68,7 @@ from affectstream.bench.ingest import QUICK_LEVELS as INGEST_QUICK_LEVELS
 SECTIONS: dict[str, str] = {
     "ingest": "acquisition CPU per live session, IngestSession in this process",
     "e2e": "end-to-end latency, capacity and stage costs against a real serve process",
+    "profile": "the service's CPU per session-second by stage, py-spy on a real serve process",
     "inference": "inference per architecture, ONNX Runtime vs PyTorch eager",
     "cvxeda": "online cvxEDA vs a from-scratch cvxopt solve",
     "resample": "CPU per stream-second of converting device rates to the models' rates",
@@ -70,6 +77,9 @@ SECTIONS: dict[str, str] = {
 
 FULL_SESSIONS = (1, 8, 16, 32, 48, 64)
 QUICK_SESSIONS = (1, 2)
+WEARABLE_FULL_SESSIONS = (1, 25, 50, 100)
+KINDS = ("lab", "wearable")
+PROFILE_FULL_SECONDS, PROFILE_QUICK_SECONDS = 60.0, 4.0
 FULL_SECONDS, QUICK_SECONDS = 20.0, 5.0
 INGEST_FULL_SECONDS, INGEST_QUICK_SECONDS = 10.0, 3.0
 
@@ -96,6 +106,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N,N,…",
         help=f"e2e: session counts to measure (default {_counts(FULL_SESSIONS)}; "
         f"quick {_counts(QUICK_SESSIONS)})",
+    )
+    parser.add_argument(
+        "--kind",
+        default=None,
+        metavar="KIND,…",
+        help="e2e and profile: the session kinds to measure (default lab,wearable): lab, full "
+        "DEAP-like sessions (6 streams, 40 channels at 128 Hz) served by the default models; "
+        "wearable, EDA 4 Hz + BVP 64 Hz served by rtcan1d and rtcan1d-eda-bvp",
+    )
+    parser.add_argument(
+        "--wearable-sessions",
+        default=None,
+        metavar="N,N,…",
+        help=f"e2e: wearable session counts to measure (default "
+        f"{_counts(WEARABLE_FULL_SESSIONS)}; quick {_counts(QUICK_SESSIONS)})",
+    )
+    parser.add_argument(
+        "--profile-seconds",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help=f"profile: recording time per kind (default {PROFILE_FULL_SECONDS:g}; quick "
+        f"{PROFILE_QUICK_SECONDS:g})",
+    )
+    parser.add_argument(
+        "--profile-rate",
+        type=int,
+        default=100,
+        metavar="HZ",
+        help="profile: py-spy samples per second (default 100)",
     )
     parser.add_argument(
         "--workers",
@@ -201,6 +241,10 @@ class Plan:
     deap: Path | None = None
     eda_csv: Path | None = None
     workers: tuple[int, ...] = ()
+    kinds: tuple[str, ...] = KINDS
+    wearable_levels: tuple[int, ...] = WEARABLE_FULL_SESSIONS
+    profile_seconds: float = PROFILE_FULL_SECONDS
+    profile_rate: int = 100
 
 
 def _levels(text: str | None, option: str, default: tuple[int, ...]) -> tuple[int, ...] | str:
@@ -213,6 +257,16 @@ def _levels(text: str | None, option: str, default: tuple[int, ...]) -> tuple[in
     if not levels or levels[0] < 1 or levels[-1] > 256:
         return f"{option} must be within 1-256, got {text!r}"
     return levels
+
+
+def _kinds(text: str | None) -> tuple[str, ...] | str:
+    if text is None:
+        return KINDS
+    chosen = {x.strip() for x in text.split(",") if x.strip()}
+    unknown = sorted(chosen - set(KINDS))
+    if unknown or not chosen:
+        return f"--kind takes kinds among {', '.join(KINDS)}, got {text!r}"
+    return tuple(k for k in KINDS if k in chosen)
 
 
 def _sections(text: str | None) -> tuple[str, ...] | str:
@@ -236,10 +290,17 @@ def plan(args: argparse.Namespace) -> Plan | str:
         INGEST_QUICK_LEVELS if quick else INGEST_FULL_LEVELS,
     )
     workers = _levels(getattr(args, "workers", None), "--workers", ())
-    for value in (sections, levels, ingest_levels, workers):
+    wearable_levels = _levels(
+        getattr(args, "wearable_sessions", None),
+        "--wearable-sessions",
+        QUICK_SESSIONS if quick else WEARABLE_FULL_SESSIONS,
+    )
+    kinds = _kinds(getattr(args, "kind", None))
+    for value in (sections, levels, ingest_levels, workers, wearable_levels, kinds):
         if isinstance(value, str):
             return value
-    assert not isinstance(workers, str)
+    assert not isinstance(workers, str) and not isinstance(wearable_levels, str)
+    assert not isinstance(kinds, str)
     if workers and workers[-1] > 16:
         return "--workers must be within 1-16"
     if workers and "e2e" not in sections:
@@ -260,6 +321,16 @@ def plan(args: argparse.Namespace) -> Plan | str:
         return "--ingest-seconds must be within 1-600"
     if args.update_readme is not None and len(sections) < len(SECTIONS):
         return "--update-readme needs every section (no --only)"
+    if args.update_readme is not None and kinds != KINDS:
+        return "--update-readme needs every kind (no --kind)"
+    profile_seconds = getattr(args, "profile_seconds", None)
+    if profile_seconds is None:
+        profile_seconds = PROFILE_QUICK_SECONDS if quick else PROFILE_FULL_SECONDS
+    if not 1.0 <= profile_seconds <= 600.0:
+        return "--profile-seconds must be within 1-600"
+    profile_rate = int(getattr(args, "profile_rate", 100))
+    if not 10 <= profile_rate <= 1000:
+        return "--profile-rate must be within 10-1000"
     for option, path in (("--deap", args.deap), ("--eda-csv", args.eda_csv)):
         if path is not None and not path.is_file():
             return f"{option}: no such file: {path}"
@@ -273,6 +344,10 @@ def plan(args: argparse.Namespace) -> Plan | str:
         args.deap,
         args.eda_csv,
         workers,
+        kinds,
+        wearable_levels,
+        float(profile_seconds),
+        profile_rate,
     )
 
 
@@ -284,6 +359,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"affectstream bench: error: {p}", file=sys.stderr)
         return 2
     needed = {"e2e": "matplotlib", "inference": "torch"}
+    if "profile" in p.sections:
+        from affectstream.bench.profile import _pyspy
+
+        try:
+            _pyspy()
+        except RuntimeError as e:
+            print(f"affectstream bench: error: {e}", file=sys.stderr)
+            return 1
     try:
         for section, module in needed.items():
             if section in p.sections:
@@ -418,7 +501,7 @@ def measure(p: Plan) -> dict[str, Any]:
         "machine": info,
     }
     with contextlib.ExitStack() as stack:
-        live = bool({"ingest", "e2e"} & set(p.sections))
+        live = bool({"ingest", "e2e", "profile"} & set(p.sections))
         data, label = _deap_data(p.deap, stack) if live else (Path(), "")
         if live:
             doc["live_sessions_data"] = label
@@ -434,10 +517,23 @@ def measure(p: Plan) -> dict[str, Any]:
                 settle_s=1.0 if p.quick else 2.0,
                 log=_log,
             )
+        doc["kinds"] = list(p.kinds)
         if "e2e" in p.sections and p.workers:
-            doc["e2e_workers"] = _e2e_workers(p, data)
+            for kind in p.kinds:
+                doc[_workers_key(kind)] = _e2e_workers(p, data, kind)
         elif "e2e" in p.sections:
-            doc.update(_e2e(p, data))
+            if "lab" in p.kinds:
+                doc.update(_e2e(p, data, "lab"))
+            if "wearable" in p.kinds:
+                doc["wearable"] = _e2e(p, data, "wearable")
+        if "profile" in p.sections:
+            from affectstream.bench.profile import run_profile
+
+            _log(f"profile of 1 session per kind {list(p.kinds)}, {p.profile_seconds:g} s each")
+            doc["profile"] = run_profile(
+                p.kinds, p.profile_seconds, data, rate=p.profile_rate, log=_log
+            )
+        info["load_average_1min_after_live_sections"] = round(os.getloadavg()[0], 2)
     if "inference" in p.sections:
         from affectstream.bench import inference
         from affectstream.service.settings import DEFAULT_MODEL_DIR
@@ -476,19 +572,29 @@ def _deap_data(deap: Path | None, stack: contextlib.ExitStack) -> tuple[Path, st
     return path, "synthetic DEAP-format subject (seed 0, 2 trials)"
 
 
-def _e2e(p: Plan, data: Path) -> dict[str, Any]:
-    """The keys of the ``e2e`` section."""
+def _workers_key(kind: str) -> str:
+    return "e2e_workers" if kind == "lab" else f"e2e_workers_{kind}"
+
+
+def _kind_levels(p: Plan, kind: str) -> tuple[int, ...]:
+    return p.levels if kind == "lab" else p.wearable_levels
+
+
+def _e2e(p: Plan, data: Path, kind: str = "lab") -> dict[str, Any]:
+    """The keys of the ``e2e`` section for one kind of session."""
     from affectstream.bench import e2e
 
-    _log(f"end-to-end sweep over {list(p.levels)} sessions, {p.seconds:g} s each")
-    sweep = e2e.run_e2e(p.levels, p.seconds, data, log=_log)
-    first = sweep["levels"][str(min(p.levels))]
+    levels = _kind_levels(p, kind)
+    _log(f"end-to-end sweep over {list(levels)} {kind} sessions, {p.seconds:g} s each")
+    sweep = e2e.run_e2e(levels, p.seconds, data, log=_log, kind=kind)
+    first = sweep["levels"][str(min(levels))]
     return {
+        "kind": kind,
         "e2e_latency_ms": sweep["e2e_latency_ms"],
         "capacity_sessions": sweep["capacity_sessions"],
         "capacity": sweep["capacity"],
         "stage_ms": {
-            "sessions": min(p.levels),
+            "sessions": min(levels),
             "source": "the service's per-message latency_ms at the smallest session count",
             **{
                 k: first["service_latency_ms"].get(k)
@@ -503,16 +609,17 @@ def _e2e(p: Plan, data: Path) -> dict[str, Any]:
     }
 
 
-def _e2e_workers(p: Plan, data: Path) -> dict[str, Any]:
+def _e2e_workers(p: Plan, data: Path, kind: str = "lab") -> dict[str, Any]:
     """The e2e sweep once per worker count (a gateway and N local workers on a fresh Redis):
     capacity, latency and CPU per count, and the capacity ratio of the largest count to the
     smallest."""
     from affectstream.bench import e2e
 
     by_count: dict[str, Any] = {}
+    levels = _kind_levels(p, kind)
     for n in p.workers:
-        _log(f"end-to-end sweep over {list(p.levels)} sessions with {n} worker(s)")
-        sweep = e2e.run_e2e(p.levels, p.seconds, data, log=_log, workers=n)
+        _log(f"end-to-end sweep over {list(levels)} {kind} sessions with {n} worker(s)")
+        sweep = e2e.run_e2e(levels, p.seconds, data, log=_log, workers=n, kind=kind)
         by_count[str(n)] = {
             "capacity_sessions": sweep["capacity_sessions"],
             "capacity": sweep["capacity"],
@@ -526,6 +633,7 @@ def _e2e_workers(p: Plan, data: Path) -> dict[str, Any]:
         high["capacity_sessions"] / low["capacity_sessions"] if low["capacity_sessions"] else None
     )
     return {
+        "kind": kind,
         "topology": "a gateway (serve --bus) and N local worker processes on one redis-server, "
         "pushers and clients on the same machine",
         "by_workers": by_count,
@@ -570,10 +678,16 @@ def write(doc: dict[str, Any], out: Path, readme: Path | None) -> int:
     stem = (
         f"{dt.date.today().isoformat()}-{socket.gethostname()}{'-quick' if doc['quick'] else ''}"
         + ("" if len(sections) == len(SECTIONS) else "-" + "-".join(sections))
-        + ("-workers" if "e2e_workers" in doc else "")
+        + ("-workers" if any(k.startswith("e2e_workers") for k in doc) else "")
+        + (
+            ""
+            if doc.get("kinds", list(KINDS)) == list(KINDS)
+            or not ({"e2e", "profile"} & set(sections))
+            else "-" + "-".join(doc["kinds"])
+        )
     )
     json_path = out / f"{stem}.json"
-    png_path = out / f"{stem}.png" if "e2e_latency_ms" in doc else None
+    png_path = out / f"{stem}.png" if "e2e_latency_ms" in doc or "wearable" in doc else None
     doc["files"] = {"json": str(json_path), "png": None if png_path is None else str(png_path)}
     json_path.write_text(json.dumps(doc, indent=2) + "\n")
     if png_path is not None:

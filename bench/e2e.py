@@ -1,30 +1,40 @@
 """End-to-end latency and capacity of the real service, with real LSL streams and WebSocket clients.
 
+Sessions are of one kind per sweep (:data:`KIND_MODELS`):
+
+- ``lab``: full DEAP-like sessions (32 EEG + GSR + PPG + RESP + 5 more channels at 128 Hz in five
+  streams, markers), served by every loaded model DEAP replays can feed;
+- ``wearable``: a wristband per person (EDA 4 Hz + BVP 64 Hz, one channel each, undescribed),
+  served by the wearable models ``rtcan1d`` and ``rtcan1d-eda-bvp``.
+
 Three kinds of processes share the machine, as in a real deployment:
 
 - the service: ``python -m affectstream.service serve`` (uvicorn, the default models of
   ``models/zoo``), alone in its process so its CPU time and memory can be read from ``/proc``;
-- pushers (:mod:`affectstream.bench.pusher`): full DEAP-like sessions (32 EEG + GSR + PPG + RESP + 5
-  more channels at 128 Hz, markers), each a :class:`~affectstream.streaming.replay.deap.DeapReplay`
-  of the DEAP-format subject passed in (``affectstream bench`` defaults to a synthetic one),
-  logging when each push round's last sample left its outlets;
+- pushers (:mod:`affectstream.bench.pusher`): lab sessions, each a
+  :class:`~affectstream.streaming.replay.deap.DeapReplay` of the DEAP-format subject passed in
+  (``affectstream bench`` defaults to a synthetic one), or wearable sessions (synthetic EDA and
+  BVP), logging when each push round left their outlets;
 - this process: registers each session over REST (``POST /sessions`` with the session's
-  ``source_id`` prefix and the default models) and reads its WebSocket, stamping each prediction
+  ``source_id`` prefix and the kind's models) and reads its WebSocket, stamping each prediction
   with the LSL clock on arrival.
 
 Sessions are added level by level (e.g. 1, then up to 8, 16, 32 …; earlier sessions keep
 running). At each level, once every session has received a prediction from every model, the
 service is measured for ``seconds``: each prediction's **end-to-end latency** is its arrival time
-minus the moment the push round holding the window's last sample (the first sample at or after
-``window.end − 1/128 s``, the one that completes the window) left the pusher — both on the LSL
-clock, which is the same monotonic clock in every process of one machine. Per level: latency
-percentiles, the service's own ``latency_ms`` stages, windows coalesced (from ``GET /sessions``),
+minus the moment the push round that completed the window left the pusher (the first round after
+which every stream of the session holds data up to ``window.end``: the newest sample's timestamp
+plus one sample interval reaches it, the service's watermark) — both on the LSL clock, which is
+the same monotonic clock in every process of one machine. Per level: latency percentiles, the
+service's own ``latency_ms`` stages, windows coalesced (from ``GET /sessions``),
 WebSocket messages dropped, predictions received vs expected (4 windows per second per model and
 session), CPU (service, pushers, this process, whole machine) and the service's memory.
 
 A level **holds** when p99 ≤ ``budget_ms``, no window was coalesced or skipped, no message was
 dropped and at least 95 % of the expected predictions arrived. ``capacity_sessions`` is the largest
-level such that it and every smaller level held (a lower bound when the largest level held).
+level such that it and every smaller level held (a lower bound when the largest level held). The
+service is started with ``max_sessions`` at least the largest level (its default, 32, would refuse
+the sessions beyond).
 """
 
 from __future__ import annotations
@@ -52,8 +62,11 @@ from affectstream.bench.machine import cpu_seconds, tree_cpu_seconds
 
 __all__ = [
     "BUDGET_MS",
+    "KIND_MODELS",
     "ServiceProcess",
+    "follow",
     "free_port",
+    "kind_models",
     "percentiles",
     "push_time",
     "replay_models_when_ready",
@@ -63,7 +76,12 @@ __all__ = [
 
 BUDGET_MS = 250.0
 HOP_S = 0.25  # the shipped models' hop: 4 windows per second per model
-SRATE = 128.0
+KIND_MODELS: dict[str, tuple[str, ...] | None] = {
+    "lab": None,  # every loaded model a DEAP replay can feed
+    "wearable": ("rtcan1d", "rtcan1d-eda-bvp"),
+}
+"""Session kind → the models its sessions ask for (``None``: every model the service loaded that
+needs no stimulus)."""
 
 
 def free_port() -> int:
@@ -171,7 +189,19 @@ async def replay_models_when_ready(
     return [m["name"] for m in loaded if m["inputs"] and "stimulus_input" not in m]
 
 
-async def _follow(
+def kind_models(kind: str, replayable: list[str]) -> list[str]:
+    """The models sessions of ``kind`` ask for, given the service's ``replayable`` ones (from
+    :func:`replay_models_when_ready`); ``RuntimeError`` if the service lacks one of them."""
+    wanted = KIND_MODELS[kind]
+    if wanted is None:
+        return replayable
+    missing = [m for m in wanted if m not in replayable]
+    if missing:
+        raise RuntimeError(f"the {kind} sessions need models the service did not load: {missing}")
+    return list(wanted)
+
+
+async def follow(
     state: ServiceProcess, ws_url: str, session: str, clock: Callable[[], float]
 ) -> None:
     from websockets.asyncio.client import connect
@@ -197,6 +227,12 @@ async def _follow(
                 )
     except Exception as e:  # the service going away at the end is expected; anything else is kept
         state.errors.append(f"{session}: websocket: {type(e).__name__}: {e}")
+
+
+def service_env(env: dict[str, str], sessions: int) -> None:
+    """Let the service (and its workers) hold ``sessions`` sessions (``max_sessions``, default
+    32)."""
+    env["AFFECTSTREAM_MAX_SESSIONS"] = str(max(32, sessions))
 
 
 def start_service(
@@ -276,11 +312,13 @@ def _warmed_up(state: ServiceProcess, sessions: list[str], n_models: int) -> boo
 
 
 def push_time(logs: dict[str, np.ndarray], session: str, window_end: float) -> float | None:
-    """When the push round holding the sample that completes the window left the pusher."""
+    """When the push round that completed the window left the pusher: the first round after which
+    the session's streams hold data up to ``window_end`` (the logs' first column, see
+    :mod:`affectstream.bench.pusher`)."""
     log = logs.get(session)
     if log is None or not len(log):
         return None
-    j = int(np.searchsorted(log[:, 0], window_end - 1 / SRATE - 1e-6, side="left"))
+    j = int(np.searchsorted(log[:, 0], window_end - 1e-6, side="left"))
     return float(log[j, 1]) if j < len(log) else None
 
 
@@ -292,6 +330,7 @@ async def _run(
     log: Callable[[str], None],
     budget_ms: float,
     workers: int = 0,
+    kind: str = "lab",
 ) -> dict[str, Any]:
     from affectstream.bench import pusher
     from affectstream.streaming.lsl.config import use_machine_scope
@@ -300,6 +339,7 @@ async def _run(
     env = dict(os.environ)
     use_machine_scope(env)
     use_machine_scope()
+    service_env(env, max(levels))
     port = free_port()
     redis_proc, bus = start_redis(workdir) if workers else (None, None)
     service = start_service(port, env, workdir / "service.log", bus, workers)
@@ -307,16 +347,20 @@ async def _run(
     pushers: list[tuple[subprocess.Popen[str], Path]] = []
     tasks: list[asyncio.Task[None]] = []
     rows: list[dict[str, Any]] = []
-    prefix = f"bench{os.getpid()}"
+    prefix = f"bench{os.getpid()}{kind[0]}"
     sessions: list[str] = []
     try:
-        models = await replay_models_when_ready(state, service, workdir / "service.log")
-        log(f"service ready on port {port} with models {models}")
+        models = kind_models(
+            kind, await replay_models_when_ready(state, service, workdir / "service.log")
+        )
+        log(f"service ready on port {port}; {kind} sessions with models {models}")
         for level in levels:
             new = [f"{prefix}-{i:03d}" for i in range(len(sessions), level)]
             if new:
                 push_log = workdir / f"push-{level}.npz"
-                proc = await asyncio.to_thread(pusher.start, data, new, env=env, log=push_log)
+                proc = await asyncio.to_thread(
+                    pusher.start, data, new, env=env, log=push_log, kind=kind
+                )
                 pushers.append((proc, push_log))
             for sid in new:
                 body = {"session": sid, "match": {"source_id_prefix": f"{sid}-"}, "models": models}
@@ -326,7 +370,7 @@ async def _run(
                     state.errors.append(f"POST /sessions {sid}: {type(e).__name__}: {e}")
                     continue
                 ws_url = f"ws://127.0.0.1:{port}/ws/sessions/{sid}"
-                tasks.append(asyncio.create_task(_follow(state, ws_url, sid, local_clock)))
+                tasks.append(asyncio.create_task(follow(state, ws_url, sid, local_clock)))
             sessions += new
             started = time.monotonic()
             warm_deadline = started + 45 + 0.5 * level
@@ -471,16 +515,21 @@ def run_e2e(
     log: Callable[[str], None] = lambda s: None,
     budget_ms: float = BUDGET_MS,
     workers: int = 0,
+    kind: str = "lab",
 ) -> dict[str, Any]:
-    """Run the sweep with every session a looping replay of ``data`` (a DEAP-format subject file);
-    returns ``e2e_latency_ms``, ``capacity_sessions`` and the per-level detail. ``workers`` > 0:
-    the service is a gateway on a fresh ``redis-server`` with that many local workers (its CPU
+    """Run the sweep with sessions of ``kind``: lab sessions are looping replays of ``data`` (a
+    DEAP-format subject file), wearable ones synthetic wristbands; returns ``e2e_latency_ms``,
+        ``capacity_sessions`` and the per-level detail. ``workers`` > 0: the service is a gateway on
+    a fresh ``redis-server`` with that many local workers (its CPU
     figure then includes theirs; the session counters come from the workers' snapshots, which
     they refresh every second)."""
     with tempfile.TemporaryDirectory(prefix="affectstream-bench-") as tmp:
         work = Path(tmp)
-        out = asyncio.run(_run(sorted(set(levels)), seconds, data, work, log, budget_ms, workers))
+        out = asyncio.run(
+            _run(sorted(set(levels)), seconds, data, work, log, budget_ms, workers, kind)
+        )
         service_log = (work / "service.log").read_text(errors="replace").splitlines()
+    out["kind"] = kind
     out["service_log_tail"] = service_log[-20:]
     out["method"] = __doc__.split("\n\n", 1)[1].strip() if __doc__ else ""
     return out

@@ -25,6 +25,7 @@ __all__ = [
 SECTION_KEYS: dict[str, tuple[str, ...]] = {
     "ingest": ("ingest",),
     "e2e": ("e2e_latency_ms", "capacity_sessions", "capacity", "stage_ms", "levels"),
+    "profile": ("profile",),
     "inference": ("inference_throughput",),
     "cvxeda": ("cvxeda_speedup",),
     "resample": ("resample_cost",),
@@ -36,6 +37,11 @@ BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 
 SINGLE_P99_MS = 50.0
 SESSIONS_TARGET = 32
+WEARABLE_SESSIONS_TARGET = 100
+KIND_LABELS = {
+    "lab": "full lab sessions (40 ch @ 128 Hz)",
+    "wearable": "wearable sessions (EDA 4 Hz + BVP 64 Hz)",
+}
 
 
 def targets(doc: dict[str, Any]) -> dict[str, Any]:
@@ -56,6 +62,15 @@ def targets(doc: dict[str, Any]) -> dict[str, Any]:
             "lower_bound": doc["capacity"]["is_lower_bound"],
             "met": cap >= SESSIONS_TARGET,
             "short_by": max(0, SESSIONS_TARGET - cap),
+        }
+    if "wearable" in doc:
+        w = doc["wearable"]
+        cap = int(w["capacity_sessions"])
+        out["wearable_sessions_within_250ms_p99_ge_100"] = {
+            "measured": cap,
+            "lower_bound": w["capacity"]["is_lower_bound"],
+            "met": cap >= WEARABLE_SESSIONS_TARGET,
+            "short_by": max(0, WEARABLE_SESSIONS_TARGET - cap),
         }
     if "inference_throughput" in doc:
         shipped = {  # the shipped file itself against PyTorch eager, batch 1
@@ -90,33 +105,56 @@ def mark_synthetic_sessions(fig: Any, doc: dict[str, Any]) -> None:
         )
 
 
+def sweeps(doc: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The e2e sweeps of ``doc`` by kind: the lab kind's keys are the document's own (as before
+    there were kinds), the wearable kind's are under ``wearable``."""
+    out = []
+    if "e2e_latency_ms" in doc:
+        out.append(("lab", doc))
+    if "wearable" in doc:
+        out.append(("wearable", doc["wearable"]))
+    return out
+
+
 def plot(doc: dict[str, Any], path: Path) -> None:
-    """Latency percentiles against concurrent sessions, with the budget and the 1-session target."""
+    """Latency percentiles against concurrent sessions, one panel per kind of session, with the
+    budget and the 1-session target."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = sorted(
-        ((int(k), v) for k, v in doc["e2e_latency_ms"].items() if v["n"]), key=lambda r: r[0]
+    panels = sweeps(doc)
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(6.4 * len(panels), 4.0), dpi=120, squeeze=False
     )
-    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
-    for q, style in (("p50", "o-"), ("p95", "s-"), ("p99", "^-"), ("max", "x:")):
-        ax.plot([n for n, _ in rows], [v[q] for _, v in rows], style, label=q)
-    budget = doc["capacity"]["budget_p99_ms"]
-    ax.axhline(budget, color="crimson", lw=1, ls="--", label=f"p99 budget {budget:g} ms")
-    ax.axhline(SINGLE_P99_MS, color="grey", lw=1, ls=":", label="1-session p99 target 50 ms")
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.set_xticks([n for n, _ in rows], [str(n) for n, _ in rows])
-    ax.set_xlabel("concurrent full sessions (40 ch @ 128 Hz, 2 models × 4 windows/s)")
-    ax.set_ylabel("LSL push → WebSocket receive (ms)")
+    for ax, (kind, sweep) in zip(axes[0], panels, strict=True):
+        rows = sorted(
+            ((int(k), v) for k, v in sweep["e2e_latency_ms"].items() if v["n"]),
+            key=lambda r: r[0],
+        )
+        for q, style in (("p50", "o-"), ("p95", "s-"), ("p99", "^-"), ("max", "x:")):
+            ax.plot([n for n, _ in rows], [v[q] for _, v in rows], style, label=q)
+        budget = sweep["capacity"]["budget_p99_ms"]
+        ax.axhline(budget, color="crimson", lw=1, ls="--", label=f"p99 budget {budget:g} ms")
+        ax.axhline(SINGLE_P99_MS, color="grey", lw=1, ls=":", label="1-session p99 target 50 ms")
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        tried = sorted(int(k) for k in sweep["levels"])
+        ax.set_xticks(tried, [str(n) for n in tried])
+        n_models = len(sweep.get("models", []))
+        ax.set_xlabel(
+            f"concurrent {KIND_LABELS.get(kind, kind)}, {n_models} models × 4 windows/s",
+            fontsize=8,
+        )
+        ax.set_ylabel("LSL push → WebSocket receive (ms)")
+        ax.set_title(f"{kind}: capacity {sweep['capacity_sessions']} sessions", fontsize=8)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
     m = doc["machine"]
-    ax.set_title(
+    fig.suptitle(
         f"affectstream end-to-end latency — {m.get('cores')} cores, {m.get('cpu')}", fontsize=8
     )
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7)
     fig.tight_layout(rect=(0, 0.03, 1, 1))
     mark_synthetic_sessions(fig, doc)
     fig.savefig(path)
@@ -133,9 +171,11 @@ def _ratio(v: Any) -> str:
 
 def _workers_lines(w: dict[str, Any]) -> list[str]:
     """The capacity per worker count (``affectstream bench --workers``)."""
+    kind = w.get("kind", "lab")
     lines = [
         "",
-        f"Capacity by worker processes ({w['topology']}; same rule as above):",
+        f"Capacity by worker processes, {KIND_LABELS.get(kind, kind)} ({w['topology']}; same "
+        "rule as above):",
         "",
         "| workers | capacity (sessions) | first failing level | p99 at the smallest level | "
         "CPU cores at capacity (gateway + workers) |",
@@ -169,19 +209,23 @@ def markdown(doc: dict[str, Any], json_rel: str, png_rel: str | None) -> str:
     sections = doc.get("sections")
     if sections and len(sections) < len(SECTION_KEYS):
         command += f" --only {','.join(sections)}"
+    kinds = doc.get("kinds")
+    if kinds and kinds != list(KIND_LABELS) and {"e2e", "profile"} & set(sections or ()):
+        command += f" --kind {','.join(kinds)}"
     lines = [
         f"Latest run: `{json_rel}` ({doc['date']}, `{command}`) on **{m['cpu']}, {m['cores']} "
         f"cores, {m['memory_mib']} MiB**, {versions}."
-        + (
-            " Service, pushers and WebSocket clients share the machine."
-            if "e2e_latency_ms" in doc
-            else ""
-        ),
+        + (" Service, pushers and WebSocket clients share the machine." if sweeps(doc) else "")
+        + _load_note(doc),
     ]
-    if "e2e_latency_ms" in doc:
-        lines += _e2e_lines(doc, png_rel)
-    if "e2e_workers" in doc:
-        lines += _workers_lines(doc["e2e_workers"])
+    if png_rel is not None and sweeps(doc):
+        lines += ["", f"![end-to-end latency vs sessions]({png_rel})"]
+    for kind, sweep in sweeps(doc):
+        lines += _e2e_lines(kind, sweep)
+    for key in sorted(k for k in doc if k.startswith("e2e_workers")):
+        lines += _workers_lines(doc[key])
+    if "profile" in doc:
+        lines += _profile_lines(doc["profile"])
     if "ingest" in doc:
         lines += _ingest_lines(doc["ingest"])
     if "inference_throughput" in doc:
@@ -195,10 +239,29 @@ def markdown(doc: dict[str, Any], json_rel: str, png_rel: str | None) -> str:
     return "\n".join(lines)
 
 
-def _e2e_lines(doc: dict[str, Any], png_rel: str | None) -> list[str]:
-    lines = [""]
-    if png_rel is not None:
-        lines += [f"![end-to-end latency vs sessions]({png_rel})", ""]
+def _load_note(doc: dict[str, Any]) -> str:
+    """A sentence on the machine's load when it was not idle (load average ≥ 0.5 per core)."""
+    m = doc["machine"]
+    cores = float(m.get("cores") or 1)
+    loads = [
+        float(v)
+        for k, v in m.items()
+        if k.startswith("load_average_1min") and isinstance(v, int | float)
+    ]
+    if not loads or max(loads) < 0.5 * cores:
+        return ""
+    return (
+        f" **Measured on a loaded machine**: 1-min load average {min(loads):g}–{max(loads):g} on "
+        f"{cores:g} cores (other work was running)."
+    )
+
+
+def _e2e_lines(kind: str, doc: dict[str, Any]) -> list[str]:
+    lines = [
+        "",
+        f"{KIND_LABELS.get(kind, kind).capitalize()}, models {', '.join(doc.get('models', []))}:",
+        "",
+    ]
     lines += [
         "| sessions | p50 ms | p95 ms | p99 ms | max ms | coalesced | received/expected "
         "| service CPU (cores) | pushers CPU | service RSS MiB | holds |",
@@ -214,15 +277,45 @@ def _e2e_lines(doc: dict[str, Any], png_rel: str | None) -> list[str]:
             f"| {lv['memory'].get('rss_mib')} | {'yes' if lv['holds'] else 'no'} |"
         )
     st = doc["stage_ms"]
+
+    def q(stage: str, key: str) -> str:
+        return _fmt((st.get(stage) or {}).get(key))
+
     lines += [
         "",
         f"Stages at {st['sessions']} session{'s' if st['sessions'] != 1 else ''} (the service's "
-        f"own `latency_ms`, p50 / p95 ms): ingest "
-        f"{_fmt(st['ingest']['p50'])} / {_fmt(st['ingest']['p95'])} (last sample's timestamp → "
-        f"found due, includes the 20 ms tick), preprocess {_fmt(st['preprocess']['p50'])} / "
-        f"{_fmt(st['preprocess']['p95'])}, inference {_fmt(st['inference']['p50'])} / "
-        f"{_fmt(st['inference']['p95'])}.",
+        f"own `latency_ms`, p50 / p95 ms): ingest {q('ingest', 'p50')} / {q('ingest', 'p95')} "
+        "(last sample's timestamp → found due, includes the 20 ms tick), preprocess "
+        f"{q('preprocess', 'p50')} / {q('preprocess', 'p95')}, inference "
+        f"{q('inference', 'p50')} / {q('inference', 'p95')}.",
     ]
+    return lines
+
+
+def _profile_lines(prof: dict[str, Any]) -> list[str]:
+    """The stage budget table and, per kind, the machine's load and the top frames."""
+    from affectstream.bench.profile import stage_table
+
+    rows = prof["by_kind"]
+    lines = [
+        "",
+        f"Service CPU by stage, **ms of CPU per session-second** ({prof['profiler']}; each "
+        "sample put in one stage by the frames it holds, `bench/profile.py` `classify`):",
+        "",
+        *stage_table(prof),
+        "",
+    ]
+    for kind, r in rows.items():
+        load = r["machine_load"]
+        top = "; ".join(
+            f"`{f['frame']}` {100 * f['share']:.0f} %" for f in r["top_leaf_frames"][:3]
+        )
+        lines.append(
+            f"- {kind}: {r['seconds']:g} s at {r['rate_hz']} Hz, {r['active_samples']} active "
+            f"samples, load average {load['load_average_1min_start']:g}–"
+            f"{load['load_average_1min_end']:g}, other processes "
+            f"{load['other_processes_cores']:g} cores; top frames (self): {top}."
+        )
     return lines
 
 
@@ -316,6 +409,13 @@ def _target_lines(t: dict[str, Any]) -> list[str]:
         cap = f"{'≥ ' if b['lower_bound'] else ''}{b['measured']}"
         lines.append(
             f"- ≥ 32 concurrent full sessions within the 250 ms p99 budget: {cap} — "
+            + ("**met**" if b["met"] else f"**missed** by {b['short_by']} sessions")
+        )
+    if "wearable_sessions_within_250ms_p99_ge_100" in t:
+        b = t["wearable_sessions_within_250ms_p99_ge_100"]
+        cap = f"{'≥ ' if b['lower_bound'] else ''}{b['measured']}"
+        lines.append(
+            f"- ≥ 100 concurrent wearable sessions within the 250 ms p99 budget: {cap} — "
             + ("**met**" if b["met"] else f"**missed** by {b['short_by']} sessions")
         )
     if "ort_faster_than_torch_batch1_every_shipped_model" in t:

@@ -31,9 +31,10 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_push_time_is_the_round_holding_the_sample_that_completes_the_window() -> None:
-    # rounds of 4 samples at 128 Hz: round k holds samples 4k..4k+3 and left at 100 + k
+    # rounds of 4 samples at 128 Hz: round k holds samples 4k..4k+3 and left at 100 + k; the log
+    # holds, per round, the time its streams are complete up to (last sample + 1/128)
     ts = 10.0 + np.arange(3, 400, 4) / 128
-    log = np.column_stack([ts, 100.0 + np.arange(len(ts))])
+    log = np.column_stack([ts + 1 / 128, 100.0 + np.arange(len(ts))])
     logs = {"s": log}
     # a sample stamped t covers [t, t + 1/128): the window [.., end) is completed by the first
     # sample at or after end - 1/128
@@ -60,6 +61,12 @@ def test_push_time_is_the_round_holding_the_sample_that_completes_the_window() -
         ["--workers", "0"],
         ["--workers", "17"],
         ["--workers", "1,2", "--only", "ingest"],
+        ["--kind", "lab,watch"],
+        ["--kind", ","],
+        ["--kind", "lab", "--update-readme", "README.md"],
+        ["--wearable-sessions", "0"],
+        ["--profile-seconds", "0"],
+        ["--profile-rate", "5"],
     ],
 )
 def test_bad_arguments_are_refused(bad: list[str], capsys: pytest.CaptureFixture[str]) -> None:
@@ -82,6 +89,136 @@ def test_sections_run_in_their_own_order_and_quick_shrinks_every_one() -> None:
     assert quick.ingest_levels == (1, 2) and quick.ingest_seconds <= 3.0
     assert quick.levels == (1, 2) and quick.seconds == 5.0
     assert _plan("--ingest-sessions", "4,1", "--ingest-seconds", "2").ingest_levels == (1, 4)
+    assert full.kinds == quick.kinds == ("lab", "wearable")
+    assert full.wearable_levels == (1, 25, 50, 100) and quick.wearable_levels == (1, 2)
+    assert full.profile_seconds == 60.0 and quick.profile_seconds < 10
+    assert _plan("--kind", "wearable , lab").kinds == ("lab", "wearable")
+    assert _plan("--kind", "wearable").kinds == ("wearable",)
+
+
+def _stack(*files: str, funcs: tuple[str, ...] = ()) -> list[tuple[str, str]]:
+    names = list(funcs) + ["f"] * (len(files) - len(funcs))
+    return [(n, f"/repo/{f}") for n, f in zip(names, files, strict=True)]
+
+
+@pytest.mark.parametrize(
+    ("frames", "stage"),
+    [
+        (
+            _stack("threading.py", "streaming/ingest/acquisition.py", "pylsl/inlet.py"),
+            "acquisition",
+        ),
+        (_stack("streaming/ingest/acquisition.py", "streaming/ingest/dejitter.py"), "acquisition"),
+        # the windower reading a ring buffer: windowing, not acquisition
+        (
+            _stack(
+                "service/scheduler.py",
+                "service/sessions.py",
+                "streaming/ingest/windows.py",
+                "streaming/ingest/ring_buffer.py",
+            ),
+            "windowing",
+        ),
+        (
+            _stack(
+                "service/sessions.py",
+                "streaming/preprocess/pipeline.py",
+                "streaming/preprocess/pipeline.py",
+                "streaming/preprocess/eda.py",
+                "streaming/preprocess/cvxeda/ipm.py",
+                funcs=("collect", "WindowFeeder.feed", "_InputState.push"),
+            ),
+            "preprocess_eda",
+        ),
+        (
+            _stack(
+                "streaming/preprocess/pipeline.py",
+                "streaming/preprocess/pipeline.py",
+                "numpy/core/fromnumeric.py",
+                funcs=("WindowFeeder.feed", "WindowFeeder._new_samples"),
+            ),
+            "windowing",
+        ),
+        (
+            _stack("streaming/preprocess/pipeline.py", "streaming/preprocess/eeg.py"),
+            "preprocess_eeg",
+        ),
+        (
+            _stack("streaming/preprocess/eeg.py", "streaming/preprocess/filters.py"),
+            "preprocess_filters",
+        ),
+        (
+            _stack("streaming/preprocess/pipeline.py", "streaming/preprocess/resample.py"),
+            "preprocess_resample",
+        ),
+        (_stack("streaming/preprocess/pipeline.py", "scipy/signal/x.py"), "preprocess_other"),
+        (
+            _stack(
+                "service/scheduler.py", "models/runner.py", "site-packages/onnxruntime/capi/s.py"
+            ),
+            "inference",
+        ),
+        (
+            _stack("service/scheduler.py", "service/sessions.py", funcs=("Scheduler._emit",)),
+            "messages",
+        ),
+        (_stack("service/scheduler.py", "service/messages.py"), "messages"),
+        (
+            _stack(
+                "asyncio/events.py",
+                "service/api/ws.py",
+                "site-packages/starlette/websockets.py",
+                "json/__init__.py",
+                "json/encoder.py",
+                funcs=("run", "follow", "send_json", "dumps", "JSONEncoder.encode"),
+            ),
+            "json",
+        ),
+        (
+            _stack(
+                "service/api/ws.py",
+                "site-packages/starlette/websockets.py",
+                "site-packages/uvicorn/protocols/websockets/websockets_impl.py",
+                "site-packages/websockets/frames.py",
+            ),
+            "websocket",
+        ),
+        (_stack("asyncio/base_events.py", "asyncio/events.py"), "other"),
+        ([], "other"),
+    ],
+)
+def test_each_sample_falls_in_the_stage_its_frames_name(
+    frames: list[tuple[str, str]], stage: str
+) -> None:
+    from affectstream.bench.profile import STAGES, classify
+
+    assert stage in STAGES
+    assert classify(frames) == stage
+
+
+def test_py_spy_raw_output_is_read_with_threads_and_counts() -> None:
+    from affectstream.bench.profile import parse_raw, stage_summary
+
+    text = (
+        "thread (4242): scheduler;Thread.run (/usr/lib/python3.11/threading.py:982);"
+        "tick (/repo/service/scheduler.py:99);predict (/repo/models/runner.py:150) 7\n"
+        "thread (4243): Thread-3 (_run);_run (/repo/streaming/ingest/acquisition.py:170) 3\n"
+        "thread (4242): scheduler;Thread.run (/usr/lib/python3.11/threading.py:982);"
+        "Condition.wait (/usr/lib/python3.11/threading.py:320) 5\n"
+        "garbage line\n"
+    )
+    samples = parse_raw(text)
+    assert [(s.tid, s.thread, s.count) for s in samples] == [
+        (4242, "scheduler", 7),
+        (4243, "Thread-3 (_run)", 3),
+        (4242, "scheduler", 5),
+    ]
+    assert samples[0].frames[-1] == ("predict", "/repo/models/runner.py")
+    per_stage, own, leaf = stage_summary(samples, "/repo")
+    assert per_stage["inference"] == 7 and per_stage["acquisition"] == 3
+    assert per_stage["waiting"] == 5 and sum(per_stage.values()) == 15
+    assert own["inference"][0]["frame"] == "predict (models/runner.py)"
+    assert leaf[0]["samples"] == 7
 
 
 def test_readme_has_the_benchmark_block() -> None:
@@ -99,7 +236,7 @@ def test_update_readme_needs_the_markers(tmp_path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.lsl
 @pytest.mark.serial
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(600)
 def test_quick_run_measures_everything(
     tmp_path: Path, cli: Callable[..., list[str]], cli_env: dict[str, str]
 ) -> None:
@@ -107,7 +244,7 @@ def test_quick_run_measures_everything(
         cli("bench", "--quick", "--out", tmp_path),
         capture_output=True,
         text=True,
-        timeout=230,
+        timeout=590,
         env=cli_env,
     )
     assert done.returncode == 0, done.stderr[-3000:]
@@ -139,6 +276,31 @@ def test_quick_run_measures_everything(
         assert level["cpu_cores"]["service"] > 0 and level["memory"]["rss_mib"] > 0
     assert isinstance(doc["capacity_sessions"], int)
     assert doc["capacity"]["levels_tried"] == [1, 2]
+    # the wearable kind: its own sweep, served by the wearable models
+    assert doc["kinds"] == ["lab", "wearable"]
+    wearable = doc["wearable"]
+    assert wearable["kind"] == "wearable"
+    assert wearable["models"] == ["rtcan1d", "rtcan1d-eda-bvp"]
+    assert wearable["capacity"]["levels_tried"] == [1, 2]
+    for n in ("1", "2"):
+        level = wearable["levels"][n]
+        assert level["received_predictions"] > 0 and level["unmatched"] == 0, level
+        assert {m.split("@")[0] for m in level["e2e_ms_by_model"]} == set(wearable["models"])
+    # the profile: every stage of both kinds, from samples py-spy took of the running service
+    profile = doc["profile"]
+    assert set(profile["by_kind"]) == {"lab", "wearable"}
+    for kind, row in profile["by_kind"].items():
+        assert row["kind"] == kind and row["sessions"] == 1 and row["warmup_complete"], row
+        assert set(row["cpu_ms_per_session_second"]) == set(profile["stages"]), kind
+        assert row["active_samples"] > 0 and row["sampling_rounds"] > 0
+        assert sum(row["stage_samples"].values()) == row["active_samples"]
+        assert row["proc_cpu_ms_per_session_second"]["service"] > 0
+        assert (
+            set(row["inference_by_model_cpu_ms_per_session_second"])
+            == {f"{m}@1" for m in row["models"]}
+            or not row["stage_samples"]["inference"]
+        )
+        assert row["machine_load"]["load_average_1min_start"] >= 0
     for stage in ("ingest", "preprocess", "inference"):
         assert doc["stage_ms"][stage]["p50"] is not None
     models = doc["inference_throughput"]["models"]
@@ -159,6 +321,7 @@ def test_quick_run_measures_everything(
     assert set(doc["targets"]) == {
         "single_session_p99_le_50ms",
         "sessions_within_250ms_p99_ge_32",
+        "wearable_sessions_within_250ms_p99_ge_100",
         "ort_faster_than_torch_batch1_every_shipped_model",
     }
     png = path.with_suffix(".png")
@@ -170,6 +333,8 @@ def test_quick_run_measures_everything(
     text = readme.read_text()
     assert "OLD-BLOCK" not in text and "| 2 |" in text and text.endswith(f"{END}\nrest\n")
     assert "Ingest alone" in text
+    assert "Wearable sessions (EDA 4 Hz + BVP 64 Hz), models rtcan1d, rtcan1d-eda-bvp" in text
+    assert "| preprocessing: EDA online cvxEDA |" in text and "ms of CPU per session-second" in text
     assert "| EDA 1 ch 51.2 → 16 Hz | Resampler |" in text
     one = doc["ingest"]["by_sessions"]["1"]
     assert f"| {one['samples_received']}/{one['samples_expected']} (" in text
