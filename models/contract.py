@@ -101,6 +101,8 @@ def feature_to_dict(f: FeatureInput) -> dict[str, Any]:
         ],
         "options": dict(f.options),
         "baseline_s": f.baseline_s,
+        # streams the model may use (zeros when a session lacks them); absent = every one needed
+        **({"optional_streams": list(f.optional_streams)} if f.optional_streams else {}),
     }
 
 
@@ -123,6 +125,7 @@ def feature_from_dict(d: dict[str, Any]) -> FeatureInput:
         ),
         options=tuple((str(k), float(v)) for k, v in d.get("options", {}).items()),
         baseline_s=float(d.get("baseline_s", 0.0)),
+        optional_streams=tuple(str(x) for x in d.get("optional_streams", ())),
     )
 
 

@@ -196,8 +196,10 @@ class ModelRunner:
             "provider": self.provider,
             "path": str(self.model_dir),
             "synthetic": self.synthetic,
-            # the stream types (canonical names) without which it cannot run
-            "needs": list(spec.streams),
+            # the stream types (canonical names) without which it cannot run, and those it reads
+            # when a session has them (zeros otherwise, as trained with stream dropout)
+            "needs": list(spec.needed_streams),
+            "may_use": list(spec.optional_streams),
         }
         if self.contract.stimulus is not None:
             out["stimulus_ids"] = len(self.stimulus_index)

@@ -170,6 +170,8 @@ class ModelSlot:
     score: Score = field(default_factory=Score)
     refused: str = ""  # why windows are not inferred now (a fusion model without its stimulus)
     refused_windows: int = 0
+    absent_optional: tuple[str, ...] = ()  # streams it may use that the session lacked at build
+    rebuilds: int = 0  # pipelines rebuilt because an optional stream appeared
 
     @property
     def name(self) -> str:
@@ -333,9 +335,12 @@ class Session:
 
     def _build(self, slot: ModelSlot) -> None:
         spec = slot.runner.contract.preprocess_spec()
+        optional = spec.optional_streams
         rates, labels = {}, {}
         for stream in spec.streams:
             acq = self.ingest.by_type(stream)
+            if (acq is None or acq.buffer is None) and stream in optional:
+                continue  # one it may use: built without it (zeros), rebuilt when it comes
             if acq is None or acq.buffer is None:
                 slot.waiting_for = f"waiting for a {stream} stream"
                 refused = self._refused_stream(stream)
@@ -356,13 +361,40 @@ class Session:
         slot.feeder = feeder
         slot.windower = Windower(wspec, self.ingest.by_type)
         slot.waiting_for = ""
+        slot.absent_optional = feeder.pre.absent_optional()
+        without = (
+            "without the optional "
+            + ", ".join(slot.absent_optional)
+            + " stream (its channels are fed as zeros, as in training with stream dropout)"
+            if slot.absent_optional
+            else ""
+        )
         coverage = feeder.pre.coverage()
         if coverage:
             parts = ", ".join(f"{k} {v:.0%}" for k, v in coverage.items())
             reason = f"partial montage: the streams give {parts} of the model's channels"
-            self._set_state(slot, "degraded", reason, coverage)
+            self._set_state(slot, "degraded", "; ".join(filter(None, (reason, without))), coverage)
         else:
-            self._set_state(slot, "running", "")
+            self._set_state(slot, "running", without)
+
+    def _optional_arrived(self, slot: ModelSlot) -> bool:
+        """Whether a stream the model may use, absent when its pipeline was built, is acquired
+        now (checked every :data:`BUILD_RETRY_S`): then the pipeline is dropped, to be rebuilt
+        with it at once (fresh state, counted in ``rebuilds``)."""
+        if not slot.absent_optional or time.monotonic() < slot.next_build:
+            return False
+        slot.next_build = time.monotonic() + BUILD_RETRY_S
+        came = [
+            s
+            for s in slot.absent_optional
+            if (acq := self.ingest.by_type(s)) is not None and acq.buffer is not None
+        ]
+        if not came:
+            return False
+        log.info("session %s, model %s: its optional %s stream came", self.id, slot.name, came)
+        slot.feeder, slot.windower, slot.next_build = None, None, 0.0
+        slot.rebuilds += 1
+        return True
 
     def _replan_if_needed(self, slot: ModelSlot) -> bool:
         """Re-plan a model whose streams came back at other rates (new resampling, fresh
@@ -370,7 +402,7 @@ class Session:
         rates cannot be served: then it says why)."""
         assert slot.feeder is not None
         rates = {}
-        for stream in slot.feeder.pre.spec.streams:
+        for stream in slot.feeder.pre.streams:
             acq = self.ingest.by_type(stream)
             if acq is None:
                 return True  # stale or lost: health says so, the windower waits
@@ -404,6 +436,8 @@ class Session:
         self._announce_refused()
         for slot in self.slots:
             stimulus: StimulusUsed | None = None
+            if slot.feeder is not None:
+                self._optional_arrived(slot)
             if slot.feeder is None:
                 if time.monotonic() < slot.next_build:
                     continue
@@ -621,6 +655,9 @@ class Session:
                     "coalesced": s.coalesced,
                     **(
                         {
+                            "streams": list(s.feeder.pre.streams),
+                            "without_optional": list(s.absent_optional),
+                            "rebuilds": s.rebuilds,
                             "replans": s.feeder.replans,
                             "last_replan": s.feeder.last_replan,
                             "resets": s.feeder.resets,
@@ -782,7 +819,7 @@ class PredictionOutlets:
 def _needs(runner: ModelRunner) -> str:
     """A model's state before its first build: waiting for the first stream its contract needs
     (what :meth:`Session._build` says while that stream is missing, so no message repeats it)."""
-    return f"waiting for a {runner.contract.preprocess_spec().streams[0]} stream"
+    return f"waiting for a {runner.contract.preprocess_spec().needed_streams[0]} stream"
 
 
 def group_key(source_id: str, stream_type: str) -> str | None:

@@ -20,6 +20,15 @@ cross-validation figures are full-montage figures; :mod:`affectstream.training.c
 the partial ones.
 
 Coverage is the fraction of the model's EEG channels present: 4 of 32 is 0.125.
+
+:class:`StreamDropout` does the same for whole streams a model *may use*
+(:attr:`~affectstream.streaming.preprocess.spec.FeatureInput.optional_streams`, e.g. the lab
+CNN-LSTM's AUX: EOG, EMG, skin temperature): each training window, independently per optional
+stream, loses that stream with probability ``p``; its columns then hold what a session without
+the stream feeds — the feature of a zero signal, i.e. ``(0 − mean) / std`` once normalised with
+the input's statistics (the service's :class:`~affectstream.streaming.preprocess.pipeline.
+Preprocessor` feeds zeros for an absent optional stream, and a ``RAW`` input's calibration period
+and filters keep zeros at zero). Validation and test windows keep every stream.
 """
 
 from __future__ import annotations
@@ -33,10 +42,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from affectstream.streaming.preprocess.montage import grid_cell
+from affectstream.streaming.preprocess.pipeline import column_streams
 from affectstream.streaming.preprocess.spec import FeatureInput, FeatureKind
 
 __all__ = [
     "ElectrodeDropout",
+    "StreamDropout",
     "electrode_cells",
     "montage_mask",
 ]
@@ -95,6 +106,43 @@ class ElectrodeDropout:
                 dropped = rng.permutation(n)[k:]
                 out[w, rows[dropped], cols[dropped]] = 0.0
         return out
+
+
+@dataclass(frozen=True)
+class StreamDropout:
+    """Random absence of the optional streams of ``RAW`` inputs (module docstring).
+
+    p : probability that a training window lacks a given optional stream (each independently)
+    """
+
+    p: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.p <= 1.0:
+            raise ValueError(f"stream dropout probability {self.p} is not in [0, 1]")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **asdict(self),
+            "distribution": "each training window lacks each optional stream independently with "
+            "probability p: its columns hold the normalised value of a zero signal, as a session "
+            "without that stream feeds; validation and test windows keep every stream",
+        }
+
+    def drops(self, rng: np.random.Generator, n_windows: int, n_streams: int) -> NDArray[np.bool_]:
+        """(n_windows, n_streams): ``True`` where a window lacks that optional stream."""
+        return rng.random((n_windows, n_streams)) < self.p
+
+
+def optional_columns(feature: FeatureInput) -> dict[str, NDArray[np.int64]]:
+    """Optional stream → the columns of ``feature``'s samples it fills (the Preprocessor's layout,
+    :func:`~affectstream.streaming.preprocess.pipeline.column_streams`); empty for an input
+    without optional streams."""
+    layout = column_streams(feature)
+    return {
+        s: np.flatnonzero([c == s for c in layout]).astype(np.int64)
+        for s in feature.optional_streams
+    }
 
 
 def electrode_cells(feature: FeatureInput) -> list[Cell]:

@@ -50,7 +50,7 @@ from affectstream.models.export import export_onnx, onnx_parity
 from affectstream.models.registry import build, get
 from affectstream.streaming.formats.deap import BASELINE_SAMPLES, SFREQ
 from affectstream.streaming.preprocess.spec import FeatureInput
-from affectstream.training.augment import ElectrodeDropout
+from affectstream.training.augment import ElectrodeDropout, StreamDropout
 from affectstream.training.coverage import COVERAGE_FILE, with_coverage_section
 from affectstream.training.datasets.windows import WindowSet
 from affectstream.training.presets import Preset
@@ -82,6 +82,7 @@ def write_final(
     *,
     preset_name: str | None = None,
     electrode_dropout: ElectrodeDropout | None = None,
+    stream_dropout: StreamDropout | None = None,
 ) -> None:
     """What ``affectstream train`` leaves for export: ``final.pt``, ``final.json`` and, for a
     model with a stimulus input, :data:`~affectstream.models.contract.STIMULUS_TABLE` (every
@@ -92,6 +93,8 @@ def write_final(
         export names the model after it
     electrode_dropout : the partial-montage augmentation the grid input was trained with; the
         contract then says the grid's channels are optional (:func:`montage_policy`)
+    stream_dropout : the augmentation the optional streams of raw inputs were trained with
+        (:func:`optional_policy`)
     """
     model = doc["model"]
     inputs = model_inputs(model, p.spec)
@@ -134,6 +137,11 @@ def write_final(
                 for f in inputs.streams.values()
             ],
             **({"stimulus": stimulus} if stimulus else {}),
+            **(
+                {"optional_streams": optional_policy(p, stream_dropout)}
+                if optional_policy(p, stream_dropout)
+                else {}
+            ),
             **(
                 {"montage": montage_policy(p, electrode_dropout)}
                 if montage_policy(p, electrode_dropout)
@@ -212,6 +220,27 @@ def montage_policy(p: Preset, electrode_dropout: ElectrodeDropout | None) -> dic
     }
 
 
+def optional_policy(p: Preset, stream_dropout: StreamDropout | None) -> dict[str, Any]:
+    """Input → its optional streams and the stream dropout they were trained with, for the inputs
+    that name optional streams (``{}`` when none does). A contract's optional streams without
+    stream dropout in training would be a claim the model never learnt: refused here."""
+    out = {
+        f.name: {
+            "streams": list(f.optional_streams),
+            "absent": "zeros (the feature of a zero signal)",
+            "stream_dropout": stream_dropout.to_dict() if stream_dropout is not None else None,
+        }
+        for f in p.spec.inputs
+        if f.optional_streams
+    }
+    if out and (stream_dropout is None or stream_dropout.p == 0):
+        raise ValueError(
+            f"inputs {sorted(out)} name optional streams but the model was trained without "
+            "stream dropout"
+        )
+    return out
+
+
 def contract_json(contract: ModelContract, montage: dict[str, Any] | None) -> str:
     """``contract.to_json()`` with each grid input's ``min_channels`` (and ``optional_channels``:
     its channel labels a session may leave out) added to that input's entry.
@@ -270,6 +299,8 @@ def export_run(
     montage = meta.get("montage") or None
     if montage:
         meta["trained_on"]["montage"] = montage
+    if meta.get("optional_streams"):
+        meta["trained_on"]["optional_streams"] = meta["optional_streams"]
     contract = ModelContract(
         name=name or meta.get("preset") or meta["architecture"],
         version=version,
@@ -390,6 +421,15 @@ def model_card(c: ModelContract, meta: dict[str, Any], parity: float) -> str:
                 "run at a whole multiple of that rate: 50 Hz (PMEmo, `affectstream replay --format "
                 "pmemo`) works, DEAP's 128 Hz does not.",
             ]
+    for tensor, opt in (t.get("optional_streams") or {}).items():
+        drop = opt.get("stream_dropout") or {}
+        lines += [
+            "",
+            f"Optional streams: `{tensor}` may use {', '.join(opt['streams'])} (`optional_streams` "
+            "in `model.json`; `GET /models` lists them under `may_use`): a session without such "
+            "a stream still gets predictions, its channels fed as zeros. It was trained with "
+            f"stream dropout (p = {drop.get('p')}: {drop.get('distribution', '')}).",
+        ]
     for tensor, policy in (t.get("montage") or {}).items():
         drop = policy.get("electrode_dropout", {})
         lines += [

@@ -20,7 +20,7 @@ from affectstream.streaming.preprocess.spec import (
     PreprocessSpec,
 )
 from affectstream.streaming.replay.deap import REPLAY_STREAMS
-from affectstream.training.augment import ElectrodeDropout
+from affectstream.training.augment import ElectrodeDropout, StreamDropout
 
 __all__ = [
     "PMEMO_PRESETS",
@@ -56,7 +56,8 @@ class Preset:
     advances per hop); note : one line for the model card; hyper : constructor arguments;
     architecture : the registry architecture, when the preset's name is not one (a variant such
     as ``cnn-lstm-lab``); electrode_dropout : partial-montage augmentation of the ``eeg_grid``
-    input in training (:mod:`affectstream.training.augment`), ``None`` for none."""
+    input in training (:mod:`affectstream.training.augment`), ``None`` for none; stream_dropout :
+    absence of the optional streams of raw inputs in training, ``None`` for none."""
 
     spec: PreprocessSpec
     stride_s: float
@@ -64,6 +65,7 @@ class Preset:
     hyper: dict[str, Any] = field(default_factory=dict)
     architecture: str | None = None
     electrode_dropout: ElectrodeDropout | None = None
+    stream_dropout: StreamDropout | None = None
 
 
 def _spec(*inputs: FeatureInput) -> PreprocessSpec:
@@ -129,21 +131,35 @@ PRESETS: dict[str, Preset] = {
     ),
 }
 # The sensors people have (issue #14). Same architectures, inputs a lab or a wearable provides.
-# Four modalities, no AUX: the CNN-LSTM's peripheral branch reads GSR, PPG and RESP only (EOG, EMG
-# and skin temperature are not needed), and the EEG grid is trained with electrode dropout so
-# that a partial montage (any subset of the 32 positions) still gives a prediction.
+# The use case's four modalities: the CNN-LSTM's peripheral branch needs GSR, PPG and RESP and may
+# use the AUX stream (EOG, EMG, skin temperature: DEAP's other peripheral channels) when a lab has
+# it, trained with stream dropout so that it serves without; the EEG grid is trained with electrode
+# dropout so that a partial montage (any subset of the 32 positions) still gives a prediction.
+AUX = tuple(
+    ChannelRef("AUX", n) for n in ("hEOG", "vEOG", "zEMG", "tEMG", "Temperature")
+)  # DEAP's AUX channels, in the replay's order
 PRESETS["cnn-lstm-lab"] = Preset(
     _spec(
         FeatureInput(
             "eeg_grid", FeatureKind.EEG_GRID, EEG, 128.0, 1.0, filters=EEG_BAND, baseline_s=3.0
         ),
-        FeatureInput("periph", FeatureKind.RAW, LAB_PERIPHERAL, 128.0, 1.0, baseline_s=3.0),
+        FeatureInput(
+            "periph",
+            FeatureKind.RAW,
+            LAB_PERIPHERAL + AUX,
+            128.0,
+            1.0,
+            baseline_s=3.0,
+            optional_streams=("AUX",),
+        ),
     ),
     stride_s=1.0,
-    note="CNN-LSTM on EEG (any subset of the 32 grid electrodes) + GSR, PPG, RESP: 1 s windows at "
-    "128 Hz, no AUX stream; trained with electrode dropout",
+    note="CNN-LSTM on EEG (any subset of the 32 grid electrodes) + GSR, PPG, RESP, and AUX (EOG, "
+    "EMG, skin temperature) when there is one: 1 s windows at 128 Hz; trained with electrode "
+    "dropout and AUX stream dropout",
     architecture="cnn-lstm",
     electrode_dropout=ElectrodeDropout(p=0.5, min_keep=2),
+    stream_dropout=StreamDropout(p=0.5),
 )
 # Peripheral only: MLSTM-FCN on the three sensors, 10 s at 32 Hz (PPG's pulse and RESP's breaths
 # are far below 16 Hz), standardised by the calibration period (units differ between devices).

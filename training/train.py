@@ -14,7 +14,10 @@ music features).
 
 A grid model trained with electrode dropout (``TrainConfig.electrode_dropout``,
 :mod:`affectstream.training.augment`) sees each training batch's ``eeg_grid`` with a random
-partial montage per window; validation and test windows keep the full montage.
+partial montage per window; validation and test windows keep the full montage. A model whose
+``RAW`` input names optional streams, trained with stream dropout (``TrainConfig.stream_dropout``),
+sees those streams absent at random in training batches the way a session without them feeds them
+(:class:`~affectstream.training.augment.StreamDropout`).
 
 An architecture with an ``auxiliary_loss`` method (BDDAE's weighted denoising reconstruction) has
 that term added to every training batch's classification loss (:func:`auxiliary_loss`).
@@ -60,7 +63,12 @@ from tqdm import tqdm
 
 from affectstream.models.registry import build, get
 from affectstream.streaming.preprocess.spec import FeatureInput, FeatureKind, PreprocessSpec
-from affectstream.training.augment import ElectrodeDropout, electrode_cells
+from affectstream.training.augment import (
+    ElectrodeDropout,
+    StreamDropout,
+    electrode_cells,
+    optional_columns,
+)
 from affectstream.training.calibration import final_calibration, fold_calibration
 from affectstream.training.datasets.windows import WindowSet
 from affectstream.training.labels import binarise
@@ -83,6 +91,7 @@ __all__ = [
     "progress_bar",
     "run_training",
     "stimulus_norm_stats",
+    "stream_dropout",
     "window_tensors",
 ]
 
@@ -107,6 +116,7 @@ class TrainConfig:
     hyper: dict[str, Any] = field(default_factory=dict)
     device: str = "auto"
     electrode_dropout: ElectrodeDropout | None = None  # partial montages of eeg_grid inputs
+    stream_dropout: StreamDropout | None = None  # absent optional streams of raw inputs
     # the optimiser (training/optim.py): "adam" or "sgd" (momentum), lr × lr_gamma every
     # lr_step_epochs epochs (0: constant); RTCAN-1D's setups are in training/options.py
     optimizer: str = "adam"
@@ -290,6 +300,7 @@ def fit(
     y_val = torch.from_numpy(y[val].astype(np.float32))
     gen = torch.Generator().manual_seed(seed)
     dropout = grid_dropout(cfg, inputs, seed)
+    absent = stream_dropout(cfg, inputs, norms, seed)
     history: dict[str, list[float]] = {"train_loss": [], "val_loss": [], "val_accuracy": []}
     best, best_loss, waited = copy.deepcopy(model.state_dict()), math.inf, 0
     aux: torch.Tensor | None = None
@@ -303,6 +314,8 @@ def fit(
             batch = [x[b] for x in xs_train]
             if dropout is not None:
                 batch = dropout(batch)
+            if absent is not None:
+                batch = absent(batch)
             xs = [x.to(device) for x in batch]
             out = model(*xs)
             loss = loss_fn(out, y_train[b].to(device))
@@ -351,6 +364,44 @@ def auxiliary_loss(model: nn.Module, inputs: list[torch.Tensor]) -> torch.Tensor
         return None
     aux: torch.Tensor = hook(*inputs)
     return aux
+
+
+def stream_dropout(
+    cfg: TrainConfig,
+    inputs: ModelInputs,
+    norms: dict[str, tuple[NDArray[np.float64], NDArray[np.float64]]],
+    seed: int,
+) -> Callable[[list[torch.Tensor]], list[torch.Tensor]] | None:
+    """The stream-dropout step of a batch (``None`` when ``cfg`` has none or no input has optional
+    streams): per window and optional stream, with probability ``p``, that stream's columns take
+    the normalised value of a zero signal, ``(0 − mean) / std`` with the input's ``norms`` — what
+    serving feeds when a session lacks the stream. Seeded by ``seed``."""
+    aug = cfg.stream_dropout
+    plans: dict[int, tuple[list[NDArray[np.int64]], torch.Tensor]] = {}
+    for k, name in enumerate(inputs.names):
+        f = inputs.streams.get(name)
+        if f is None or not f.optional_streams:
+            continue
+        mean, std = norms[name]
+        zero = torch.from_numpy((-mean / std).reshape(-1).astype(np.float32))  # per column
+        plans[k] = (list(optional_columns(f).values()), zero)
+    if aug is None or aug.p == 0 or not plans:
+        return None
+    rng = np.random.default_rng([seed, 0x53445250])  # "SDRP": apart from order and electrodes
+
+    def apply(batch: list[torch.Tensor]) -> list[torch.Tensor]:
+        out = list(batch)
+        for k, (columns, zero) in plans.items():
+            x = out[k]  # (batch, n_times, n_columns)
+            drops = aug.drops(rng, len(x), len(columns))
+            lacks = np.zeros((len(x), x.shape[-1]), dtype=bool)
+            for j, cols in enumerate(columns):
+                lacks[np.ix_(np.flatnonzero(drops[:, j]), cols)] = True
+            x = torch.where(torch.from_numpy(lacks)[:, None, :], zero[None, None, :], x)
+            out[k] = x
+        return out
+
+    return apply
 
 
 def grid_dropout(

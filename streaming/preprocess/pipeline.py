@@ -74,6 +74,7 @@ from affectstream.streaming.preprocess.spec import (
 __all__ = [
     "Preprocessor",
     "WindowFeeder",
+    "column_streams",
     "delivery_window_s",
     "hop_bounds",
     "preprocess_recording",
@@ -93,10 +94,19 @@ def source_rate_plan(spec: PreprocessSpec, stream_rates: Mapping[str, float]) ->
     - at its own rate when it feeds several feature rates, some above it (the Resampler brings
       it up and down here).
 
-    Never refuses a rate; raises ``ValueError`` only for a rate that is not finite and > 0.
+    An optional stream (:attr:`PreprocessSpec.optional_streams`) missing from ``stream_rates`` is
+    not in the plan (the session has none: its channels are zeros).
+
+    Never refuses a rate; raises ``ValueError`` only for a rate that is not finite and > 0, or a
+    needed stream missing from ``stream_rates``.
     """
     plan: dict[str, float] = {}
+    optional = spec.optional_streams
     for stream in spec.streams:
+        if stream not in stream_rates:
+            if stream in optional:
+                continue
+            raise ValueError(f"no {stream} stream: the model needs one")
         native = float(stream_rates[stream])
         if not (math.isfinite(native) and native > 0):
             raise ValueError(f"stream {stream}: rate {native} Hz is not finite and > 0")
@@ -106,6 +116,15 @@ def source_rate_plan(spec: PreprocessSpec, stream_rates: Mapping[str, float]) ->
         else:
             plan[stream] = native
     return plan
+
+
+def column_streams(feature: FeatureInput) -> tuple[str, ...]:
+    """The stream of each channel column of ``feature``'s samples as the :class:`Preprocessor`
+    lays them out: stream by stream in order of first use, each stream's channels in contract
+    order (a ``RAW`` feature's columns; an HRV column, if any, comes after them). Training's
+    stream dropout zeroes columns by this layout."""
+    order = tuple(dict.fromkeys(c.stream for c in feature.channels))
+    return tuple(s for s in order for c in feature.channels if c.stream == s)
 
 
 def _at_or_below(target: float, native: float) -> bool:
@@ -180,16 +199,24 @@ class _InputState:
     cvx: Any = None  # OnlineCvxEda for EDA_CVX3
     _cvx_last: Any = None  # its latest decomposition
     absent: dict[str, NDArray[np.bool_]] = field(default_factory=dict)  # grid cells with no data
+    missing: dict[str, int] = field(default_factory=dict)  # optional stream absent → its columns
 
     def push(self, chunks: Mapping[str, FloatArray]) -> None:
-        parts = []
+        parts: dict[str, FloatArray] = {}
         for stream, idx in self.indices.items():
             x = np.asarray(chunks[stream], dtype=np.float64)[:, idx]
             if stream in self.absent:
                 x[:, self.absent[stream]] = 0.0  # an electrode the montage lacks: its cell is 0
             dec = self.decimators.get(stream)
-            parts.append(dec.process(x) if dec is not None else x)
-        x = np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
+            parts[stream] = dec.process(x) if dec is not None else x
+        if self.missing:  # an optional stream the session lacks: zeros, as in stream dropout
+            n = len(next(iter(parts.values())))
+            parts.update({s: np.zeros((n, k)) for s, k in self.missing.items()})
+            order = dict.fromkeys(c.stream for c in self.spec.channels)
+            cols = [parts[s] for s in order]
+        else:
+            cols = list(parts.values())
+        x = np.concatenate(cols, axis=1) if len(cols) > 1 else cols[0]
         for f in self.filters:
             x = f.process(x)
         x = self._calibrate(x)
@@ -234,10 +261,10 @@ class _InputState:
     def ppg_column(self) -> int:
         """The history column of the input's PPG channel (columns go stream by stream)."""
         col = 0
-        for stream, idx in self.indices.items():
+        for stream in dict.fromkeys(c.stream for c in self.spec.channels):
             if stream == "PPG":
                 return col
-            col += len(idx)
+            col += sum(c.stream == stream for c in self.spec.channels)
         raise AssertionError("no PPG channel")  # FeatureInput checks the hrv option
 
     @property
@@ -282,7 +309,9 @@ class Preprocessor:
     ----------
     spec : what the model needs
     stream_rates : the rate at which each stream is pushed (see :func:`source_rate_plan`)
-    stream_labels : channel labels of each stream, in the order of the pushed columns
+    stream_labels : channel labels of each stream, in the order of the pushed columns; a stream
+        the spec may use (:attr:`PreprocessSpec.optional_streams`) that is not here is absent:
+        its channels are zeros, and :meth:`push` needs no chunk of it
     """
 
     spec: PreprocessSpec
@@ -297,8 +326,12 @@ class Preprocessor:
         indices: dict[str, list[int]] = {}
         absent: dict[str, list[bool]] = {}
         missing: list[str] = []
+        lacking: dict[str, int] = {}  # optional streams the session has none of
         for ref in inp.channels:
             labels = self.stream_labels.get(ref.stream)
+            if labels is None and ref.stream in inp.optional_streams:
+                lacking[ref.stream] = lacking.get(ref.stream, 0) + 1
+                continue
             if labels is None:
                 raise ValueError(f"{inp.name}: no stream {ref.stream!r} in this session")
             index = channel_index(ref.stream, ref.label, labels, by_cell=inp.kind == _GRID)
@@ -357,7 +390,19 @@ class Preprocessor:
             cvx = OnlineCvxEda(inp.srate, inp.window_s, **options)
         history = np.zeros((inp.n_window, len(inp.channels)))
         holes = {s: np.array(a) for s, a in absent.items() if any(a)}
-        return _InputState(inp, indices, decimators, filters, history, cvx=cvx, absent=holes)
+        return _InputState(
+            inp, indices, decimators, filters, history, cvx=cvx, absent=holes, missing=lacking
+        )
+
+    @property
+    def streams(self) -> tuple[str, ...]:
+        """The spec's streams this preprocessor reads (pushed chunks must hold each of them):
+        every needed one and the optional ones the session has."""
+        return tuple(s for s in self.spec.streams if s in self.stream_labels)
+
+    def absent_optional(self) -> tuple[str, ...]:
+        """The optional streams the session lacks (fed as zeros); empty when it has them all."""
+        return tuple(s for s in self.spec.optional_streams if s not in self.stream_labels)
 
     def coverage(self) -> dict[str, float]:
         """Stream → the fraction of the spec's channels of that stream the session provides,
@@ -444,8 +489,8 @@ def preprocess_recording(
     if every < 1 or not math.isclose(every * spec.hop_s, stride_s or spec.hop_s):
         raise ValueError(f"stride_s {stride_s} is not a multiple of hop_s {spec.hop_s}")
     pre = Preprocessor(spec, stream_rates, stream_labels)
-    rates = {s: float(stream_rates[s]) for s in spec.streams}
-    n_hops = min(math.floor(len(streams[s]) / (spec.hop_s * rates[s]) + 1e-9) for s in spec.streams)
+    rates = {s: float(stream_rates[s]) for s in pre.streams}
+    n_hops = min(math.floor(len(streams[s]) / (spec.hop_s * rates[s]) + 1e-9) for s in pre.streams)
     for k in range(n_hops):
         pre.push(
             {
@@ -518,14 +563,14 @@ class WindowFeeder:
         """The feeder and the :class:`~affectstream.streaming.ingest.windows.WindowSpec` that must
         feed it."""
         plan = source_rate_plan(spec, native_rates)
-        rates = {s: float(native_rates[s]) for s in spec.streams}
+        rates = {s: float(native_rates[s]) for s in spec.streams if s in native_rates}
         feeder = cls(Preprocessor(spec, plan, stream_labels), native_rates=rates)
         return feeder, feeder.window_spec()
 
     @property
     def plan(self) -> dict[str, float]:
         """Stream → the rate it is delivered at (:func:`source_rate_plan`)."""
-        return {s: float(self.pre.stream_rates[s]) for s in self.pre.spec.streams}
+        return {s: float(self.pre.stream_rates[s]) for s in self.pre.streams}
 
     def window_spec(self) -> WindowSpec:
         """What the windowing layer must cut for the current plan."""
@@ -540,7 +585,7 @@ class WindowFeeder:
         rate by interpolation either way) needs nothing: the windowing layer reads each stream's
         rate as it cuts.
         """
-        rates = {s: float(native_rates[s]) for s in self.pre.spec.streams}
+        rates = {s: float(native_rates[s]) for s in self.pre.streams}
         if all(math.isclose(r, self.native_rates.get(s, -1.0)) for s, r in rates.items()):
             return False
         try:
@@ -556,7 +601,7 @@ class WindowFeeder:
 
         Raises ``ValueError`` (nothing changed) if a rate is not finite and > 0.
         """
-        rates = {s: float(native_rates[s]) for s in self.pre.spec.streams}
+        rates = {s: float(native_rates[s]) for s in self.pre.streams}
         plan = source_rate_plan(self.pre.spec, rates)
         delivery_window_s(self.pre.spec.window_s, plan.values())  # raises before any change
         changed = [

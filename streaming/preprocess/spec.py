@@ -106,9 +106,30 @@ class FeatureInput:
     at least that many of its channels, the absent ones fed as zeros (for a grid input, zero
     cells) — for models trained with channel dropout. Not part of the feature's computation: the
     contract stores it beside the feature."""
+    optional_streams: tuple[str, ...] = ()
+    """Streams of this input the model *may use*: when a session has no stream of such a type,
+    the input's channels of it are absent and fed as zeros (the feature of a zero signal), as the
+    model saw them in training under stream dropout (``training/augment.py``,
+    :class:`~affectstream.training.augment.StreamDropout`); every other stream is needed.
+    ``RAW`` inputs only, at least one stream needed. Like ``min_channels``, the contract stores it
+    beside the feature."""
 
     def __post_init__(self) -> None:
         opts = dict(self.options)
+        if self.optional_streams:
+            own = self.streams
+            if any(s not in own for s in self.optional_streams):
+                raise ValueError(
+                    f"{self.name}: optional streams {list(self.optional_streams)} are not all "
+                    f"among its streams {list(own)}"
+                )
+            if self.kind != FeatureKind.RAW or len(set(self.optional_streams)) == len(own):
+                raise ValueError(
+                    f"{self.name}: optional streams need a raw input with at least one stream "
+                    "that is not optional"
+                )
+            if opts.get(OPT_HRV) and "PPG" in self.optional_streams:
+                raise ValueError(f"{self.name}: the PPG of {OPT_HRV} cannot be optional")
         if opts.get(OPT_HRV) and (
             self.kind != FeatureKind.RAW or [c.stream for c in self.channels].count("PPG") != 1
         ):
@@ -181,4 +202,21 @@ class PreprocessSpec:
 
     @property
     def streams(self) -> tuple[str, ...]:
+        """Every stream type the spec reads, needed or optional, in order of first use."""
         return tuple(dict.fromkeys(s for i in self.inputs for s in i.streams))
+
+    @property
+    def needed_streams(self) -> tuple[str, ...]:
+        """The stream types without which the spec cannot run: those some input does not name
+        as optional (:attr:`FeatureInput.optional_streams`)."""
+        return tuple(
+            s
+            for s in self.streams
+            if any(s in i.streams and s not in i.optional_streams for i in self.inputs)
+        )
+
+    @property
+    def optional_streams(self) -> tuple[str, ...]:
+        """The stream types the spec may use: read when a session has them, zeros otherwise."""
+        needed = self.needed_streams
+        return tuple(s for s in self.streams if s not in needed)

@@ -37,6 +37,7 @@ from live_service import LiveService, run_service, write_gsr_model
 from producers import (
     DEAP_EEG,
     Device,
+    FloatArray,
     StreamSpec,
     eeg,
     ppg,
@@ -161,6 +162,37 @@ def write_grid_model(folder: Path) -> Path:
     return _write_mean_model(folder, [_eeg_grid()])
 
 
+AUX_LABELS = ("hEOG", "vEOG", "zEMG", "tEMG", "Temperature")
+
+
+def write_lab_aux_model(folder: Path) -> Path:
+    """``lab-tiny`` whose peripheral input may also use an AUX stream (EOG, EMG, temperature)."""
+    refs = [("GSR", "GSR"), ("RESP", "RESP"), ("PPG", "PPG")] + [("AUX", x) for x in AUX_LABELS]
+    feature = FeatureInput(
+        name="periph",
+        kind=FeatureKind.RAW,
+        channels=tuple(ChannelRef(st, label) for st, label in refs),
+        srate=128.0,
+        window_s=1.0,
+        optional_streams=("AUX",),
+    )
+    mean = np.array([4.5, 1000.0, 1.0, 0.0, 0.0, 0.0, 0.0, 30.0])
+    std = np.array([1.0, 200.0, 1.0, 100.0, 100.0, 100.0, 100.0, 5.0])
+    return _write_mean_model(folder, [_eeg_grid(), InputContract(feature, (128, 8), mean, std)])
+
+
+def aux_stream() -> StreamSpec:
+    """DEAP's AUX channels as one 128 Hz stream: EOG/EMG-like noise and a skin temperature."""
+
+    def signal(t: FloatArray) -> FloatArray:
+        rng = np.random.default_rng(int(t[0] * 1000) % 2**32 if len(t) else 0)
+        x = rng.normal(0.0, 50.0, size=(len(t), 5))
+        x[:, 4] = 32.0 + 0.1 * np.sin(t / 10.0)
+        return x
+
+    return StreamSpec("aux", "AUX", 5, 128.0, signal, AUX_LABELS, None, "AUX")
+
+
 # -- talking to the service ------------------------------------------------------------------------
 
 
@@ -271,6 +303,7 @@ def zoo(tmp_path: Path) -> Path:
     write_wrist_model(folder / "wrist-tiny")
     write_lab_model(folder / "lab-tiny")
     write_grid_model(folder / "grid-tiny")
+    write_lab_aux_model(folder / "lab-aux-tiny")
     return folder
 
 
@@ -735,3 +768,57 @@ def test_a_flat_gsr_sensor_gets_predictions_marked_with_the_cvxeda_fallback(
         seen = _watch(live, session_name, _has_predictions("cvx-tiny", 2), 30)
     preds = _predictions(seen, "cvx-tiny")
     assert preds and all("flat" in p["fallbacks"]["eda"] for p in preds), preds[:1]
+
+
+# -- (5) optional streams: a model that may use AUX ------------------------------------------------
+
+
+def _session_model(live: LiveService, session: str, model: str) -> dict[str, Any]:
+    rows = live.get_json(f"/sessions/{session}")["models"]
+    return dict(next(r for r in rows if r["model"].split("@")[0] == model))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(90)
+def test_a_model_that_may_use_aux_runs_without_it_and_takes_it_when_it_comes(
+    session_name: str, serve: Callable[..., Any]
+) -> None:
+    """``lab-aux-tiny`` needs EEG, GSR, PPG, RESP and may use AUX: GET /models says so; a lab
+    without AUX gets its predictions at once (``model_status`` running, the reason naming the
+    absent optional stream); when an AUX stream appears the pipeline is rebuilt with it (counted
+    in ``rebuilds``) and predictions go on."""
+    with (
+        Device(session_name, _lab_streams(128.0, labelled=True)),
+        serve("lab-aux-tiny") as live,
+    ):
+        models = {m["name"]: m for m in live.get_json("/models")["models"]}
+        row = models["lab-aux-tiny"]
+        assert row["needs"] == ["EEG", "GSR", "RESP", "PPG"] and row["may_use"] == ["AUX"], row
+        _create(live, session_name)
+
+        def running_without_aux(seen: list[Message]) -> bool:
+            rows = _statuses(seen, "lab-aux-tiny")
+            return (
+                _has_predictions("lab-aux-tiny", 2)(seen)
+                and rows[-1]["state"] == "running"
+                and "optional AUX" in rows[-1]["reason"]
+            )
+
+        seen = _watch(live, session_name, running_without_aux, 20)
+        before = _session_model(live, session_name, "lab-aux-tiny")
+        assert "AUX" not in before["streams"] and before["without_optional"] == ["AUX"], before
+        for p in _predictions(seen, "lab-aux-tiny"):
+            assert sorted(p["quality"]) == ["EEG", "GSR", "PPG", "RESP"]
+        with Device(session_name, [aux_stream()]):
+
+            def with_aux(seen: list[Message]) -> bool:
+                return any(
+                    "AUX" in p["quality"] for p in _predictions(seen, "lab-aux-tiny")
+                ) and _statuses(seen, "lab-aux-tiny")[-1]["reason"] == ""
+
+            seen = _watch(live, session_name, with_aux, 25)
+            after = _session_model(live, session_name, "lab-aux-tiny")
+    assert "AUX" in after["streams"] and after["without_optional"] == [], after
+    assert after["rebuilds"] == 1 and after["status"] == "running", after
+    late = [p for p in _predictions(seen, "lab-aux-tiny") if "AUX" in p["quality"]]
+    assert all(0.0 < p["valence"] < 1.0 for p in late)

@@ -384,6 +384,7 @@ def _train(
         hyper=dict(p.hyper),
         device=args.device,
         electrode_dropout=_electrode_dropout(args, p),
+        stream_dropout=p.stream_dropout,
         weight_decay=args.weight_decay,
         optimizer=setup.algorithm,
         momentum=setup.momentum,
@@ -433,6 +434,9 @@ def _train(
     config["architecture"] = architecture
     config["electrode_dropout"] = (
         cfg.electrode_dropout.to_dict() if cfg.electrode_dropout is not None else None
+    )
+    config["stream_dropout"] = (
+        cfg.stream_dropout.to_dict() if cfg.stream_dropout is not None else None
     )
     config["preprocess_s"] = round(preprocess_s, 1)
     config["runtime_s"] = round(time.monotonic() - t0, 1)
@@ -495,6 +499,7 @@ def _train(
             retrain,
             preset_name=args.model,
             electrode_dropout=cfg.electrode_dropout,
+            stream_dropout=cfg.stream_dropout,
         )
     s = doc["summary"]
     print(f"report: {args.out / 'report.md'}")
