@@ -144,6 +144,23 @@ def _deviation(
     return float(max(np.abs(tonic - tonic_ref).max(), np.abs(phasic - phasic_ref).max()) / span)
 
 
+def _pypi_cvxeda() -> Callable[[FloatArray, float], object] | None:
+    """The PyPI ``cvxeda`` 1.1.0 solve (the authors' 2025 code; a test-only, GPL-3.0 dependency
+    of the ``dev`` extra), or None when it is not installed. Its default options, except that
+    cvxopt's per-iteration progress table is not printed (``show_progress`` is an output
+    setting: printing it would time the terminal, not the solver)."""
+    try:
+        import cvxeda as pypi  # optional: only the dev extra installs it
+    except ImportError:
+        return None
+    solve = pypi.cvxEDA
+
+    def run(z: FloatArray, fs: float) -> object:
+        return solve(z, 1.0 / fs, options={"show_progress": False})
+
+    return run
+
+
 def measure(
     y: FloatArray,
     fs: float,
@@ -158,7 +175,7 @@ def measure(
 
     ``hops`` is cut to what ``y`` holds after the first segment; accuracy is checked every
     ``check_every`` hops and at the last. ``compiled`` also times the numba-compiled iteration
-    (which must be available).
+    (which must be available). The PyPI ``cvxeda`` reference is timed when it is installed.
 
     Raises
     ------
@@ -178,14 +195,18 @@ def measure(
     if compiled:
         fast = OnlineCvxEda(fs, segment_s, params=params, solver="compiled")
         fast.update(y[:n])
+    pypi = _pypi_cvxeda()
     exact = BandedIpm(CvxEdaModel.build(n, fs, params.replace(mu_tol=1e-14, res_tol=1e-10)))
     t_online: list[float] = []
     t_ref: list[float] = []
     t_fast: list[float] = []
+    t_pypi: list[float] = []
     iters: list[int] = []
     iters_ref: list[int] = []
     dev_online: list[float] = []
+    dev_fast: list[float] = []
     dev_ref: list[float] = []
+    dev_pypi: list[float] = []
     dev_between: list[float] = []
     for k in range(1, hops + 1):
         chunk = y[n + (k - 1) * hop : n + k * hop]
@@ -198,6 +219,7 @@ def measure(
         t2 = time.perf_counter()
         ref = cvxeda(z, fs, params)
         t3 = time.perf_counter()
+        dec_fast = None
         if fast is not None:
             t4 = time.perf_counter()
             dec_fast = fast.update(chunk)
@@ -207,6 +229,11 @@ def measure(
                     f"hop {k}: compiled took {dec_fast.iterations} iterations, "
                     f"numpy/LAPACK {dec.iterations}"
                 )
+        pypi_out = None
+        if pypi is not None:
+            t5 = time.perf_counter()
+            pypi_out = pypi(z, fs)
+            t_pypi.append(time.perf_counter() - t5)
         if not (dec.ok and ref.ok):
             raise RuntimeError(
                 f"solve failed at hop {k}: online {dec.fallback}, cvxopt {ref.fallback}"
@@ -224,15 +251,33 @@ def measure(
             ex_p = lower_toeplitz_apply(exact.model.ma, res.state.q)
             dev_online.append(_deviation(on_t, on_p, ex_t, ex_p, span))
             dev_ref.append(_deviation(ref.tonic, ref.phasic, ex_t, ex_p, span))
+            if dec_fast is not None:
+                f_t, f_p = (dec_fast.tonic - mean) / std, dec_fast.phasic / std
+                dev_fast.append(_deviation(f_t, f_p, ex_t, ex_p, span))
+            if pypi_out is not None:
+                r, _p, t = tuple(cast(Sequence[FloatArray], pypi_out))[:3]
+                dev_pypi.append(_deviation(t, r, ex_t, ex_p, span))
     ms_online = 1e3 * float(np.median(t_online))
     ms_ref = 1e3 * float(np.median(t_ref))
     extra: dict[str, object] = {}
+    ms_pypi = 1e3 * float(np.median(t_pypi)) if t_pypi else None
+    if ms_pypi is not None:
+        extra |= {
+            "pypi_ms_median": round(ms_pypi, 3),
+            "pypi_ms_p90": round(1e3 * float(np.percentile(t_pypi, 90)), 3),
+            "pypi_dev_vs_exact_max": float(f"{max(dev_pypi):.2g}"),
+            "pypi_speedup_median": round(ms_pypi / ms_online, 2),
+        }
     if t_fast:
         ms_fast = 1e3 * float(np.median(t_fast))
-        extra = {
+        extra |= {
             "compiled_ms_median": round(ms_fast, 3),
+            "compiled_ms_p90": round(1e3 * float(np.percentile(t_fast, 90)), 3),
             "compiled_speedup_median": round(ms_ref / ms_fast, 2),
+            "compiled_dev_vs_exact_max": float(f"{max(dev_fast):.2g}"),
         }
+        if ms_pypi is not None:
+            extra["compiled_pypi_speedup_median"] = round(ms_pypi / ms_fast, 2)
     return {
         "rate_hz": fs,
         "segment_s": segment_s,
@@ -242,6 +287,7 @@ def measure(
         "online_ms_median": round(ms_online, 3),
         "online_ms_p90": round(1e3 * float(np.percentile(t_online, 90)), 3),
         "online_iterations_mean": round(float(np.mean(iters)), 2),
+        "online_iterations_max": int(max(iters)),
         "cvxopt_ms_median": round(ms_ref, 3),
         "cvxopt_ms_p90": round(1e3 * float(np.percentile(t_ref, 90)), 3),
         "cvxopt_iterations_mean": round(float(np.mean(iters_ref)), 2),

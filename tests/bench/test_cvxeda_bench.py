@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pytest
@@ -34,9 +35,14 @@ def test_measure_one_configuration() -> None:
     y = bench.resample(bench.synthetic_deap_gsr(trials=1), 16)
     row = bench.measure(y, 16, 10, hops=3, check_every=2)
     assert row["n"] == 160 and row["hops"] == 3
-    speedup, deviation = row["speedup_median"], row["online_dev_vs_cvxopt_max"]
+    speedup, deviation = row["speedup_median"], row["online_dev_vs_exact_max"]
     assert isinstance(speedup, float) and speedup > 0
-    assert isinstance(deviation, float) and deviation < 1e-4
+    assert isinstance(deviation, float) and deviation < 1e-3  # the requirement of issue #16
+    # The PyPI reference (installed with the dev extra) is timed and checked on the same segments:
+    # it solves the same QP, so it lies as close to the exact optimum as our cvxopt solve.
+    assert cast(float, row["pypi_ms_median"]) > 0 and cast(float, row["pypi_speedup_median"]) > 0
+    assert cast(float, row["pypi_dev_vs_exact_max"]) < 1e-4
+    assert cast(float, row["cvxopt_dev_vs_exact_max"]) < 1e-4
     with pytest.raises(ValueError, match="no hop"):
         bench.measure(y[:100], 16, 10, hops=3, check_every=2)
 

@@ -72,7 +72,9 @@ def _compile_in_background() -> None:
 
 
 def _warm_up(cls: type[BandedIpm]) -> None:
-    """One small solve: compiles for the argument types every solve passes."""
+    """One small cold solve and one warm one: compiles for the argument types every solve
+    passes."""
     solver = cls(CvxEdaModel.build(48, 16.0, CvxEdaParams()))
     y = np.linspace(-1.0, 1.0, 48)
-    solver.solve(y, solver.cold_start(y))
+    cold = solver.solve(y, solver.cold_start(y))
+    solver.solve(y, solver.warm_start(y, cold.state, 1, 1.0))

@@ -22,8 +22,10 @@ Python, they run in numpy and LAPACK (``dpbtrf``, ``dtbtrs``, ``dpotrf``, ``dpot
 with numba (:mod:`~affectstream.streaming.preprocess.cvxeda.jit`), each is replaced by its twin in
 :data:`COMPILED_AS`: the same factorisation or solve as explicit loops (a hand-written
 pentadiagonal Cholesky instead of LAPACK's banded one). Same algorithm, same starting points,
-steps and stopping: the two runs take the same number of iterations and agree to rounding
-(measured ≤ 3.3e-9 of the range).
+steps and stopping: the two runs take the same number of iterations and agree to rounding.
+The starting points (:func:`start_point`, :func:`warm_point`) are written the same way, so the
+compiled build runs the whole update but the z-scoring and the mapping back: one call for the
+start, one for the iteration.
 
 Why both kernels are kept: the loops run uncompiled cost ~1 µs of interpreter time per scalar
 operation; on real skin conductance at 16 Hz, warm 0.25-s hops took 37 ms (10-s segment) and
@@ -38,15 +40,21 @@ Choices, each measured on a 2-core VM (OpenBLAS):
   banded LU on the augmented system (twice the unknowns, bandwidth 4) cost 4–6× the banded
   Cholesky. Forming ``AᵀDA`` loses the digits of ``MᵀM`` once ``D = λ/s`` spans ~20 decades
   (``s`` and ``λ`` both tend to 0 on complementary sets); stopping at an average
-  complementarity of 3e-9 (:attr:`CvxEdaParams.mu_tol`) keeps it within about 12, and a failed
-  Cholesky or an indefinite Schur complement ends the solve (the caller falls back).
-- The stopping point puts tonic and phasic within 2e-5 of the segment range of the exact
-  optimum on the event-related recording (max over 8 segment sizes, 16/32 Hz; cvxopt's own
-  stopping leaves it 3–12e-6 away) and within 6.3e-5 of cvxopt on an 8-min resting one.
-  "Equal accuracy" here means within 1e-4 of the range of the cvxopt solve.
+  complementarity of 1e-7 (:attr:`CvxEdaParams.mu_tol`) keeps it well within that, and a
+  failed Cholesky or an indefinite Schur complement ends the solve (the caller falls back).
+- The stopping point is tied to the accuracy required (issue #16): tonic and phasic within
+  1e-3 of the segment range of the exact optimum. ``mu_tol`` 1e-7 leaves at most 3.4e-4
+  (measured on 0.25-s hops over the real event-related recording and synthetic DEAP GSR; the
+  deviation grows about as ``sqrt(mu_tol)``, see :class:`CvxEdaParams`).
 - Warm start: the previous solution shifted by the hop and lifted (see
-  :meth:`BandedIpm.warm_start`); 7–10 iterations per 0.25-s hop instead of 14–19 from a cold
-  start.
+  :meth:`BandedIpm.warm_start`); about 6 iterations per 0.25-s hop (at most 14 measured)
+  instead of 11–15 from a cold start.
+- Loop kernels that fill latency: the pentadiagonal Cholesky is a chain of a square root and a
+  division per row, and the triangular sweeps a chain of two multiply-adds, so
+  :func:`factorise_loops` computes ``V = L⁻¹U`` in the same pass as ``L`` (``VᵀV`` is one
+  BLAS call after it: faster than accumulating it row by row), and :func:`newton_loops`
+  accumulates ``Vᵀt`` in the forward sweep and applies ``VΔw`` in the backward one. Measured
+  at n = 480: factorisation 23 → 12 µs, Newton solve 15 → 9 µs.
 - ``s`` and ``λ`` live in one array (one call per step-length test and update), and the linear
   residuals are scaled by ``1 − step`` instead of recomputed (exact for Newton directions;
   recomputed before the final convergence test).
@@ -81,11 +89,14 @@ __all__ = [
     "BandedIpm",
     "IpmResult",
     "IpmState",
+    "ar_inverse",
     "factorise",
     "iterate",
     "max_step",
     "newton",
     "residuals",
+    "start_point",
+    "warm_point",
 ]
 
 #: Status codes returned by :func:`iterate`, and their names in :attr:`IpmResult.reason`.
@@ -230,6 +241,54 @@ def iterate(
     return max_iter, MAX_ITER
 
 
+def start_point(
+    y: FloatArray,
+    s: FloatArray,
+    lam: FloatArray,
+    ar: FloatArray,
+    ma: FloatArray,
+    E: FloatArray,
+    S0_inv: FloatArray,
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """A starting point with driver ``s > 0`` and multipliers ``lam > 0``: ``q = A⁻¹s`` (so
+    ``Aq = s`` exactly) and the tonic fitted to what the phasic leaves.
+
+    Returns ``(q, w, x = [s; λ])``.
+    """
+    q = ar_inverse(ar, s)
+    w = S0_inv @ (E.T @ (y - lower_toeplitz_apply(ma, q)))
+    return q, w, np.concatenate((s, lam))
+
+
+def warm_point(
+    y: FloatArray,
+    q_prev: FloatArray,
+    lam_prev: FloatArray,
+    shift: int,
+    ratio: float,
+    lift: float,
+    ar: FloatArray,
+    ma: FloatArray,
+    E: FloatArray,
+    S0_inv: FloatArray,
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """The warm start (see :meth:`BandedIpm.warm_start`) as :func:`start_point` arguments,
+    then :func:`start_point`."""
+    n = y.size
+    head = lower_toeplitz_apply(ar, q_prev[shift:] * ratio)[:n]
+    k = head.size
+    s = np.empty(n)
+    lam = np.empty(n)
+    s[:k] = head
+    lam[:k] = lam_prev[shift : shift + k]
+    if k < n:
+        s[k:] = max(float(head.mean()), 1e-12)
+        lam[k:] = float(lam_prev.mean())
+    s = np.maximum(s, lift * float(np.abs(s).mean()))
+    lam = np.maximum(lam, lift * float(lam.mean()))
+    return start_point(y, s, lam, ar, ma, E, S0_inv)
+
+
 # -- kernels: numpy/LAPACK (run from Python) ------------------------------------------------
 
 
@@ -277,29 +336,51 @@ def max_step(x: FloatArray, dx: FloatArray) -> float:
     return 1.0 if worst >= -1.0 else -1.0 / worst
 
 
+def ar_inverse(ar: FloatArray, s: FloatArray) -> FloatArray:
+    """``A⁻¹ s``: the driver ``s`` filtered by the AR part (scipy's ``lfilter``)."""
+    q: FloatArray = lfilter([1.0], ar, s)
+    return q
+
+
 # -- kernels: explicit loops (their twins when numba compiles iterate) -----------------------
 
 
 def toeplitz_apply_loops(taps: FloatArray, x: FloatArray) -> FloatArray:
-    """:func:`lower_toeplitz_apply` as a loop (``n ≥ 3``)."""
+    """:func:`lower_toeplitz_apply` as a loop."""
     n = x.size
     out = np.empty(n)
-    out[0] = taps[0] * x[0]
-    out[1] = taps[0] * x[1] + taps[1] * x[0]
+    for i in range(min(n, 2)):
+        out[i] = taps[0] * x[i] + (taps[1] * x[0] if i == 1 else 0.0)
     for i in range(2, n):
         out[i] = taps[0] * x[i] + taps[1] * x[i - 1] + taps[2] * x[i - 2]
     return out
 
 
 def toeplitz_apply_t_loops(taps: FloatArray, x: FloatArray) -> FloatArray:
-    """:func:`lower_toeplitz_apply_t` as a loop (``n ≥ 3``)."""
+    """:func:`lower_toeplitz_apply_t` as a loop."""
     n = x.size
     out = np.empty(n)
     for i in range(n - 2):
         out[i] = taps[0] * x[i] + taps[1] * x[i + 1] + taps[2] * x[i + 2]
-    out[n - 2] = taps[0] * x[n - 2] + taps[1] * x[n - 1]
-    out[n - 1] = taps[0] * x[n - 1]
+    if n >= 2:
+        out[n - 2] = taps[0] * x[n - 2] + taps[1] * x[n - 1]
+    if n >= 1:
+        out[n - 1] = taps[0] * x[n - 1]
     return out
+
+
+def ar_inverse_loops(ar: FloatArray, s: FloatArray) -> FloatArray:
+    """:func:`ar_inverse` as a loop (forward substitution through the three AR taps)."""
+    n = s.size
+    q = np.empty(n)
+    for i in range(n):
+        v = s[i]
+        if i >= 1:
+            v -= ar[1] * q[i - 1]
+        if i >= 2:
+            v -= ar[2] * q[i - 2]
+        q[i] = v / ar[0]
+    return q
 
 
 def factorise_loops(
@@ -316,6 +397,10 @@ def factorise_loops(
     ``band`` receives row ``i`` of ``L``: ``band[0, i] = L[i, i−2]``, ``band[1, i] = L[i, i−1]``,
     ``band[2, i] = 1 / L[i, i]``; ``V = L⁻¹U`` (n, m) and ``Sc`` the lower Cholesky factor of
     ``S0 − VᵀV``. ``Dshift`` is not used (the loops read ``Dpad``).
+
+    One pass over the rows computes row ``i`` of ``L`` and row ``i`` of ``V``: the Cholesky
+    recurrence is latency-bound (a square root and a division per row), and the ``m``
+    independent columns of ``V`` fill that wait instead of costing a second pass.
     """
     n, m = U.shape
     l2, l1, inv0 = band[0], band[1], band[2]
@@ -332,16 +417,20 @@ def factorise_loops(
         d -= a1 * a1 + a2 * a2
         if d <= 0.0:
             return CHOLESKY, band, V, Ls
-        inv0[i] = 1.0 / np.sqrt(d)
+        inv = 1.0 / np.sqrt(d)
+        inv0[i] = inv
         l1[i] = a1
         l2[i] = a2
-    for j in range(m):  # V = L⁻¹U: the m columns advance together (independent chains)
-        V[0, j] = U[0, j] * inv0[0]
-        V[1, j] = (U[1, j] - l1[1] * V[0, j]) * inv0[1]
-    for i in range(2, n):
-        for j in range(m):
-            V[i, j] = (U[i, j] - l1[i] * V[i - 1, j] - l2[i] * V[i - 2, j]) * inv0[i]
-    S = S0 - np.dot(V.T, V)
+        if i >= 2:
+            for j in range(m):
+                V[i, j] = (U[i, j] - a1 * V[i - 1, j] - a2 * V[i - 2, j]) * inv
+        elif i == 1:
+            for j in range(m):
+                V[i, j] = (U[i, j] - a1 * V[i - 1, j]) * inv
+        else:
+            for j in range(m):
+                V[i, j] = U[i, j] * inv
+    S = S0 - np.dot(V.T, V)  # one BLAS call: faster here than accumulating row by row
     for j in range(m):
         for k in range(j + 1):
             v = S[j, k]
@@ -359,15 +448,23 @@ def factorise_loops(
 def newton_loops(
     R: FloatArray, V: FloatArray, Sc: FloatArray, a: FloatArray, b: FloatArray
 ) -> tuple[FloatArray, FloatArray]:
-    """:func:`newton` with the factors of :func:`factorise_loops`."""
+    """:func:`newton` with the factors of :func:`factorise_loops`; ``Vᵀt`` is accumulated in
+    the forward sweep and ``V Δw`` applied in the backward one (two passes over the rows)."""
     n, m = V.shape
     l2, l1, inv0 = R[0], R[1], R[2]
     t = np.empty(n)
-    t[0] = a[0] * inv0[0]
-    t[1] = (a[1] - l1[1] * t[0]) * inv0[1]
+    rhs = b.copy()
+    t0 = a[0] * inv0[0]
+    t1 = (a[1] - l1[1] * t0) * inv0[1]
+    t[0] = t0
+    t[1] = t1
+    for j in range(m):
+        rhs[j] -= t0 * V[0, j] + t1 * V[1, j]
     for i in range(2, n):
-        t[i] = (a[i] - l1[i] * t[i - 1] - l2[i] * t[i - 2]) * inv0[i]
-    rhs = b - np.dot(t, V)
+        ti = (a[i] - l1[i] * t[i - 1] - l2[i] * t[i - 2]) * inv0[i]
+        t[i] = ti
+        for j in range(m):
+            rhs[j] -= ti * V[i, j]
     for j in range(m):  # Sc Scᵀ dw = rhs
         v = rhs[j]
         for k in range(j):
@@ -379,12 +476,16 @@ def newton_loops(
         for k in range(j + 1, m):
             v -= Sc[k, j] * dw[k]
         dw[j] = v / Sc[j, j]
-    r = t - np.dot(V, dw)
     dq = np.empty(n)
-    dq[n - 1] = r[n - 1] * inv0[n - 1]
-    dq[n - 2] = (r[n - 2] - l1[n - 1] * dq[n - 1]) * inv0[n - 2]
-    for i in range(n - 3, -1, -1):
-        dq[i] = (r[i] - l1[i + 1] * dq[i + 1] - l2[i + 2] * dq[i + 2]) * inv0[i]
+    for i in range(n - 1, -1, -1):
+        r = t[i]
+        for j in range(m):
+            r -= V[i, j] * dw[j]
+        if i <= n - 3:
+            r -= l1[i + 1] * dq[i + 1] + l2[i + 2] * dq[i + 2]
+        elif i == n - 2:
+            r -= l1[i + 1] * dq[i + 1]
+        dq[i] = r * inv0[i]
     return dq, dw
 
 
@@ -408,7 +509,9 @@ COMPILED_AS: dict[Callable[..., Any], Callable[..., Any]] = {
     factorise: factorise_loops,
     newton: newton_loops,
     max_step: max_step_loops,
+    ar_inverse: ar_inverse_loops,
     residuals: residuals,
+    start_point: start_point,
 }
 
 
@@ -429,8 +532,12 @@ class BandedIpm:
         The QP's fixed matrices.
     """
 
-    #: The iteration :meth:`solve` runs.
+    #: The iteration :meth:`solve` runs, and the starting points (:func:`start_point`,
+    #: :func:`warm_point`); :class:`~affectstream.streaming.preprocess.cvxeda.jit.CompiledIpm`
+    #: replaces all three with their compiled builds.
     iteration = staticmethod(iterate)
+    start = staticmethod(start_point)
+    warm = staticmethod(warm_point)
 
     def __init__(self, model: CvxEdaModel) -> None:
         self.model = model
@@ -453,16 +560,26 @@ class BandedIpm:
             np.column_stack([lower_toeplitz_apply_t(ma, E[:, j]) for j in range(E.shape[1])])
         )
         self._S0 = E.T @ E + np.diag(model.ridge)
-        self._S0_inv = np.linalg.inv(self._S0)
+        self._S0_inv: FloatArray = np.linalg.inv(self._S0).astype(np.float64)
         self._aAt1 = model.params.alpha * lower_toeplitz_apply_t(ar, np.ones(n))
 
     # -- starting points ------------------------------------------------------------------
     def cold_start(self, y: FloatArray) -> IpmState:
         """A start that knows nothing about the solution: a constant driver of the size of
         ``y``'s spread, the tonic fitted to the rest, multipliers ``10 α``."""
+        model = self.model
         scale = max(float(np.std(y)), 1e-12)
-        lam = np.full(self.model.n, 10.0 * max(self.model.params.alpha, 1e-4))
-        return self._from_driver(y, np.full(self.model.n, scale), lam)
+        lam = np.full(model.n, 10.0 * max(model.params.alpha, 1e-4))
+        q, w, x = self.start(
+            np.ascontiguousarray(y, dtype=np.float64),
+            np.full(model.n, scale),
+            lam,
+            model.ar,
+            model.ma,
+            model.E,
+            self._S0_inv,
+        )
+        return IpmState(q=q, w=w, s=x[: model.n], lam=x[model.n :])
 
     def warm_start(self, y: FloatArray, prev: IpmState, shift: int, ratio: float) -> IpmState:
         """Start from a previous solution whose segment began ``shift`` samples earlier.
@@ -473,25 +590,23 @@ class BandedIpm:
         driver and multiplier. ``prev`` may be shorter than this solver's segment (while the
         online segment fills). Every entry is then lifted to at least
         :attr:`CvxEdaParams.lift` × its mean: a point that close to the previous boundary
-        stalls Mehrotra's steps.
+        stalls Mehrotra's steps. The tonic is refitted to what the phasic part leaves
+        (:func:`warm_point`, run as :attr:`warm`).
         """
-        n, ar, lift = self.model.n, self.model.ar, self.model.params.lift
-        head = lower_toeplitz_apply(ar, prev.q[shift:] * ratio)[:n]
-        lam_head = prev.lam[shift : shift + head.size]
-        extra = n - head.size
-        p = np.concatenate([head, np.full(extra, max(float(head.mean()), 1e-12))])
-        lam = np.concatenate([lam_head, np.full(extra, float(prev.lam.mean()))])
-        np.maximum(p, lift * float(np.abs(p).mean()), out=p)
-        np.maximum(lam, lift * float(lam.mean()), out=lam)
-        return self._from_driver(y, p, lam)
-
-    def _from_driver(self, y: FloatArray, s: FloatArray, lam: FloatArray) -> IpmState:
-        """State with driver ``s`` (``q = A⁻¹s``, so ``Aq = s`` exactly) and the tonic fitted
-        to what the phasic leaves."""
         model = self.model
-        q = lfilter([1.0], model.ar, s)
-        w = self._S0_inv @ (model.E.T @ (y - lower_toeplitz_apply(model.ma, q)))
-        return IpmState(q=q, w=w, s=s, lam=lam)
+        q, w, x = self.warm(
+            np.ascontiguousarray(y, dtype=np.float64),
+            np.ascontiguousarray(prev.q, dtype=np.float64),
+            np.ascontiguousarray(prev.lam, dtype=np.float64),
+            int(shift),
+            float(ratio),
+            float(model.params.lift),
+            model.ar,
+            model.ma,
+            model.E,
+            self._S0_inv,
+        )
+        return IpmState(q=q, w=w, s=x[: model.n], lam=x[model.n :])
 
     # -- the solve --------------------------------------------------------------------------
     def solve(self, y: FloatArray, start: IpmState) -> IpmResult:

@@ -18,10 +18,15 @@ from typing import Any
 import numba
 from numba.extending import overload
 
-from affectstream.streaming.preprocess.cvxeda.ipm import COMPILED_AS, BandedIpm
+from affectstream.streaming.preprocess.cvxeda.ipm import (
+    COMPILED_AS,
+    BandedIpm,
+    start_point,
+    warm_point,
+)
 from affectstream.streaming.preprocess.cvxeda.ipm import iterate as plain_iterate
 
-__all__ = ["CompiledIpm", "iterate"]
+__all__ = ["CompiledIpm", "compiled_start", "compiled_warm", "iterate"]
 
 
 def _compiled_as(impl: Callable[..., Any]) -> Callable[..., Callable[..., Any]]:
@@ -41,6 +46,10 @@ for _plain, _impl in COMPILED_AS.items():
 #: :func:`~affectstream.streaming.preprocess.cvxeda.ipm.iterate`, compiled at its first call (or
 #: loaded from numba's on-disk cache).
 iterate = numba.njit(cache=True)(plain_iterate)
+#: :func:`~affectstream.streaming.preprocess.cvxeda.ipm.start_point` and
+#: :func:`~affectstream.streaming.preprocess.cvxeda.ipm.warm_point`, compiled the same way.
+compiled_start = numba.njit(cache=True)(start_point)
+compiled_warm = numba.njit(cache=True)(warm_point)
 
 
 class CompiledIpm(BandedIpm):
@@ -48,3 +57,5 @@ class CompiledIpm(BandedIpm):
     iteration (same starting points, steps and stopping; same iteration counts)."""
 
     iteration = staticmethod(iterate)
+    start = staticmethod(compiled_start)
+    warm = staticmethod(compiled_warm)

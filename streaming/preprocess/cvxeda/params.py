@@ -36,23 +36,31 @@ class CvxEdaParams:
     Interior-point iteration of the online solver:
 
     mu_tol : float
-        Stop when the average complementarity ``sᵀλ / n`` is at most this. At 3e-9 tonic and
-        phasic lie within 2e-5 of the segment range of the exact optimum on real skin
-        conductance (cvxopt's own stopping leaves them 3e-6–1.2e-5 away); the deviation grows
-        about as ``sqrt(mu_tol)``. Lower values also make the normal equations worse
-        conditioned: ``λ/s`` spans more decades.
+        Stop when the average complementarity ``sᵀλ / n`` is at most this. The requirement
+        (issue #16) is tonic and phasic within 1e-3 of the segment range of the exact optimum;
+        the deviation grows about as ``sqrt(mu_tol)``. Measured on 0.25-s hops over 30-s
+        segments at 16 Hz (200 hops each of the real event-related recording and of
+        synthetic DEAP GSR): 1e-7 leaves at most 3.4e-4 (median 6e-5–9e-5) in 6.1–6.3 warm
+        iterations; 3e-7 already 1.3e-3 on the synthetic trace, 1e-6 2.8e-3; the earlier
+        3e-9 left 2.9e-5 in 7.8–8.1 iterations (cvxopt's own stopping leaves 3e-6–1.2e-5).
+        Lower values also make the normal equations worse conditioned: ``λ/s`` spans more
+        decades.
     res_tol : float
-        ... and the max-norm of the dual residuals (gradient of the Lagrangian) is at most this.
+        ... and the max-norm of the dual residuals (gradient of the Lagrangian) is at most this
+        (1e-5; at ``mu_tol`` 1e-7, 1e-6 and 1e-4 gave the same deviations, 6.5 and 6.1
+        iterations).
     max_iter : int
         Give up after this many iterations (the online solver then restarts cold, then asks
-        the reference); warm starts take 7–10, cold starts 14–19.
+        the reference); at the default tolerances warm starts take about 6 (at most 14
+        measured), cold starts 11–15.
     step_fraction : float
         Fraction of the distance to the boundary of ``s, λ ≥ 0`` taken by each step (a common
         value; 0.995 and 0.999 gave the same iteration counts).
     lift : float
         Warm start: every driver and multiplier entry is raised to at least this × its mean. A
-        start that close to the previous boundary stalls Mehrotra's steps (on real data: 7–10
-        iterations at 0.3, 9–13 at 0.1, 17–40 from a perfectly centred point).
+        start that close to the previous boundary stalls Mehrotra's steps (on real data, at
+        ``mu_tol`` 3e-9: 7–10 iterations at 0.3, 9–13 at 0.1, 17–40 from a perfectly centred
+        point; at 1e-7, 0.1, 0.2, 0.3 and 0.5 all took 6.1–6.4 on average).
 
     Reference solve:
 
@@ -66,8 +74,8 @@ class CvxEdaParams:
     delta_knot: float = 10.0
     alpha: float = 8e-4
     gamma: float = 1e-2
-    mu_tol: float = 3e-9
-    res_tol: float = 1e-6
+    mu_tol: float = 1e-7
+    res_tol: float = 1e-5
     max_iter: int = 50
     step_fraction: float = 0.99
     lift: float = 0.3
