@@ -12,7 +12,12 @@ grid reduced to partial montages:
   DEAP-format data, so the evaluation uses the nearest DEAP electrodes (:data:`HEADBAND_PROXY`)
   twice: on their own cells (what a model trained on the DEAP montage can do with four lateral
   electrodes) and moved onto the headband's own cells (where the service puts a real headband's
-  channels: cells the model never saw filled in training).
+  channels: cells the model never saw filled in training);
+- optional streams (a contract's ``optional_streams``, e.g. the lab CNN-LSTM's AUX): the full
+  montage and the headband stand-in once more with each optional stream absent, its columns
+  zeros before normalisation — exactly what the service's Preprocessor feeds a session without
+  that stream (``tests/streaming/preprocess/test_optional_streams.py`` shows the other columns
+  are unchanged).
 
 Metrics per dimension (valence, arousal): accuracy and balanced accuracy (0.5 for a constant
 answer), mean ± SD over the repeats; the held-out class balance is in the document too. The
@@ -38,6 +43,7 @@ from affectstream.models.contract import InputContract, ModelContract
 from affectstream.models.runner import ModelRunner
 from affectstream.streaming.formats.deap import subject_number
 from affectstream.streaming.preprocess.montage import grid_cell
+from affectstream.streaming.preprocess.pipeline import column_streams
 from affectstream.streaming.preprocess.spec import FeatureKind
 from affectstream.streaming.synthetic.deap import SYNTHETIC_MARKER, is_synthetic_deap
 from affectstream.training.augment import electrode_cells, montage_mask
@@ -126,12 +132,15 @@ def evaluate_coverage(
     x = {i.name: i.normalise(ws.X[i.name]) for i in contract.inputs}
     subjects = np.unique(ws.subjects)
 
-    def run(masks: dict[int, NDArray[np.float32]]) -> dict[str, dict[str, float]]:
-        grid_x = x[grid.name] * np.stack([masks[int(s)] for s in ws.subjects])[:, None]
+    def run(
+        masks: dict[int, NDArray[np.float32]], inputs: dict[str, NDArray[np.float32]] | None = None
+    ) -> dict[str, dict[str, float]]:
+        feed = x if inputs is None else inputs
+        grid_x = feed[grid.name] * np.stack([masks[int(s)] for s in ws.subjects])[:, None]
         probs = np.concatenate(
             [
                 runner.run(
-                    {n: (grid_x if n == grid.name else v)[a : a + batch] for n, v in x.items()}
+                    {n: (grid_x if n == grid.name else v)[a : a + batch] for n, v in feed.items()}
                 )
                 for a in range(0, len(ws), batch)
             ]
@@ -188,9 +197,31 @@ def evaluate_coverage(
                     "metrics": _moved(runner, x, grid, cells, labels, proxy, target, y, batch),
                 }
             )
-        for entry in named:
-            if progress is not None:
-                progress(f"{entry['name']}: {_line(entry['metrics'])}")
+    full = dict.fromkeys((int(s) for s in subjects), montage_mask(grid.feature, labels))
+    headband = (
+        dict.fromkeys((int(s) for s in subjects), montage_mask(grid.feature, proxy))
+        if all(p in labels for p in proxy)
+        else None
+    )
+    for stream in contract.preprocess_spec().optional_streams:
+        without = {i.name: i.normalise(_without(ws.X[i.name], i, stream)) for i in contract.inputs}
+        montages = [("all 32", labels, full)]
+        if headband is not None:
+            montages.append(("headband proxy on DEAP cells", proxy, headband))
+        for what, electrodes, masks in montages:
+            named.append(
+                {
+                    "name": f"{what}, without {stream}",
+                    "electrodes": list(electrodes),
+                    "coverage": len(electrodes) / len(labels),
+                    "cells": "the DEAP electrodes' own cells",
+                    "without_stream": stream,
+                    "metrics": run(masks, without),
+                }
+            )
+    for entry in named:
+        if progress is not None:
+            progress(f"{entry['name']}: {_line(entry['metrics'])}")
     synthetic = bool(files) and is_synthetic_deap(files[0])  # sidecar or watermark
     marker = Path(files[0]).parent / SYNTHETIC_MARKER if files else None
     return {
@@ -223,6 +254,16 @@ def evaluate_coverage(
         "named_montages": named,
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
+
+
+def _without(x: NDArray[Any], inp: InputContract, stream: str) -> NDArray[Any]:
+    """An input's raw features with the channels of ``stream`` zero (as served without it)."""
+    if stream not in inp.feature.optional_streams:
+        return x
+    layout = column_streams(inp.feature)
+    out = np.array(x, copy=True)
+    out[..., [k for k, s in enumerate(layout) if s == stream]] = 0.0
+    return out
 
 
 def _moved(
@@ -311,12 +352,23 @@ def coverage_markdown(doc: dict[str, Any]) -> str:
     for e in doc.get("named_montages", []):
         m = e["metrics"]
         where = "on " + ", ".join(e["placed_as"]) + " cells" if "placed_as" in e else "own cells"
+        names = ", ".join(e["electrodes"]) if len(e["electrodes"]) <= 8 else "all"
         lines.append(
-            f"| {e['name']} | {', '.join(e['electrodes'])} ({where}) | {e['coverage']:.3f} | "
+            f"| {e['name']} | {names} ({where}) | {e['coverage']:.3f} | "
             f"{_cell(m['valence']['accuracy'])} | {_cell(m['valence']['balanced_accuracy'])} | "
             f"{_cell(m['arousal']['accuracy'])} | {_cell(m['arousal']['balanced_accuracy'])} |"
         )
     lines += ["", doc["headband_note"] + "."]
+    absent = sorted(
+        {e["without_stream"] for e in doc.get("named_montages", []) if "without_stream" in e}
+    )
+    if absent:
+        lines += [
+            "Rows *without* a stream: the model may use "
+            + ", ".join(absent)
+            + " (`optional_streams`); there its channels are zeros before normalisation, exactly "
+            "what the service feeds a session that has no such stream.",
+        ]
     if any("placed_as" in e for e in doc.get("named_montages", [])):
         lines += [
             "The headband's own cells never hold an electrode in the DEAP-format training data, "

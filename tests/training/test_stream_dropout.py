@@ -94,3 +94,16 @@ def test_training_fills_what_serving_feeds_without_the_stream() -> None:
     trained = apply(batch)[inputs.names.index("periph")].numpy()[0]
     np.testing.assert_array_equal(served[:, 3:], trained[:, 3:])
     assert np.any(served[:, :3] != trained[:, :3])
+
+
+def test_the_coverage_evaluation_removes_exactly_the_optional_stream() -> None:
+    """evaluate-coverage's rows "without AUX" zero the AUX columns of the raw features (what the
+    Preprocessor feeds without the stream) and nothing else."""
+    from affectstream.training.coverage import _without
+
+    inp = InputContract(PERIPH, PERIPH.shape, np.zeros((1, 8)), np.ones((1, 8)))
+    x = np.random.default_rng(0).normal(size=(5, *PERIPH.shape))
+    out = _without(x, inp, "AUX")
+    assert np.all(out[..., 3:] == 0.0)
+    np.testing.assert_array_equal(out[..., :3], x[..., :3])
+    np.testing.assert_array_equal(_without(x, inp, "EEG"), x)  # not optional: untouched
