@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from affectstream.bench import cvxeda as bench
+from affectstream.streaming.preprocess.cvxeda.compiled import compiled_ipm_class
 
 CSV = Path(__file__).resolve().parents[1] / "data" / "neurokit_eventrelated_eda_100hz.csv"
 
@@ -55,6 +56,20 @@ def test_command_records_the_data(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert doc["data"].startswith(CSV.name) and doc["params"]["alpha"] == 8e-4
     assert [r["segment_s"] for r in doc["results"]] == [10]
     assert json.loads(capsys.readouterr().out) == doc
+    assert doc["min_compiled_pypi_speedup"] is None  # the compiled run was not asked for
+
+
+def test_command_with_the_compiled_update(tmp_path: Path) -> None:
+    """``--compiled`` times what the service runs against the PyPI reference (the #16 target)
+    and checks it against the exact optimum."""
+    if compiled_ipm_class() is None:
+        pytest.skip("numba not installed")
+    argv = ["--hops", "3", "--rates", "16", "--lengths", "10", "--out", str(tmp_path)]
+    assert bench.main([*argv, "--compiled", "--csv", str(CSV)]) == 0
+    (path,) = tmp_path.glob("cvxeda-*-compiled.json")
+    doc = json.loads(path.read_text())
+    assert doc["min_compiled_pypi_speedup"] > 0
+    assert doc["max_compiled_dev_vs_exact"] < 1e-3
 
 
 def test_resampling_cost_is_measured_per_case() -> None:
