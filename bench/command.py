@@ -505,6 +505,8 @@ def measure(p: Plan) -> dict[str, Any]:
         data, label = _deap_data(p.deap, stack) if live else (Path(), "")
         if live:
             doc["live_sessions_data"] = label
+            if "wearable" in p.kinds and {"e2e", "profile"} & set(p.sections):
+                doc["live_sessions_data"] += "; wearable sessions: synthetic EDA and BVP"
         if "ingest" in p.sections:  # first: the process holds nothing else yet
             from affectstream.bench.ingest import run_ingest
 

@@ -17,9 +17,15 @@ out), which is what makes its samples a CPU measure.
 
 Every sample is put in exactly one stage by :func:`classify` (the rule is there, in order),
 except samples caught in a wait (:data:`WAITS`), counted apart.
-A stage's cost is reported in **milliseconds of CPU per session-second**: its samples × the
-sampling period (the recording's duration / the sampling rounds py-spy reports) / sessions /
-duration. The ``inference`` stage is split per model by each model's share of the service's
+A stage's cost is reported in **milliseconds of CPU per session-second**: its share of the staged
+samples × the CPU time ``/proc`` counted for the threads py-spy sampled over the recording /
+sessions / duration (``cpu_ms_per_session_second``). The raw estimate, samples × the sampling
+period (the recording's duration / the sampling rounds py-spy reports) / sessions / duration, is
+kept beside it (``samples_x_period_ms_per_session_second``): on an idle machine both agree, on a
+loaded one the raw estimate overstates (py-spy sees a thread that waits for a core as running,
+and falls behind its rate). Samples in numba's compiler (the compiled cvxEDA being built, once)
+are counted apart (``jit_compile_samples``) and their share taken out of the CPU. The ``inference``
+stage is split per model by each model's share of the service's
 own inference time over the same span (the ``latency_ms.inference`` of its batched runs, from
 the predictions received; with one session each prediction is one run).
 
@@ -209,6 +215,12 @@ waking up or about to sleep, not working; such samples are counted apart (``wait
 stage."""
 
 
+def compiling(frames: Sequence[tuple[str, str]]) -> bool:
+    """A frame of numba's compiler or llvmlite: the compiled cvxEDA being built (once, in the
+    background, possibly after warm-up on a loaded machine), not steady-state work."""
+    return any("/numba/core/" in f or "/llvmlite/" in f for _, f in frames)
+
+
 def waiting(frames: Sequence[tuple[str, str]]) -> bool:
     """The sample's innermost frame is one of :data:`WAITS`."""
     if not frames:
@@ -230,6 +242,9 @@ def stage_summary(
         if waiting(s.frames):
             per_stage["waiting"] += s.count
             continue
+        if compiling(s.frames):
+            per_stage["jit_compile"] += s.count
+            continue
         stage = classify(s.frames)
         per_stage[stage] += s.count
         mine = [(fn, f) for fn, f in s.frames if f.startswith(root) and "/site-packages/" not in f]
@@ -239,7 +254,7 @@ def stage_summary(
         if s.frames:
             fn, f = s.frames[-1]
             leaf[f"{fn} ({_short(f, root)})"] += s.count
-    total = sum(v for k, v in per_stage.items() if k != "waiting") or 1
+    total = sum(v for k, v in per_stage.items() if k in STAGES) or 1
 
     def rows(c: Counter[str], n: int) -> list[dict[str, Any]]:
         return [
@@ -247,7 +262,7 @@ def stage_summary(
         ]
 
     return (
-        {k: per_stage.get(k, 0) for k in (*STAGES, "waiting")},
+        {k: per_stage.get(k, 0) for k in (*STAGES, "waiting", "jit_compile")},
         {k: rows(own[k], 5) for k in STAGES if own[k]},
         rows(leaf, 15),
     )
@@ -395,7 +410,7 @@ async def _profile_kind(
     samples = parse_raw(raw_path.read_text())
     root = str(Path(__file__).resolve().parents[1])
     per_stage, own, leaf = stage_summary(samples, root)
-    waits = per_stage.pop("waiting")
+    waits, jit = per_stage.pop("waiting"), per_stage.pop("jit_compile")
     denominator = sessions * span  # session-seconds
 
     def ms(n_samples: float) -> float:
@@ -414,6 +429,14 @@ async def _profile_kind(
     for s in samples:
         by_thread[s.thread or "?"] += s.count
     python_proc = sum(c for tid, (_, c) in cpu_by_tid.items() if tid in sampled_tids)
+    staged = max(1, sum(per_stage.values()))
+    # each stage's share of the staged samples × the CPU /proc counted for the threads py-spy
+    # sampled (less the share of samples spent compiling): samples × period alone overstates CPU
+    # on a loaded machine, where a thread waiting for a core looks running
+    cpu = {
+        k: round(v / staged * python_proc * (staged / (staged + jit)) * 1000 / denominator, 3)
+        for k, v in per_stage.items()
+    }
     spy_cpu = (kids1.ru_utime + kids1.ru_stime) - (kids0.ru_utime + kids0.ru_stime)
     service_cores = (cpu1 - cpu0) / span
     pushers_cores = (push1 - push0) / span
@@ -432,18 +455,14 @@ async def _profile_kind(
         "pyspy_errors": errors,
         "active_samples": sum(per_stage.values()),
         "stage_samples": per_stage,
-        "cpu_ms_per_session_second": {k: ms(v) for k, v in per_stage.items()},
+        "cpu_ms_per_session_second": cpu,
         "inference_by_model_cpu_ms_per_session_second": {
-            k: round(ms(per_stage["inference"]) * share, 3) for k, share in split.items()
+            k: round(cpu["inference"] * share, 3) for k, share in split.items()
         },
         "waiting_samples": waits,
+        "jit_compile_samples": jit,
         "sampled_cpu_ms_per_session_second": ms(sum(per_stage.values())),
-        # the same shares scaled to what /proc says the sampled threads used (a check: on a
-        # loaded machine a thread waiting for a core is sampled as running)
-        "cpu_ms_per_session_second_scaled_to_proc": {
-            k: round(v / max(1, sum(per_stage.values())) * python_proc * 1000 / denominator, 3)
-            for k, v in per_stage.items()
-        },
+        "samples_x_period_ms_per_session_second": {k: ms(v) for k, v in per_stage.items()},
         "proc_cpu_ms_per_session_second": {
             "service": round((cpu1 - cpu0) * 1000 / denominator, 3),
             "python_threads": round(python_proc * 1000 / denominator, 3),
@@ -501,7 +520,8 @@ def run_profile(
         "profiler": f"{_pyspy_version(_pyspy())} (attached by pid, --nonblocking, raw, --threads)",
         "stages": STAGES,
         "classification": " ".join((classify.__doc__ or "").split()),
-        "unit": "ms of CPU per session-second: samples × sampling period / sessions / seconds",
+        "unit": "ms of CPU per session-second: the stage's share of the samples × the sampled "
+        "threads' CPU from /proc / sessions / seconds",
         "by_kind": by_kind,
         "method": " ".join((__doc__ or "").split("\n\n", 1)[0].split()),
     }
@@ -530,8 +550,13 @@ def stage_table(profile: dict[str, Any]) -> list[str]:
                 ]
                 lines.append(f"| &nbsp;&nbsp;of which {m} | {' | '.join(cells)} |")
     lines.append(
-        "| **sampled Python threads, total** | "
-        + " | ".join(f"**{r['sampled_cpu_ms_per_session_second']:.2f}**" for r in rows)
+        "| **total of the stages** | "
+        + " | ".join(f"**{sum(r['cpu_ms_per_session_second'].values()):.2f}**" for r in rows)
+        + " |"
+    )
+    lines.append(
+        "| raw samples × sampling period (overstates on a loaded machine) | "
+        + " | ".join(f"{r['sampled_cpu_ms_per_session_second']:.2f}" for r in rows)
         + " |"
     )
     lines.append(

@@ -256,10 +256,14 @@ def _load_note(doc: dict[str, Any]) -> str:
     )
 
 
+def _first_upper(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
 def _e2e_lines(kind: str, doc: dict[str, Any]) -> list[str]:
     lines = [
         "",
-        f"{KIND_LABELS.get(kind, kind).capitalize()}, models {', '.join(doc.get('models', []))}:",
+        f"{_first_upper(KIND_LABELS.get(kind, kind))}, models {', '.join(doc.get('models', []))}:",
         "",
     ]
     lines += [
