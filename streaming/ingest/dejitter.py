@@ -42,20 +42,30 @@ stream whose timestamps are jittery by nature (chunks stamped on arrival) widens
 tolerance, and a clean stream gets the ``gap_intervals`` floor. Output timestamps of one line
 always increase (by at least half a nominal interval per sample).
 
-The work is vectorised over the chunk: the running weighted sums (``S_j = λ·S_{j−1} + a_j``) are
-computed in closed form with numpy (:class:`_Forgetting`); the Python loop runs once per
-discontinuity, not per sample.
+The work is one pass over the chunk's samples, each updating the running weighted sums
+(``S_j = λ·S_{j−1} + a_j``) and the line through them: :func:`_dejitter_chunk`, compiled with numba
+when this module is imported (from numba's disk cache once warm: beside this file, or under
+``NUMBA_CACHE_DIR``). A chunk then costs a few microseconds, where the numpy version (vectorised
+over the chunk, ~40 numpy calls) cost 50-150 µs whatever the chunk's length: the acquisition
+layer's largest cost per chunk (#16). Taken sample by sample, the output does not depend on how
+the samples were chunked (the arrival time aside). Without numba, or if compiling fails, the same
+function runs as plain Python: the same output, slower.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["Dejitter", "DejitterPolicy", "Dejittered"]
+__all__ = ["Dejitter", "DejitterPolicy", "Dejittered", "is_compiled"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,48 +120,162 @@ class Dejittered:
     """Clock steps forwards, told from gaps by the arrival time (the line was re-anchored)."""
 
 
-class _Forgetting:
-    """Running sums with exponential forgetting, ``S_j = lam·S_{j−1} + a_j``, for a whole chunk
-    at once: ``S_j = (lam·S_{−1} + Σ_{i≤j} a_i·lam^{−i}) · lam^j``. Blocks are short enough that
-    ``lam^{−i}`` stays below 2^30 (it grows fastest at low rates)."""
-
-    def __init__(self, lam: float) -> None:
-        self.lam = lam
-        block = 4096 if lam == 1.0 else int(30.0 / -math.log2(lam))
-        i = np.arange(max(1, min(4096, block)), dtype=np.float64)
-        self._grow = lam**-i  # lam^{−i}
-        self._shrink = lam**i  # lam^{i}
-        self.block = len(i)
-
-    def last(self, a: NDArray[np.float64], prev: float) -> float:
-        """The sum after the last sample of ``a`` (k,), k ≤ :attr:`block`, from ``prev``."""
-        k = len(a)
-        return float(self.lam**k * prev + np.dot(a, self._shrink[k - 1 :: -1]))
-
-    def run(self, a: NDArray[np.float64], prev: NDArray[np.float64]) -> NDArray[np.float64]:
-        """``a`` (r, k) → (r, k + 1): ``prev`` (r,), then the sums after each sample."""
-        r, k = a.shape
-        out = np.empty((r, k + 1))
-        out[:, 0] = prev
-        b = len(self._grow)
-        if k <= b:  # one block (the usual case)
-            acc = out[:, 1:]
-            np.multiply(a, self._grow[:k], out=acc)
-            np.cumsum(acc, axis=1, out=acc)
-            acc += self.lam * prev[:, None]
-            acc *= self._shrink[:k]
-            return out
-        for s in range(0, k, b):
-            n = min(b, k - s)
-            acc = out[:, s + 1 : s + 1 + n]
-            np.cumsum(a[:, s : s + n] * self._grow[:n], axis=1, out=acc)
-            acc += self.lam * out[:, s : s + 1]
-            acc *= self._shrink[:n]
-        return out
-
-
 _EPS = 1e-9  # a vanishing prior on the intercept: an empty line predicts its anchor
 _REBASE_AT = 1 << 16  # sample index at which the index origin moves (keeps the sums small)
+
+# The state of one stream's line, one float64 array (the kernel updates it in place):
+# anchored (0/1), anchor, slope0, rho, next sample index, last output, largest lead since the
+# anchor, then the weighted sums Σ1, Σx, Σx², Σy, Σxy (y = t − anchor − slope0·x) and the jitter
+# sums Σr², Σ1.
+_ANCHORED, _ANCHOR, _SLOPE0, _RHO, _X_NEXT, _LAST_OUT, _LEAD_REF = range(7)
+_S, _R, _STATE_LEN = 7, 12, 14
+# The constants, one float64 array.
+_INTERVAL, _LAM_FIT, _LAM_JIT, _FLOOR, _SIGMAS, _FUTURE, _RHO_MIN, _REBASE = range(8)
+
+
+def _dejitter_chunk(
+    t: NDArray[np.float64],
+    arrival: float,
+    has_arrival: bool,
+    st: NDArray[np.float64],
+    c: NDArray[np.float64],
+    out: NDArray[np.float64],
+) -> tuple[int, int, int, int]:
+    """Re-stamp the samples of ``t`` into ``out``, updating the state ``st`` (constants ``c``);
+    returns (gaps, missing, steps back, steps ahead). One sample at a time, as the module docstring
+    says: its residual against the line through the samples before it, the tolerance from the
+    jitter sums before it; then either the sample joins the line and is re-stamped on the line
+    through it, or it is a discontinuity (re-anchor on it, or skip the missing samples and look at
+    it again). The line is ``t = anchor + slope0·x + α + δ·x`` (x: sample index since the anchor),
+    (α, δ) the weighted least-squares fit with the prior ``rho`` on δ."""
+    gaps = 0
+    missing = 0
+    back = 0
+    ahead = 0
+    step = 0.5 * c[_INTERVAL]  # output timestamps increase by at least this
+    lam_f = c[_LAM_FIT]
+    lam_j = c[_LAM_JIT]
+    reanchor = st[_ANCHORED] == 0.0
+    i = 0
+    n = len(t)
+    while i < n:
+        ti = t[i]
+        if reanchor:  # a new line through this sample, the slope carried over with its weight
+            if st[_ANCHORED] != 0.0:
+                s0 = st[_S] + _EPS
+                s1 = st[_S + 1]
+                s2 = st[_S + 2] + st[_RHO]
+                delta = (s0 * st[_S + 4] - s1 * st[_S + 3]) / (s0 * s2 - s1 * s1)
+                st[_SLOPE0] = st[_SLOPE0] + delta
+                st[_RHO] = max(c[_RHO_MIN], st[_S + 2] - s1 * s1 / s0)
+            st[_ANCHORED] = 1.0
+            st[_ANCHOR] = ti
+            st[_X_NEXT] = 0.0
+            for j in range(5):
+                st[_S + j] = 0.0
+            st[_LAST_OUT] = -np.inf
+            st[_LEAD_REF] = -np.inf
+            reanchor = False
+        if st[_X_NEXT] >= c[_REBASE]:  # move the index origin here: same line, smaller sums
+            k = st[_X_NEXT]
+            s0, s1, sy = st[_S], st[_S + 1], st[_S + 3]
+            st[_S + 1] = s1 - k * s0
+            st[_S + 2] = st[_S + 2] - 2 * k * s1 + k * k * s0
+            st[_S + 4] = st[_S + 4] - k * sy
+            st[_ANCHOR] = st[_ANCHOR] + st[_SLOPE0] * k
+            st[_X_NEXT] = 0.0
+        x = st[_X_NEXT]
+        y = ti - st[_ANCHOR]
+        y -= st[_SLOPE0] * x
+        s0 = st[_S] + _EPS
+        s1 = st[_S + 1]
+        s2 = st[_S + 2] + st[_RHO]
+        det = s0 * s2 - s1 * s1
+        alpha = (st[_S + 3] * s2 - s1 * st[_S + 4]) / det
+        delta = (s0 * st[_S + 4] - s1 * st[_S + 3]) / det
+        r = y - (alpha + delta * x)  # residual against the line through the samples before
+        tol = max(c[_FLOOR], c[_SIGMAS] * math.sqrt(st[_R] / st[_R + 1]))
+        if abs(r) <= tol:  # jitter: the sample joins the line
+            st[_R] = lam_j * st[_R] + r * r
+            st[_R + 1] = lam_j * st[_R + 1] + 1.0
+            st[_S] = lam_f * st[_S] + 1.0
+            st[_S + 1] = lam_f * st[_S + 1] + x
+            st[_S + 2] = lam_f * st[_S + 2] + x * x
+            st[_S + 3] = lam_f * st[_S + 3] + y
+            st[_S + 4] = lam_f * st[_S + 4] + x * y
+            s0 = st[_S] + _EPS
+            s1 = st[_S + 1]
+            s2 = st[_S + 2] + st[_RHO]
+            det = s0 * s2 - s1 * s1
+            alpha = (st[_S + 3] * s2 - s1 * st[_S + 4]) / det
+            delta = (s0 * st[_S + 4] - s1 * st[_S + 3]) / det
+            fit = st[_ANCHOR] + st[_SLOPE0] * x + alpha + delta * x
+            fit = max(fit, st[_LAST_OUT] + step)
+            out[i] = fit
+            st[_LAST_OUT] = fit
+            st[_X_NEXT] = x + 1.0
+            if has_arrival:
+                st[_LEAD_REF] = max(st[_LEAD_REF], ti - arrival)
+            i += 1
+        elif r < 0:  # a clock step backwards
+            back += 1
+            reanchor = True
+        elif has_arrival and ti - arrival > max(st[_LEAD_REF], 0.0) + max(tol, c[_FUTURE]):
+            ahead += 1  # stamped after its arrival: the clock stepped ahead
+            reanchor = True
+        elif not step <= st[_SLOPE0] + delta <= 2.0 * c[_INTERVAL]:
+            ahead += 1  # a line this far off the nominal rate cannot count samples: restart
+            reanchor = True
+        else:  # a dropped run: skip the missing samples, keep the jump
+            n_missing = max(1, int(np.rint(r / (st[_SLOPE0] + delta))))
+            gaps += 1
+            missing += n_missing
+            st[_X_NEXT] = x + n_missing
+    return gaps, missing, back, ahead
+
+
+_Kernel = Callable[
+    [
+        NDArray[np.float64],
+        float,
+        bool,
+        NDArray[np.float64],
+        NDArray[np.float64],
+        NDArray[np.float64],
+    ],
+    tuple[int, int, int, int],
+]
+_SIGNATURE = (
+    "UniTuple(int64, 4)(float64[::1], float64, boolean, float64[::1], float64[::1], float64[::1])"
+)
+
+
+def _compile() -> tuple[_Kernel, bool]:
+    """The kernel compiled with numba (now: loaded from numba's disk cache when warm, ~1 s
+    otherwise), or the plain function without numba or when compiling fails."""
+    try:
+        import numba
+    except ImportError:
+        log.info("numba is not installed: the dejitter runs as plain Python")
+        return _dejitter_chunk, False
+    try:
+        compiled: Any = numba.njit(_SIGNATURE, cache=True)(_dejitter_chunk)
+    except Exception:  # e.g. no writable cache: compile without one
+        try:
+            compiled = numba.njit(_SIGNATURE)(_dejitter_chunk)
+        except Exception:
+            log.exception("compiling the dejitter failed; it runs as plain Python")
+            return _dejitter_chunk, False
+    kernel: _Kernel = compiled
+    return kernel, True
+
+
+_kernel, _compiled = _compile()
+
+
+def is_compiled() -> bool:
+    """Whether the dejitter runs compiled (numba) rather than as plain Python."""
+    return _compiled
 
 
 class Dejitter:
@@ -171,66 +295,41 @@ class Dejitter:
         self.policy = policy or DejitterPolicy()
         p = self.policy
         self.interval = 1.0 / nominal_srate
-        self._fit = _Forgetting(2.0 ** (-1.0 / (nominal_srate * p.halftime_s)))
-        self._jit = _Forgetting(2.0 ** (-1.0 / (nominal_srate * p.jitter_halftime_s)))
-        self._floor = p.gap_intervals * self.interval
         n_r = max(2.0, p.slope_prior_s * nominal_srate)
-        self._rho_min = n_r**3 / 12.0  # Σ(x − x̄)² of n_r evenly spaced samples
-        # the line: t = anchor + slope0·x + α + δ·x, x = sample index since the anchor
-        self._anchored = False
-        self._anchor = 0.0
-        self._slope0 = self.interval
-        self._rho = self._rho_min
-        self._x_next = 0
-        self._sums = np.zeros(5)  # weighted Σ1, Σx, Σx², Σy, Σxy (y = t − anchor − slope0·x)
+        self._const = np.array(
+            [
+                self.interval,
+                2.0 ** (-1.0 / (nominal_srate * p.halftime_s)),
+                2.0 ** (-1.0 / (nominal_srate * p.jitter_halftime_s)),
+                p.gap_intervals * self.interval,
+                p.jitter_sigmas,
+                p.future_margin_s,
+                n_r**3 / 12.0,  # Σ(x − x̄)² of n_r evenly spaced samples
+                float(self.rebase_at),
+            ]
+        )
         w0 = p.jitter_prior_weight_s * nominal_srate
-        self._res = np.array([w0 * p.jitter_prior_s**2, w0])  # weighted Σr², Σ1
-        self._last_out = -math.inf
-        self._lead_ref = -math.inf
-        self._ar = np.arange(self._fit.block, dtype=np.float64)
-        self._ones = np.ones(self._jit.block)
+        st = np.zeros(_STATE_LEN)
+        st[_SLOPE0] = self.interval
+        st[_RHO] = self._const[_RHO_MIN]
+        st[_LAST_OUT] = st[_LEAD_REF] = -np.inf
+        st[_R : _R + 2] = (w0 * p.jitter_prior_s**2, w0)
+        self._state = st
 
     @property
     def slope(self) -> float:
         """The fitted sample interval, seconds (the nominal one before any data)."""
-        _, delta = self._line(self._sums[:, None])
-        return self._slope0 + float(delta[0])
+        st = self._state
+        s0 = st[_S] + _EPS
+        s1 = st[_S + 1]
+        s2 = st[_S + 2] + st[_RHO]
+        delta = (s0 * st[_S + 4] - s1 * st[_S + 3]) / (s0 * s2 - s1 * s1)
+        return float(st[_SLOPE0] + delta)
 
     @property
     def jitter(self) -> float:
         """The recent RMS residual of the raw timestamps around the line, seconds."""
-        return math.sqrt(self._res[0] / self._res[1])
-
-    def _line(self, sums: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        """(α, δ) of the weighted least-squares line for each column of ``sums`` (5, k)."""
-        s0 = sums[0] + _EPS
-        s1 = sums[1]
-        s2 = sums[2] + self._rho
-        det = s0 * s2 - s1 * s1
-        alpha = (sums[3] * s2 - s1 * sums[4]) / det
-        delta = (s0 * sums[4] - s1 * sums[3]) / det
-        return alpha, delta
-
-    def _reanchor(self, t: float) -> None:
-        if self._anchored:  # carry the slope, weighted by the data that estimated it
-            s0 = self._sums[0] + _EPS
-            spread = self._sums[2] - self._sums[1] ** 2 / s0
-            self._slope0 = self.slope
-            self._rho = max(self._rho_min, float(spread))
-        self._anchored = True
-        self._anchor = t
-        self._x_next = 0
-        self._sums = np.zeros(5)
-        self._last_out = -math.inf
-        self._lead_ref = -math.inf
-
-    def _rebase(self) -> None:
-        """Move the index origin to the next sample (same line, smaller sums)."""
-        c = float(self._x_next)
-        s0, s1, s2, sy, sxy = self._sums
-        self._sums = np.array([s0, s1 - c * s0, s2 - 2 * c * s1 + c * c * s0, sy, sxy - c * sy])
-        self._anchor += self._slope0 * c
-        self._x_next = 0
+        return math.sqrt(self._state[_R] / self._state[_R + 1])
 
     def process(self, timestamps: NDArray[np.float64], arrival: float | None = None) -> Dejittered:
         """Smooth one chunk of raw timestamps (oldest first, on the local LSL clock).
@@ -238,82 +337,15 @@ class Dejitter:
         ``arrival`` is when the chunk was received (:func:`local_clock`); without it, every jump
         ahead is taken as a gap. Returns the smoothed timestamps (same length) and the counts.
         """
-        t = np.asarray(timestamps, dtype=np.float64)
-        m = len(t)
-        out = np.empty(m)
-        gaps = missing = back = ahead = 0
-        lead = None if arrival is None else t - arrival
-        i = 0
-        while i < m:
-            if not self._anchored:
-                self._reanchor(float(t[i]))
-            if self._x_next >= self.rebase_at:
-                self._rebase()
-            k = m - i
-            ar = self._ar[:k] if k <= len(self._ar) else np.arange(k, dtype=np.float64)
-            x = ar + self._x_next
-            y = t[i:] - self._anchor
-            y -= self._slope0 * x
-            a = np.empty((5, k))
-            a[0] = 1.0
-            a[1] = x
-            np.multiply(x, x, out=a[2])
-            a[3] = y
-            np.multiply(x, y, out=a[4])
-            sums = self._fit.run(a, self._sums)  # column j: the sums before sample j
-            alpha, delta = self._line(sums)  # column j: the line through samples < j
-            r = y - (alpha[:-1] + delta[:-1] * x)  # residual against the line before
-            r2 = r * r
-            if k <= self._jit.block and r2.max() <= self._floor**2:
-                # every residual within the tolerance's floor: only the final jitter sums matter
-                d = k
-                q, w = self._res
-                self._res = np.array([self._jit.last(r2, q), self._jit.last(self._ones[:k], w)])
-            else:
-                sq = np.empty((2, k))
-                sq[0] = r2
-                sq[1] = 1.0
-                res = self._jit.run(sq, self._res)
-                tol = np.maximum(
-                    self._floor, self.policy.jitter_sigmas * np.sqrt(res[0, :-1] / res[1, :-1])
-                )
-                bad = np.abs(r) > tol
-                d = int(np.argmax(bad)) if bad.any() else k
-                self._res = res[:, d].copy()
-            if d:  # samples 0..d-1 of this run are on the line (through each of them)
-                xd = x[:d]
-                fit = self._anchor + self._slope0 * xd + alpha[1 : d + 1] + delta[1 : d + 1] * xd
-                step = 0.5 * self.interval  # the line's output always increases
-                if fit[0] < self._last_out + step or (d > 1 and (fit[1:] - fit[:-1]).min() < step):
-                    ramp = step * (ar[:d] + 1.0)
-                    fit = np.maximum.accumulate(np.maximum(fit - ramp, self._last_out)) + ramp
-                out[i : i + d] = fit
-                self._last_out = float(fit[-1])
-                self._sums = sums[:, d].copy()
-                self._x_next += d
-                if lead is not None:
-                    self._lead_ref = max(self._lead_ref, float(lead[i : i + d].max()))
-                i += d
-            if d == k:
-                break
-            # sample i is a discontinuity
-            if r[d] < 0:
-                back += 1
-                self._reanchor(float(t[i]))
-                continue
-            tol_d = float(tol[d])
-            margin = max(tol_d, self.policy.future_margin_s)
-            if lead is not None and lead[i] > max(self._lead_ref, 0.0) + margin:
-                ahead += 1
-                self._reanchor(float(t[i]))
-                continue
-            slope = self._slope0 + float(delta[d])
-            if not 0.5 * self.interval <= slope <= 2.0 * self.interval:
-                ahead += 1  # a line this far off the nominal rate cannot count samples: restart
-                self._reanchor(float(t[i]))
-                continue
-            n_missing = max(1, round(float(r[d]) / slope))
-            gaps += 1
-            missing += n_missing
-            self._x_next += n_missing
-        return Dejittered(out, gaps, missing, back, ahead)
+        t = np.ascontiguousarray(timestamps, dtype=np.float64)
+        out = np.empty(len(t))
+        self._const[_REBASE] = self.rebase_at  # a test moves it per instance
+        gaps, missing, back, ahead = _kernel(
+            t,
+            math.nan if arrival is None else float(arrival),
+            arrival is not None,
+            self._state,
+            self._const,
+            out,
+        )
+        return Dejittered(out, int(gaps), int(missing), int(back), int(ahead))

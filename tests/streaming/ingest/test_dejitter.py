@@ -221,3 +221,19 @@ def _arrival_per_chunk(arrival: NDArray[np.float64], cuts: list[int]) -> NDArray
         out[a:b] = arrival[b - 1]
         a = b
     return out
+
+
+def test_the_compiled_kernel_and_plain_python_agree(monkeypatch: pytest.MonkeyPatch) -> None:
+    """numba is a dependency, so the dejitter runs compiled; without numba the same function runs
+    as plain Python (the fallback), and both give the same timestamps and counts."""
+    from affectstream.streaming.ingest import dejitter
+
+    assert dejitter.is_compiled()
+    raw, arrival = _faulty_sequence(2)
+    cuts = _chunks(np.random.default_rng(2), 100)
+    arr = _arrival_per_chunk(arrival, [c for c in cuts if c < len(raw)])
+    compiled, c_counts = _run(Dejitter(RATE), raw, cuts, arr)
+    monkeypatch.setattr(dejitter, "_kernel", dejitter._dejitter_chunk)
+    plain, p_counts = _run(Dejitter(RATE), raw, cuts, arr)
+    assert c_counts == p_counts and c_counts[2] == 1
+    np.testing.assert_allclose(compiled, plain, rtol=0, atol=1e-9)
