@@ -171,7 +171,8 @@ class ModelSlot:
     refused: str = ""  # why windows are not inferred now (a fusion model without its stimulus)
     refused_windows: int = 0
     absent_optional: tuple[str, ...] = ()  # streams it may use that the session lacked at build
-    rebuilds: int = 0  # pipelines rebuilt because an optional stream appeared
+    rebuilds: int = 0  # pipelines rebuilt: an optional stream came, a stream's channels changed
+    last_rebuild: str = ""  # why the latest rebuild happened
 
     @property
     def name(self) -> str:
@@ -391,10 +392,16 @@ class Session:
         ]
         if not came:
             return False
-        log.info("session %s, model %s: its optional %s stream came", self.id, slot.name, came)
+        self._rebuild(slot, f"its optional {', '.join(came)} stream came")
+        return True
+
+    def _rebuild(self, slot: ModelSlot, why: str) -> None:
+        """Drop the model's pipeline, to be built again at once from the streams as they are now
+        (fresh state); counted in ``rebuilds`` with ``why`` in ``last_rebuild``."""
+        log.info("session %s, model %s: pipeline rebuilt: %s", self.id, slot.name, why)
         slot.feeder, slot.windower, slot.next_build = None, None, 0.0
         slot.rebuilds += 1
-        return True
+        slot.last_rebuild = why
 
     def _replan_if_needed(self, slot: ModelSlot) -> bool:
         """Re-plan a model whose streams came back at other rates (new resampling, fresh
@@ -406,6 +413,16 @@ class Session:
             acq = self.ingest.by_type(stream)
             if acq is None:
                 return True  # stale or lost: health says so, the windower waits
+            built = tuple(slot.feeder.pre.stream_labels.get(stream, ()))
+            if tuple(acq.channel_labels) != built:  # the stream came back with other channels
+                now = tuple(acq.channel_labels)
+                change = (
+                    f"{len(built)} → {len(now)} channels"
+                    if len(now) != len(built)
+                    else "other channel labels"
+                )
+                self._rebuild(slot, f"{stream} stream now has {change}")
+                return False
             rates[stream] = acq.stream.nominal_srate
         if not slot.feeder.needs_replan(rates):
             return True
@@ -653,11 +670,12 @@ class Session:
                         else {}
                     ),
                     "coalesced": s.coalesced,
+                    "rebuilds": s.rebuilds,
+                    "last_rebuild": s.last_rebuild,
                     **(
                         {
                             "streams": list(s.feeder.pre.streams),
                             "without_optional": list(s.absent_optional),
-                            "rebuilds": s.rebuilds,
                             "replans": s.feeder.replans,
                             "last_replan": s.feeder.last_replan,
                             "resets": s.feeder.resets,

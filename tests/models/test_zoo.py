@@ -69,6 +69,8 @@ SENSOR_VARIANTS = {
     "mlstm-fcn-periph": {"GSR", "PPG", "RESP"},
     "rtcan1d-eda-bvp": {"GSR", "PPG"},
 }
+MAY_USE = {"cnn-lstm-lab": {"AUX"}}  # optional streams (trained with stream dropout)
+VERSIONS = {"cnn-lstm-lab": "2"}
 
 
 def test_the_sensor_variants_ship() -> None:
@@ -80,11 +82,16 @@ def test_sensor_variant_contracts_need_only_their_sensors(name: str) -> None:
     from affectstream.models.contract import load_contract
 
     contract, _ = load_contract(ZOO / name)  # valid for today's loader, hash checked
-    assert contract.id == f"{name}@1"
-    assert set(contract.preprocess_spec().streams) == SENSOR_VARIANTS[name]  # no AUX
+    assert contract.id == f"{name}@{VERSIONS.get(name, '1')}"
+    spec = contract.preprocess_spec()
+    assert set(spec.needed_streams) == SENSOR_VARIANTS[name]  # no AUX needed
+    assert set(spec.optional_streams) == MAY_USE.get(name, set())
+    if spec.optional_streams:  # a claim the model learnt: trained with stream dropout
+        trained = contract.trained_on["optional_streams"]
+        assert all(t["stream_dropout"]["p"] > 0 for t in trained.values()), trained
     for i in contract.inputs:
         for ref in i.feature.channels:
-            if ref.stream != "EEG":
+            if ref.stream in ("GSR", "PPG", "RESP"):
                 assert ref.label == ref.stream  # one-channel streams by their type
 
 

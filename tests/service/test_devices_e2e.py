@@ -786,39 +786,51 @@ def test_a_model_that_may_use_aux_runs_without_it_and_takes_it_when_it_comes(
     """``lab-aux-tiny`` needs EEG, GSR, PPG, RESP and may use AUX: GET /models says so; a lab
     without AUX gets its predictions at once (``model_status`` running, the reason naming the
     absent optional stream); when an AUX stream appears the pipeline is rebuilt with it (counted
-    in ``rebuilds``) and predictions go on."""
+    in ``rebuilds``) and predictions go on. The shipped ``cnn-lstm-lab`` (AUX optional since
+    version 2) does the same, when models/zoo has it."""
+    shipped = ("cnn-lstm-lab",) if (LAB_ZOO / "model.onnx").is_file() else ()
+    names = ("lab-aux-tiny", *shipped)
     with (
         Device(session_name, _lab_streams(128.0, labelled=True)),
-        serve("lab-aux-tiny") as live,
+        serve("lab-aux-tiny", *(LAB_ZOO for _ in shipped)) as live,
     ):
         models = {m["name"]: m for m in live.get_json("/models")["models"]}
         row = models["lab-aux-tiny"]
         assert row["needs"] == ["EEG", "GSR", "RESP", "PPG"] and row["may_use"] == ["AUX"], row
+        for name in shipped:
+            assert models[name]["needs"] == ["EEG", "GSR", "PPG", "RESP"], models[name]
+            assert models[name]["may_use"] == ["AUX"], models[name]
         _create(live, session_name)
 
         def running_without_aux(seen: list[Message]) -> bool:
-            rows = _statuses(seen, "lab-aux-tiny")
-            return (
-                _has_predictions("lab-aux-tiny", 2)(seen)
-                and rows[-1]["state"] == "running"
-                and "optional AUX" in rows[-1]["reason"]
+            return all(
+                _has_predictions(name, 2)(seen)
+                and _statuses(seen, name)[-1]["state"] == "running"
+                and "optional AUX" in _statuses(seen, name)[-1]["reason"]
+                for name in names
             )
 
-        seen = _watch(live, session_name, running_without_aux, 20)
-        before = _session_model(live, session_name, "lab-aux-tiny")
-        assert "AUX" not in before["streams"] and before["without_optional"] == ["AUX"], before
-        for p in _predictions(seen, "lab-aux-tiny"):
-            assert sorted(p["quality"]) == ["EEG", "GSR", "PPG", "RESP"]
+        seen = _watch(live, session_name, running_without_aux, 25)
+        for name in names:
+            before = _session_model(live, session_name, name)
+            assert "AUX" not in before["streams"], before
+            assert before["without_optional"] == ["AUX"], before
+            for p in _predictions(seen, name):
+                assert sorted(p["quality"]) == ["EEG", "GSR", "PPG", "RESP"]
         with Device(session_name, [aux_stream()]):
 
             def with_aux(seen: list[Message]) -> bool:
-                return any(
-                    "AUX" in p["quality"] for p in _predictions(seen, "lab-aux-tiny")
-                ) and _statuses(seen, "lab-aux-tiny")[-1]["reason"] == ""
+                return all(
+                    any("AUX" in p["quality"] for p in _predictions(seen, name))
+                    and _statuses(seen, name)[-1]["reason"] == ""
+                    for name in names
+                )
 
-            seen = _watch(live, session_name, with_aux, 25)
-            after = _session_model(live, session_name, "lab-aux-tiny")
-    assert "AUX" in after["streams"] and after["without_optional"] == [], after
-    assert after["rebuilds"] == 1 and after["status"] == "running", after
-    late = [p for p in _predictions(seen, "lab-aux-tiny") if "AUX" in p["quality"]]
-    assert all(0.0 < p["valence"] < 1.0 for p in late)
+            seen = _watch(live, session_name, with_aux, 30)
+            after = {name: _session_model(live, session_name, name) for name in names}
+    for name, row in after.items():
+        assert "AUX" in row["streams"] and row["without_optional"] == [], row
+        assert row["rebuilds"] == 1 and row["status"] == "running", row
+        assert row["last_rebuild"] == "its optional AUX stream came", row
+        late = [p for p in _predictions(seen, name) if "AUX" in p["quality"]]
+        assert late and all(0.0 <= p["valence"] <= 1.0 for p in late)

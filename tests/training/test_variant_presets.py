@@ -30,10 +30,12 @@ def test_variant_presets_need_only_the_named_sensors(name: str) -> None:
     arch, streams = VARIANTS[name]
     p = preset(name)
     assert architecture_of(name) == arch and name in PRESETS
-    assert set(p.spec.streams) == streams  # no AUX (EOG, EMG, temperature)
+    assert set(p.spec.needed_streams) == streams  # no AUX (EOG, EMG, temperature) needed
+    assert set(p.spec.optional_streams) == ({"AUX"} if name == "cnn-lstm-lab" else set())
+    assert (p.stream_dropout is not None) == bool(p.spec.optional_streams)
     for f in p.spec.inputs:
         for ref in f.channels:
-            if ref.stream != "EEG":  # a one-channel stream is labelled by its type (docs/lsl.md)
+            if ref.stream in ("GSR", "PPG", "RESP"):  # one-channel streams by their type
                 assert ref.label == ref.stream
     assert registry.resolve_dims(arch, {f.name: f.shape for f in p.spec.inputs})
     assert (p.electrode_dropout is not None) == (name == "cnn-lstm-lab")
@@ -118,7 +120,7 @@ def _check_loadable(zoo: Path, name: str) -> dict[str, object]:
     contract, onnx_path = load_contract(zoo)  # today's loader reads it
     arch, streams = VARIANTS[name]
     assert contract.id == f"{name}@1" and contract.architecture == arch
-    assert set(contract.preprocess_spec().streams) == streams
+    assert set(contract.preprocess_spec().needed_streams) == streams
     assert contract.trained_on["dataset"]["synthetic"] is True
     assert "Demo model trained on synthetic data" in (zoo / "README.md").read_text()
     runner = ModelRunner(zoo, providers=["CPUExecutionProvider"])
