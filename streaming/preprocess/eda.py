@@ -423,16 +423,13 @@ class OnlineCvxEda:
                 )
             q, w, iterations, name = sol.q, sol.w, sol.iterations, "cvxopt-rescue"
             driver = np.maximum(lower_toeplitz_apply(model.ar, q), 0.0)
-        phasic = lower_toeplitz_apply(model.ma, q)
-        tonic = model.E @ w
-        # model.objective(z, q, w), from the parts at hand (Aq = driver up to rounding)
-        e = phasic + tonic - z
-        objective = 0.5 * float(e @ e) + model.params.alpha * float(driver.sum())
-        objective += 0.5 * float((model.ridge * w) @ w)
+        phasic, tonic, driver, objective = solver.finish(
+            z, q, w, driver, model.ma, model.E, model.ridge, model.params.alpha, mean, std
+        )
         return EdaDecomposition(
-            phasic=std * phasic,
-            tonic=std * tonic + mean,
-            driver=std * driver,
+            phasic=phasic,
+            tonic=tonic,
+            driver=driver,
             ok=True,
             fallback=None,
             iterations=iterations,

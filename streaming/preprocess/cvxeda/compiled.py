@@ -72,9 +72,11 @@ def _compile_in_background() -> None:
 
 
 def _warm_up(cls: type[BandedIpm]) -> None:
-    """One small cold solve and one warm one: compiles for the argument types every solve
-    passes."""
-    solver = cls(CvxEdaModel.build(48, 16.0, CvxEdaParams()))
+    """One small cold solve, one warm one and the mapping back: compiles for the argument types
+    every update passes."""
+    model = CvxEdaModel.build(48, 16.0, CvxEdaParams())
+    solver = cls(model)
     y = np.linspace(-1.0, 1.0, 48)
     cold = solver.solve(y, solver.cold_start(y))
-    solver.solve(y, solver.warm_start(y, cold.state, 1, 1.0))
+    st = solver.solve(y, solver.warm_start(y, cold.state, 1, 1.0)).state
+    solver.finish(y, st.q, st.w, st.s, model.ma, model.E, model.ridge, 8e-4, 0.0, 1.0)

@@ -92,6 +92,7 @@ __all__ = [
     "IpmState",
     "ar_inverse",
     "factorise",
+    "finish",
     "iterate",
     "max_step",
     "newton",
@@ -288,6 +289,31 @@ def warm_point(
     s = np.maximum(s, lift * float(np.abs(s).mean()))
     lam = np.maximum(lam, lift * float(lam.mean()))
     return start_point(y, s, lam, ar, ma, E, S0_inv)
+
+
+def finish(
+    z: FloatArray,
+    q: FloatArray,
+    w: FloatArray,
+    driver: FloatArray,
+    ma: FloatArray,
+    E: FloatArray,
+    ridge: FloatArray,
+    alpha: float,
+    mean: float,
+    std: float,
+) -> tuple[FloatArray, FloatArray, FloatArray, float]:
+    """A solution of the z-scored segment ``z`` mapped back to input units.
+
+    Returns ``(phasic, tonic, driver, objective)``: ``std·Mq``, ``std·Ew + mean``,
+    ``std·driver`` and the QP objective at ``(q, w)`` in z-scored units (with ``driver`` for
+    ``Aq``, which the iteration keeps equal to it up to rounding).
+    """
+    phasic = lower_toeplitz_apply(ma, q)
+    tonic = E @ w
+    e = phasic + tonic - z
+    objective = 0.5 * float(e @ e) + alpha * float(driver.sum()) + 0.5 * float((ridge * w) @ w)
+    return std * phasic, std * tonic + mean, std * driver, objective
 
 
 # -- kernels: numpy/LAPACK (run from Python) ------------------------------------------------
@@ -548,6 +574,8 @@ class BandedIpm:
     iteration = staticmethod(iterate)
     start = staticmethod(start_point)
     warm = staticmethod(warm_point)
+    #: :func:`finish`, the mapping back to input units (compiled in ``CompiledIpm`` too).
+    finish = staticmethod(finish)
 
     def __init__(self, model: CvxEdaModel) -> None:
         self.model = model

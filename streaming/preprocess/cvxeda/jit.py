@@ -21,12 +21,13 @@ from numba.extending import overload
 from affectstream.streaming.preprocess.cvxeda.ipm import (
     COMPILED_AS,
     BandedIpm,
+    finish,
     start_point,
     warm_point,
 )
 from affectstream.streaming.preprocess.cvxeda.ipm import iterate as plain_iterate
 
-__all__ = ["CompiledIpm", "compiled_start", "compiled_warm", "iterate"]
+__all__ = ["CompiledIpm", "compiled_finish", "compiled_start", "compiled_warm", "iterate"]
 
 
 def _compiled_as(impl: Callable[..., Any]) -> Callable[..., Callable[..., Any]]:
@@ -46,10 +47,12 @@ for _plain, _impl in COMPILED_AS.items():
 #: :func:`~affectstream.streaming.preprocess.cvxeda.ipm.iterate`, compiled at its first call (or
 #: loaded from numba's on-disk cache).
 iterate = numba.njit(cache=True)(plain_iterate)
-#: :func:`~affectstream.streaming.preprocess.cvxeda.ipm.start_point` and
-#: :func:`~affectstream.streaming.preprocess.cvxeda.ipm.warm_point`, compiled the same way.
+#: :func:`~affectstream.streaming.preprocess.cvxeda.ipm.start_point`,
+#: :func:`~affectstream.streaming.preprocess.cvxeda.ipm.warm_point` and
+#: :func:`~affectstream.streaming.preprocess.cvxeda.ipm.finish`, compiled the same way.
 compiled_start = numba.njit(cache=True)(start_point)
 compiled_warm = numba.njit(cache=True)(warm_point)
+compiled_finish = numba.njit(cache=True)(finish)
 
 
 class CompiledIpm(BandedIpm):
@@ -59,3 +62,4 @@ class CompiledIpm(BandedIpm):
     iteration = staticmethod(iterate)
     start = staticmethod(compiled_start)
     warm = staticmethod(compiled_warm)
+    finish = staticmethod(compiled_finish)
