@@ -302,7 +302,7 @@ class OnlineCvxEda:
         seconds, and with much less than one knot interval of samples the spline and offset
         columns of the tonic basis are nearly collinear (the QP is close to rank-deficient).
     solver : "auto", "compiled" or "numpy"
-        The interior-point iteration compiled with numba (``"compiled"``, 2–3× faster, see
+        The interior-point iteration compiled with numba (``"compiled"``, 3–4× faster, see
         :mod:`affectstream.streaming.preprocess.cvxeda.compiled`; compiled when the object is made)
         or run from Python with numpy/LAPACK kernels (``"numpy"``); ``"auto"`` uses the latter
         until the compiled one is ready, which is compiled in the background on first use, then

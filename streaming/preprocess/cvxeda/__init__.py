@@ -12,8 +12,9 @@ ways to run it, and a reference.
   kernels (:class:`~.ipm.BandedIpm`).
 - :mod:`.jit`: that same function compiled with numba, each kernel replaced by its loop twin from
   :data:`~.ipm.COMPILED_AS` (:class:`~.jit.CompiledIpm`; same iteration counts, same results to
-  rounding, 2–3× faster). :mod:`.compiled` decides when it is used: compiled once per process, in
-  the background on a live path, and never required (numba is optional at run time).
+  rounding, 3–4× faster per update). :mod:`.compiled` decides when it is used: compiled once
+  per process, in the background on a live path, and never required (numba is optional at run
+  time).
 - :mod:`.reference`: the same QP solved by cvxopt's ``qp``, matching the authors' published code;
   the reference for parity tests, the online solver's rescue, and the benchmark's baseline.
 

@@ -3,10 +3,10 @@ on a live path.
 
 :class:`~affectstream.streaming.preprocess.cvxeda.jit.CompiledIpm` runs the same iteration as
 :class:`~affectstream.streaming.preprocess.cvxeda.ipm.BandedIpm`, compiled with numba; at the
-segment sizes of online cvxEDA (160–1920 samples) it is 2–3× faster, because the numpy/LAPACK run
-spends most of its time in Python and BLAS call overhead. numba is a dependency but optional at
-run time: without it (or if compiling fails) these functions return ``None`` and the numpy/LAPACK
-run is used. This module does not import numba itself.
+segment sizes of online cvxEDA (160–1920 samples) it is 3–4× faster per update, because the
+numpy/LAPACK run spends most of its time in Python and BLAS call overhead. numba is a dependency
+but optional at run time: without it (or if compiling fails) these functions return ``None`` and
+the numpy/LAPACK run is used. This module does not import numba itself.
 """
 
 from __future__ import annotations

@@ -31,8 +31,8 @@ Why both kernels are kept: the loops run uncompiled cost ~1 µs of interpreter t
 operation; on real skin conductance at 16 Hz, warm 0.25-s hops took 37 ms (10-s segment) and
 225 ms (60-s segment) that way against 1.5 and 5.9 ms with the numpy/LAPACK kernels, which are
 what runs without numba or while it compiles. Compiled, the loops avoid the ~1 µs Python and
-BLAS call overhead per numpy/LAPACK call that dominates below n ≈ 500: 2–3× faster than the
-numpy/LAPACK run (``python -m affectstream.bench.cvxeda --compiled``).
+BLAS call overhead per numpy/LAPACK call that dominates below n ≈ 500: 3–4× faster per update
+than the numpy/LAPACK run (``python -m affectstream.bench.cvxeda --compiled``).
 
 Choices, each measured on a 2-core VM (OpenBLAS):
 
