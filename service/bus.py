@@ -18,6 +18,7 @@ key (``{p}`` = prefix)                  type          what
 ``{p}:seq:{id}``                        string        the session's last prediction ``seq``
 ``{p}:msgs:{id}``                       stream        the session's messages, trimmed to ~``maxlen``
 ``{p}:state:{id}``                      string + TTL  what its worker says of it (hello, GET)
+``{p}:stimulus:{id}``                   string        its stimulus set over REST (JSON), if any
 ======================================  ============  ==============================================
 
 Messages go into the stream by :meth:`Bus.publish`, a Lua script that runs atomically in Redis:
@@ -218,10 +219,28 @@ class Bus:
                 self.key("epoch", session_id),
                 self.key("seq", session_id),
                 self.key("state", session_id),
+                self.key("stimulus", session_id),
                 self.key("lease", session_id),  # its holder is fenced from now on
             )
             removed, *_ = p.execute()
         return bool(removed)
+
+    def put_stimulus(self, session_id: str, stimulus: dict[str, Any] | None) -> None:
+        """Set (a dict: ``id``, ``features``, ``set_at`` wall-clock seconds) or clear (``None``)
+        a session's stimulus; its holder applies it at its next lease step."""
+        key = self.key("stimulus", session_id)
+        if stimulus is None:
+            self.r.delete(key)
+        else:
+            self.r.set(key, json.dumps(stimulus, separators=(",", ":")))
+
+    def stimuli(self, session_ids: Iterable[str]) -> dict[str, str | None]:
+        """Session → its stimulus as stored (raw JSON; ``None``: none), in one round trip."""
+        ids = list(session_ids)
+        if not ids:
+            return {}
+        raw = cast(list[str | None], self.r.mget([self.key("stimulus", s) for s in ids]))
+        return dict(zip(ids, raw, strict=True))
 
     def request(self, session_id: str) -> dict[str, Any] | None:
         raw = cast(str | None, self.r.hget(self.key("sessions"), session_id))

@@ -541,10 +541,15 @@ class Session:
     # -- the stimulus (fusion models) ------------------------------------------------------------
 
     def set_stimulus(
-        self, stimulus_id: str | None, features: NDArray[np.float64] | None = None
+        self,
+        stimulus_id: str | None,
+        features: NDArray[np.float64] | None = None,
+        at: float | None = None,
     ) -> None:
-        """Set (or with both ``None``, clear) the current stimulus from now on (REST)."""
-        self._stimulus = (local_clock(), stimulus_id, features)
+        """Set (or with both ``None``, clear) the current stimulus from LSL time ``at`` on
+        (default: now) (REST; a worker relaying a gateway's request backdates it to when the
+        request came)."""
+        self._stimulus = (local_clock() if at is None else at, stimulus_id, features)
 
     def stimulus_at(
         self, t: float

@@ -17,7 +17,14 @@ Its lease loop (:meth:`Worker.step`, every ``renew_s``):
    workers pick up new sessions), and open them from the registry's request, with a
    ``session_status`` message saying which worker serves them and, after a takeover, from which
    seq on (predictions the dead worker would have made are not made up: the gap in time is
-   announced, ``seq`` itself continues without a hole).
+   announced, ``seq`` itself continues without a hole);
+4. apply the stimulus a gateway stored for each session it holds (``PUT /sessions/{id}/stimulus``
+   on any gateway, for fusion models), backdated to when the gateway received it: the gateway
+   stores its wall-clock time, the worker subtracts the time since then (clamped at 0) from its
+   LSL clock, so windows starting after the request use the new stimulus although the worker
+   learns of it up to ``renew_s`` later (this assumes the machines' wall clocks agree, as NTP
+   keeps them to milliseconds). A session taken over gets its stimulus at the new worker's first
+   step.
 
 A worker killed with SIGKILL stops renewing; its leases expire after ``lease_ms`` and the others
 claim the sessions on their next step, so a takeover takes at most ``lease_ms + renew_s`` plus
@@ -27,6 +34,7 @@ the session's stream discovery.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import socket
@@ -35,6 +43,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import redis
 
 from affectstream.service.bus import Bus
@@ -42,6 +51,7 @@ from affectstream.service.hub import Hub
 from affectstream.service.messages import SessionBody, SessionStatus, now_iso
 from affectstream.service.settings import Settings
 from affectstream.service.state import ServiceState, session_match
+from affectstream.streaming.lsl.inlet import local_clock
 
 __all__ = ["BusHub", "Worker", "default_worker_id"]
 
@@ -100,6 +110,7 @@ class Worker:
     state: ServiceState = field(init=False)
     stop: threading.Event = field(default_factory=threading.Event)
     takeovers: int = 0
+    _stimuli: dict[str, str | None] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.state = ServiceState.from_settings(self.settings)
@@ -156,6 +167,34 @@ class Worker:
                 continue
             if self.bus.claim(sid, self.worker_id, self.lease_ms):
                 self._open(sid, request)
+        self._apply_stimuli()
+
+    def _apply_stimuli(self) -> None:
+        """Apply each held session's stored stimulus when it changed (module docstring, 4)."""
+        for sid, raw in self.bus.stimuli(sorted(self.held)).items():
+            if raw == self._stimuli.get(sid):
+                continue
+            session = self.state.find_session(sid)
+            if session is None:
+                continue
+            self._stimuli[sid] = raw
+            if raw is None:
+                session.set_stimulus(None, None)
+                continue
+            value = json.loads(raw)
+            late = max(0.0, time.time() - float(value.get("set_at", time.time())))
+            features = value.get("features")
+            session.set_stimulus(
+                value.get("id"),
+                None if features is None else np.asarray(features, dtype=np.float64),
+                at=local_clock() - late,
+            )
+            log.info(
+                "session %s: stimulus %s applied (%.2f s after the request)",
+                sid,
+                value.get("id"),
+                late,
+            )
 
     def fair_share(self, n_sessions: int) -> int:
         """How many sessions this worker may hold: an equal share among the live workers (their
@@ -222,6 +261,7 @@ class Worker:
 
     def _drop(self, sid: str, *, release: bool) -> None:
         self.held.discard(sid)
+        self._stimuli.pop(sid, None)
         if self.state.find_session(sid) is not None:
             self.state.remove_session(sid)
         if release:

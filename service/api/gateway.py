@@ -4,12 +4,16 @@ WebSocket, answered from the Redis registry and relay (:mod:`affectstream.servic
 They are mounted before the embedded routes, so they take those paths; everything else (models,
 metrics, the message schema, the dashboard, ``/client.js``) is the same on a gateway. The
 request checks are the embedded ones (token, bounds, models, ids); a session's streams and models
-are reported by the worker that holds it. Stimulus features (fusion models) are not relayed over
-the bus yet: those routes answer 422 saying so. Redis unreachable: 503 naming the bus.
+are reported by the worker that holds it. A stimulus (fusion models: in the session request or
+``PUT /sessions/{id}/stimulus``) is checked here against the loaded models as in one process, and
+stored in Redis with the gateway's wall-clock time; the session's worker applies it at its next
+lease step, backdated to that time (:mod:`affectstream.service.worker`). Redis unreachable: 503
+naming the bus.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -17,6 +21,7 @@ import redis
 from fastapi import APIRouter, Depends, HTTPException, WebSocket
 from fastapi.responses import JSONResponse
 
+from affectstream.models.runner import ModelRunner
 from affectstream.service.api.deps import (
     WRONG_TOKEN,
     WS_UNAUTHORIZED,
@@ -27,7 +32,7 @@ from affectstream.service.api.deps import (
     token_ok,
 )
 from affectstream.service.api.guard import close_reason
-from affectstream.service.api.http import check_models
+from affectstream.service.api.http import check_models, check_stimulus
 from affectstream.service.api.ws import (
     WS_POLICY,
     WS_TRY_AGAIN,
@@ -36,18 +41,13 @@ from affectstream.service.api.ws import (
     resume_params,
 )
 from affectstream.service.gateway import Gateway, RemoteSession
-from affectstream.service.messages import Hello, SessionBody, valid_session_id
+from affectstream.service.messages import Hello, SessionBody, StimulusBody, valid_session_id
 from affectstream.service.state import ServiceState
 
-__all__ = ["NO_STIMULUS", "router"]
+__all__ = ["router"]
 
 router = APIRouter()
 guarded = [Depends(require_token)]
-
-NO_STIMULUS = (
-    "stimulus features are not relayed over the bus yet: serve fusion models from one process "
-    "(without --bus)"
-)
 
 T = TypeVar("T")
 
@@ -99,14 +99,17 @@ def ready(state: AppState) -> JSONResponse:
 def create_session(body: SessionBody, state: AppState) -> dict[str, Any]:
     check_models(body, state)
     if body.stimulus is not None:
-        raise HTTPException(422, NO_STIMULUS)
+        check_stimulus(body.stimulus, _runners(state, body.models))
     if _bus(state, lambda g: g.session(body.session)) is not None:
         raise HTTPException(409, f"session {body.session!r} exists")
     limit = state.settings.max_sessions
     if _bus(state, lambda g: g.count()) >= limit:
         raise HTTPException(429, f"the bus holds {limit} sessions (max_sessions); delete one first")
-    request = body.model_dump(mode="json", exclude={"session"}, exclude_none=True)
-    return _bus(state, lambda g: g.create(body.session, request)).describe()
+    request = body.model_dump(mode="json", exclude={"session", "stimulus"}, exclude_none=True)
+    created = _bus(state, lambda g: g.create(body.session, request))
+    if body.stimulus is not None:
+        _store_stimulus(state, body.session, body.stimulus)
+    return created.describe()
 
 
 @router.get("/sessions", dependencies=guarded)
@@ -134,15 +137,27 @@ def delete_session(session_id: str, state: AppState) -> None:
 
 
 @router.put("/sessions/{session_id}/stimulus", dependencies=guarded)
-def put_stimulus(session_id: str, state: AppState) -> None:
-    _session(state, session_id)
-    raise HTTPException(422, NO_STIMULUS)
+def put_stimulus(session_id: str, body: StimulusBody, state: AppState) -> dict[str, Any]:
+    session = _session(state, session_id)
+    check_stimulus(body, _runners(state, list(session.request.get("models") or [])))
+    _store_stimulus(state, session_id, body)
+    return session.describe()
 
 
-@router.delete("/sessions/{session_id}/stimulus", dependencies=guarded)
+@router.delete("/sessions/{session_id}/stimulus", status_code=204, dependencies=guarded)
 def delete_stimulus(session_id: str, state: AppState) -> None:
     _session(state, session_id)
-    raise HTTPException(422, NO_STIMULUS)
+    _bus(state, lambda g: g.bus.put_stimulus(session_id, None))
+
+
+def _runners(state: ServiceState, names: list[str]) -> list[ModelRunner]:
+    """The session's models (every loaded one when it names none), as the workers load them."""
+    return [state.runner(n) for n in names] if names else list(state.runners.values())
+
+
+def _store_stimulus(state: ServiceState, session_id: str, body: StimulusBody) -> None:
+    value = {"id": body.id, "features": body.features, "set_at": time.time()}
+    _bus(state, lambda g: g.bus.put_stimulus(session_id, value))
 
 
 @router.websocket("/ws/sessions/{session_id}")

@@ -20,7 +20,7 @@ from affectstream.service.metrics import render_metrics
 from affectstream.service.sessions import Session
 from affectstream.service.state import ServiceState, SessionLimitError, session_match
 
-__all__ = ["check_models", "router"]
+__all__ = ["check_models", "check_stimulus", "router"]
 
 router = APIRouter(dependencies=[Depends(require_token)])
 
@@ -82,7 +82,7 @@ def create_session(body: SessionBody, state: AppState) -> dict[str, Any]:
     check_models(body, state)
     if body.stimulus is not None:
         chosen = [state.runner(n) for n in body.models] or list(state.runners.values())
-        _check_stimulus(body.stimulus, chosen)
+        check_stimulus(body.stimulus, chosen)
     try:
         s = state.add_session(
             body.session,
@@ -120,7 +120,7 @@ def delete_session(session: SessionFor, state: AppState) -> None:
 
 @router.put("/sessions/{session_id}/stimulus")
 def put_stimulus(session: SessionFor, body: StimulusBody) -> dict[str, Any]:
-    _check_stimulus(body, [slot.runner for slot in session.slots])
+    check_stimulus(body, [slot.runner for slot in session.slots])
     _set_stimulus(session, body)
     return session.describe()
 
@@ -130,7 +130,7 @@ def delete_stimulus(session: SessionFor) -> None:
     session.set_stimulus(None, None)
 
 
-def _check_stimulus(body: StimulusBody, runners: list[ModelRunner]) -> None:
+def check_stimulus(body: StimulusBody, runners: list[ModelRunner]) -> None:
     """422 unless some fusion model among ``runners`` can use the stimulus."""
     fusion = [r for r in runners if r.contract.stimulus is not None]
     if not fusion:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from live_service import stop_process, wait_until, write_gsr_model
+from live_service import free_port, stop_process, wait_until, write_gsr_model
 from producers import Device, skin_conductance
 from redis_server import RedisServer
 
@@ -120,3 +120,110 @@ def test_a_killed_worker_s_session_is_taken_over_with_seq_continuing(
         if w != holder:
             assert proc.returncode == 0, logs[w].read_text()[-3000:]
             assert "Traceback" not in logs[w].read_text()
+
+
+def test_a_stimulus_put_on_a_gateway_reaches_the_worker_of_the_session(
+    tmp_path: Path,
+    redis_srv: RedisServer,
+    session_name: str,
+    cli: Callable[..., list[str]],
+    cli_env: dict[str, str],
+) -> None:
+    """A fusion model behind a gateway: ``PUT /sessions/{id}/stimulus`` on the gateway (checked
+    there: an unknown id is a 422) is stored in Redis and applied by the worker holding the
+    session; its predictions then carry that stimulus (source ``rest``) and the valence the
+    model computes from its features; another PUT switches it, DELETE clears it."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    import numpy as np
+    from test_fusion_e2e import expected_valence, write_fusion_model
+
+    rng = np.random.default_rng(5)
+    ids = ["song-a", "song-b"]
+    table = rng.normal(size=(2, 6))
+    w = write_fusion_model(tmp_path / "models" / "fusion", ids, table)
+    want = {i: expected_valence(table[k], table, w) for k, i in enumerate(ids)}
+    assert abs(want["song-a"] - want["song-b"]) > 1e-3
+    bus = Bus.connect(redis_srv.url)
+    env = {**cli_env, "AFFECTSTREAM_MODEL_DIR": str(tmp_path / "models")}
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    logs = {name: tmp_path / f"{name}.log" for name in ("gw", "wa")}
+    procs = {
+        "gw": subprocess.Popen(
+            cli("serve", "--bus", redis_srv.url, "--port", str(port), "--log-level", "warning"),
+            env=env,
+            stdout=logs["gw"].open("wb"),
+            stderr=subprocess.STDOUT,
+        ),
+        "wa": _worker(cli, cli_env, redis_srv.url, "wa", tmp_path / "models", logs["wa"]),
+    }
+
+    def call(method: str, path: str, body: object = None) -> tuple[int, object]:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(base + path, data=data, method=method)
+        req.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                raw = r.read()
+                return r.status, json.loads(raw) if raw else None
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b"null")
+
+    def ready() -> bool:
+        try:
+            return call("GET", "/ready")[0] == 200
+        except OSError:
+            return False
+
+    def predictions(after: int = 0) -> list[dict[str, object]]:
+        return [e.message for e in bus.after(session_name, after) if e.sub == 0]
+
+    device = Device(session_name, [skin_conductance("gsr", "GSR", 50.0, label="GSR")]).start()
+    try:
+        wait_until(ready, 60, what="the gateway ready")
+        wait_until(lambda: len(bus.workers()) == 1, 60, what="the worker up")
+        status, body = call(
+            "POST",
+            "/sessions",
+            {"session": session_name, "match": {"source_id_prefix": f"{session_name}-"}},
+        )
+        assert status == 201, body
+        status, body = call("PUT", f"/sessions/{session_name}/stimulus", {"id": "no-such-song"})
+        assert status == 422 and "no-such-song" in str(body), body
+        status, body = call("PUT", f"/sessions/{session_name}/stimulus", {"id": "song-a"})
+        assert status == 200, body
+        wait_until(lambda: len(predictions()) >= 3, 40, what="fusion predictions with song-a")
+        first = predictions()
+        for p in first:
+            assert p["stimulus"] == {"id": "song-a", "source": "rest"}, p
+            assert p["valence"] == pytest.approx(want["song-a"], abs=1e-4)
+        seq_a = bus.last_seq(session_name)
+        status, body = call("PUT", f"/sessions/{session_name}/stimulus", {"id": "song-b"})
+        assert status == 200, body
+        switched = lambda: any(  # noqa: E731
+            p["stimulus"]["id"] == "song-b" for p in predictions(seq_a)
+        )
+        wait_until(switched, 20, what="predictions with song-b")
+        for p in predictions(seq_a):
+            assert p["valence"] == pytest.approx(want[p["stimulus"]["id"]], abs=1e-4)
+        status, _ = call("DELETE", f"/sessions/{session_name}/stimulus")
+        assert status == 204
+        wait_until(lambda: bus.stimuli([session_name])[session_name] is None, 5, what="cleared")
+
+        def refused() -> bool:
+            state = bus.session_state(session_name) or {}
+            models = (state.get("describe") or {}).get("models") or [{}]
+            return int(models[0].get("refused_windows", 0)) > 0
+
+        wait_until(refused, 20, what="windows refused once the stimulus is cleared")
+    finally:
+        device.stop()
+        for proc in procs.values():
+            if proc.poll() is None:
+                stop_process(proc)
+        bus.close()
+    for log in logs.values():
+        assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
