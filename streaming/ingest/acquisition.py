@@ -1,11 +1,22 @@
-"""One acquisition thread per stream: pull, check, store; never model code.
+"""Acquisition: pull, check, store; never model code. One thread pulls every stream.
 
 Each :class:`StreamAcquirer` owns an :class:`~affectstream.streaming.lsl.inlet.Inlet`, a
 :class:`~affectstream.streaming.ingest.ring_buffer.RingBuffer` and a
-:class:`~affectstream.streaming.ingest.health.StreamHealth`. Its thread pulls chunks (waiting at
-most ``poll_s`` for the first sample), applies the bad-input rules below, writes to the ring buffer
-and updates health. One thread per inlet, because a pull on a lost stream may block inside liblsl
-(docs/lsl.md#one-thread-per-inlet); a dead stream stops only its own thread's data.
+:class:`~affectstream.streaming.ingest.health.StreamHealth`. An :class:`AcquisitionLoop` (one per
+process unless given) polls the inlets of all its acquirers every ``period_s`` with non-blocking
+pulls (``timeout=0``: what liblsl has queued, into the inlet's preallocated array), applies the
+bad-input rules below, writes to the ring buffers and updates health. One thread for all streams
+instead of one per stream (#16): ~70 threads contending for one interpreter lock cost more than
+the work itself, and a chunk's cost was paid on every push.
+
+A dead stream never stalls another (docs/lsl.md#one-thread-per-inlet):
+
+- the loop never waits on an inlet: pulls do not block (inlets are opened with ``recover=False``:
+  a lost outlet raises at once), and what can block inside liblsl (opening an inlet, a first time
+  correction) runs in a short-lived helper thread of that stream only;
+- should a pull block all the same, a watchdog replaces the loop's thread after ``hang_s``: the
+  other streams go on in the new thread, the stream whose pull hung goes ``lost`` and is
+  reconnected once the pull returns.
 
 Bad-input rules (stated here, tested in ``tests/streaming``):
 
@@ -25,18 +36,19 @@ Bad-input rules (stated here, tested in ``tests/streaming``):
 - **Timestamps that do not increase** (equal to or before the previous one, or not finite) are
   dropped and counted in ``health.backwards`` (after a clock step backwards: the samples stamped
   before the newest stored one).
-- **Lost outlet**: health goes ``lost``; the thread then looks for a stream with the same
-  ``source_id`` every ``reconnect_every_s`` and, when the outlet is back, opens a new inlet,
-  counts a reconnect, and data (and health ``recovered``) flow again.
+- **Lost outlet**: health goes ``lost``; the acquirer then looks for a stream with the same
+  ``source_id`` every ``reconnect_every_s`` and, when the outlet is back, opens a new inlet (in a
+  helper thread), counts a reconnect, and data (and health ``recovered``) flow again.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -53,7 +65,7 @@ from affectstream.streaming.lsl.inlet import (
     local_clock,
 )
 
-__all__ = ["StreamAcquirer"]
+__all__ = ["AcquisitionLoop", "StreamAcquirer"]
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +73,139 @@ FindStream = Callable[[str], StreamDescription | None]
 """Look a stream up by :attr:`StreamDescription.key` (for reconnection); ``None`` if not visible."""
 
 
+class _Worker:
+    """One incarnation of the loop's thread (a hung one is retired and replaced)."""
+
+    __slots__ = ("current", "retired", "since", "thread")
+
+    def __init__(self) -> None:
+        self.retired = threading.Event()
+        self.current: StreamAcquirer | None = None  # the acquirer being stepped
+        self.since = 0.0  # time.monotonic() when its step began
+        self.thread: threading.Thread | None = None
+
+
+class AcquisitionLoop:
+    """One thread stepping many :class:`StreamAcquirer` objects: every ``period_s`` each one's
+    inlet is pulled without waiting and what came is stored (:meth:`StreamAcquirer.step`).
+
+    A watchdog thread checks every ``hang_s / 5`` that no step has been running for longer than
+    ``hang_s``; if one has (a pull blocked inside liblsl), that thread is retired, a new one
+    steps the other acquirers, and the hung acquirer goes ``lost`` and is reconnected once its
+    pull returns. :meth:`shared` is the process' loop, which :class:`StreamAcquirer` uses by
+    default. The threads start with the first acquirer and idle while there is none.
+    """
+
+    _shared: ClassVar[AcquisitionLoop | None] = None
+    _shared_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, period_s: float = 0.01, hang_s: float = 0.5) -> None:
+        if not period_s > 0 or not hang_s > 0:
+            raise ValueError("period_s and hang_s must be > 0")
+        self.period_s = period_s
+        self.hang_s = hang_s
+        self._members: dict[int, StreamAcquirer] = {}
+        self._snapshot: tuple[StreamAcquirer, ...] = ()
+        self._lock = threading.Lock()
+        self._changed = threading.Event()
+        self._worker: _Worker | None = None
+        self._watchdog: threading.Thread | None = None
+        self.replaced = 0
+        """Threads retired because a step hung."""
+
+    @classmethod
+    def shared(cls) -> AcquisitionLoop:
+        """The process' loop (created at the first call)."""
+        with cls._shared_lock:
+            if cls._shared is None:
+                cls._shared = cls()
+            return cls._shared
+
+    # -- membership -----------------------------------------------------------------------------
+
+    def add(self, acq: StreamAcquirer) -> None:
+        with self._lock:
+            self._members[id(acq)] = acq
+            self._snapshot = tuple(self._members.values())
+            if self._worker is None:
+                self._start_worker()
+            if self._watchdog is None:
+                self._watchdog = threading.Thread(
+                    target=self._watch, name="acquire-watchdog", daemon=True
+                )
+                self._watchdog.start()
+        self._changed.set()
+
+    def remove(self, acq: StreamAcquirer, timeout: float = 2.0) -> None:
+        """Stop stepping ``acq``; returns once a step of it that is running has ended (or after
+        ``timeout``, if that step hangs)."""
+        with self._lock:
+            self._members.pop(id(acq), None)
+            self._snapshot = tuple(self._members.values())
+        deadline = time.monotonic() + timeout
+        while self._stepping(acq) and time.monotonic() < deadline:
+            time.sleep(0.001)
+
+    def holds(self, acq: StreamAcquirer) -> bool:
+        return id(acq) in self._members
+
+    def _stepping(self, acq: StreamAcquirer) -> bool:
+        w = self._worker
+        return w is not None and w.current is acq and w.thread is not threading.current_thread()
+
+    @property
+    def alive(self) -> bool:
+        w = self._worker
+        return w is not None and w.thread is not None and w.thread.is_alive()
+
+    # -- the threads ----------------------------------------------------------------------------
+
+    def _start_worker(self) -> None:
+        """Start a new stepping thread (caller holds the lock)."""
+        w = _Worker()
+        w.thread = threading.Thread(target=self._run, args=(w,), name="acquire", daemon=True)
+        self._worker = w
+        w.thread.start()
+
+    def _run(self, w: _Worker) -> None:
+        while not w.retired.is_set():
+            started = time.perf_counter()
+            members = self._snapshot
+            if not members:
+                self._changed.clear()
+                if not self._snapshot:
+                    self._changed.wait(1.0)
+                continue
+            for acq in members:
+                w.since = time.monotonic()
+                w.current = acq
+                try:
+                    acq.step()
+                finally:
+                    w.current = None
+                if w.retired.is_set():  # this step hung and the watchdog replaced us
+                    acq._after_hang(self)
+                    return
+            time.sleep(max(0.0, self.period_s - (time.perf_counter() - started)))
+
+    def _watch(self) -> None:
+        while True:
+            time.sleep(self.hang_s / 5)
+            with self._lock:
+                w = self._worker
+                hung = None if w is None else w.current
+                if w is None or hung is None or time.monotonic() - w.since <= self.hang_s:
+                    continue
+                w.retired.set()
+                self.replaced += 1
+                self._members.pop(id(hung), None)
+                self._snapshot = tuple(self._members.values())
+                self._start_worker()
+            hung._on_hang(self.hang_s)
+
+
 class StreamAcquirer:
-    """Acquire one stream into a ring buffer in a background thread.
+    """Acquire one stream into a ring buffer, stepped by an :class:`AcquisitionLoop`.
 
     The clock offset (outlet clock → ours, from liblsl's time correction) is refreshed every
     :attr:`CLOCK_CHECK_S` seconds into ``health.clock_offset``.
@@ -78,11 +221,14 @@ class StreamAcquirer:
     buffer_s : seconds of data kept in the ring buffer (at the nominal rate)
     find_stream : used to find the stream again after it was lost
     policy : health thresholds
-    on_state : called (from the acquisition thread) with (acquirer, new state) on every change
+    on_state : called (from the acquisition loop's thread, or a helper thread of this stream)
+        with (acquirer, new state) on every change
+    poll_s : how often health is re-checked while no data come (silence rules), seconds
     channels : labels, units and conversion; by default :func:`plan_channels` without overrides
         (which raises ``ValueError`` for a GSR unit it does not know)
     dejitter : the timestamp smoothing of regular numeric streams; by default
         :class:`DejitterPolicy` with the health policy's ``gap_intervals``
+    loop : the loop that pulls this stream; by default :meth:`AcquisitionLoop.shared`
     """
 
     CLOCK_CHECK_S = 5.0
@@ -100,6 +246,7 @@ class StreamAcquirer:
         marker_capacity: int = 1024,
         channels: ChannelPlan | None = None,
         dejitter: DejitterPolicy | None = None,
+        loop: AcquisitionLoop | None = None,
     ) -> None:
         self.stream = stream
         self.channels = plan_channels(stream) if channels is None else channels
@@ -122,9 +269,12 @@ class StreamAcquirer:
         self._on_state = on_state
         self._poll_s = poll_s
         self._reconnect_every_s = reconnect_every_s
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = loop
+        self._stopped = False
         self._inlet: Inlet | None = None
+        self._helper: threading.Thread | None = None  # connecting or correcting the clock
+        self._next_connect = -float("inf")
+        self._next_tick = -float("inf")
         self._last_state = self.health.state
         self._last_clock_check = -float("inf")
         self.error: str | None = None
@@ -132,19 +282,23 @@ class StreamAcquirer:
     # -- life cycle -----------------------------------------------------------------------------
 
     def start(self, inlet: Inlet | None = None) -> None:
-        """Start the thread; pass an already opened inlet to reuse it."""
-        self._inlet = inlet
-        self._thread = threading.Thread(
-            target=self._run, name=f"acquire {self.stream.key}", daemon=True
-        )
-        self._thread.start()
+        """Start acquiring; pass an already opened inlet to reuse it."""
+        if self._loop is None:
+            self._loop = AcquisitionLoop.shared()
+        if inlet is not None:  # the loop takes it once it is ready (_ready, in a helper thread)
+            self._next_connect = float("inf")
+            self._help(lambda: self._use(inlet))
+        self._loop.add(self)
 
     def stop(self, timeout: float = 2.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-        if self._inlet is not None:
-            self._inlet.close()
+        self._stopped = True
+        if self._loop is not None:
+            self._loop.remove(self, timeout)
+        if self._helper is not None:
+            self._helper.join(timeout)
+        inlet, self._inlet = self._inlet, None
+        if inlet is not None:
+            inlet.close()
 
     def _new_dejitter(self) -> Dejitter | None:
         if self.is_marker or not self.stream.is_regular:
@@ -158,57 +312,136 @@ class StreamAcquirer:
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self._loop is not None and self._loop.holds(self) and self._loop.alive
 
-    # -- the thread -----------------------------------------------------------------------------
+    # -- one step (the loop's thread) -----------------------------------------------------------
 
-    def _run(self) -> None:
+    def step(self) -> None:
+        """Pull what the inlet holds, without waiting, and store it; (re)connect in a helper
+        thread when there is no inlet; apply the silence rules. Never raises: a failure is
+        logged, kept in :attr:`error`, and ends this stream's acquisition (not the others')."""
         try:
-            while not self._stop.is_set():
-                if self._inlet is None and not self._connect():
-                    self._stop.wait(self._reconnect_every_s)
-                    continue
-                assert self._inlet is not None
-                try:
-                    data, ts = self._inlet.pull(timeout=self._poll_s)
-                except StreamLostError as e:
-                    self._inlet.close()
-                    self._inlet = None
-                    self._set_state(self.health.on_lost(local_clock(), str(e)))
-                    continue
-                now = local_clock()
-                if len(ts):
-                    self._accept(data, ts, now)
-                if now - self._last_clock_check >= self.CLOCK_CHECK_S:
-                    self._last_clock_check = now
-                    offset = self._inlet.time_correction(timeout=0.5)
-                    if offset is not None:
-                        self.health.clock_offset = offset
-                self._set_state(self.health.tick(now))
+            self._step()
         except Exception as e:  # never die silently: log, mark, keep the others running
             log.exception("acquisition of %s failed", self.stream.key)
             self.error = f"{type(e).__name__}: {e}"
+            if self._loop is not None:
+                self._loop.remove(self, 0.0)
             self._set_state(self.health.on_lost(local_clock(), f"acquisition failed: {self.error}"))
 
-    def _connect(self) -> bool:
-        """(Re)open an inlet on the stream with our key; ``True`` on success."""
+    def _step(self) -> None:
+        inlet = self._inlet
+        if inlet is None:
+            now = local_clock()
+            helper = self._helper
+            if (helper is None or not helper.is_alive()) and now >= self._next_connect:
+                self._next_connect = now + self._reconnect_every_s
+                self._help(self._connect)
+            if now >= self._next_tick:
+                self._next_tick = now + self._poll_s
+                self._set_state(self.health.tick(now))
+            return
+        try:
+            data, ts = inlet.pull(timeout=0.0)
+        except StreamLostError as e:
+            inlet.close()
+            self._inlet = None
+            self._next_connect = -float("inf")
+            self._set_state(self.health.on_lost(local_clock(), str(e)))
+            return
+        now = local_clock()
+        if len(ts):
+            self._accept(data, ts, now)
+            self._next_tick = now + self._poll_s
+        elif now >= self._next_tick:
+            self._next_tick = now + self._poll_s
+            self._set_state(self.health.tick(now))
+        if now - self._last_clock_check >= self.CLOCK_CHECK_S:
+            helper = self._helper
+            if helper is None or not helper.is_alive():
+                self._last_clock_check = now
+                self._help(self._correct_clock)
+
+    def _help(self, target: Callable[[], None]) -> None:
+        """Run ``target`` (which may block inside liblsl) in a helper thread of this stream."""
+        self._helper = threading.Thread(
+            target=self._helping,
+            args=(target,),
+            name=f"acquire-help {self.stream.key}",
+            daemon=True,
+        )
+        self._helper.start()
+
+    def _helping(self, target: Callable[[], None]) -> None:
+        try:
+            target()
+        except Exception:
+            log.exception("acquisition helper of %s failed", self.stream.key)
+
+    def _correct_clock(self) -> None:
+        inlet = self._inlet
+        if inlet is not None:
+            offset = inlet.time_correction(timeout=0.5)
+            if offset is not None:
+                self.health.clock_offset = offset
+
+    def _connect(self) -> None:
+        """(Re)open an inlet on the stream with our key (a helper thread)."""
         stream = self.stream if self._find is None else self._find(self.stream.key)
         if stream is None:
-            self._set_state(self.health.tick(local_clock()))
-            return False
+            return
         try:
             inlet = Inlet(stream)
             inlet.open(timeout=2.0)
         except LslError as e:
             log.info("could not (re)open %s: %s", self.stream.key, e)
-            return False
+            return
+        if not self._ready(inlet):
+            return
         if self.health.state in (StreamState.LOST, StreamState.STALE):
             self.health.on_reconnect()
         if stream.nominal_srate != self.stream.nominal_srate:
             self._take_new_rate(stream.nominal_srate, stream.uid)
-        self._inlet = inlet
-        self._last_clock_check = -float("inf")
+        self._inlet = inlet  # last: the loop pulls from it from now on
+
+    def _use(self, inlet: Inlet) -> None:
+        """Take an inlet opened elsewhere (a helper thread); reconnect if it is not ready."""
+        if self._ready(inlet):
+            self._inlet = inlet
+        self._next_connect = local_clock() + self._reconnect_every_s
+
+    def _ready(self, inlet: Inlet) -> bool:
+        """Whether a new inlet can be pulled without blocking: liblsl's clock synchronisation
+        waits for its first time correction inside the first pull, so it is obtained here, in
+        the helper thread. A failed one closes the inlet (the stream is tried again later)."""
+        offset = None if self._stopped else inlet.time_correction(timeout=2.0)
+        if offset is None:
+            if not self._stopped:
+                log.info("no time correction from %s yet; trying again", self.stream.key)
+            inlet.close()
+            return False
+        self.health.clock_offset = offset
+        self._last_clock_check = local_clock()
         return True
+
+    def _on_hang(self, hang_s: float) -> None:
+        """The watchdog found this stream's step blocked for over ``hang_s`` (its thread was
+        replaced): the stream is lost until the step returns and it reconnects."""
+        log.warning("stream %s: a pull blocked for over %g s", self.stream.key, hang_s)
+        self._set_state(
+            self.health.on_lost(
+                local_clock(), f"a pull blocked inside liblsl for over {hang_s:g} s"
+            )
+        )
+
+    def _after_hang(self, loop: AcquisitionLoop) -> None:
+        """The hung step returned (in the retired thread): drop the inlet, reconnect."""
+        inlet, self._inlet = self._inlet, None
+        if inlet is not None:
+            inlet.close()
+        if not self._stopped and self.error is None:
+            self._next_connect = -float("inf")
+            loop.add(self)
 
     def _take_new_rate(self, srate: float, uid: str) -> None:
         """The outlet came back at another nominal rate (a device reconfigured): describe the

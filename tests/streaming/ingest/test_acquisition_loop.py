@@ -1,0 +1,146 @@
+"""The acquisition loop (one thread pulling every stream, #16): a stream whose pull hangs or
+fails never stops the others' samples. Inlets are stand-ins (no LSL), so a pull can be made to
+block for as long as the test wants."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+
+from affectstream.streaming.ingest.acquisition import AcquisitionLoop, StreamAcquirer
+from affectstream.streaming.ingest.health import StreamState
+from affectstream.streaming.lsl.inlet import StreamDescription, local_clock
+
+
+def _stream(kind: str) -> StreamDescription:
+    return StreamDescription(
+        name=f"test {kind}",
+        type=kind,
+        source_id=f"loop-test-{kind}",
+        hostname="here",
+        channel_count=1,
+        nominal_srate=128.0,
+        channel_format="float32",
+        uid=f"uid-{kind}",
+    )
+
+
+class FakeInlet:
+    """An open inlet: each pull returns one sample stamped now, or runs ``on_pull`` instead."""
+
+    def __init__(self, on_pull: Callable[[], None] | None = None) -> None:
+        self.on_pull = on_pull
+        self.closed = False
+        self.k = 0
+
+    def pull(self, timeout: float = 0.0) -> tuple[Any, Any]:
+        assert timeout == 0.0  # the loop never waits on an inlet
+        if self.on_pull is not None:
+            self.on_pull()
+        self.k += 1
+        return np.full((1, 1), self.k, np.float32), np.array([local_clock()])
+
+    def time_correction(self, timeout: float = 2.0) -> float:
+        return 0.0
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def _wait(until: Callable[[], bool], what: str, seconds: float = 15.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not until():
+        assert time.monotonic() < deadline, f"never happened: {what}"
+        time.sleep(0.005)
+
+
+@pytest.fixture
+def loop() -> AcquisitionLoop:
+    return AcquisitionLoop(period_s=0.002, hang_s=0.2)
+
+
+def test_a_pull_that_hangs_does_not_stop_the_other_streams(loop: AcquisitionLoop) -> None:
+    entered, release = threading.Event(), threading.Event()
+
+    def hang() -> None:
+        entered.set()
+        release.wait(60)
+
+    states: list[tuple[str, StreamState]] = []
+    on_state = lambda acq, st: states.append((acq.stream.type, st))  # noqa: E731
+    good = StreamAcquirer(_stream("PPG"), loop=loop, on_state=on_state)
+    hung = StreamAcquirer(_stream("GSR"), loop=loop, on_state=on_state, find_stream=lambda k: None)
+    good.start(FakeInlet())
+    _wait(lambda: good.health.samples > 0, "the good stream's first sample")
+    hung_inlet = FakeInlet(hang)
+    hung.start(hung_inlet)
+    try:
+        _wait(entered.is_set, "the hung stream's pull")
+        before = good.health.samples
+        # while that pull is still blocked, the other stream's samples keep coming
+        _wait(lambda: good.health.samples >= before + 100, "samples after the hang")
+        _wait(lambda: hung.health.state == StreamState.LOST, "the hung stream marked lost")
+        assert not release.is_set() and hung_inlet.k == 0  # its pull has not returned
+        assert "blocked" in hung.health.reason and loop.replaced == 1
+        assert good.running and good.error is None and good.health.state == StreamState.OK
+    finally:
+        release.set()
+    # the pull returned: its inlet is dropped, and the stream is looked for again
+    _wait(lambda: hung_inlet.closed and hung.running, "the hung stream back in the loop")
+    good.stop()
+    hung.stop()
+    assert not good.running and not hung.running
+    assert ("GSR", StreamState.LOST) in states and ("PPG", StreamState.OK) in states
+
+
+def test_a_pull_that_fails_ends_only_its_own_stream(loop: AcquisitionLoop) -> None:
+    def fail() -> None:
+        raise RuntimeError("liblsl said no")
+
+    good = StreamAcquirer(_stream("PPG"), loop=loop)
+    bad = StreamAcquirer(_stream("GSR"), loop=loop)
+    good.start(FakeInlet())
+    bad.start(FakeInlet(fail))
+    try:
+        _wait(lambda: bad.error is not None, "the failure recorded")
+        before = good.health.samples
+        _wait(lambda: good.health.samples >= before + 100, "samples after the failure")
+        assert bad.error == "RuntimeError: liblsl said no" and not bad.running
+        assert bad.health.state == StreamState.LOST and "acquisition failed" in bad.health.reason
+        assert good.running and good.error is None
+    finally:
+        good.stop()
+        bad.stop()
+
+
+def test_a_stream_that_stops_goes_stale_while_the_others_flow(loop: AcquisitionLoop) -> None:
+    flowing = threading.Event()
+    flowing.set()
+    stalled = FakeInlet()
+    pull = stalled.pull
+
+    def maybe_pull(timeout: float = 0.0) -> tuple[Any, Any]:
+        if flowing.is_set():
+            return pull(timeout)
+        return np.empty((0, 1), np.float32), np.empty(0)
+
+    stalled.pull = maybe_pull  # type: ignore[method-assign]
+    good = StreamAcquirer(_stream("PPG"), loop=loop)
+    quiet = StreamAcquirer(_stream("GSR"), loop=loop)
+    good.start(FakeInlet())
+    quiet.start(stalled)
+    try:
+        _wait(lambda: quiet.health.samples > 0 and good.health.samples > 0, "both streams")
+        flowing.clear()
+        _wait(lambda: quiet.health.state == StreamState.STALE, "the quiet stream stale")
+        before = good.health.samples
+        _wait(lambda: good.health.samples >= before + 100, "samples while the other is stale")
+        assert good.health.state == StreamState.OK
+    finally:
+        good.stop()
+        quiet.stop()
