@@ -379,6 +379,11 @@ def _cvxeda_lines(cvx: dict[str, Any]) -> list[str]:
                 if "compiled_speedup_median" in v
                 else ""
             )
+            + (
+                f", compiled vs PyPI cvxeda 1.1.0 {v['compiled_pypi_speedup_median']}×"
+                if "compiled_pypi_speedup_median" in v
+                else ""
+            )
             for k, v in cvx["by_segment_s"].items()
         )
         + ".",

@@ -118,7 +118,7 @@ def test_training_windows_equal_the_online_pipelines(
     """One recording fed as the service feeds a session — consecutive aligned windows at the
     serving hop (0.2 s) into a WindowFeeder — gives the training windows (hop = stride, 2 s): the
     raw channel to float32 rounding (training stores float32), tonic and phasic to cvxEDA's
-    tolerance (1e-4 of the range; measured ≤ 1e-5).
+    tolerance (1e-3 of the range; measured ≤ 3.3e-4 against the exact optimum).
 
     The windows are cut by sample index rather than by a Windower over timestamps: at 50 Hz the
     sample times t0 + k/50 are not exact binary fractions, and that layer is tested on its own.
