@@ -44,6 +44,7 @@ Bad-input rules (stated here, tested in ``tests/streaming``):
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -466,8 +467,8 @@ class StreamAcquirer:
             self._set_state(self.health.on_samples(len(ts), float(ts[0]), float(ts[-1]), now))
             return
         assert self.buffer is not None
-        stamped = np.isfinite(ts)
-        if not stamped.all():  # a NaN or infinite time is never after the previous one
+        if not math.isfinite(ts.sum()):  # a NaN or infinite time is never after the previous one
+            stamped = np.isfinite(ts)
             self.health.on_backwards(int((~stamped).sum()))
             data, ts = data[stamped], ts[stamped]
             if len(ts) == 0:
@@ -482,9 +483,10 @@ class StreamAcquirer:
                 self.health.on_clock_steps(dj.steps_back + dj.steps_ahead)
         # drop timestamps that do not increase (against the newest stored and within the chunk)
         last = self.health.last_timestamp
-        prev = np.concatenate(([-np.inf if last is None else last], ts[:-1]))
-        keep = ts > np.maximum.accumulate(prev)
-        if not keep.all():
+        increasing = (last is None or ts[0] > last) and (len(ts) == 1 or (ts[1:] > ts[:-1]).all())
+        if not increasing:
+            prev = np.concatenate(([-np.inf if last is None else last], ts[:-1]))
+            keep = ts > np.maximum.accumulate(prev)
             self.health.on_backwards(int((~keep).sum()))
             data, ts = data[keep], ts[keep]
             if len(ts) == 0:
@@ -493,10 +495,11 @@ class StreamAcquirer:
         values = np.asarray(data, dtype=np.float64)
         if self.channels.conversion is not None:
             values = self.channels.conversion.apply(values)
-        finite = np.isfinite(values)
-        if not finite.all():
-            values = np.where(finite, values, np.nan)
-            self.health.on_nonfinite(int((~finite.all(axis=1)).sum()))
+        if not math.isfinite(values.sum()):  # one sum tells whether any value is NaN or ±Inf
+            finite = np.isfinite(values)
+            if not finite.all():
+                values = np.where(finite, values, np.nan)
+                self.health.on_nonfinite(int((~finite.all(axis=1)).sum()))
         self.buffer.write(values, ts)
         self._set_state(self.health.on_samples(len(ts), float(ts[0]), float(ts[-1]), now))
 

@@ -56,7 +56,7 @@ class RingBuffer:
             raise ValueError(f"chunk has shape {data.shape}, expected ({n}, {self.n_channels})")
         if n == 0:
             return
-        if n > 1 and not np.all(np.diff(ts) > 0):
+        if n > 1 and not (ts[1:] > ts[:-1]).all():
             raise ValueError("timestamps within a chunk must be strictly increasing")
         with self._lock:
             if self._count and ts[0] <= self._ts[(self._count - 1) % self.capacity]:

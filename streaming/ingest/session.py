@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
@@ -46,6 +47,7 @@ __all__ = [
     "StreamExpectation",
     "StreamOverrides",
     "canonical_type",
+    "visible_streams",
 ]
 
 log = logging.getLogger(__name__)
@@ -127,6 +129,31 @@ class StreamExpectation:
 
 StateCallback = Callable[[StreamAcquirer, StreamState], None]
 
+LISTING_MAX_AGE_S = 0.25
+"""How long one listing of a directory's streams serves every session that shares it."""
+_listings: weakref.WeakKeyDictionary[StreamDirectory, tuple[float, list[StreamDescription]]] = (
+    weakref.WeakKeyDictionary()
+)
+_listings_lock = threading.Lock()
+
+
+def visible_streams(directory: StreamDirectory) -> list[StreamDescription]:
+    """``directory.streams()``, taken at most every :data:`LISTING_MAX_AGE_S` per directory.
+
+    Each session looks through the visible streams every ``discover_every_s``; listing them
+    converts every stream's liblsl description (~15 µs each), so with a shared directory the
+    cost per session grew with the number of sessions (#16). Sessions sharing a directory now
+    share its listing."""
+    now = local_clock()
+    with _listings_lock:
+        got = _listings.get(directory)
+        if got is not None and now - got[0] < LISTING_MAX_AGE_S:
+            return got[1]
+    streams = directory.streams()
+    with _listings_lock:
+        _listings[directory] = (now, streams)
+    return streams
+
 
 class IngestSession:
     """Discover, acquire and watch the streams of one session.
@@ -203,7 +230,7 @@ class IngestSession:
             self._stop.wait(self._discover_every_s)
 
     def discover_once(self) -> None:
-        for s in self.directory.streams():
+        for s in visible_streams(self.directory):
             if s.key in self.acquirers or s.key in self.refused or s.uid in self._rejected_uids:
                 continue
             if not self.match.matches_short(s):
@@ -262,7 +289,7 @@ class IngestSession:
         )
 
     def _find(self, key: str) -> StreamDescription | None:
-        for s in self.directory.streams():
+        for s in visible_streams(self.directory):
             if s.key == key:
                 return s
         return None
