@@ -9,8 +9,11 @@ event loop with ``call_soon_threadsafe``.
 
 Messages come in as the wire dicts of :mod:`affectstream.service.messages` (``.dump()``):
 predictions from the scheduler, status messages from the sessions, ``closed`` when a session is
-removed. The WebSocket route (:mod:`affectstream.service.api.ws`) drains each subscriber's queue
-to its client.
+removed. Each is queued as one :class:`~affectstream.service.messages.Wire` (the same dict, which
+keeps its JSON text once encoded), so a message is encoded once however many clients receive it
+(#16). Messages published from other threads within one turn of the event loop are handed over in
+one batch (one ``call_soon_threadsafe``, one wake-up of the loop), in order. The WebSocket route
+(:mod:`affectstream.service.api.ws`) drains each subscriber's queue to its client.
 
 Resume: per session the hub also keeps the last ``resume_buffer`` predictions exactly as they were
 published (:class:`Kept`, without any subscriber's ``dropped``), for clients that reconnect with
@@ -26,9 +29,12 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import threading
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Any
+
+from affectstream.service.messages import Wire
 
 __all__ = ["Hub", "Kept", "Subscriber"]
 
@@ -66,6 +72,8 @@ class Hub:
     _subs: dict[str, set[Subscriber]] = field(default_factory=lambda: defaultdict(set))
     _ids: itertools.count[int] = field(default_factory=itertools.count)
     _kept: dict[str, Kept] = field(default_factory=dict)
+    _pending: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    _pending_lock: threading.Lock = field(default_factory=threading.Lock)
     dropped_total: int = 0
     published_total: int = 0
 
@@ -91,16 +99,32 @@ class Hub:
         return Kept(epoch, deque(kept.messages), kept.last_seq)
 
     def publish(self, session: str, message: dict[str, Any]) -> None:
-        """From any thread: queue ``message`` for every subscriber of ``session``."""
-        if self.loop is None:
+        """From any thread: queue ``message`` for every subscriber of ``session`` (on the event
+        loop, in the order published; one wake-up of the loop per batch)."""
+        loop = self.loop
+        if loop is None:
             return
-        self.loop.call_soon_threadsafe(self._publish, session, message)
+        with self._pending_lock:
+            self._pending.append((session, message))
+            first = len(self._pending) == 1
+        if first:  # the batch's first message: the loop is told once
+            loop.call_soon_threadsafe(self._drain)
 
     def publish_now(self, session: str, message: dict[str, Any]) -> None:
-        """On the event loop: publish ``message`` at once (a gateway's relay runs there)."""
+        """On the event loop: publish ``message`` at once (a gateway's relay runs there), after
+        whatever other threads published before."""
+        self._drain()
         self._publish(session, message)
 
+    def _drain(self) -> None:
+        with self._pending_lock:
+            batch, self._pending = self._pending, []
+        for session, message in batch:
+            self._publish(session, message)
+
     def _publish(self, session: str, message: dict[str, Any]) -> None:
+        if not isinstance(message, Wire):
+            message = Wire(message)  # encoded at most once, for every subscriber
         kind = message.get("type")
         if kind == "opened":
             self._kept[session] = Kept(str(message["epoch"]), deque(maxlen=self.resume_buffer))

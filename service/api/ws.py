@@ -33,7 +33,16 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from affectstream.service.api.deps import WS_SESSION_CLOSED, AppState, admit
 from affectstream.service.api.guard import close_reason
 from affectstream.service.hub import Kept, Subscriber
-from affectstream.service.messages import ErrorMessage, Gap, Hello, Pong, Resume, valid_epoch
+from affectstream.service.messages import (
+    ErrorMessage,
+    Gap,
+    Hello,
+    Pong,
+    Resume,
+    Wire,
+    encode,
+    valid_epoch,
+)
 from affectstream.service.state import ServiceState
 
 __all__ = [
@@ -51,6 +60,7 @@ __all__ = [
     "read_client",
     "resume_params",
     "router",
+    "send_message",
 ]
 
 router = APIRouter()
@@ -120,12 +130,12 @@ async def deliver(
     limit = RateLimit(settings.max_ws_messages_per_s)
     reader = asyncio.create_task(read_client(ws, session_id, settings.max_ws_message_bytes, limit))
     try:
-        await ws.send_json(hello.dump())
+        await send_message(ws, hello.dump())
         if plan.gap is not None:
-            await ws.send_json(plan.gap.dump())
+            await send_message(ws, plan.gap.dump())
         replayed_to = 0
         for message in plan.replay:
-            await ws.send_json(message)
+            await send_message(ws, message)
             replayed_to = int(message["seq"])
         reported = 0
         while True:
@@ -146,13 +156,19 @@ async def deliver(
             if message.get("type") == "restarted":  # a gateway's session came back anew
                 await ws.close(WS_SERVICE_RESTART, "session restarted on the bus; reconnect")
                 break
-            await ws.send_json(message)
+            await send_message(ws, message)
             sub.delivered += 1
     except (WebSocketDisconnect, RuntimeError):
         pass
     finally:
         reader.cancel()
         state.hub.unsubscribe(sub)
+
+
+async def send_message(ws: WebSocket, message: dict[str, Any]) -> None:
+    """Send one message as a JSON text frame; a hub's :class:`Wire` message goes out as the text
+    it was encoded to once (the same for every subscriber), any other dict is encoded here."""
+    await ws.send_text(message.text if isinstance(message, Wire) else encode(message))
 
 
 MAX_SINCE = 2**63 - 1
@@ -276,14 +292,14 @@ async def read_client(
                 return
             if limit is not None and not limit.take():
                 reason = f"more than {limit.rate:g} messages/s (max_ws_messages_per_s)"
-                await ws.send_json(ErrorMessage(session=session_id, error=reason).dump())
+                await send_message(ws, ErrorMessage(session=session_id, error=reason).dump())
                 await ws.close(WS_POLICY, close_reason(reason))
                 return
             if text is None:
-                await ws.send_json(ErrorMessage(session=session_id, error=BINARY).dump())
+                await send_message(ws, ErrorMessage(session=session_id, error=BINARY).dump())
             elif _kind(text) == "ping":
-                await ws.send_json(Pong(session=session_id).dump())
+                await send_message(ws, Pong(session=session_id).dump())
             else:
-                await ws.send_json(ErrorMessage(session=session_id, error=UNSUPPORTED).dump())
+                await send_message(ws, ErrorMessage(session=session_id, error=UNSUPPORTED).dump())
         except (WebSocketDisconnect, RuntimeError):
             return
