@@ -110,6 +110,17 @@ class Hub:
         if first:  # the batch's first message: the loop is told once
             loop.call_soon_threadsafe(self._drain)
 
+    def publish_many(self, items: list[tuple[str, dict[str, Any]]]) -> None:
+        """From any thread: :meth:`publish` each ``(session, message)``, waking the loop once."""
+        loop = self.loop
+        if loop is None or not items:
+            return
+        with self._pending_lock:
+            first = not self._pending
+            self._pending.extend(items)
+        if first:
+            loop.call_soon_threadsafe(self._drain)
+
     def publish_now(self, session: str, message: dict[str, Any]) -> None:
         """On the event loop: publish ``message`` at once (a gateway's relay runs there), after
         whatever other threads published before."""

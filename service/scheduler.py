@@ -15,9 +15,11 @@ out a little below its true value, never by more than the dejitter error (~1 ms 
 
 Each prediction is built as a :class:`~affectstream.service.messages.Prediction` and handed, as its
 wire dict, to ``publish`` (the hub, :mod:`affectstream.service.hub`), which queues it for the
-session's WebSocket clients. A session with ``lsl_out`` also gets it pushed on the model's LSL
-stream, stamped with the window's end (:class:`~affectstream.service.sessions.PredictionOutlets`:
-opened here at the model's first prediction, never blocking afterwards).
+session's WebSocket clients: the predictions of one model's batched run together, in one
+hand-over (``publish_many``, one wake-up of the event loop instead of one per prediction, #16). A
+session with ``lsl_out`` also gets it pushed on the model's LSL stream, stamped with the window's
+end (:class:`~affectstream.service.sessions.PredictionOutlets`: opened here at the model's first
+prediction, never blocking afterwards).
 """
 
 from __future__ import annotations
@@ -66,9 +68,16 @@ class Scheduler:
         sessions: Callable[[], list[Session]],
         publish: Callable[[str, dict[str, Any]], None],
         tick_s: float = 0.02,
+        publish_many: Callable[[list[tuple[str, dict[str, Any]]]], None] | None = None,
     ) -> None:
+        """``publish_many`` hands over several ``(session, message)`` at once; by default the
+        ``publish_many`` of the object ``publish`` is a method of (the hub's), else ``publish``
+        once per message."""
         self._sessions = sessions
         self._publish = publish
+        if publish_many is None:
+            publish_many = getattr(getattr(publish, "__self__", None), "publish_many", None)
+        self._publish_many = publish_many
         self.tick_s = tick_s
         self.stats = StageStats()
         self.predictions_total = 0
@@ -116,14 +125,30 @@ class Scheduler:
                 log.error("model %s: inference failed: %s", runner.name, e)
                 continue
             inference_ms = (time.perf_counter() - t0) * 1000
+            out: list[tuple[str, dict[str, Any]]] = []
             for d, p in zip(items, probs, strict=True):
-                self._emit(d, d.slot, (float(p[0]), float(p[1])), inference_ms)
+                self._emit(d, d.slot, (float(p[0]), float(p[1])), inference_ms, out)
                 published += 1
+            self._hand_over(out)
         return published
 
+    def _hand_over(self, out: list[tuple[str, dict[str, Any]]]) -> None:
+        if self._publish_many is not None:
+            self._publish_many(out)
+        else:
+            for session_id, message in out:
+                self._publish(session_id, message)
+
     def _emit(
-        self, d: Due, slot: ModelSlot, probs: tuple[float, float], inference_ms: float
+        self,
+        d: Due,
+        slot: ModelSlot,
+        probs: tuple[float, float],
+        inference_ms: float,
+        out: list[tuple[str, dict[str, Any]]] | None = None,
     ) -> None:
+        """Build the prediction and publish it (or, with ``out``, append it there for the
+        caller to hand over with the rest of its batch)."""
         session = d.session
         quality = session.quality(d.window_end)
         now = local_clock()
@@ -165,7 +190,10 @@ class Scheduler:
         slot.last = message
         slot.predictions += 1
         self.predictions_total += 1
-        self._publish(session.id, message)
+        if out is None:
+            self._publish(session.id, message)
+        else:
+            out.append((session.id, message))
         outlets = getattr(session, "lsl_out", None)  # tests' stand-in sessions have none
         if outlets is not None:
             outlets.push(slot.name, d.window_end, probs, quality, slot.coverage)

@@ -177,11 +177,12 @@ class AcquisitionLoop:
                 if not self._snapshot:
                     self._changed.wait(1.0)
                 continue
+            now = local_clock()  # the round's time: for the silence rules and reconnection
             for acq in members:
                 w.since = time.monotonic()
                 w.current = acq
                 try:
-                    acq.step()
+                    acq.step(now)
                 finally:
                     w.current = None
                 if w.retired.is_set():  # this step hung and the watchdog replaced us
@@ -317,12 +318,14 @@ class StreamAcquirer:
 
     # -- one step (the loop's thread) -----------------------------------------------------------
 
-    def step(self) -> None:
+    def step(self, now: float | None = None) -> None:
         """Pull what the inlet holds, without waiting, and store it; (re)connect in a helper
-        thread when there is no inlet; apply the silence rules. Never raises: a failure is
-        logged, kept in :attr:`error`, and ends this stream's acquisition (not the others')."""
+        thread when there is no inlet; apply the silence rules at ``now`` (the LSL clock, read
+        here if not given; a chunk's arrival is always read when it came). Never raises: a
+        failure is logged, kept in :attr:`error`, and ends this stream's acquisition (not the
+        others')."""
         try:
-            self._step()
+            self._step(local_clock() if now is None else now)
         except Exception as e:  # never die silently: log, mark, keep the others running
             log.exception("acquisition of %s failed", self.stream.key)
             self.error = f"{type(e).__name__}: {e}"
@@ -330,10 +333,9 @@ class StreamAcquirer:
                 self._loop.remove(self, 0.0)
             self._set_state(self.health.on_lost(local_clock(), f"acquisition failed: {self.error}"))
 
-    def _step(self) -> None:
+    def _step(self, now: float) -> None:
         inlet = self._inlet
         if inlet is None:
-            now = local_clock()
             helper = self._helper
             if (helper is None or not helper.is_alive()) and now >= self._next_connect:
                 self._next_connect = now + self._reconnect_every_s
@@ -350,8 +352,8 @@ class StreamAcquirer:
             self._next_connect = -float("inf")
             self._set_state(self.health.on_lost(local_clock(), str(e)))
             return
-        now = local_clock()
         if len(ts):
+            now = local_clock()  # the chunk's arrival (the dejitter compares it with its stamps)
             self._accept(data, ts, now)
             self._next_tick = now + self._poll_s
         elif now >= self._next_tick:

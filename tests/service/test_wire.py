@@ -87,3 +87,31 @@ def test_encoding_matches_the_standard_library_value_for_value() -> None:
     assert json.loads(encode(message)) == message  # the same values (1e-05 may read 0.00001)
     ints = {"seq": 7, "ok": [True, None], "s": "Fp1 µV", "x": 0.25}
     assert encode(ints) == json.dumps(ints, separators=(",", ":"), ensure_ascii=False)
+
+
+class StubLoop:
+    """Records the callbacks handed to the event loop from other threads."""
+
+    def __init__(self) -> None:
+        self.callbacks: list[Any] = []
+
+    def call_soon_threadsafe(self, callback: Any, *args: Any) -> None:
+        self.callbacks.append((callback, args))
+
+
+def test_a_batch_of_predictions_wakes_the_loop_once_and_keeps_its_order() -> None:
+    from affectstream.service.scheduler import Scheduler
+
+    stub = StubLoop()
+    hub = Hub(queue_size=8, loop=stub)  # type: ignore[arg-type]
+    sub = hub.subscribe("wire-1")
+    hub.publish_many([("wire-1", _prediction(seq)) for seq in (1, 2, 3)])
+    hub.publish("wire-1", _prediction(4))  # before the loop ran: joins the same batch
+    assert len(stub.callbacks) == 1
+    callback, args = stub.callbacks.pop()
+    callback(*args)
+    assert [sub.queue.get_nowait()["seq"] for _ in range(4)] == [1, 2, 3, 4]
+    hub.publish("wire-1", _prediction(5))  # the batch was taken: a new one, a new wake-up
+    assert len(stub.callbacks) == 1
+    # the scheduler hands a model's predictions over through the hub's publish_many
+    assert Scheduler(list, hub.publish)._publish_many == hub.publish_many
