@@ -188,11 +188,13 @@ class AcquisitionLoop:
                 if w.retired.is_set():  # this step hung and the watchdog replaced us
                     acq._after_hang(self)
                     return
-            time.sleep(max(0.0, self.period_s - (time.perf_counter() - started)))
+            # an Event's wait, not time.sleep: a sampling profiler sees a thread waiting (#16)
+            w.retired.wait(max(0.0, self.period_s - (time.perf_counter() - started)))
 
     def _watch(self) -> None:
+        idle = threading.Event()  # never set: its wait is the watchdog's sleep
         while True:
-            time.sleep(self.hang_s / 5)
+            idle.wait(self.hang_s / 5)
             with self._lock:
                 w = self._worker
                 hung = None if w is None else w.current
