@@ -98,6 +98,12 @@ class BusHub(Hub):
         if seq is None:
             self.fenced += 1
 
+    def publish_many(self, items: list[tuple[str, dict[str, Any]]]) -> None:
+        """Each ``(session, message)`` to the bus in order (the scheduler hands a model's
+        predictions over in one batch)."""
+        for session, message in items:
+            self.publish(session, message)
+
 
 @dataclass
 class Worker:
