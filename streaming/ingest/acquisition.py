@@ -233,9 +233,17 @@ class StreamAcquirer:
     dejitter : the timestamp smoothing of regular numeric streams; by default
         :class:`DejitterPolicy` with the health policy's ``gap_intervals``
     loop : the loop that pulls this stream; by default :meth:`AcquisitionLoop.shared`
+    replan : the channel plan of the stream as it comes back with another channel count (a
+        device reconfigured), from its full description; raises ``ValueError`` when it cannot be
+        taken (e.g. the session's channel map has another length). By default
+        :func:`plan_channels` without overrides. A new plan means a new buffer (samples of the
+        old layout are not mixed with the new ones), counted in ``health.channel_changes``;
+        consumers see it in :attr:`channel_labels`. A refused one leaves the stream ``refused``
+        with the reason, and it is tried again every :attr:`REFUSED_RETRY_S`.
     """
 
     CLOCK_CHECK_S = 5.0
+    REFUSED_RETRY_S = 5.0
 
     def __init__(
         self,
@@ -251,8 +259,10 @@ class StreamAcquirer:
         channels: ChannelPlan | None = None,
         dejitter: DejitterPolicy | None = None,
         loop: AcquisitionLoop | None = None,
+        replan: Callable[[StreamDescription], ChannelPlan] | None = None,
     ) -> None:
         self.stream = stream
+        self._replan = replan or plan_channels
         self.channels = plan_channels(stream) if channels is None else channels
         self.health = StreamHealth(stream.nominal_srate, policy or HealthPolicy())
         self.is_marker = stream.channel_format == "string"
@@ -403,11 +413,54 @@ class StreamAcquirer:
             return
         if not self._ready(inlet):
             return
-        if self.health.state in (StreamState.LOST, StreamState.STALE):
+        if stream.channel_count != self.stream.channel_count and not self._take_new_channels(
+            inlet, stream
+        ):
+            inlet.close()
+            self._next_connect = local_clock() + self.REFUSED_RETRY_S
+            return
+        if self.health.state in (StreamState.LOST, StreamState.STALE, StreamState.REFUSED):
             self.health.on_reconnect()
         if stream.nominal_srate != self.stream.nominal_srate:
             self._take_new_rate(stream.nominal_srate, stream.uid)
         self._inlet = inlet  # last: the loop pulls from it from now on
+
+    def _take_new_channels(self, inlet: Inlet, stream: StreamDescription) -> bool:
+        """The outlet came back with ``stream.channel_count`` channels (a device reconfigured):
+        plan them from its full description and start a buffer of as many seconds for them
+        (the rate is taken afterwards, as for any reconnection); ``False`` (refused, with the
+        reason in health) when they cannot be planned."""
+        was = self.stream.channel_count
+        try:
+            full = inlet.describe(timeout=2.0)
+            plan = self._replan(full)
+        except (LslError, ValueError) as e:
+            reason = f"came back with {stream.channel_count} channel(s) (was {was}): {e}"
+            if reason != self.health.reason:
+                log.warning("stream %s refused: %s", self.stream.key, reason)
+            self.health.refuse(local_clock(), reason)
+            self._set_state(self.health.state)
+            return False
+        log.info("stream %s: now %d channel(s) (was %d)", self.stream.key, full.channel_count, was)
+        seconds = (
+            self.buffer.capacity / self.stream.nominal_srate
+            if self.buffer is not None and self.stream.nominal_srate > 0
+            else None
+        )
+        self.channels = plan  # first: a consumer that sees the new labels rebuilds its pipeline
+        self.stream = replace(
+            self.stream,
+            channel_count=full.channel_count,
+            uid=full.uid,
+            channel_labels=full.channel_labels,
+            channel_units=full.channel_units,
+        )
+        if self.buffer is not None:
+            capacity = max(16, round(seconds * self.stream.nominal_srate)) if seconds else 16
+            self.buffer = RingBuffer(capacity, full.channel_count, np.float64)
+        self._dejitter = self._new_dejitter()
+        self.health.channel_changes += 1
+        return True
 
     def _use(self, inlet: Inlet) -> None:
         """Take an inlet opened elsewhere (a helper thread); reconnect if it is not ready."""

@@ -81,6 +81,9 @@ class StreamHealth:
     backwards: int = 0
     """Samples dropped because their timestamp was not after the previous one."""
     reconnects: int = 0
+    channel_changes: int = 0
+    """Times the stream came back with another channel count and was taken with a new channel
+    plan and buffer (refused instead when the new channels cannot be planned)."""
     clock_offset: float | None = None
     measured_srate: float | None = None
     last_timestamp: float | None = None
@@ -101,8 +104,8 @@ class StreamHealth:
             self._update_rate(last_ts)
             if self.state in (StreamState.CONNECTING,):
                 self._enter(StreamState.OK, now)
-            elif self.state in (StreamState.STALE, StreamState.LOST):
-                self._enter(StreamState.RECOVERED, now)
+            elif self.state in (StreamState.STALE, StreamState.LOST, StreamState.REFUSED):
+                self._enter(StreamState.RECOVERED, now)  # refused: came back as it can be taken
             else:
                 self._settle(now)
             return self.state

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from affectstream.streaming.ingest.acquisition import StreamAcquirer
 from affectstream.streaming.ingest.channels import (
     EMPTY_REPORT,
+    ChannelPlan,
     StreamOverrides,
     canonical_type,
     plan_channels,
@@ -274,6 +275,7 @@ class IngestSession:
             policy=self.policy,
             on_state=self._on_state,
             channels=plan,
+            replan=self._replan,
         )
         with self._lock:
             self.acquirers[full.key] = acq
@@ -287,6 +289,16 @@ class IngestSession:
             plan.labels_from,
             plan.unit,
         )
+
+    def _replan(self, full: StreamDescription) -> ChannelPlan:
+        """The channel plan of a stream that came back with another channel count, checked as a
+        new stream is (the session's expectations, its channel map and units); ``ValueError``
+        with the reason when it cannot be taken."""
+        expectation = self.expectations.get(canonical_type(full.type))
+        problem = expectation.problem(full) if expectation else None
+        if problem is not None:
+            raise ValueError(problem)
+        return plan_channels(full, self.overrides)
 
     def _find(self, key: str) -> StreamDescription | None:
         for s in visible_streams(self.directory):
@@ -335,6 +347,7 @@ class IngestSession:
                     "samples": 0,
                     "nonfinite": 0,
                     "reconnects": 0,
+                    "channel_changes": 0,
                 }
             )
         return sorted(rows, key=lambda r: (str(r["type"]), str(r["source_id"])))

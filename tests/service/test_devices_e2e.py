@@ -181,6 +181,13 @@ def write_lab_aux_model(folder: Path) -> Path:
     return _write_mean_model(folder, [_eeg_grid(), InputContract(feature, (128, 8), mean, std)])
 
 
+def write_frontal_model(folder: Path) -> Path:
+    """Raw EEG of AF7 and AF8 (a headband's frontal pair), 128 Hz, 1 s."""
+    return _write_mean_model(
+        folder, [_raw("frontal", [("EEG", "AF7"), ("EEG", "AF8")], 128.0, 1.0)]
+    )
+
+
 def aux_stream() -> StreamSpec:
     """DEAP's AUX channels as one 128 Hz stream: EOG/EMG-like noise and a skin temperature."""
 
@@ -304,6 +311,7 @@ def zoo(tmp_path: Path) -> Path:
     write_lab_model(folder / "lab-tiny")
     write_grid_model(folder / "grid-tiny")
     write_lab_aux_model(folder / "lab-aux-tiny")
+    write_frontal_model(folder / "frontal-tiny")
     return folder
 
 
@@ -834,3 +842,58 @@ def test_a_model_that_may_use_aux_runs_without_it_and_takes_it_when_it_comes(
         assert row["last_rebuild"] == "its optional AUX stream came", row
         late = [p for p in _predictions(seen, name) if "AUX" in p["quality"]]
         assert late and all(0.0 <= p["valence"] <= 1.0 for p in late)
+
+
+# -- (8b) a stream restarting with another channel count -------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(60)
+def test_eeg_restarting_with_another_channel_count_is_replanned(
+    session_name: str, serve: Callable[..., Any]
+) -> None:
+    """A headband's EEG (TP9, AF7, AF8, TP10) is reconfigured to six channels (Fp1 and Fp2
+    added, the order changed): the ingest takes the new channels (a new buffer, counted in
+    ``channel_changes``), the model's pipeline is rebuilt on the new labels (counted in
+    ``rebuilds``, with the reason), and predictions go on from the right columns: AF7 and AF8
+    carry +2, every other channel −2, so the model's sigmoid of their mean is 0.88 when it reads
+    AF7 and AF8 and at most 0.5 when it reads any other column."""
+    import pylsl
+
+    four = ("TP9", "AF7", "AF8", "TP10")
+    six = ("Fp1", "AF8", "TP9", "AF7", "TP10", "Fp2")
+    reopened: list[float] = []
+
+    def marked(labels: tuple[str, ...]) -> StreamSpec:
+        level = np.array([2.0 if x in ("AF7", "AF8") else -2.0 for x in labels])
+
+        def signal(t: FloatArray) -> FloatArray:
+            return level + 0.01 * np.sin(2 * np.pi * t)[:, None]
+
+        return StreamSpec("eeg", "EEG", len(labels), 128.0, signal, labels, "microvolts", "EEG")
+
+    def restart_once(seen: list[Message]) -> None:
+        if not reopened and len(_predictions(seen)) >= 2:
+            new = marked(six)
+            device.restart("eeg", 0.5, labels=six, n_channels=6, signal=new.signal)
+            reopened.append(pylsl.local_clock())
+
+    def after(seen: list[Message]) -> list[Message]:
+        return [p for p in _predictions(seen) if reopened and p["window"]["start"] > reopened[0]]
+
+    with (
+        Device(session_name, [marked(four)]) as device,
+        serve("frontal-tiny") as live,
+    ):
+        _create(live, session_name)
+        seen = _watch(live, session_name, lambda s: len(after(s)) >= 3, 30, action=restart_once)
+        detail = live.get_json(f"/sessions/{session_name}")
+    (model,) = detail["models"]
+    assert model["rebuilds"] == 1, model
+    assert model["last_rebuild"] == "EEG stream now has 4 → 6 channels", model
+    (row,) = detail["streams"]
+    assert row["channel_changes"] == 1 and row["labels"] == list(six), row
+    assert row["channel_count"] == 6 and row["reconnects"] >= 1, row
+    assert after(seen)
+    for p in _predictions(seen):  # before and after: AF7 and AF8, wherever they are
+        assert p["valence"] == pytest.approx(1 / (1 + math.exp(-2.0)), abs=0.01), p
