@@ -1,6 +1,7 @@
 """Scale-out end to end, every part real: a ``redis-server`` on a free port, two gateways
 (``affectstream serve --bus``) and three workers (``affectstream worker``) as processes, twelve
-sessions fed by real LSL outlets, WebSocket clients on both gateways. One worker is SIGKILLed;
+sessions fed by twelve ``affectstream replay`` processes (a synthetic DEAP-format subject, all six
+streams each, looping), WebSocket clients on both gateways. One worker is SIGKILLed;
 every session's predictions must resume within 5 s on both gateways, with strictly increasing
 ``seq`` and the takeover announced; the sessions spread over the workers; a session deleted on
 one gateway closes its clients on the other (4410)."""
@@ -92,10 +93,10 @@ def test_two_gateways_three_workers_twelve_sessions_survive_a_killed_worker(
     procs: dict[str, subprocess.Popen[bytes]] = {}
     logs: dict[str, Path] = {}
 
-    def start(name: str, *args: str) -> None:
+    def start(name: str, *args: str, log_level: bool = True) -> None:
         logs[name] = tmp_path / f"{name}.log"
         procs[name] = subprocess.Popen(
-            cli(*args, "--log-level", "warning"),
+            cli(*args, *(("--log-level", "warning") if log_level else ())),
             env=env,
             stdout=logs[name].open("wb"),
             stderr=subprocess.STDOUT,
@@ -109,10 +110,19 @@ def test_two_gateways_three_workers_twelve_sessions_survive_a_killed_worker(
         # renew every 1 s (default): a takeover after 1.5 s of silence, at the next step
     bases = [f"http://127.0.0.1:{p}" for p in ports]
     ids = [f"{session_name}-{k:02d}" for k in range(N_SESSIONS)]
-    devices = [Device(sid, [skin_conductance("gsr", "GSR", 32.0, label="GSR")]) for sid in ids]
+    data = tmp_path / "deap"
+    made = subprocess.run(
+        cli("synth", "--out", str(data), "--subjects", "1", "--trials", "2", "--seed", "3"),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert made.returncode == 0, made.stderr[-2000:]
+    for sid in ids:  # every stream of a DEAP subject (EEG 32, GSR, PPG, RESP, AUX, markers)
+        replay = ("replay", str(data / "s01.dat"), "--loop", "--quiet", "--session", sid)
+        start(f"replay-{sid}", *replay, log_level=False)
     try:
-        for dev in devices:
-            dev.start()
 
         def gateways_ready() -> bool:
             try:
@@ -246,8 +256,6 @@ def test_two_gateways_three_workers_twelve_sessions_survive_a_killed_worker(
         for proc in procs.values():
             if proc.poll() is None:
                 stop_process(proc, grace_s=10)
-        for dev in devices:
-            dev.stop()
         bus.close()
     for name in procs:
         text = logs[name].read_text(errors="replace")

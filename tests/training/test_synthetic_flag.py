@@ -14,6 +14,7 @@ ZOO = Path(__file__).resolve().parents[2] / "models" / "zoo"
 def test_unmarked_data_under_a_synthetic_model_is_not_called_real() -> None:
     doc = json.loads((ZOO / "cnn-lstm-lab" / "training" / "coverage.json").read_text())
     doc["data"] = {**doc["data"], "synthetic": False, "generator": None}  # the marker was lost
+    doc["model_synthetic"] = False  # as far as this document knows
     assert "trained on synthetic data" not in coverage_markdown(doc)
     doc["model_synthetic"] = True
     assert "the model was trained on synthetic data" in coverage_markdown(doc)
