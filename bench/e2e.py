@@ -239,7 +239,9 @@ def start_service(
     port: int, env: dict[str, str], log_path: Path, bus: str | None = None, workers: int = 0
 ) -> subprocess.Popen[bytes]:
     """``affectstream serve`` on ``port``; with ``bus``, a gateway with ``workers`` local
-    workers (``serve --bus URL --workers N``)."""
+    workers (``serve --bus URL --workers N``). In a process group of its own, so that
+    :func:`reap` can end whatever it leaves (a gateway killed before it stopped its workers
+    left them running, and measuring, into the next level's figures)."""
     scale = ["--bus", bus, "--workers", str(workers)] if bus else []
     with log_path.open("ab") as log:
         return subprocess.Popen(
@@ -257,7 +259,14 @@ def start_service(
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
+
+
+def reap(service: subprocess.Popen[bytes]) -> None:
+    """Kill what is left of ``service``'s process group (its local workers) once it ended."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(service.pid, signal.SIGKILL)
 
 
 def start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -419,6 +428,7 @@ async def _run(
         except subprocess.TimeoutExpired:
             service.kill()
             service.wait()
+        reap(service)  # a worker the gateway did not stop in time
         for p, _ in pushers:  # all told to stop first, then waited for
             assert p.stdin is not None
             p.stdin.close()
