@@ -269,6 +269,19 @@ def reap(service: subprocess.Popen[bytes]) -> None:
         os.killpg(service.pid, signal.SIGKILL)
 
 
+def stop_service(service: subprocess.Popen[bytes], grace_s: float = 15.0) -> None:
+    """SIGINT (a clean shutdown: its inlets close, its workers stop), killed after ``grace_s``;
+    then :func:`reap` whatever of its process group is left."""
+    if service.poll() is None:
+        service.send_signal(signal.SIGINT)
+    try:
+        service.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        service.kill()
+        service.wait()
+    reap(service)  # a worker the gateway did not stop in time
+
+
 def start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
     """A ``redis-server`` (from PATH) on a free loopback port, nothing on disk; its URL."""
     import shutil
@@ -421,14 +434,7 @@ async def _run(
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        # the service's inlets close before the replays' outlets go away
-        service.send_signal(signal.SIGINT)
-        try:
-            service.wait(15)
-        except subprocess.TimeoutExpired:
-            service.kill()
-            service.wait()
-        reap(service)  # a worker the gateway did not stop in time
+        stop_service(service)  # its inlets close before the replays' outlets go away
         for p, _ in pushers:  # all told to stop first, then waited for
             assert p.stdin is not None
             p.stdin.close()

@@ -47,7 +47,6 @@ import os
 import re
 import resource
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -328,6 +327,7 @@ async def _profile_kind(
         replay_models_when_ready,
         service_env,
         start_service,
+        stop_service,
     )
     from affectstream.bench.machine import cpu_seconds, tree_cpu_seconds
     from affectstream.streaming.lsl.config import use_machine_scope
@@ -394,12 +394,7 @@ async def _profile_kind(
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        service.send_signal(signal.SIGINT)
-        try:
-            service.wait(15)
-        except subprocess.TimeoutExpired:
-            service.kill()
-            service.wait()
+        stop_service(service)
         if proc is not None:
             pusher.stop(proc)
     span = w_b - w_a

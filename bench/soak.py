@@ -25,7 +25,6 @@ import contextlib
 import json
 import os
 import random
-import signal
 import subprocess
 import tempfile
 import time
@@ -43,6 +42,7 @@ from affectstream.bench.e2e import (
     push_time,
     replay_models_when_ready,
     start_service,
+    stop_service,
 )
 from affectstream.bench.machine import cpu_seconds
 
@@ -216,13 +216,7 @@ async def _run(
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        if service.poll() is None:
-            service.send_signal(signal.SIGINT)
-        try:
-            service.wait(15)
-        except subprocess.TimeoutExpired:
-            service.kill()
-            service.wait()
+        stop_service(service)
         if proc is not None:
             pusher.stop(proc)
     push_logs: dict[str, np.ndarray] = {}
