@@ -81,6 +81,7 @@ __all__ = [
     "message_json_schema_text",
     "now_iso",
     "parse_server_message",
+    "prediction_message",
     "valid_epoch",
     "valid_session_id",
 ]
@@ -324,6 +325,60 @@ class Prediction(_Message):
     failure: tonic = signal, phasic = 0), with the reason; present only then."""
     dropped: int | None = None
     """Messages this client lost to its full queue so far (present when it changed)."""
+
+
+def prediction_message(
+    *,
+    session: str,
+    seq: int,
+    model: str,
+    window_start: float,
+    window_end: float,
+    valence: float,
+    arousal: float,
+    quality: dict[str, dict[str, Any]],
+    latency_ms: dict[str, float],
+    emitted_at: str,
+    ground_truth: tuple[float, float] | None = None,
+    stimulus: StimulusUsed | None = None,
+    coverage: dict[str, float] | None = None,
+    fallbacks: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """``Prediction(...).dump()`` without pydantic: the same dict, key for key and in the same
+    order (a test compares the two over every optional field), built in about a third of the
+    time (7 against 24 µs with ``now_iso()`` measured here; the scheduler builds one per model
+    per window, #16). What pydantic would refuse is refused here
+    too, with :class:`ValueError`: a probability that is not within [0, 1] (NaN included) and a
+    latency without exactly its four stages."""
+    for name, p in (("valence", valence), ("arousal", arousal)):
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"{name}: {p} is not a probability")
+    if set(latency_ms) != {"ingest", "preprocess", "inference", "total"}:
+        raise ValueError(f"latency_ms: stages {sorted(latency_ms)}")
+    out: dict[str, Any] = {
+        "type": "prediction",
+        "schema": SCHEMA_VERSION,
+        "session": session,
+        "seq": int(seq),
+        "model": model,
+        "window": {"start": float(window_start), "end": float(window_end)},
+        "valence": float(valence),
+        "arousal": float(arousal),
+        "quality": quality,
+        "latency_ms": {
+            k: float(latency_ms[k]) for k in ("ingest", "preprocess", "inference", "total")
+        },
+        "emitted_at": emitted_at,
+    }
+    if ground_truth is not None:
+        out["ground_truth"] = {"valence": float(ground_truth[0]), "arousal": float(ground_truth[1])}
+    if stimulus is not None:
+        out["stimulus"] = {"id": stimulus.id, "source": stimulus.source}
+    if coverage is not None:
+        out["coverage"] = dict(coverage)
+    if fallbacks is not None:
+        out["fallbacks"] = dict(fallbacks)
+    return out
 
 
 class StreamRef(BaseModel):

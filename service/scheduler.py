@@ -1,7 +1,12 @@
 """The inference scheduler: every tick, collect due windows from every session, batch them per
 model into one ONNX Runtime run, publish the predictions.
 
-It runs in its own thread (model code never runs in an acquisition thread). Latency per message,
+It runs in its own thread (model code never runs in an acquisition thread). The batches of the
+different models due in a tick run in parallel on a pool of ``inference_threads`` threads (the
+setting; ONNX Runtime releases the interpreter lock while it runs), each model's run on a single
+ONNX Runtime thread: at the service's batch sizes a second intra-op thread per run cost more CPU
+than it saved time (README, Benchmarks). The predictions are built, numbered and handed over in
+the scheduler's own thread, in the order the runs finish. Latency per message,
 in milliseconds, on the LSL clock:
 
 - ``ingest``: from the window's last sample (its end minus one interval of its fastest stream)
@@ -13,12 +18,13 @@ in milliseconds, on the LSL clock:
 The timestamps are the streams' (clock-corrected, dejittered) LSL timestamps, so a latency can come
 out a little below its true value, never by more than the dejitter error (~1 ms measured here).
 
-Each prediction is built as a :class:`~affectstream.service.messages.Prediction` and handed, as its
-wire dict, to ``publish`` (the hub, :mod:`affectstream.service.hub`), which queues it for the
-session's WebSocket clients: the predictions of one model's batched run together, in one
-hand-over (``publish_many``, one wake-up of the event loop instead of one per prediction, #16). A
-session with ``lsl_out`` also gets it pushed on the model's LSL stream, stamped with the window's
-end (:class:`~affectstream.service.sessions.PredictionOutlets`: opened here at the model's first
+Each prediction is built as the wire dict of a :class:`~affectstream.service.messages.Prediction`
+(by :func:`~affectstream.service.messages.prediction_message`, without pydantic) and handed to
+``publish`` (the hub, :mod:`affectstream.service.hub`), which queues it for the session's WebSocket
+clients: the predictions of one model's batched run together, in one hand-over (``publish_many``,
+one wake-up of the event loop instead of one per prediction, #16). A session with ``lsl_out`` also
+gets it pushed on the model's LSL stream, stamped with the window's end
+(:class:`~affectstream.service.sessions.PredictionOutlets`: opened here at the model's first
 prediction, never blocking afterwards).
 """
 
@@ -28,13 +34,15 @@ import logging
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import ValidationError
+import numpy as np
+from numpy.typing import NDArray
 
-from affectstream.service.messages import GroundTruth, LatencyMs, Prediction, Window, now_iso
+from affectstream.service.messages import now_iso, prediction_message
 from affectstream.service.sessions import Due, ModelSlot, Session
 from affectstream.streaming.lsl.inlet import local_clock
 
@@ -69,10 +77,13 @@ class Scheduler:
         publish: Callable[[str, dict[str, Any]], None],
         tick_s: float = 0.02,
         publish_many: Callable[[list[tuple[str, dict[str, Any]]]], None] | None = None,
+        inference_threads: int = 1,
     ) -> None:
         """``publish_many`` hands over several ``(session, message)`` at once; by default the
         ``publish_many`` of the object ``publish`` is a method of (the hub's), else ``publish``
-        once per message."""
+        once per message. ``inference_threads`` > 1: the batches of the different models due in
+        a tick run in parallel on that many threads (ONNX Runtime releases the interpreter lock
+        while it runs); the predictions are still built and handed over in this thread."""
         self._sessions = sessions
         self._publish = publish
         if publish_many is None:
@@ -84,13 +95,22 @@ class Scheduler:
         self.errors_total = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="scheduler", daemon=True)
+        self.inference_threads = max(1, inference_threads)
+        self._pool = (
+            ThreadPoolExecutor(self.inference_threads, thread_name_prefix="inference")
+            if self.inference_threads > 1
+            else None
+        )
 
     def start(self) -> None:
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(5)
+        if self._thread.ident is not None:  # started
+            self._thread.join(5)
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -115,22 +135,34 @@ class Scheduler:
         for d in due:
             by_model[id(d.slot.runner)].append(d)
         published = 0
-        for items in by_model.values():
-            runner = items[0].slot.runner
-            t0 = time.perf_counter()
-            try:
-                probs = runner.predict([d.features for d in items])
-            except Exception as e:
+        for items, result in self._infer(list(by_model.values())):
+            if isinstance(result, BaseException):
                 self.errors_total += 1
-                log.error("model %s: inference failed: %s", runner.name, e)
+                log.error("model %s: inference failed: %s", items[0].slot.runner.name, result)
                 continue
-            inference_ms = (time.perf_counter() - t0) * 1000
+            probs, inference_ms = result
             out: list[tuple[str, dict[str, Any]]] = []
             for d, p in zip(items, probs, strict=True):
                 self._emit(d, d.slot, (float(p[0]), float(p[1])), inference_ms, out)
                 published += 1
             self._hand_over(out)
         return published
+
+    def _infer(
+        self, groups: Sequence[list[Due]]
+    ) -> list[tuple[list[Due], tuple[NDArray[np.float32], float] | BaseException]]:
+        """Each model's batch run (in parallel on the pool when there is one and more than one
+        model is due), in the order they finish; a failure is returned, not raised."""
+        if self._pool is None or len(groups) < 2:
+            return [(items, _predict(items)) for items in groups]
+        futures: dict[Future[tuple[NDArray[np.float32], float]], list[Due]] = {
+            self._pool.submit(_predict_or_raise, items): items for items in groups
+        }
+        done: list[tuple[list[Due], tuple[NDArray[np.float32], float] | BaseException]] = []
+        for future in as_completed(futures):
+            error = future.exception()
+            done.append((futures[future], future.result() if error is None else error))
+        return done
 
     def _hand_over(self, out: list[tuple[str, dict[str, Any]]]) -> None:
         if self._publish_many is not None:
@@ -162,24 +194,23 @@ class Scheduler:
             self.stats.observe(stage, ms)
         truth = session.truth_at(d.window_end)
         try:
-            message = Prediction(
+            message = prediction_message(
                 session=session.id,
                 seq=session.next_seq(),
                 model=slot.name,
-                window=Window(start=d.window_start, end=d.window_end),
+                window_start=d.window_start,
+                window_end=d.window_end,
                 valence=probs[0],
                 arousal=probs[1],
                 quality=quality,
-                latency_ms=LatencyMs(**latency),
+                latency_ms=latency,
                 emitted_at=now_iso(),
-                ground_truth=None
-                if truth is None
-                else GroundTruth(valence=truth[0], arousal=truth[1]),
+                ground_truth=None if truth is None else (truth[0], truth[1]),
                 stimulus=d.stimulus,  # the stimulus whose features went in (fusion models)
                 coverage=slot.coverage,  # a partial montage: the share of the model's channels
                 fallbacks=d.fallbacks,  # cvxEDA fell back: the features are not a decomposition
-            ).dump()
-        except ValidationError as e:  # e.g. a model's output outside [0, 1]: not a prediction
+            )
+        except ValueError as e:  # e.g. a model's output outside [0, 1]: not a prediction
             self.errors_total += 1
             log.error(
                 "model %s, session %s: output %s refused: %s", slot.name, session.id, probs, e
@@ -197,3 +228,17 @@ class Scheduler:
         outlets = getattr(session, "lsl_out", None)  # tests' stand-in sessions have none
         if outlets is not None:
             outlets.push(slot.name, d.window_end, probs, quality, slot.coverage)
+
+
+def _predict_or_raise(items: list[Due]) -> tuple[NDArray[np.float32], float]:
+    """One model's batch: its probabilities and the run's wall time in ms."""
+    t0 = time.perf_counter()
+    probs = items[0].slot.runner.predict([d.features for d in items])
+    return probs, (time.perf_counter() - t0) * 1000
+
+
+def _predict(items: list[Due]) -> tuple[NDArray[np.float32], float] | BaseException:
+    try:
+        return _predict_or_raise(items)
+    except Exception as e:
+        return e

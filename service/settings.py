@@ -18,6 +18,7 @@ variable counts as unset. Invalid values stop start-up with a message that names
 | `queue_size` | `AFFECTSTREAM_QUEUE_SIZE` | `64` | messages queued per WebSocket subscriber before the oldest is dropped |
 | `resume_buffer` | `AFFECTSTREAM_RESUME_BUFFER` | `1024` | predictions kept per session for clients that reconnect with `?since=` (0-16384; 0: no resume) |
 | `tick_s` | `AFFECTSTREAM_TICK_S` | `0.02` | scheduler period, seconds (0.001-1) |
+| `inference_threads` | `AFFECTSTREAM_INFERENCE_THREADS` | `0` | threads on which the models due in a tick run in parallel, each model's ONNX Runtime run on one thread (0-64; 0: one per core) |
 | `buffer_s` | `AFFECTSTREAM_BUFFER_S` | `60` | signal kept per stream, seconds (at least 5) |
 | `auto_attach_types` | `AFFECTSTREAM_AUTO_ATTACH_TYPES` | `EEG,GSR,PPG,RESP` | stream types that auto-attach groups into a session |
 | `auto_attach_pattern` | `AFFECTSTREAM_AUTO_ATTACH_PATTERN` | `*` | auto-attach only groups whose `<key>` matches this glob (case-sensitive; `serve --auto-attach PATTERN` sets it) |
@@ -181,6 +182,11 @@ class Settings(BaseSettings):
         "(0-16384; 0: no resume)",
     )
     tick_s: float = Field(0.02, description="scheduler period, seconds (0.001-1)")
+    inference_threads: int = Field(
+        0,
+        description="threads on which the models due in a tick run in parallel, each model's "
+        "ONNX Runtime run on one thread (0-64; 0: one per core)",
+    )
     buffer_s: float = Field(60.0, description="signal kept per stream, seconds (at least 5)")
     auto_attach_types: Annotated[tuple[str, ...], NoDecode] = Field(
         ("EEG", "GSR", "PPG", "RESP"),
@@ -320,6 +326,17 @@ class Settings(BaseSettings):
         if not 0.001 <= tick_s <= 1.0:
             raise SettingsError(f"tick_s: must be within 0.001-1 s, got {tick_s}")
         return tick_s
+
+    @field_validator("inference_threads")
+    @classmethod
+    def _check_inference_threads(cls, threads: int) -> int:
+        if not 0 <= threads <= 64:
+            raise SettingsError(f"inference_threads: must be within 0-64, got {threads}")
+        return threads
+
+    def inference_threads_used(self) -> int:
+        """``inference_threads``, with 0 meaning one per core of this machine."""
+        return self.inference_threads or os.cpu_count() or 1
 
     @field_validator("buffer_s")
     @classmethod

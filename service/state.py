@@ -108,7 +108,12 @@ class ServiceState:
 
             compiled_if_ready()  # start the ~10 s JIT now, in the background, not in a session
         self.directory = StreamDirectory()
-        self.scheduler = Scheduler(self.session_list, self.hub.publish, self.settings.tick_s)
+        self.scheduler = Scheduler(
+            self.session_list,
+            self.hub.publish,
+            self.settings.tick_s,
+            inference_threads=self.settings.inference_threads_used(),
+        )
         self.scheduler.start()
         if self.settings.auto_attach:
             threading.Thread(target=auto_attach, args=(self,), daemon=True).start()
@@ -219,7 +224,10 @@ def load_models(state: ServiceState) -> None:
     explicit = bool(state.settings.models)
     for path in state.settings.model_paths():
         try:
-            runner = ModelRunner(path)
+            # one ONNX Runtime thread per run: the scheduler runs the models due in a tick in
+            # parallel instead (a pool of inference_threads); at these batch sizes a second
+            # intra-op thread cost more CPU than it saved time (measured: README, Benchmarks)
+            runner = ModelRunner(path, threads=1)
         except ModelLoadError as e:
             if explicit:
                 raise

@@ -356,6 +356,12 @@ class StreamAcquirer:
                 self._next_tick = now + self._poll_s
                 self._set_state(self.health.tick(now))
             return
+        if now < self._next_tick and not inlet.has_queued():
+            # nothing queued: no pull (~0.5 µs instead of ~7 µs per empty poll, #16); a real pull
+            # still runs at least every poll_s of silence (below), so a lost outlet is caught
+            # even if liblsl did not report it as queued news
+            self._check_clock(now)
+            return
         try:
             data, ts = inlet.pull(timeout=0.0)
         except StreamLostError as e:
@@ -371,6 +377,9 @@ class StreamAcquirer:
         elif now >= self._next_tick:
             self._next_tick = now + self._poll_s
             self._set_state(self.health.tick(now))
+        self._check_clock(now)
+
+    def _check_clock(self, now: float) -> None:
         if now - self._last_clock_check >= self.CLOCK_CHECK_S:
             helper = self._helper
             if helper is None or not helper.is_alive():

@@ -200,6 +200,12 @@ class Inlet:
         except (pylsl.util.TimeoutError, pylsl.util.LostError):
             return None
 
+    def has_queued(self) -> bool:
+        """Whether liblsl holds samples for us (or news for the next pull, such as a lost
+        connection: it then reports samples so that the pull raises). One C call, ~0.5 µs
+        against ~7 µs for an empty :meth:`pull` (measured here, #16): a poller asks first."""
+        return bool(self._inlet.samples_available())
+
     def pull(self, timeout: float = 0.0) -> tuple[NDArray[Any], NDArray[np.float64]]:
         """Wait up to ``timeout`` s for a first sample, then return all that is available.
 

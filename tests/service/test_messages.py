@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sys
 import time
 import urllib.request
@@ -37,6 +38,7 @@ from affectstream.service.messages import (
     message_json_schema,
     message_json_schema_text,
     parse_server_message,
+    prediction_message,
 )
 from affectstream.service.scheduler import Scheduler
 from affectstream.service.sessions import Due, ModelSlot
@@ -321,3 +323,90 @@ def test_a_model_output_that_is_no_probability_is_counted_not_published() -> Non
     scheduler._emit(due, slot, (0.25, 0.5), 1.0)
     assert [m["valence"] for m in published] == [0.25] and slot.last == published[0]
     _check(published[0])
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {},
+        {"ground_truth": (7.5, 2)},
+        {"stimulus": StimulusUsed(id="song-3", source="markers")},
+        {"stimulus": StimulusUsed(id=None, source="rest"), "coverage": {"EEG": 0.75}},
+        {"fallbacks": {"eda": "flat segment"}, "ground_truth": (1.0, 9.0)},
+        {
+            "ground_truth": (5.0, 5.0),
+            "stimulus": StimulusUsed(id="x", source="rest"),
+            "coverage": {"EEG": 0.5, "GSR": 1.0},
+            "fallbacks": {"eda": "solver failed"},
+        },
+    ],
+)
+def test_the_fast_prediction_builder_gives_what_the_model_gives(extra: dict[str, Any]) -> None:
+    """#16: the scheduler builds predictions without pydantic; same dict, same key order, same
+    JSON text, valid against the published schema."""
+    quality = {"GSR": {"state": "ok", "nonfinite": 0, "unit": "µS"}, "PPG": {"state": "stale"}}
+    latency = {"ingest": 12.5, "preprocess": 0.4, "inference": 2, "total": 16.25}
+    common = {"session": "p01", "seq": 7, "model": "m@1", "valence": 0.25, "arousal": 1}
+    fast = prediction_message(
+        **common,
+        window_start=10.0,
+        window_end=30,
+        quality=quality,
+        latency_ms=latency,
+        emitted_at="2026-12-07T04:00:00.000+00:00",
+        **extra,
+    )
+    truth = extra.get("ground_truth")
+    model = Prediction(
+        **common,
+        window=Window(start=10.0, end=30),
+        quality=quality,
+        latency_ms=LatencyMs(**latency),
+        emitted_at="2026-12-07T04:00:00.000+00:00",
+        ground_truth=None if truth is None else GroundTruth(valence=truth[0], arousal=truth[1]),
+        stimulus=extra.get("stimulus"),
+        coverage=extra.get("coverage"),
+        fallbacks=extra.get("fallbacks"),
+    ).dump()
+    assert fast == model and list(fast) == list(model)
+    assert json.dumps(fast) == json.dumps(model)
+    _check(fast)
+
+
+@pytest.mark.parametrize(
+    ("valence", "arousal", "latency", "error"),
+    [
+        (float("nan"), 0.5, None, "valence: nan is not a probability"),
+        (0.5, 1.5, None, "arousal: 1.5 is not a probability"),
+        (-0.01, 0.5, None, "valence: -0.01 is not a probability"),
+        (0.5, 0.5, {"ingest": 1.0}, "latency_ms: stages ['ingest']"),
+    ],
+)
+def test_the_fast_prediction_builder_refuses_what_the_model_refuses(
+    valence: float, arousal: float, latency: dict[str, float] | None, error: str
+) -> None:
+    latency = latency or {"ingest": 1.0, "preprocess": 1.0, "inference": 1.0, "total": 3.0}
+    args: dict[str, Any] = {
+        "session": "p01",
+        "seq": 1,
+        "model": "m@1",
+        "quality": {},
+        "emitted_at": "now",
+    }
+    with pytest.raises(ValueError, match=re.escape(error)):
+        prediction_message(
+            **args,
+            window_start=0.0,
+            window_end=1.0,
+            valence=valence,
+            arousal=arousal,
+            latency_ms=latency,
+        )
+    with pytest.raises(ValidationError):
+        Prediction(
+            **args,
+            window=Window(start=0.0, end=1.0),
+            valence=valence,
+            arousal=arousal,
+            latency_ms=LatencyMs(**latency),  # type: ignore[arg-type]
+        )

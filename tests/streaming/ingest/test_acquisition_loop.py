@@ -14,7 +14,7 @@ import pytest
 
 from affectstream.streaming.ingest.acquisition import AcquisitionLoop, StreamAcquirer
 from affectstream.streaming.ingest.health import StreamState
-from affectstream.streaming.lsl.inlet import StreamDescription, local_clock
+from affectstream.streaming.lsl.inlet import StreamDescription, StreamLostError, local_clock
 
 
 def _stream(kind: str) -> StreamDescription:
@@ -37,6 +37,9 @@ class FakeInlet:
         self.on_pull = on_pull
         self.closed = False
         self.k = 0
+
+    def has_queued(self) -> bool:
+        return True  # always a sample (or on_pull) waiting
 
     def pull(self, timeout: float = 0.0) -> tuple[Any, Any]:
         assert timeout == 0.0  # the loop never waits on an inlet
@@ -144,3 +147,44 @@ def test_a_stream_that_stops_goes_stale_while_the_others_flow(loop: AcquisitionL
     finally:
         good.stop()
         quiet.stop()
+
+
+class QuietInlet(FakeInlet):
+    """Nothing queued, ever; counts the pulls it gets anyway and can be made to report a loss."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pulls = 0
+        self.lost = False
+
+    def has_queued(self) -> bool:
+        return False  # even when lost: the acquirer's own silence pulls must catch it
+
+    def pull(self, timeout: float = 0.0) -> tuple[Any, Any]:
+        self.pulls += 1
+        if self.lost:
+            raise StreamLostError("quiet: stream lost")
+        return np.empty((0, 1), np.float32), np.empty(0)
+
+
+def test_an_empty_inlet_is_asked_not_pulled_and_a_loss_is_still_caught(
+    loop: AcquisitionLoop,
+) -> None:
+    """#16: the loop asks liblsl whether anything is queued (~0.5 µs) before it pulls (~7 µs);
+    a silent stream is pulled once per health tick (``poll_s``), which is also how a lost outlet
+    that liblsl did not report as queued is found."""
+    quiet = QuietInlet()
+    acq = StreamAcquirer(_stream("GSR"), loop=loop, poll_s=0.05, find_stream=lambda k: None)
+    acq.start(quiet)
+    try:
+        t0 = time.monotonic()
+        time.sleep(0.5)
+        seconds = time.monotonic() - t0
+        rounds = seconds / loop.period_s  # the loop stepped the stream ~250 times
+        # about one pull per 50 ms tick (10), far from one per 2 ms round (250)
+        assert 3 <= quiet.pulls <= seconds / 0.05 + 3 < rounds / 5, (quiet.pulls, rounds)
+        quiet.lost = True
+        _wait(lambda: acq.health.state == StreamState.LOST, "the loss found by a silence pull")
+        assert "stream lost" in acq.health.reason and quiet.closed
+    finally:
+        acq.stop()
