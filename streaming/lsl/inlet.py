@@ -20,11 +20,20 @@ Choices, with the traps behind them (docs/lsl.md):
   acquisition layer drops and counts timestamps that go backwards.
 - Resolving by property is slow with many streams: :class:`StreamDirectory` keeps one continuous
   resolver running instead of resolving on demand.
+- The acquisition loop's calls are direct (#16): a non-blocking pull of a numeric stream calls
+  liblsl's ``lsl_pull_chunk_*`` with arguments built once per inlet (pylsl's ``pull_chunk``
+  rebuilds them on every call, ~10 µs of Python per pull), and the two calls that return at
+  once by construction, ``lsl_samples_available`` and ``lsl_local_clock``, go through the same
+  library loaded as a :class:`ctypes.PyDLL`, which keeps the interpreter lock: a ``CDLL`` call
+  releases and retakes it, and with a busy scheduler thread each retake can wait up to the
+  interpreter's switch interval (5 ms). A pull still releases it (``CDLL``): should liblsl ever
+  block inside one, the other threads run on (the acquisition loop's watchdog).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,9 +61,19 @@ class StreamLostError(LslError):
     """The outlet of an open inlet has disappeared."""
 
 
+# liblsl as pylsl loaded it, loaded again (the same library) so that these calls keep the GIL
+_HOLDING = ctypes.PyDLL(pylsl.lib.lib._name)
+_lsl_local_clock = _HOLDING.lsl_local_clock
+_lsl_local_clock.restype = ctypes.c_double
+_lsl_local_clock.argtypes = []
+_lsl_samples_available = _HOLDING.lsl_samples_available
+_lsl_samples_available.restype = ctypes.c_uint32
+_lsl_samples_available.argtypes = [ctypes.c_void_p]
+
+
 def local_clock() -> float:
     """The LSL clock (seconds, monotonic, shared by all LSL programs on this machine)."""
-    return float(pylsl.local_clock())
+    return float(_lsl_local_clock())
 
 
 _FORMATS = {
@@ -166,9 +185,23 @@ class Inlet:
         )
         self._is_string = stream.channel_format == "string"
         self._buf: NDArray[Any] | None = None
+        self._pull_args: tuple[Any, ...] = ()
+        self._width = max(1, stream.channel_count)  # values per sample in the buffer
+        self._error = ctypes.c_int(0)
         if not self._is_string:  # liblsl writes straight into it, in the stream's own dtype
             dtype = np.dtype(stream.channel_format)
             self._buf = np.empty((max_chunk, stream.channel_count), dtype=dtype)
+            self._ts = np.empty(max_chunk, dtype=np.float64)
+            self._pull_fn = self._inlet.do_pull_chunk
+            self._pull_args = (  # what pylsl's pull_chunk builds on every call, built once
+                self._inlet.obj,
+                ctypes.c_void_p(self._buf.ctypes.data),
+                ctypes.c_void_p(self._ts.ctypes.data),
+                ctypes.c_size_t(self._buf.size),
+                ctypes.c_size_t(max_chunk),
+                ctypes.c_double(0.0),
+                ctypes.byref(self._error),
+            )
 
     def open(self, timeout: float = 5.0) -> None:
         try:
@@ -204,7 +237,7 @@ class Inlet:
         """Whether liblsl holds samples for us (or news for the next pull, such as a lost
         connection: it then reports samples so that the pull raises). One C call, ~0.5 µs
         against ~7 µs for an empty :meth:`pull` (measured here, #16): a poller asks first."""
-        return bool(self._inlet.samples_available())
+        return bool(_lsl_samples_available(self._inlet.obj))
 
     def pull(self, timeout: float = 0.0) -> tuple[NDArray[Any], NDArray[np.float64]]:
         """Wait up to ``timeout`` s for a first sample, then return all that is available.
@@ -223,6 +256,13 @@ class Inlet:
         """
         min_samples = 1 if timeout > 0 else None
         try:
+            if timeout <= 0 and self._pull_args:  # the acquisition loop's pull: direct
+                self._error.value = 0
+                n = self._pull_fn(*self._pull_args) // self._width
+                if self._error.value:
+                    pylsl.util.handle_error(self._error)
+                assert self._buf is not None
+                return self._buf[:n], self._ts[:n].copy()
             if self._is_string:
                 samples, ts = self._inlet.pull_chunk(
                     timeout=timeout, max_samples=self.max_chunk, min_samples=min_samples
