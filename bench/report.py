@@ -289,7 +289,8 @@ def _e2e_lines(kind: str, doc: dict[str, Any]) -> list[str]:
         "",
         f"Stages at {st['sessions']} session{'s' if st['sessions'] != 1 else ''} (the service's "
         f"own `latency_ms`, p50 / p95 ms): ingest {q('ingest', 'p50')} / {q('ingest', 'p95')} "
-        "(last sample's timestamp → found due, includes the 20 ms tick), preprocess "
+        "(last sample's timestamp → found due: the producer's push, the acquisition poll and "
+        "the scheduler's wake or tick), preprocess "
         f"{q('preprocess', 'p50')} / {q('preprocess', 'p95')}, inference "
         f"{q('inference', 'p50')} / {q('inference', 'p95')}.",
     ]

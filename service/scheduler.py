@@ -1,5 +1,12 @@
-"""The inference scheduler: every tick, collect due windows from every session, batch them per
-model into one ONNX Runtime run, publish the predictions.
+"""The inference scheduler: collect due windows from the sessions, batch them per model into one
+ONNX Runtime run, publish the predictions.
+
+When: a session is collected as soon as one of its streams has reached the end of a window one of
+its models waits for (:meth:`Scheduler.wake`, called from the acquisition thread through
+:meth:`~affectstream.service.sessions.Session._on_data`, at most a few times per window end), and
+every session at every tick (``tick_s``): the ticks find a session's first windows, and windows
+that wait on a stream gone quiet. Waking instead of waiting for the next 20 ms tick takes the
+tick's share out of the latency (#16), and a woken round touches only the sessions woken.
 
 It runs in its own thread (model code never runs in an acquisition thread). The batches of the
 different models due in a tick run in parallel on a pool of ``inference_threads`` threads (the
@@ -94,6 +101,10 @@ class Scheduler:
         self.predictions_total = 0
         self.errors_total = 0
         self._stop = threading.Event()
+        self._woken = threading.Event()
+        self._dirty: set[Session] = set()
+        self._dirty_lock = threading.Lock()
+        self.wakes_total = 0
         self._thread = threading.Thread(target=self._run, name="scheduler", daemon=True)
         self.inference_threads = max(1, inference_threads)
         self._pool = (
@@ -107,25 +118,48 @@ class Scheduler:
 
     def stop(self) -> None:
         self._stop.set()
+        self._woken.set()
         if self._thread.ident is not None:  # started
             self._thread.join(5)
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            started = time.perf_counter()
-            try:
-                self.tick()
-            except Exception:  # one bad tick must not end the service
-                self.errors_total += 1
-                log.exception("scheduler tick failed")
-            self._stop.wait(max(0.0, self.tick_s - (time.perf_counter() - started)))
+    def wake(self, session: Session) -> None:
+        """Collect ``session`` now rather than at the next tick (any thread; returns at once):
+        its streams have reached the end of a window one of its models waits for."""
+        with self._dirty_lock:
+            self._dirty.add(session)
+        self._woken.set()
 
-    def tick(self) -> int:
-        """One round: returns the number of predictions published."""
+    def _run(self) -> None:
+        next_tick = time.perf_counter()
+        while not self._stop.is_set():
+            self._woken.clear()
+            with self._dirty_lock:
+                dirty, self._dirty = self._dirty, set()
+            only: list[Session] | None = None
+            if time.perf_counter() >= next_tick:  # every session, every tick_s
+                next_tick = time.perf_counter() + self.tick_s
+            elif dirty:  # between ticks: the sessions woken, if they still exist
+                self.wakes_total += 1
+                only = [s for s in self._sessions() if s in dirty]
+            else:
+                only = []
+            if only != []:
+                try:
+                    self.tick(only)
+                except Exception:  # one bad tick must not end the service
+                    self.errors_total += 1
+                    log.exception("scheduler tick failed")
+            if self._stop.is_set():
+                break
+            self._woken.wait(max(0.0, next_tick - time.perf_counter()))
+
+    def tick(self, only: Sequence[Session] | None = None) -> int:
+        """One round over every session (or over ``only``): returns the number of predictions
+        published."""
         due: list[Due] = []
-        for session in self._sessions():
+        for session in self._sessions() if only is None else only:
             try:
                 due += session.collect()
             except Exception:  # a broken session must not stop the others

@@ -82,6 +82,9 @@ REFUSED_CHECK_S = 1.0
 and announced once each as a ``status`` message."""
 RATE_REFRESH_S = 1.0
 """Pulse and breathing rates in the messages' ``quality`` are re-estimated this often."""
+WAKES_PER_WINDOW = 8
+"""How often the streams of a session may wake the scheduler for one window end (see
+:meth:`Session._on_data`): enough for one wake per stream of a full lab session."""
 POLL_AHEAD_S = 0.05
 """A window is polled for from this long before its end: samples carry timestamps at or before
 now on our clock, give or take the clock-correction error (well below a millisecond on one
@@ -196,8 +199,17 @@ class Session:
         on_status: Callable[[Session, dict[str, Any]], None] | None = None,
         overrides: StreamOverrides | None = None,
         lsl_out: bool = False,
+        wake: Callable[[Session], None] | None = None,
     ) -> None:
+        """``wake``: called (from the acquisition thread) when a stream's data have reached the
+        end of a window a model waits for (the scheduler's ``wake``: it collects this session
+        then instead of at its next tick)."""
         self.id = session_id
+        self._wake = wake
+        self.next_due = math.inf
+        self._wakes_left = WAKES_PER_WINDOW
+        """The earliest window end a running model waits for (LSL s; ``inf``: none known yet,
+        the scheduler's ticks find the first windows); set by :meth:`collect`."""
         self.match = match
         self.created = time.time()
         self.slots = [ModelSlot(r, waiting_for=_needs(r)) for r in runners]
@@ -229,6 +241,7 @@ class Session:
             directory=directory,
             on_state=self._stream_state,
             overrides=overrides,
+            on_data=self._on_data if wake is not None else None,
         ).start()
 
     def close(self) -> None:
@@ -446,8 +459,34 @@ class Session:
                 return str(row.get("reason") or "refused")
         return ""
 
+    def _on_data(self, complete_to: float) -> None:
+        """A stream is complete up to ``complete_to`` (the acquisition thread): once it reaches
+        the next window end a model waits for, wake the scheduler. At most
+        :data:`WAKES_PER_WINDOW` times per window end (one per stream that gets there): a window
+        that stays incomplete (a stream gone quiet) is left to the scheduler's ticks instead of
+        waking it at every chunk of the other streams."""
+        if complete_to >= self.next_due and self._wakes_left > 0 and self._wake is not None:
+            self._wakes_left -= 1
+            self._wake(self)
+
     def collect(self) -> list[Due]:
         """Preprocess every window that is due; return at most one (the newest) per model."""
+        try:
+            return self._collect()
+        finally:
+            ends = [
+                slot.windower.last_end + slot.windower.spec.hop_s
+                for slot in self.slots
+                if slot.feeder is not None
+                and slot.windower is not None
+                and slot.windower.last_end is not None
+            ]
+            next_due = min(ends, default=math.inf)
+            if next_due != self.next_due:
+                self._wakes_left = WAKES_PER_WINDOW
+                self.next_due = next_due
+
+    def _collect(self) -> list[Due]:
         out = []
         now = local_clock()
         self._announce_refused()

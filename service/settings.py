@@ -17,7 +17,7 @@ variable counts as unset. Invalid values stop start-up with a message that names
 | `token` | `AFFECTSTREAM_TOKEN` | none | required on every REST call and WebSocket; at least 16 characters; required off loopback |
 | `queue_size` | `AFFECTSTREAM_QUEUE_SIZE` | `64` | messages queued per WebSocket subscriber before the oldest is dropped |
 | `resume_buffer` | `AFFECTSTREAM_RESUME_BUFFER` | `1024` | predictions kept per session for clients that reconnect with `?since=` (0-16384; 0: no resume) |
-| `tick_s` | `AFFECTSTREAM_TICK_S` | `0.02` | scheduler period, seconds (0.001-1) |
+| `tick_s` | `AFFECTSTREAM_TICK_S` | `0.02` | the scheduler's round over every session, seconds (0.001-1); between rounds a session is served as soon as its streams complete a window |
 | `inference_threads` | `AFFECTSTREAM_INFERENCE_THREADS` | `0` | threads on which the models due in a tick run in parallel, each model's ONNX Runtime run on one thread (0-64; 0: one per core) |
 | `buffer_s` | `AFFECTSTREAM_BUFFER_S` | `60` | signal kept per stream, seconds (at least 5) |
 | `auto_attach_types` | `AFFECTSTREAM_AUTO_ATTACH_TYPES` | `EEG,GSR,PPG,RESP` | stream types that auto-attach groups into a session |
@@ -181,7 +181,11 @@ class Settings(BaseSettings):
         description="predictions kept per session for clients that reconnect with `?since=` "
         "(0-16384; 0: no resume)",
     )
-    tick_s: float = Field(0.02, description="scheduler period, seconds (0.001-1)")
+    tick_s: float = Field(
+        0.02,
+        description="the scheduler's round over every session, seconds (0.001-1); between "
+        "rounds a session is served as soon as its streams complete a window",
+    )
     inference_threads: int = Field(
         0,
         description="threads on which the models due in a tick run in parallel, each model's "

@@ -185,6 +185,7 @@ class ServiceState:
                 on_status=self._status,
                 overrides=overrides,
                 lsl_out=self.settings.lsl_out if lsl_out is None else lsl_out,
+                wake=None if self.scheduler is None else self.scheduler.wake,
             )
             self.sessions[session_id] = s
         log.info("session %s created (%s)", session_id, ", ".join(r.name for r in runners))

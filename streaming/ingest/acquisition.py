@@ -240,6 +240,10 @@ class StreamAcquirer:
         old layout are not mixed with the new ones), counted in ``health.channel_changes``;
         consumers see it in :attr:`channel_labels`. A refused one leaves the stream ``refused``
         with the reason, and it is tried again every :attr:`REFUSED_RETRY_S`.
+    on_data : called (from the acquisition loop's thread) after each chunk of a regular numeric
+        stream was stored, with the time up to which the stream is now complete (the newest
+        timestamp plus one nominal interval); it must return at once (the service uses it to
+        wake its scheduler when a window may be complete)
     """
 
     CLOCK_CHECK_S = 5.0
@@ -260,6 +264,7 @@ class StreamAcquirer:
         dejitter: DejitterPolicy | None = None,
         loop: AcquisitionLoop | None = None,
         replan: Callable[[StreamDescription], ChannelPlan] | None = None,
+        on_data: Callable[[float], None] | None = None,
     ) -> None:
         self.stream = stream
         self._replan = replan or plan_channels
@@ -281,6 +286,7 @@ class StreamAcquirer:
         self._marker_capacity = marker_capacity
         self._find = find_stream
         self._on_state = on_state
+        self._on_data = on_data
         self._poll_s = poll_s
         self._reconnect_every_s = reconnect_every_s
         self._loop = loop
@@ -568,6 +574,8 @@ class StreamAcquirer:
                 self.health.on_nonfinite(int((~finite.all(axis=1)).sum()))
         self.buffer.write(values, ts)
         self._set_state(self.health.on_samples(len(ts), float(ts[0]), float(ts[-1]), now))
+        if self._on_data is not None:
+            self._on_data(float(ts[-1]) + 1.0 / self.stream.nominal_srate)
 
     def _set_state(self, state: StreamState) -> None:
         if state != self._last_state:

@@ -168,6 +168,7 @@ class IngestSession:
     directory : a shared continuous resolver (one per process is enough); created if not given
     overrides : channel labels and units the session gives for streams of a type (labels for
         streams that carry none or wrong ones, the unit of a GSR stream)
+    on_data : given to every stream's acquirer (:class:`StreamAcquirer`'s ``on_data``)
     """
 
     def __init__(
@@ -181,8 +182,10 @@ class IngestSession:
         directory: StreamDirectory | None = None,
         discover_every_s: float = 0.5,
         overrides: StreamOverrides | None = None,
+        on_data: Callable[[float], None] | None = None,
     ) -> None:
         self.match = match
+        self.on_data = on_data
         self.expectations = {canonical_type(k): v for k, v in (expectations or {}).items()}
         self.overrides = overrides or StreamOverrides()
         self.buffer_s = buffer_s
@@ -276,6 +279,7 @@ class IngestSession:
             on_state=self._on_state,
             channels=plan,
             replan=self._replan,
+            on_data=self.on_data,
         )
         with self._lock:
             self.acquirers[full.key] = acq
