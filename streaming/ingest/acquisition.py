@@ -564,15 +564,21 @@ class StreamAcquirer:
             if len(ts) == 0:
                 self.health.on_arrival(now)
                 return
-        values = np.asarray(data, dtype=np.float64)
+        values = data  # stored as float64 by the buffer's own copy (no conversion before it)
         if self.channels.conversion is not None:
-            values = self.channels.conversion.apply(values)
+            values = self.channels.conversion.apply(np.asarray(data, dtype=np.float64))
         if not math.isfinite(values.sum()):  # one sum tells whether any value is NaN or ±Inf
+            values = np.asarray(values, dtype=np.float64)  # (a float32 sum may overflow: check)
             finite = np.isfinite(values)
             if not finite.all():
                 values = np.where(finite, values, np.nan)
                 self.health.on_nonfinite(int((~finite.all(axis=1)).sum()))
-        self.buffer.write(values, ts)
+        if values.shape[1] != self.buffer.n_channels:
+            raise ValueError(
+                f"chunk has {values.shape[1]} channels, the buffer {self.buffer.n_channels}"
+            )
+        # timestamps: strictly increasing and after the newest stored one (made so above)
+        self.buffer.write(values, ts, checked=True)
         self._set_state(self.health.on_samples(len(ts), float(ts[0]), float(ts[-1]), now))
         if self._on_data is not None:
             self._on_data(float(ts[-1]) + 1.0 / self.stream.nominal_srate)

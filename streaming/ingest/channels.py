@@ -17,6 +17,7 @@ vocabulary is the job of the layers above (``streaming/preprocess/montage.py``).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -64,6 +65,7 @@ _TYPE_BY_FOLDED: Mapping[str, str] = {
 }
 
 
+@functools.lru_cache(maxsize=4096)  # a handful of distinct types, asked for on every window
 def canonical_type(lsl_type: str) -> str:
     """``"eda"``, ``"SC"``, ``"Skin Conductance"`` → ``"GSR"``; ``"BVP"`` → ``"PPG"``;
     ``"respiration"`` → ``"RESP"``; ``"EKG"`` → ``"ECG"``; ``"markers"`` → ``"Markers"``; any type

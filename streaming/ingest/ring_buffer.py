@@ -43,23 +43,31 @@ class RingBuffer:
 
     # -- writing ----------------------------------------------------------------------------
 
-    def write(self, data: NDArray[Any], timestamps: NDArray[np.float64]) -> None:
+    def write(
+        self, data: NDArray[Any], timestamps: NDArray[np.float64], *, checked: bool = False
+    ) -> None:
         """Append a chunk.
 
         data : ndarray, shape (n, n_channels)
         timestamps : ndarray, shape (n,), strictly increasing and after the newest stored one
+        checked : the caller has made sure of the above (the acquirer has: it drops and counts
+            what does not increase), so it is not checked again
         """
-        data = np.asarray(data)
-        ts = np.asarray(timestamps, dtype=np.float64)
-        n = len(ts)
-        if data.shape != (n, self.n_channels):
-            raise ValueError(f"chunk has shape {data.shape}, expected ({n}, {self.n_channels})")
+        if checked:
+            ts = timestamps
+            n = len(ts)
+        else:
+            data = np.asarray(data)
+            ts = np.asarray(timestamps, dtype=np.float64)
+            n = len(ts)
+            if data.shape != (n, self.n_channels):
+                raise ValueError(f"chunk has shape {data.shape}, expected ({n}, {self.n_channels})")
+            if n > 1 and not (ts[1:] > ts[:-1]).all():
+                raise ValueError("timestamps within a chunk must be strictly increasing")
         if n == 0:
             return
-        if n > 1 and not (ts[1:] > ts[:-1]).all():
-            raise ValueError("timestamps within a chunk must be strictly increasing")
         with self._lock:
-            if self._count and ts[0] <= self._ts[(self._count - 1) % self.capacity]:
+            if not checked and self._count and ts[0] <= self._ts[(self._count - 1) % self.capacity]:
                 raise ValueError("chunk starts at or before the newest stored timestamp")
             if n > self.capacity:  # only the newest `capacity` samples can be kept
                 skipped = n - self.capacity
