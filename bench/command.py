@@ -75,7 +75,7 @@ SECTIONS: dict[str, str] = {
 }
 """Section name → what it measures, in the order they run."""
 
-FULL_SESSIONS = (1, 8, 16, 32, 48, 64)
+FULL_SESSIONS = (1, 8, 12, 16, 24, 32)
 QUICK_SESSIONS = (1, 2)
 # the quick run's wearable sweep: one level (its warm-up is a 20 s window; the suite's budget)
 WEARABLE_QUICK_SESSIONS = (1,)

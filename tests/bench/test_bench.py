@@ -90,7 +90,8 @@ def test_sections_run_in_their_own_order_and_quick_shrinks_every_one() -> None:
     assert quick.levels == (1, 2) and quick.seconds == 5.0
     assert _plan("--ingest-sessions", "4,1", "--ingest-seconds", "2").ingest_levels == (1, 4)
     assert full.kinds == quick.kinds == ("lab", "wearable")
-    assert full.wearable_levels == (1, 10, 20, 30, 50, 100) and quick.wearable_levels == (1,)
+    assert full.levels == (1, 8, 12, 16, 24, 32) and quick.wearable_levels == (1,)
+    assert full.wearable_levels == (1, 10, 20, 30, 50, 100)
     assert full.profile_seconds == 60.0 and quick.profile_seconds < 10
     assert _plan("--kind", "wearable , lab").kinds == ("lab", "wearable")
     assert _plan("--kind", "wearable").kinds == ("wearable",)
