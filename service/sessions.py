@@ -6,9 +6,9 @@ once every stream its contract needs is being acquired (rates and channel labels
 streams' descriptions); until then the slot says what it is waiting for.
 
 The scheduler (:mod:`affectstream.service.scheduler`) calls :meth:`Session.collect` every tick: due
-windows go through the shared preprocessing; when several are due for one model at once (the service
-fell behind), all are preprocessed (the filters' state must stay continuous) but only the newest is
-sent to the model: the others are counted as coalesced.
+windows go through the shared preprocessing; when more than :data:`SERVED_AT_ONCE` are due for one
+model at once (the service fell behind), all are preprocessed (the filters' state must stay
+continuous) but only the newest is sent to the model: the others are counted as coalesced.
 
 Online scoring: when the session has a ``Markers`` stream carrying trial ratings and their scale
 (``"rating_scale": [low, high]``, as the replays send), each prediction is compared with the ground
@@ -63,12 +63,17 @@ from affectstream.streaming.ingest.acquisition import StreamAcquirer
 from affectstream.streaming.ingest.channels import StreamOverrides
 from affectstream.streaming.ingest.health import StreamState
 from affectstream.streaming.ingest.session import IngestSession, SessionMatch, canonical_type
-from affectstream.streaming.ingest.windows import Windower
+from affectstream.streaming.ingest.windows import Window, Windower
 from affectstream.streaming.lsl.inlet import StreamDirectory, decode_marker, local_clock
 from affectstream.streaming.lsl.outlet import IRREGULAR_RATE, ChannelDesc, OutletSpec, open_outlet
 from affectstream.streaming.preprocess.peripheral import breathing_rate, pulse_rate
 from affectstream.streaming.preprocess.pipeline import WindowFeeder
 
+SERVED_AT_ONCE = 2
+"""Windows of one model found due together that are all served: two windows due at once are a
+stream's samples arriving late and then together (a 4 Hz stream whose sample missed its hop), not
+a service falling behind; from three on only the newest is sent to the model, the others are
+counted as coalesced."""
 CATCH_UP_S = 2.0
 """A model that fell behind preprocesses at most this much of its backlog (continuous filter
 state); windows older than that are skipped and counted, and its state restarts. Without the bound
@@ -373,7 +378,7 @@ class Session:
             self._set_state(slot, "refused", slot.waiting_for)
             return
         slot.feeder = feeder
-        slot.windower = Windower(wspec, self.ingest.by_type)
+        slot.windower = Windower(wspec, self.ingest.by_type, tails=True)
         slot.waiting_for = ""
         slot.absent_optional = feeder.pre.absent_optional()
         without = (
@@ -446,7 +451,7 @@ class Session:
             slot.waiting_for = f"cannot serve this model: {e}"
             self._set_state(slot, "refused", slot.waiting_for)
             return False
-        slot.windower = Windower(wspec, self.ingest.by_type)
+        slot.windower = Windower(wspec, self.ingest.by_type, tails=True)
         log.info("session %s, model %s re-planned: %s", self.id, slot.name, slot.feeder.last_replan)
         return True
 
@@ -491,7 +496,6 @@ class Session:
         now = local_clock()
         self._announce_refused()
         for slot in self.slots:
-            stimulus: StimulusUsed | None = None
             if slot.feeder is not None:
                 self._optional_arrived(slot)
             if slot.feeder is None:
@@ -516,40 +520,45 @@ class Session:
                 continue
             detected = local_clock()
             t0 = time.perf_counter()
-            features = None
+            fed: list[tuple[Window, dict[str, NDArray[np.float64]], dict[str, str] | None]] = []
             for w in windows:
                 features = slot.feeder.feed(w)
+                if features is not None:
+                    fed.append((w, features, slot.feeder.pre.fallbacks() or None))
             preprocess_s = time.perf_counter() - t0
-            if features is None:
-                continue
-            last = windows[-1]
-            if slot.runner.contract.stimulus is not None:
-                resolved = self._stimulus_for(slot, last.t_end)
-                if resolved is None or not self._same_stimulus(last.t_start, resolved[1]):
-                    # none known, or the window holds the end of the previous stimulus (training
-                    # never sees such windows: each recording is preprocessed on its own)
-                    slot.refused_windows += len(windows)
-                    continue
-                vector, stimulus = resolved
-                features = {**features, slot.runner.contract.stimulus.name: vector}
-            slot.coalesced += len(windows) - 1
+            # a burst of up to SERVED_AT_ONCE windows (a stream's samples arriving late, then
+            # together) is served in full; more means falling behind: the newest only
+            served = fed[-SERVED_AT_ONCE:] if len(fed) <= SERVED_AT_ONCE else fed[-1:]
+            slot.coalesced += len(fed) - len(served)
             # the window is [start, end): its newest sample is one interval of the fastest
             # stream before its end (latency is measured from there, as from a sample's push)
             fastest = max(i.srate for i in slot.windower.spec.inputs)
-            out.append(
-                Due(
-                    self,
-                    slot,
-                    last.t_start,
-                    last.t_end,
-                    features,
-                    detected,
-                    preprocess_s,
-                    last.t_end - 1.0 / fastest,
-                    stimulus,
-                    slot.feeder.pre.fallbacks() or None,
+            for w, features, fallbacks in served:
+                stimulus: StimulusUsed | None = None
+                if slot.runner.contract.stimulus is not None:
+                    resolved = self._stimulus_for(slot, w.t_end)
+                    if resolved is None or not self._same_stimulus(w.t_start, resolved[1]):
+                        # none known, or the window holds the end of the previous stimulus
+                        # (training never sees such windows: each recording is preprocessed on
+                        # its own)
+                        slot.refused_windows += 1
+                        continue
+                    vector, stimulus = resolved
+                    features = {**features, slot.runner.contract.stimulus.name: vector}
+                out.append(
+                    Due(
+                        self,
+                        slot,
+                        w.t_start,
+                        w.t_end,
+                        features,
+                        detected,
+                        preprocess_s / len(served),
+                        w.t_end - 1.0 / fastest,
+                        stimulus,
+                        fallbacks,
+                    )
                 )
-            )
         return out
 
     # -- ground truth and quality ----------------------------------------------------------------

@@ -139,3 +139,65 @@ def test_window_spec_validation() -> None:
         WindowSpec(1.0, 0.25, (InputSpec("GSR", 4.5),))
     with pytest.raises(ValueError, match="must be > 0"):
         WindowSpec(0.0, 0.25, (InputSpec("GSR", 4.0),))
+
+
+def _stream_of(srate: float, ch: int, seconds: float) -> SimpleNamespace:
+    buffer = RingBuffer(int(seconds * srate) + 10, ch)
+    return SimpleNamespace(buffer=buffer, stream=SimpleNamespace(nominal_srate=srate))
+
+
+def test_a_tail_is_the_end_of_the_whole_window_and_only_where_it_would_be_cut() -> None:
+    """#16: a window following the previous one is cut as its last hop only; its samples are
+    those of the whole window (NaN runs across the hop's edge filled alike), and what the tail
+    cannot settle (a gap, an unfillable run) gives the windows the whole cut gives."""
+    rng = np.random.default_rng(3)
+    t0, seconds = 100.0, 40.0
+    streams = {"EEG": (128.0, 3), "GSR": (32.0, 1)}
+    data = {
+        k: (t0 + np.arange(int(seconds * r)) / r, rng.standard_normal((int(seconds * r), c)))
+        for k, (r, c) in streams.items()
+    }
+    eeg_ts, eeg = data["EEG"]
+    eeg[1000:1005, 0] = np.nan  # short runs: filled (one across a hop edge at 1024)
+    eeg[1022:1026, 1] = np.nan
+    eeg[2500:2540, 2] = np.nan  # too long to fill: the windows holding it are unavailable
+    keep = np.ones(len(eeg_ts), bool)
+    keep[3300:3310] = False  # a gap of 10 samples
+    data["EEG"] = (eeg_ts[keep], eeg[keep])
+    spec = WindowSpec(4.0, 0.25, (InputSpec("EEG", 128.0), InputSpec("GSR", 32.0)))
+    both = {}
+    for tails in (False, True):
+        src = {k: _stream_of(r, c, seconds) for k, (r, c) in streams.items()}
+        w = Windower(spec, src.get, tails=tails)
+        got = []
+        for end in np.arange(t0 + 0.1, t0 + seconds, 0.1):  # chunks of 0.1 s, polled each time
+            for k, (ts, x) in data.items():
+                sel = (ts >= end - 0.1) & (ts < end)
+                src[k].buffer.write(x[sel], ts[sel])
+            got += w.poll(max_windows=1000)
+        both[tails] = (got, w)
+    whole, (tails_, w) = both[False][0], both[True]
+    # the same windows, but for those whose start cuts through the short run at sample 1022-1025
+    # (filled when it was new): cut whole, a run at the window's edge has no neighbour there
+    run = (t0 + 1022 / 128, t0 + 1026 / 128)
+    extra = [s + 4.0 for s in np.arange(t0, t0 + seconds, 0.25) if run[0] <= s < run[1]]
+    assert extra == [112.0]
+    assert [x.t_end for x in tails_] == sorted([x.t_end for x in whole] + extra)
+    assert w.tails_cut > 0.8 * len(whole) and not any(x.tail for x in whole)
+    assert w.skipped  # the long run and the gap: unavailable either way
+    assert both[False][1].skipped - w.skipped == {"EEG: non-finite run longer than max_fill_s": 1}
+    tails_ = [x for x in tails_ if x.t_end not in extra]
+    for a, b in zip(whole, tails_, strict=True):
+        for k, (r, _) in streams.items():
+            n = round(0.25 * r) if b.tail else len(a.data[k])
+            assert b.data[k].shape == (n, a.data[k].shape[1])
+            np.testing.assert_array_equal(b.data[k], a.data[k][-n:])
+
+
+def test_inputs_delivered_at_another_rate_are_always_cut_whole() -> None:
+    gsr = SimpleNamespace(buffer=_buffer(4.0, 10.0), stream=SimpleNamespace(nominal_srate=4.0))
+    w = Windower(WindowSpec(2.0, 0.5, (InputSpec("GSR", 8.0),)), {"GSR": gsr}.get, tails=True)
+    w.poll(max_windows=1)
+    gsr.buffer.write(np.ones((4, 2)), 110.0 + np.arange(4) / 4)
+    got = w.poll()
+    assert got and not any(x.tail for x in got) and w.tails_cut == 0

@@ -80,9 +80,10 @@ def trial() -> dict[str, np.ndarray]:
 
 
 def _online(
-    trial: dict[str, np.ndarray], seed: int, t0: float = 5000.0
+    trial: dict[str, np.ndarray], seed: int, t0: float = 5000.0, tails: bool = False
 ) -> dict[float, dict[str, np.ndarray]]:
-    """Stream the trial into ring buffers in random chunks, polling the windower in between."""
+    """Stream the trial into ring buffers in random chunks, polling the windower in between
+    (with ``tails``, as the service does: windows after the first cut as their last hop only)."""
     feeder, wspec = WindowFeeder.for_spec(SPEC, RATES, LABELS)
     sources = {
         kind: SimpleNamespace(
@@ -91,7 +92,7 @@ def _online(
         for kind, x in trial.items()
         if kind in SPEC.streams
     }
-    windower = Windower(wspec, sources.get)
+    windower = Windower(wspec, sources.get, tails=tails)
     rng = np.random.default_rng(seed)
     n = len(trial["EEG"])
     ts = t0 + np.arange(n) / SFREQ
@@ -107,6 +108,7 @@ def _online(
             if feats is not None:
                 out[round(w.t_end - t0, 6)] = feats
     assert feeder.resets == 0 and windower.skipped == {}
+    assert (windower.tails_cut >= len(out) - 1) if tails else windower.tails_cut == 0
     return out
 
 
@@ -121,9 +123,12 @@ def test_source_rate_plan() -> None:
     assert source_rate_plan(other, RATES) == {"GSR": 128.0}
 
 
-def test_offline_equals_online_on_a_synthetic_trial(trial: dict[str, np.ndarray]) -> None:
+@pytest.mark.parametrize("tails", [False, True])
+def test_offline_equals_online_on_a_synthetic_trial(
+    trial: dict[str, np.ndarray], tails: bool
+) -> None:
     offline = {round(t, 6): f for t, f in preprocess_recording(SPEC, trial, RATES, LABELS)}
-    online = _online(trial, seed=1)
+    online = _online(trial, seed=1, tails=tails)
     # windows end every 0.5 s from 10 s (first full window) to the trial's last sample
     assert len(offline) == (63 - 10) * 2 + 1
     common = sorted(set(offline) & set(online))

@@ -1,0 +1,66 @@
+"""What a session serves when several windows of one model are due at once (#16): two (a stream's
+samples arriving late, then together) are both served; from three on (the service fell behind)
+only the newest, the others counted as coalesced. All of them are preprocessed (filter state)."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+
+from affectstream.service.sessions import SERVED_AT_ONCE, ModelSlot, Session
+from affectstream.streaming.ingest.windows import InputSpec, Window, WindowSpec
+
+
+class FakeWindower:
+    def __init__(self, windows: list[Window]) -> None:
+        self.spec = WindowSpec(2.0, 0.25, (InputSpec("GSR", 4.0),))
+        self.windows = windows
+        self.last_end: float | None = None
+
+    def poll(self, max_windows: int | None = None) -> list[Window]:
+        out, self.windows = self.windows, []
+        if out:
+            self.last_end = out[-1].t_end
+        return out
+
+
+class FakeFeeder:
+    def __init__(self) -> None:
+        self.fed: list[float] = []
+        self.pre = SimpleNamespace(fallbacks=dict, streams=("GSR",))
+
+    def feed(self, w: Window) -> dict[str, Any]:
+        self.fed.append(w.t_end)
+        return {"x": np.full(3, w.t_end)}
+
+
+def _session(n_due: int) -> tuple[Session, ModelSlot, FakeFeeder]:
+    windows = [Window(10.0 + 0.25 * k, 12.0 + 0.25 * k, {}) for k in range(n_due)]
+    feeder = FakeFeeder()
+    runner: Any = SimpleNamespace(name="m@1", contract=SimpleNamespace(stimulus=None))
+    slot = ModelSlot(runner=runner)
+    slot.feeder, slot.windower = feeder, FakeWindower(windows)  # type: ignore[assignment]
+    session = Session.__new__(Session)  # the collecting part only: no streams behind it
+    session.slots = [slot]
+    session.next_due, session._wakes_left = math.inf, 8
+    session._announce_refused = lambda: None  # type: ignore[method-assign]
+    session._optional_arrived = lambda slot: False  # type: ignore[method-assign]
+    session._replan_if_needed = lambda slot: True  # type: ignore[method-assign]
+    return session, slot, feeder
+
+
+@pytest.mark.parametrize("n_due", [1, 2, 3, 5])
+def test_a_burst_of_two_is_served_more_are_coalesced(n_due: int) -> None:
+    session, slot, feeder = _session(n_due)
+    due = session.collect()
+    ends = [12.0 + 0.25 * k for k in range(n_due)]
+    assert feeder.fed == ends  # every window preprocessed, in order
+    served = ends if n_due <= SERVED_AT_ONCE else ends[-1:]
+    assert [d.window_end for d in due] == served
+    assert [float(d.features["x"][0]) for d in due] == served  # each its own features
+    assert slot.coalesced == n_due - len(served)
+    assert session.next_due == ends[-1] + 0.25  # the acquisition wakes the scheduler there
