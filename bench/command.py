@@ -35,8 +35,9 @@ tree.
 It writes ``<out>/<date>-<host>.json`` and, with the ``e2e`` section, ``<out>/<date>-<host>.png``
 (``…-quick.…`` with ``--quick``; the chosen sections are appended to the name with ``--only``),
 prints where, and with ``--update-readme README.md`` (every section needed) rewrites the README's
-benchmark block. ``--quick`` (1 and 2 sessions, short timings) checks that everything runs in about
-two minutes; its figures are too short to quote. The full run takes about 6-9 minutes.
+benchmark block. ``--quick`` (1 and 2 lab sessions, 1 wearable session, short timings) checks that
+everything runs in about three and a half minutes; its figures are too short to quote. The full run
+takes about 18 minutes on 2 cores.
 
 ``--soak MINUTES`` runs the soak instead (:mod:`affectstream.bench.soak`): faulty sessions and
 WebSocket client churn against a real ``serve`` process, the service's memory, threads, open files
@@ -93,7 +94,9 @@ def _counts(levels: tuple[int, ...]) -> str:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument(
-        "--quick", action="store_true", help="a ~2 min smoke run (1 and 2 sessions, short timings)"
+        "--quick",
+        action="store_true",
+        help="a ~3.5 min smoke run (1 and 2 lab sessions, 1 wearable session, short timings)",
     )
     parser.add_argument(
         "--only",

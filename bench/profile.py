@@ -208,6 +208,8 @@ WAITS = (
     ("Thread._wait_for_tstate_lock", "/threading.py"),
     ("EpollSelector.select", "/selectors.py"),
     ("PollSelector.select", "/selectors.py"),
+    # an inference thread waiting on its queue for the next model run (the queue's get is C)
+    ("_worker", "/concurrent/futures/thread.py"),
 )
 """Leaf frames that wait (a lock, a condition, ``select``): a thread py-spy caught there was
 waking up or about to sleep, not working; such samples are counted apart (``waiting``), not in a

@@ -206,6 +206,8 @@ def test_py_spy_raw_output_is_read_with_threads_and_counts() -> None:
         "thread (4243): Thread-3 (_run);_run (/repo/streaming/ingest/acquisition.py:170) 3\n"
         "thread (4242): scheduler;Thread.run (/usr/lib/python3.11/threading.py:982);"
         "Condition.wait (/usr/lib/python3.11/threading.py:320) 5\n"
+        "thread (4244): inference_0;Thread.run (/usr/lib/python3.11/threading.py:982);"
+        "_worker (/usr/lib/python3.11/concurrent/futures/thread.py:81) 2\n"
         "garbage line\n"
     )
     samples = parse_raw(text)
@@ -213,11 +215,13 @@ def test_py_spy_raw_output_is_read_with_threads_and_counts() -> None:
         (4242, "scheduler", 7),
         (4243, "Thread-3 (_run)", 3),
         (4242, "scheduler", 5),
+        (4244, "inference_0", 2),
     ]
     assert samples[0].frames[-1] == ("predict", "/repo/models/runner.py")
     per_stage, own, leaf = stage_summary(samples, "/repo")
     assert per_stage["inference"] == 7 and per_stage["acquisition"] == 3
-    assert per_stage["waiting"] == 5 and sum(per_stage.values()) == 15
+    # an idle inference thread waits on its queue: waiting too, not "other"
+    assert per_stage["waiting"] == 7 and sum(per_stage.values()) == 17
     assert own["inference"][0]["frame"] == "predict (models/runner.py)"
     assert leaf[0]["samples"] == 7
 
