@@ -137,23 +137,22 @@ class Scheduler:
             self._woken.clear()
             with self._dirty_lock:
                 dirty, self._dirty = self._dirty, set()
-            only: list[Session] | None = None
             if time.perf_counter() >= next_tick:  # every session, every tick_s
                 next_tick = time.perf_counter() + self.tick_s
+                self._round(None)
             elif dirty:  # between ticks: the sessions woken, if they still exist
                 self.wakes_total += 1
-                only = [s for s in self._sessions() if s in dirty]
-            else:
-                only = []
-            if only != []:
-                try:
-                    self.tick(only)
-                except Exception:  # one bad tick must not end the service
-                    self.errors_total += 1
-                    log.exception("scheduler tick failed")
+                self._round([s for s in self._sessions() if s in dirty])
             if self._stop.is_set():
                 break
             self._woken.wait(max(0.0, next_tick - time.perf_counter()))
+
+    def _round(self, only: Sequence[Session] | None) -> None:
+        try:
+            self.tick(only)
+        except Exception:  # one bad tick must not end the service
+            self.errors_total += 1
+            log.exception("scheduler tick failed")
 
     def tick(self, only: Sequence[Session] | None = None) -> int:
         """One round over every session (or over ``only``): returns the number of predictions

@@ -212,9 +212,9 @@ class Session:
         self.id = session_id
         self._wake = wake
         self.next_due = math.inf
-        self._wakes_left = WAKES_PER_WINDOW
         """The earliest window end a running model waits for (LSL s; ``inf``: none known yet,
         the scheduler's ticks find the first windows); set by :meth:`collect`."""
+        self._wakes_left = WAKES_PER_WINDOW
         self.match = match
         self.created = time.time()
         self.slots = [ModelSlot(r, waiting_for=_needs(r)) for r in runners]

@@ -573,10 +573,6 @@ class StreamAcquirer:
             if not finite.all():
                 values = np.where(finite, values, np.nan)
                 self.health.on_nonfinite(int((~finite.all(axis=1)).sum()))
-        if values.shape[1] != self.buffer.n_channels:
-            raise ValueError(
-                f"chunk has {values.shape[1]} channels, the buffer {self.buffer.n_channels}"
-            )
         # timestamps: strictly increasing and after the newest stored one (made so above)
         self.buffer.write(values, ts, checked=True)
         self._set_state(self.health.on_samples(len(ts), float(ts[0]), float(ts[-1]), now))

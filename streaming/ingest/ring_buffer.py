@@ -50,20 +50,18 @@ class RingBuffer:
 
         data : ndarray, shape (n, n_channels)
         timestamps : ndarray, shape (n,), strictly increasing and after the newest stored one
-        checked : the caller has made sure of the above (the acquirer has: it drops and counts
-            what does not increase), so it is not checked again
+        checked : the caller has made sure the timestamps are so (the acquirer has: it drops
+            and counts what does not increase), so they are not checked again
         """
-        if checked:
-            ts = timestamps
-            n = len(ts)
-        else:
+        if not checked:
             data = np.asarray(data)
-            ts = np.asarray(timestamps, dtype=np.float64)
-            n = len(ts)
-            if data.shape != (n, self.n_channels):
-                raise ValueError(f"chunk has shape {data.shape}, expected ({n}, {self.n_channels})")
-            if n > 1 and not (ts[1:] > ts[:-1]).all():
-                raise ValueError("timestamps within a chunk must be strictly increasing")
+            timestamps = np.asarray(timestamps, dtype=np.float64)
+        ts = timestamps
+        n = len(ts)
+        if data.shape != (n, self.n_channels):
+            raise ValueError(f"chunk has shape {data.shape}, expected ({n}, {self.n_channels})")
+        if not checked and n > 1 and not (ts[1:] > ts[:-1]).all():
+            raise ValueError("timestamps within a chunk must be strictly increasing")
         if n == 0:
             return
         with self._lock:

@@ -287,15 +287,7 @@ class Windower:
                 continue
             data: dict[str, NDArray[np.float64]] = {}
             for inp, buf, nominal in zip(self.spec.inputs, buffers, srates, strict=True):
-                cut = extract(
-                    buf,
-                    t_start,
-                    t_end,
-                    nominal,
-                    inp.srate,
-                    channels=inp.channels,
-                    max_fill_s=self.spec.max_fill_s,
-                )
+                cut = self._cut(inp, buf, nominal, t_start, t_end)
                 if isinstance(cut, Unavailable):
                     self.skipped[f"{inp.type}: {cut.reason}"] += 1
                     break
@@ -318,16 +310,22 @@ class Windower:
                 return None
             k = round(k)
             n = min(k + int(self.spec.max_fill_s * nominal) + 2, self.spec.n_samples(inp))
-            cut = extract(
-                buf,
-                t_end - n / inp.srate,
-                t_end,
-                nominal,
-                inp.srate,
-                channels=inp.channels,
-                max_fill_s=self.spec.max_fill_s,
-            )
+            cut = self._cut(inp, buf, nominal, t_end - n / inp.srate, t_end)
             if isinstance(cut, Unavailable):
                 return None
             data[inp.type] = cut[n - k :]
         return data
+
+    def _cut(
+        self, inp: InputSpec, buf: RingBuffer, nominal: float, t_start: float, t_end: float
+    ) -> NDArray[np.float64] | Unavailable:
+        """:func:`extract` of ``[t_start, t_end)`` for one input, with this spec's fill limit."""
+        return extract(
+            buf,
+            t_start,
+            t_end,
+            nominal,
+            inp.srate,
+            channels=inp.channels,
+            max_fill_s=self.spec.max_fill_s,
+        )

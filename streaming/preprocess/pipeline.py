@@ -626,16 +626,15 @@ class WindowFeeder:
         follows = self.last_end is not None and math.isclose(
             window.t_end - self.last_end, hop, abs_tol=1e-6
         )
-        if window.tail:  # the windower cut only the new samples (it follows the previous one)
-            if not follows:
-                raise ValueError(
-                    f"a tail window ending at {window.t_end} does not follow the previous window "
-                    f"(ended {self.last_end}): a tail can only continue"
-                )
-            self.pre.push(dict(window.data))
-            self.last_end = window.t_end
-            return self.pre.features() if self.pre.ready else None
-        chunks = self._new_samples(window) if follows else None
+        if window.tail and not follows:
+            raise ValueError(
+                f"a tail window ending at {window.t_end} does not follow the previous window "
+                f"(ended {self.last_end}): a tail can only continue"
+            )
+        if window.tail:  # the windower cut only the new samples
+            chunks: dict[str, FloatArray] | None = dict(window.data)
+        else:
+            chunks = self._new_samples(window) if follows else None
         if chunks is None:
             if self.last_end is not None:
                 self.resets += 1
@@ -643,7 +642,8 @@ class WindowFeeder:
             self._drift.clear()
             chunks = dict(window.data)
         self.pre.push(chunks)
-        self._previous = dict(window.data)
+        if not window.tail:  # what _new_samples compares the next whole window with
+            self._previous = dict(window.data)
         self.last_end = window.t_end
         return self.pre.features() if self.pre.ready else None
 
