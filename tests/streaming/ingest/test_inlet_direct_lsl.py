@@ -5,12 +5,20 @@ Real outlets and inlets on loopback, every numeric format the service takes."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pylsl
 import pytest
 
-from affectstream.streaming.lsl.inlet import Inlet, StreamDescription, StreamLostError, local_clock
+from affectstream.streaming.lsl.inlet import (
+    Inlet,
+    StreamDescription,
+    StreamDirectory,
+    StreamLostError,
+    local_clock,
+)
 
 pytestmark = [pytest.mark.lsl]
 
@@ -93,3 +101,39 @@ def test_a_lost_outlet_raises_from_the_direct_pull(session_name: str) -> None:
 def test_the_lsl_clock_is_pylsls() -> None:
     a, b, c = pylsl.local_clock(), local_clock(), pylsl.local_clock()
     assert a <= b <= c and c - a < 0.1
+
+
+def test_the_directory_keeps_a_seen_streams_description(session_name: str) -> None:
+    """A listing reuses the description of an outlet it saw before (same uid) and describes a new
+    one; an outlet that goes away leaves the listing (liblsl forgets it after ``forget_after``)."""
+    directory = StreamDirectory()  # forgets a silent outlet after 3 s
+    ka, kb = f"{session_name}-a", f"{session_name}-b"
+
+    def mine() -> dict[str, StreamDescription]:
+        return {s.source_id: s for s in directory.streams() if s.source_id in (ka, kb)}
+
+    def wait_for(cond: Callable[[dict[str, StreamDescription]], bool]) -> dict[str, Any]:
+        deadline = time.monotonic() + 15
+        while not cond(got := mine()):
+            assert time.monotonic() < deadline, f"the listing never got there: {sorted(got)}"
+            time.sleep(0.05)
+        return got
+
+    try:
+        a = pylsl.StreamOutlet(pylsl.StreamInfo(session_name, "GSR", 1, 4.0, "float32", ka))
+        first = wait_for(lambda g: ka in g)[ka]
+        assert (first.type, first.nominal_srate, first.uid) == ("GSR", 4.0, a.get_info().uid())
+        assert mine()[ka] is first  # not converted again
+        b = pylsl.StreamOutlet(pylsl.StreamInfo(session_name, "BVP", 1, 64.0, "float32", kb))
+        both = wait_for(lambda g: kb in g)
+        assert both[ka] is first and both[kb].type == "BVP"
+        del a
+        assert wait_for(lambda g: ka not in g)[kb] is both[kb]
+        # the same source again: another outlet (a new uid), so a new description
+        a2 = pylsl.StreamOutlet(pylsl.StreamInfo(session_name, "GSR", 1, 8.0, "float32", ka))
+        again = wait_for(lambda g: ka in g)[ka]
+        assert again is not first and again.nominal_srate == 8.0
+        assert again.uid == a2.get_info().uid()
+        del b, a2
+    finally:
+        directory.close()

@@ -10,7 +10,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import signal
 
-from affectstream.streaming.preprocess.filters import CausalFilter, Decimator, design_sos
+from affectstream.streaming.preprocess.filters import (
+    CausalFilter,
+    Decimator,
+    design_sos,
+    is_compiled,
+)
 from affectstream.streaming.preprocess.spec import FilterSpec
 
 SPECS = [
@@ -57,6 +62,39 @@ def test_filter_matches_scipy_sosfilt_started_at_the_first_level() -> None:
     sos = design_sos(FilterSpec("lowpass", (2.0,), 4), 32.0)
     expected, _ = signal.sosfilt(sos, x, zi=signal.sosfilt_zi(sos) * x[0])
     np.testing.assert_allclose(CausalFilter(sos).process(x), expected, atol=1e-12)
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.kind)
+def test_compiled_kernel_equals_scipy_sosfilt_chunk_by_chunk(spec: FilterSpec) -> None:
+    """The compiled recurrence (what serving runs) gives scipy's output and state, hop by hop,
+    for 2-D and 1-D input, also from a non-contiguous view."""
+    assert is_compiled(), "numba is a dependency: the filters must run compiled here"
+    x = _signal(640, 32, seed=3)
+    sos = design_sos(spec, 128.0)
+    zi = signal.sosfilt_zi(sos)[:, :, None] * x[0][None, None, :]
+    f = CausalFilter(sos)
+    for a in range(0, len(x), 32):
+        expected, zi = signal.sosfilt(sos, x[a : a + 32], axis=0, zi=zi)
+        np.testing.assert_allclose(f.process(x[a : a + 32]), expected, rtol=1e-12, atol=1e-12)
+    strided = x[:, ::4]  # a column subset, as the pipeline's channel selection can give
+    g = CausalFilter(sos)
+    expected, _ = signal.sosfilt(
+        sos, strided, axis=0, zi=signal.sosfilt_zi(sos)[:, :, None] * strided[0][None, None, :]
+    )
+    np.testing.assert_allclose(g.process(strided), expected, rtol=1e-12, atol=1e-12)
+    one = CausalFilter(sos)
+    expected, _ = signal.sosfilt(sos, x[:, 0], zi=signal.sosfilt_zi(sos) * x[0, 0])
+    np.testing.assert_allclose(one.process(x[:, 0]), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_sos_shape_and_a0_checked() -> None:
+    sos = design_sos(FilterSpec("lowpass", (5.0,), 4), 128.0)
+    with pytest.raises(ValueError, match="n_sections, 6"):
+        CausalFilter(sos[:, :5])
+    bad = sos.copy()
+    bad[0, 3] = 2.0
+    with pytest.raises(ValueError, match="a0"):
+        CausalFilter(bad)
 
 
 def test_initialised_on_the_first_level_no_step_transient() -> None:
