@@ -24,6 +24,7 @@ used: the same output, slower.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -61,7 +62,6 @@ def _sosfilt_df2t(sos: FloatArray, x: FloatArray, zi: FloatArray) -> FloatArray:
 
 
 _Kernel = Callable[[FloatArray, FloatArray, FloatArray], FloatArray]
-_SIGNATURE = "float64[:, ::1](float64[:, ::1], float64[:, ::1], float64[:, :, ::1])"
 
 
 def _compile() -> tuple[_Kernel | None, bool]:
@@ -72,11 +72,14 @@ def _compile() -> tuple[_Kernel | None, bool]:
     except ImportError:
         log.info("numba is not installed: filters run with scipy.signal.sosfilt")
         return None, False
+    f8 = numba.float64
+    sos = numba.types.Array(f8, 2, "C", readonly=True)  # the designs are shared, read-only
+    signature = f8[:, ::1](sos, f8[:, ::1], f8[:, :, ::1])
     try:
-        compiled: Any = numba.njit(_SIGNATURE, cache=True)(_sosfilt_df2t)
+        compiled: Any = numba.njit(signature, cache=True)(_sosfilt_df2t)
     except Exception:  # e.g. no writable cache: compile without one
         try:
-            compiled = numba.njit(_SIGNATURE)(_sosfilt_df2t)
+            compiled = numba.njit(signature)(_sosfilt_df2t)
         except Exception:
             log.exception("compiling the filter kernel failed; filters run with scipy")
             return None, False
@@ -94,6 +97,22 @@ def is_compiled() -> bool:
 
 def design_sos(spec: FilterSpec, fs: float) -> FloatArray:
     """SOS coefficients of ``spec`` at sampling rate ``fs``; checks the frequencies fit."""
+    return _designed(spec, float(fs))[0].copy()
+
+
+@functools.lru_cache(maxsize=256)
+def _designed(spec: FilterSpec, fs: float) -> tuple[FloatArray, FloatArray]:
+    """:func:`design_sos` and its ``sosfilt_zi``, designed once per (spec, rate), read-only: a
+    Butterworth design cost ~2.4 ms, and every pipeline reset (a gap, a window skipped by a
+    consumer that fell behind) designed all of its filters again (#16)."""
+    sos = _design(spec, fs)
+    zi = np.asarray(signal.sosfilt_zi(sos), dtype=np.float64)
+    sos.flags.writeable = False
+    zi.flags.writeable = False
+    return sos, zi
+
+
+def _design(spec: FilterSpec, fs: float) -> FloatArray:
     nyq = fs / 2
     if any(not 0 < f < nyq for f in spec.freqs):
         raise ValueError(f"{spec.kind} at {spec.freqs} Hz does not fit below Nyquist ({nyq:g} Hz)")
@@ -115,6 +134,7 @@ class CausalFilter:
 
     sos: FloatArray
     _zi: FloatArray | None = field(default=None, init=False, repr=False)
+    _zi_base: FloatArray | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         sos = np.ascontiguousarray(self.sos, dtype=np.float64)
@@ -122,11 +142,17 @@ class CausalFilter:
             raise ValueError(f"sos must have shape (n_sections, 6), got {list(sos.shape)}")
         if not (sos[:, 3] == 1).all():
             raise ValueError("sos[:, 3] (each section's a0) must be 1")
+        if sos.flags.writeable:  # the kernel takes it read-only (a design may be shared)
+            sos = sos.copy()
+            sos.flags.writeable = False
         self.sos = sos
 
     @classmethod
     def from_spec(cls, spec: FilterSpec, fs: float) -> CausalFilter:
-        return cls(design_sos(spec, fs))
+        sos, zi = _designed(spec, float(fs))  # shared, read-only: the filter never writes them
+        f = cls(sos)
+        f._zi_base = zi
+        return f
 
     def reset(self) -> None:
         self._zi = None
@@ -139,16 +165,21 @@ class CausalFilter:
         x = np.asarray(x, dtype=np.float64)
         if len(x) == 0:
             return x.copy()
+        if x.ndim > 2:
+            raise ValueError(f"x must be (n_samples,) or (n_samples, n_channels), got {x.shape}")
         squeeze = x.ndim == 1
         x2 = x[:, None] if squeeze else x
         if self._zi is None:
             # steady state for a constant input at the first sample's level (see module docstring)
-            base = signal.sosfilt_zi(self.sos)  # (n_sections, 2)
+            if self._zi_base is None:
+                self._zi_base = np.asarray(signal.sosfilt_zi(self.sos), dtype=np.float64)
+            base = self._zi_base  # (n_sections, 2)
             self._zi = np.ascontiguousarray(base[:, :, None] * x2[0][None, None, :])
-        if _kernel is not None and x2.ndim == 2:
+        if _kernel is not None:
             y = _kernel(self.sos, np.ascontiguousarray(x2), self._zi)  # zi carried in place
         else:
-            y, self._zi = signal.sosfilt(self.sos, x2, axis=0, zi=self._zi)
+            # scipy's Cython wants a writable sos (a memoryview): a copy, on this slow path only
+            y, self._zi = signal.sosfilt(self.sos.copy(), x2, axis=0, zi=self._zi)
         out: FloatArray = y[:, 0] if squeeze else y
         return out
 
@@ -195,7 +226,7 @@ class Decimator:
         self._phase = 0
 
     def process(self, x: FloatArray) -> FloatArray:
-        """Decimate a chunk; x : ndarray, shape (n_samples, …) → (n_kept, …)."""
+        """Decimate a chunk; x : (n_samples[, n_channels]) → (n_kept[, n_channels])."""
         y = self._filter.process(x) if self.factor > 1 else np.asarray(x, dtype=np.float64)
         first = (-self._phase) % self.factor  # index in this chunk of the next sample to keep
         self._phase = (self._phase + len(y)) % self.factor

@@ -87,6 +87,23 @@ def test_compiled_kernel_equals_scipy_sosfilt_chunk_by_chunk(spec: FilterSpec) -
     np.testing.assert_allclose(one.process(x[:, 0]), expected, rtol=1e-12, atol=1e-12)
 
 
+def test_without_the_kernel_scipy_gives_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The path without numba (scipy's sosfilt on the shared, read-only design) gives what the
+    kernel gives; more than two dimensions are refused."""
+    from affectstream.streaming.preprocess import filters
+
+    x = _signal(300, 4, seed=5)
+    spec = FilterSpec("bandpass", (4.0, 45.0), 4)
+    compiled = CausalFilter.from_spec(spec, 128.0).process(x)
+    monkeypatch.setattr(filters, "_kernel", None)
+    f = CausalFilter.from_spec(spec, 128.0)
+    assert not f.sos.flags.writeable
+    plain = np.concatenate([f.process(x[a : a + 32]) for a in range(0, 300, 32)])
+    np.testing.assert_allclose(plain, compiled, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="n_samples, n_channels"):
+        CausalFilter.from_spec(spec, 128.0).process(x.reshape(300, 2, 2))
+
+
 def test_sos_shape_and_a0_checked() -> None:
     sos = design_sos(FilterSpec("lowpass", (5.0,), 4), 128.0)
     with pytest.raises(ValueError, match="n_sections, 6"):
