@@ -371,11 +371,14 @@ async def _run(
     rows: list[dict[str, Any]] = []
     prefix = f"bench{os.getpid()}{kind[0]}"
     sessions: list[str] = []
+    precision: dict[str, str] = {}  # model → what the service serves it at (GET /models)
     try:
         models = kind_models(
             kind, await replay_models_when_ready(state, service, workdir / "service.log")
         )
         log(f"service ready on port {port}; {kind} sessions with models {models}")
+        listed = (await asyncio.to_thread(state.http, "GET", "/models"))["models"]
+        precision.update({m["name"]: m["precision"] for m in listed if "precision" in m})
         for level in levels:
             new = [f"{prefix}-{i:03d}" for i in range(len(sessions), level)]
             if new:
@@ -447,7 +450,8 @@ async def _run(
     for _, path in pushers:
         with np.load(path) as z:
             push_logs.update({k: z[k] for k in z.files})
-    return _summarise(rows, state, push_logs, models, budget_ms)
+    doc = _summarise(rows, state, push_logs, models, budget_ms)
+    return {**doc, "model_precision": {m: precision.get(m) for m in models}}
 
 
 def _summarise(

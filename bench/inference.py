@@ -12,7 +12,8 @@ shapes when ``models/zoo`` ships it) the same randomly initialised PyTorch modul
 
 on one identical float32 batch of 1 and of 32 windows. Weights do not change the cost of these
 graphs, so random weights measure what the trained ones cost. For shipped models the shipped
-``model.onnx`` is timed as well (``ort_shipped``): that is the file the service runs.
+``model.onnx`` is timed as well (``ort_shipped``), and its int8 variant where the folder has one
+(``ort_shipped_int8``: what the service serves by default, ``inference_precision = int8``).
 
 Each figure is the median of repeated runs after warm-up runs, over at least ``min_time_s`` and
 ``min_runs`` runs; throughput = batch size / median time.
@@ -74,7 +75,7 @@ def measure_all(
 
     from affectstream.models import registry
     from affectstream.models.export import ProbabilityHead, export_onnx
-    from affectstream.models.runner import choose_providers, session_options
+    from affectstream.models.runner import QUANTIZED_ONNX, choose_providers, session_options
 
     shipped = _shipped_shapes(zoo)
     providers = choose_providers()
@@ -89,11 +90,15 @@ def measure_all(
             onnx_path = Path(tmp) / f"{name}.onnx"
             export_onnx(model, shapes, onnx_path)
             sess = ort.InferenceSession(str(onnx_path), session_options(), providers=providers)
-            shipped_sess = None
+            shipped_sess = int8_sess = None
             if folder is not None:
                 shipped_sess = ort.InferenceSession(
                     str(folder / "model.onnx"), session_options(), providers=providers
                 )
+                if (folder / QUANTIZED_ONNX).is_file():  # what the service serves by default
+                    int8_sess = ort.InferenceSession(
+                        str(folder / QUANTIZED_ONNX), session_options(), providers=providers
+                    )
             row: dict[str, Any] = {
                 "input_shapes": {k: list(v) for k, v in shapes.items()},
                 "shipped": folder is not None,
@@ -128,7 +133,15 @@ def measure_all(
                         return s.run(None, feeds)
 
                     entry["ort_shipped"] = time_call(run_shipped, min_time_s, min_runs)
-                for side in ("ort", "torch", "ort_shipped"):
+                if int8_sess is not None:
+
+                    def run_int8(
+                        s: Any = int8_sess, feeds: dict[str, np.ndarray] = feeds
+                    ) -> object:
+                        return s.run(None, feeds)
+
+                    entry["ort_shipped_int8"] = time_call(run_int8, min_time_s, min_runs)
+                for side in ("ort", "torch", "ort_shipped", "ort_shipped_int8"):
                     if side in entry:
                         entry[side]["windows_per_s"] = round(b / entry[side]["ms_median"] * 1e3, 1)
                 entry["ort_speedup"] = round(

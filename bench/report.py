@@ -260,10 +260,18 @@ def _first_upper(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
+def _with_precision(doc: dict[str, Any]) -> str:
+    """The models of a sweep, each with the precision the service served it at (when known)."""
+    precision = doc.get("model_precision") or {}
+    return ", ".join(
+        f"{m} ({precision[m]})" if precision.get(m) else m for m in doc.get("models", [])
+    )
+
+
 def _e2e_lines(kind: str, doc: dict[str, Any]) -> list[str]:
     lines = [
         "",
-        f"{_first_upper(KIND_LABELS.get(kind, kind))}, models {', '.join(doc.get('models', []))}:",
+        f"{_first_upper(KIND_LABELS.get(kind, kind))}, models {_with_precision(doc)}:",
         "",
     ]
     lines += [
@@ -355,16 +363,18 @@ def _inference_lines(inf: dict[str, Any]) -> list[str]:
     lines = [
         "",
         "| model | ORT b1 ms | torch b1 ms | ORT/torch b1 | ORT b32 windows/s "
-        "| torch b32 windows/s | shipped ONNX b1 ms |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| torch b32 windows/s | shipped ONNX b1 ms | shipped int8 b1 ms |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, row in inf["models"].items():
         b1, b32 = row["batch_1"], row["batch_32"]
         shipped = b1.get("ort_shipped", {}).get("ms_median")
+        int8 = b1.get("ort_shipped_int8", {}).get("ms_median")
         lines.append(
             f"| {name}{' (shipped)' if row['shipped'] else ''} | {b1['ort']['ms_median']} "
             f"| {b1['torch']['ms_median']} | {b1['ort_speedup']}× "
-            f"| {b32['ort']['windows_per_s']} | {b32['torch']['windows_per_s']} | {_fmt(shipped)} |"
+            f"| {b32['ort']['windows_per_s']} | {b32['torch']['windows_per_s']} | {_fmt(shipped)} "
+            f"| {_fmt(int8)} |"
         )
     return lines
 

@@ -18,6 +18,15 @@ Synthetic flag: the runner reads it from the ONNX file's own metadata
 refuses a model whose two say different things (a contract edited or swapped after export);
 :attr:`ModelRunner.synthetic` and ``describe()["synthetic"]`` carry it.
 
+Precision: a folder may hold, beside ``model.onnx``, an int8 variant made from it by
+``python -m affectstream.training.commands.quantize`` (ONNX Runtime's static quantization):
+``model.int8.onnx`` and its record ``quantized.json`` (the hashes of both files, how it was
+calibrated, and how far its outputs were measured from the float model's on held-out windows).
+``ModelRunner(precision="int8")`` serves the variant when the record names this ``model.onnx``
+(same hash) and the variant's hash matches, and the float model otherwise, saying why
+(:attr:`ModelRunner.precision`, ``describe()``). The contract, its calibration and the
+preprocessing are the same for both.
+
 No torch here: serving needs ONNX Runtime only.
 """
 
@@ -35,17 +44,31 @@ from numpy.typing import NDArray
 from affectstream.models.contract import (
     OUTPUT_NAME,
     ContractError,
+    ModelContract,
     load_contract,
     load_stimulus_table,
     synthetic_from_metadata,
 )
 
-__all__ = ["ModelLoadError", "ModelRunner", "choose_providers", "session_options"]
+__all__ = [
+    "PRECISIONS",
+    "QUANTIZED_ONNX",
+    "QUANTIZED_RECORD",
+    "ModelLoadError",
+    "ModelRunner",
+    "choose_providers",
+    "load_quantized",
+    "session_options",
+]
 
 log = logging.getLogger(__name__)
 
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
+
+PRECISIONS = ("float32", "int8")
+QUANTIZED_ONNX = "model.int8.onnx"
+QUANTIZED_RECORD = "quantized.json"
 
 
 class ModelLoadError(RuntimeError):
@@ -68,6 +91,38 @@ def session_options(threads: int | None = None, spin: bool = False) -> ort.Sessi
     return opts
 
 
+def load_quantized(model_dir: Path, onnx_sha256: str) -> tuple[dict[str, Any], Path] | None:
+    """The int8 variant of the folder's model: its record (``quantized.json``) and path, or
+    ``None`` when the folder has none. Raises :class:`ContractError` when one is there but was
+    not made from the model whose hash is ``onnx_sha256`` (a retrained ``model.onnx``), or its
+    file changed."""
+    import json
+
+    from affectstream.models.contract import file_sha256
+
+    rpath, qpath = Path(model_dir) / QUANTIZED_RECORD, Path(model_dir) / QUANTIZED_ONNX
+    if not rpath.is_file() and not qpath.is_file():
+        return None
+    if not rpath.is_file() or not qpath.is_file():
+        missing = rpath if not rpath.is_file() else qpath
+        raise ContractError(f"{missing}: missing (the int8 variant needs both files)")
+    try:
+        record = json.loads(rpath.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ContractError(f"{rpath}: not valid JSON ({e})") from None
+    if not isinstance(record, dict):
+        raise ContractError(f"{rpath}: expected a JSON object")
+    if record.get("source_onnx_sha256") != onnx_sha256:
+        raise ContractError(
+            f"{rpath}: made from another model.onnx (sha256 "
+            f"{str(record.get('source_onnx_sha256'))[:12]}…, this one {onnx_sha256[:12]}…)"
+        )
+    actual = file_sha256(qpath)
+    if record.get("onnx_sha256") != actual:
+        raise ContractError(f"{qpath}: sha256 {actual[:12]}… differs from its record's")
+    return record, qpath
+
+
 class ModelRunner:
     """One loaded model.
 
@@ -88,12 +143,33 @@ class ModelRunner:
         providers: Sequence[str] | None = None,
         threads: int | None = None,
         spin: bool = False,
+        precision: str = "float32",
     ) -> None:
         self.model_dir = Path(model_dir)
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision {precision!r}: one of {', '.join(PRECISIONS)}")
         try:
-            self.contract, onnx_path = load_contract(self.model_dir)
+            contract, onnx_path = load_contract(self.model_dir)
         except ContractError as e:
             raise ModelLoadError(str(e)) from None
+        self.contract: ModelContract = contract
+        self.precision = "float32"
+        """What is served: ``"int8"`` (the quantized variant) or ``"float32"``."""
+        self.quantized: dict[str, Any] | None = None
+        """The int8 variant's record when it is served."""
+        self.precision_note = ""
+        """Why the float model is served although int8 was asked for."""
+        if precision == "int8":
+            try:
+                found = load_quantized(self.model_dir, self.contract.onnx_sha256)
+            except ContractError as e:
+                found, self.precision_note = None, f"int8 variant not used: {e}"
+                log.warning("%s: %s", self.model_dir, self.precision_note)
+            if found is None and not self.precision_note:
+                self.precision_note = "the folder has no int8 variant"
+            if found is not None:
+                self.quantized, onnx_path = found
+                self.precision = "int8"
         opts = session_options(threads, spin)
         wanted = list(providers) if providers is not None else choose_providers()
         try:
@@ -132,7 +208,13 @@ class ModelRunner:
             except ContractError as e:
                 raise ModelLoadError(str(e)) from None
         self.provider = self.session.get_providers()[0]
-        log.info("loaded %s from %s on %s", self.contract.id, self.model_dir, self.provider)
+        log.info(
+            "loaded %s from %s on %s (%s)",
+            self.contract.id,
+            self.model_dir,
+            self.provider,
+            self.precision,
+        )
 
     @property
     def name(self) -> str:
@@ -194,6 +276,9 @@ class ModelRunner:
         out = {
             **self.contract.to_dict(),
             "provider": self.provider,
+            "precision": self.precision,
+            **({"quantized": self.quantized} if self.quantized is not None else {}),
+            **({"precision_note": self.precision_note} if self.precision_note else {}),
             "path": str(self.model_dir),
             "synthetic": self.synthetic,
             # the stream types (canonical names) without which it cannot run, and those it reads

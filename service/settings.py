@@ -19,6 +19,7 @@ variable counts as unset. Invalid values stop start-up with a message that names
 | `resume_buffer` | `AFFECTSTREAM_RESUME_BUFFER` | `1024` | predictions kept per session for clients that reconnect with `?since=` (0-16384; 0: no resume) |
 | `tick_s` | `AFFECTSTREAM_TICK_S` | `0.02` | the scheduler's round over every session, seconds (0.001-1); between rounds a session is served as soon as its streams complete a window |
 | `inference_threads` | `AFFECTSTREAM_INFERENCE_THREADS` | `0` | threads on which the models due in a tick run in parallel, each model's ONNX Runtime run on one thread (0-64; 0: one per core) |
+| `inference_precision` | `AFFECTSTREAM_INFERENCE_PRECISION` | `int8` | `int8`: serve a model's int8 variant (`model.int8.onnx`, made and measured against the float model by `affectstream.training.commands.quantize`) where its folder has a valid one, the float model elsewhere; `float32`: always the float model |
 | `buffer_s` | `AFFECTSTREAM_BUFFER_S` | `60` | signal kept per stream, seconds (at least 5) |
 | `auto_attach_types` | `AFFECTSTREAM_AUTO_ATTACH_TYPES` | `EEG,GSR,PPG,RESP` | stream types that auto-attach groups into a session |
 | `auto_attach_pattern` | `AFFECTSTREAM_AUTO_ATTACH_PATTERN` | `*` | auto-attach only groups whose `<key>` matches this glob (case-sensitive; `serve --auto-attach PATTERN` sets it) |
@@ -191,6 +192,12 @@ class Settings(BaseSettings):
         description="threads on which the models due in a tick run in parallel, each model's "
         "ONNX Runtime run on one thread (0-64; 0: one per core)",
     )
+    inference_precision: str = Field(
+        "int8",
+        description="`int8`: serve a model's int8 variant (`model.int8.onnx`, made and measured "
+        "against the float model by `affectstream.training.commands.quantize`) where its folder "
+        "has a valid one, the float model elsewhere; `float32`: always the float model",
+    )
     buffer_s: float = Field(60.0, description="signal kept per stream, seconds (at least 5)")
     auto_attach_types: Annotated[tuple[str, ...], NoDecode] = Field(
         ("EEG", "GSR", "PPG", "RESP"),
@@ -337,6 +344,13 @@ class Settings(BaseSettings):
         if not 0 <= threads <= 64:
             raise SettingsError(f"inference_threads: must be within 0-64, got {threads}")
         return threads
+
+    @field_validator("inference_precision")
+    @classmethod
+    def _check_inference_precision(cls, precision: str) -> str:
+        if precision not in ("int8", "float32"):
+            raise SettingsError(f"inference_precision: int8 or float32, got {precision!r}")
+        return precision
 
     def inference_threads_used(self) -> int:
         """``inference_threads``, with 0 meaning one per core of this machine."""

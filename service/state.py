@@ -228,7 +228,7 @@ def load_models(state: ServiceState) -> None:
             # one ONNX Runtime thread per run: the scheduler runs the models due in a tick in
             # parallel instead (a pool of inference_threads); at these batch sizes a second
             # intra-op thread cost more CPU than it saved time (measured: README, Benchmarks)
-            runner = ModelRunner(path, threads=1)
+            runner = ModelRunner(path, threads=1, precision=state.settings.inference_precision)
         except ModelLoadError as e:
             if explicit:
                 raise

@@ -201,6 +201,12 @@ def test_the_wheel_installs_nothing_but_affectstream(tmp_path: Path) -> None:
     # the data files serving needs travel with the code
     assert (pkg / "service" / "static" / "dashboard.html").is_file()
     assert list((pkg / "models" / "zoo").glob("*/model.onnx"))
+    # the int8 variants with their records (the runner refuses one without the other)
+    shipped = sorted(p.parent.name for p in (REPO / "models" / "zoo").glob("*/model.int8.onnx"))
+    assert shipped == sorted(
+        p.parent.name for p in (pkg / "models" / "zoo").glob("*/model.int8.onnx")
+    )
+    assert all((pkg / "models" / "zoo" / m / "quantized.json").is_file() for m in shipped)
     assert list((pkg / "streaming" / "lsl").glob("*.cfg"))
     # the installed copy is what imports (a dependency-free module; isolated mode, so neither the
     # source tree nor the editable install is on the path)

@@ -170,3 +170,52 @@ def test_the_onnx_file_alone_says_synthetic(model_dir: Path) -> None:
     assert json.loads(props["affectstream_contract"])["trained_on"]["dataset"]["synthetic"]
     runner = ModelRunner(model_dir, providers=["CPUExecutionProvider"])
     assert runner.synthetic and runner.describe()["synthetic"] is True
+
+
+QUANTIZED = sorted(p.parent for p in ZOO.glob("*/quantized.json"))
+
+
+def test_the_shipped_int8_variants() -> None:
+    """Every shipped model ships its int8 variant (what the service serves by default)."""
+    assert [p.name for p in QUANTIZED] == [p.name for p in MODELS]
+
+
+@pytest.mark.parametrize("model_dir", QUANTIZED, ids=lambda p: p.name)
+def test_an_int8_variant_is_served_and_its_card_says_what_was_measured(model_dir: Path) -> None:
+    """The variant belongs to the folder's float model (the runner serves it), met the rule it was
+    written under, was measured on subjects the model never trained on, on synthetic data, and the
+    card's int8 section quotes the record."""
+    from affectstream.models.runner import ModelRunner
+
+    record = json.loads((model_dir / "quantized.json").read_text())
+    runner = ModelRunner(model_dir, precision="int8")
+    assert runner.precision == "int8" and runner.quantized == record
+    ev, rule = record["evaluation"], record["accepted_if"]
+    assert ev["synthetic"] is True
+    dataset = runner.contract.trained_on["dataset"]  # the final model saw its data's subjects
+    first = dataset["generator"].get("first_subject", 1)
+    trained = set(range(first, first + dataset["subjects"]))
+    assert not set(ev["subjects"]) & trained and set(record["calibration"]["subjects"]) <= trained
+    for dim in ("valence", "arousal"):
+        a = ev[dim]
+        assert a["mean_abs_prob_diff"] <= rule["max_mean_abs_prob_diff"]
+        assert a["decisive_agree"] is None or a["decisive_agree"] >= rule["min_decisive_agreement"]
+    speed = record["cpu_ms_per_window"]
+    assert speed["int8_b12"] < speed["float32_b12"]
+    # what stayed float is what the patterns name, and those convolutions really read float weights
+    import onnx
+
+    patterns, kept = record["keep_float"], set(record["kept_float"])
+    assert all(any(k in n for k in patterns) for n in kept) and bool(patterns) == bool(kept)
+    graph = onnx.load(str(model_dir / "model.int8.onnx")).graph
+    made = {o: n for n in graph.node for o in n.output}
+    for node in graph.node:
+        if node.op_type == "Conv":
+            weight = made.get(node.input[1])
+            quantized = weight is not None and weight.op_type == "DequantizeLinear"
+            assert quantized != (node.name in kept), node.name
+    card = (model_dir / "README.md").read_text()
+    section = card.split("<!-- quantized:begin -->", 1)[1].split("<!-- quantized:end -->", 1)[0]
+    assert f"{ev['windows']} windows of held-out synthetic subjects" in section
+    for dim in ("valence", "arousal"):
+        assert f"| {dim} | {ev[dim]['mean_abs_prob_diff']:.4f} |" in section

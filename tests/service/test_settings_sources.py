@@ -97,6 +97,7 @@ def test_every_table_row_is_read_from_the_environment(tmp_path: Path) -> None:
         "resume_buffer": "7",
         "tick_s": "0.05",
         "inference_threads": "3",
+        "inference_precision": "float32",
         "buffer_s": "30",
         "auto_attach_types": "EEG,GSR",
         "auto_attach_pattern": "lab-*",
@@ -126,6 +127,7 @@ def test_every_table_row_is_read_from_the_environment(tmp_path: Path) -> None:
     assert s.allowed_origins == ("http://lab-pc:8000",)
     assert s.resume_buffer == 7
     assert s.inference_threads == s.inference_threads_used() == 3
+    assert s.inference_precision == "float32"
     assert (s.bus, s.workers) == ("redis://10.0.0.5:6379/2", 3)
 
 
@@ -204,6 +206,7 @@ def test_environ_replaces_the_process_environment(
         ({"queue_size": 0}, "queue_size: must be ≥ 1, got 0"),
         ({"buffer_s": 1}, "buffer_s: must be ≥ 5 s, got 1"),
         ({"inference_threads": 65}, "inference_threads: must be within 0-64, got 65"),
+        ({"inference_precision": "fp16"}, "inference_precision: int8 or float32, got 'fp16'"),
         ({"model_dir": "/does/not/exist"}, "model_dir: /does/not/exist is not a folder"),
         ({"modle_dir": "x"}, "modle_dir: not a setting"),
     ],
