@@ -7,6 +7,12 @@ kernels, the loop twin listed in :data:`~affectstream.streaming.preprocess.cvxed
 compiled code is cached on disk beside ``ipm.py`` (``cache=True``): the first process compiles
 (~10 s), later ones load it. :mod:`~affectstream.streaming.preprocess.cvxeda.compiled` decides
 when to import this module.
+
+The compiled functions release the interpreter lock while they run (``nogil=True``): an update
+(~0.3-1 ms) is the longest stretch of work in the service's scheduler thread, and the
+acquisition loop, the event loop and the other sessions' Python run meanwhile. (numba's on-disk
+cache does not key on this option: a cache compiled before it would be loaded as is, holding the
+lock; delete ``__pycache__/*.nbi``/``*.nbc`` beside ``ipm.py`` after changing it.)
 """
 
 from __future__ import annotations
@@ -46,13 +52,13 @@ for _plain, _impl in COMPILED_AS.items():
 
 #: :func:`~affectstream.streaming.preprocess.cvxeda.ipm.iterate`, compiled at its first call (or
 #: loaded from numba's on-disk cache).
-iterate = numba.njit(cache=True)(plain_iterate)
+iterate = numba.njit(cache=True, nogil=True)(plain_iterate)
 #: :func:`~affectstream.streaming.preprocess.cvxeda.ipm.start_point`,
 #: :func:`~affectstream.streaming.preprocess.cvxeda.ipm.warm_point` and
 #: :func:`~affectstream.streaming.preprocess.cvxeda.ipm.finish`, compiled the same way.
-compiled_start = numba.njit(cache=True)(start_point)
-compiled_warm = numba.njit(cache=True)(warm_point)
-compiled_finish = numba.njit(cache=True)(finish)
+compiled_start = numba.njit(cache=True, nogil=True)(start_point)
+compiled_warm = numba.njit(cache=True, nogil=True)(warm_point)
+compiled_finish = numba.njit(cache=True, nogil=True)(finish)
 
 
 class CompiledIpm(BandedIpm):

@@ -244,3 +244,50 @@ def test_auto_solver_never_waits_for_the_jit() -> None:
     assert float(first.split()[1]) < 3.0 and first.split()[2] == "BandedIpm", first
     if compiled_ipm_class() is not None:
         assert later == "later True CompiledIpm", later
+
+
+def test_the_compiled_solve_releases_the_interpreter_lock() -> None:
+    """While the compiled iteration runs, another Python thread runs too (numba ``nogil``): the
+    service's scheduler spends most of an online update there, and the acquisition loop and the
+    event loop must not wait for it. A thread that held the lock through the call would record no
+    timestamp well inside it (checked by hand against a twin compiled without ``nogil``)."""
+    import threading
+    import time
+
+    from affectstream.streaming.preprocess.cvxeda.model import CvxEdaModel
+    from affectstream.streaming.preprocess.cvxeda.params import CvxEdaParams
+
+    cls = compiled_ipm_class()
+    if cls is None:
+        pytest.skip("numba not installed")
+    y, _ = load_eda(16)
+    minutes = 6
+    while True:  # a segment long enough that one solve lasts >= 0.1 s here
+        z = np.resize(y, 16 * 60 * minutes)
+        z = (z - z.mean()) / z.std()
+        solver = cls(CvxEdaModel.build(z.size, 16, CvxEdaParams()))
+        start = solver.cold_start(z)
+        t = time.perf_counter()
+        assert solver.solve(z, start).converged
+        if time.perf_counter() - t >= 0.1 or minutes >= 48:
+            break
+        minutes *= 2
+    stamps: list[float] = []
+    stop = threading.Event()
+
+    def spin() -> None:
+        while not stop.is_set():
+            stamps.append(time.perf_counter())
+
+    other = threading.Thread(target=spin)
+    other.start()
+    time.sleep(0.05)
+    t0 = time.perf_counter()
+    solver.solve(z, start)
+    t1 = time.perf_counter()
+    stop.set()
+    other.join()
+    assert t1 - t0 > 0.06
+    inside = [s for s in stamps if t0 + 0.02 < s < t1 - 0.02]
+    took = f"{t1 - t0:.3f} s"
+    assert len(inside) > 100, f"{len(inside)} steps of the other thread during a {took} solve"
