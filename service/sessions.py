@@ -38,6 +38,7 @@ import math
 import secrets
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -192,6 +193,15 @@ class ModelSlot:
         )
 
 
+def session_phase(session_id: str) -> float:
+    """The session's place in the hop, in [0, 1): a hash of its id, so that whichever process
+    serves the session (a worker taking it over) cuts the same windows, and the windows of many
+    sessions fall due spread over the hop rather than all at the same instant — with one
+    scheduler serving due sessions one after another, the last of a synchronous burst waited for
+    all the others (#16)."""
+    return zlib.crc32(session_id.encode("utf-8")) / 2**32
+
+
 class Session:
     def __init__(
         self,
@@ -205,11 +215,14 @@ class Session:
         overrides: StreamOverrides | None = None,
         lsl_out: bool = False,
         wake: Callable[[Session], None] | None = None,
+        window_phase: float = 0.0,
     ) -> None:
         """``wake``: called (from the acquisition thread) when a stream's data have reached the
         end of a window a model waits for (the scheduler's ``wake``: it collects this session
-        then instead of at its next tick)."""
+        then instead of at its next tick). ``window_phase``: where in the hop this session's
+        window ends fall, for all its models (:func:`session_phase`; 0: multiples of the hop)."""
         self.id = session_id
+        self.window_phase = window_phase
         self._wake = wake
         self.next_due = math.inf
         """The earliest window end a running model waits for (LSL s; ``inf``: none known yet,
@@ -378,7 +391,7 @@ class Session:
             self._set_state(slot, "refused", slot.waiting_for)
             return
         slot.feeder = feeder
-        slot.windower = Windower(wspec, self.ingest.by_type, tails=True)
+        slot.windower = Windower(wspec, self.ingest.by_type, tails=True, phase=self.window_phase)
         slot.waiting_for = ""
         slot.absent_optional = feeder.pre.absent_optional()
         without = (
@@ -451,7 +464,7 @@ class Session:
             slot.waiting_for = f"cannot serve this model: {e}"
             self._set_state(slot, "refused", slot.waiting_for)
             return False
-        slot.windower = Windower(wspec, self.ingest.by_type, tails=True)
+        slot.windower = Windower(wspec, self.ingest.by_type, tails=True, phase=self.window_phase)
         log.info("session %s, model %s re-planned: %s", self.id, slot.name, slot.feeder.last_replan)
         return True
 

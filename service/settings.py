@@ -20,6 +20,7 @@ variable counts as unset. Invalid values stop start-up with a message that names
 | `tick_s` | `AFFECTSTREAM_TICK_S` | `0.02` | the scheduler's round over every session, seconds (0.001-1); between rounds a session is served as soon as its streams complete a window |
 | `inference_threads` | `AFFECTSTREAM_INFERENCE_THREADS` | `0` | threads on which the models due in a tick run in parallel, each model's ONNX Runtime run on one thread (0-64; 0: one per core) |
 | `inference_precision` | `AFFECTSTREAM_INFERENCE_PRECISION` | `int8` | `int8`: serve a model's int8 variant (`model.int8.onnx`, made and measured against the float model by `affectstream.training.commands.quantize`) where its folder has a valid one, the float model elsewhere; `float32`: always the float model |
+| `stagger_windows` | `AFFECTSTREAM_STAGGER_WINDOWS` | `true` | each session's window ends shifted within the hop by a fraction derived from its id, so that sessions fall due spread over the hop instead of all at once (`false`: every session's ends on multiples of the model's hop) |
 | `buffer_s` | `AFFECTSTREAM_BUFFER_S` | `60` | signal kept per stream, seconds (at least 5) |
 | `auto_attach_types` | `AFFECTSTREAM_AUTO_ATTACH_TYPES` | `EEG,GSR,PPG,RESP` | stream types that auto-attach groups into a session |
 | `auto_attach_pattern` | `AFFECTSTREAM_AUTO_ATTACH_PATTERN` | `*` | auto-attach only groups whose `<key>` matches this glob (case-sensitive; `serve --auto-attach PATTERN` sets it) |
@@ -197,6 +198,12 @@ class Settings(BaseSettings):
         description="`int8`: serve a model's int8 variant (`model.int8.onnx`, made and measured "
         "against the float model by `affectstream.training.commands.quantize`) where its folder "
         "has a valid one, the float model elsewhere; `float32`: always the float model",
+    )
+    stagger_windows: bool = Field(
+        True,
+        description="each session's window ends shifted within the hop by a fraction derived "
+        "from its id, so that sessions fall due spread over the hop instead of all at once "
+        "(`false`: every session's ends on multiples of the model's hop)",
     )
     buffer_s: float = Field(60.0, description="signal kept per stream, seconds (at least 5)")
     auto_attach_types: Annotated[tuple[str, ...], NoDecode] = Field(

@@ -30,7 +30,7 @@ from affectstream.service.gateway import Gateway
 from affectstream.service.hub import Hub
 from affectstream.service.messages import Closed, MatchBody, valid_session_id
 from affectstream.service.scheduler import Scheduler
-from affectstream.service.sessions import Session, group_key
+from affectstream.service.sessions import Session, group_key, session_phase
 from affectstream.service.settings import Settings
 from affectstream.streaming.ingest.channels import StreamOverrides
 from affectstream.streaming.ingest.session import SessionMatch
@@ -186,6 +186,7 @@ class ServiceState:
                 overrides=overrides,
                 lsl_out=self.settings.lsl_out if lsl_out is None else lsl_out,
                 wake=None if self.scheduler is None else self.scheduler.wake,
+                window_phase=session_phase(session_id) if self.settings.stagger_windows else 0.0,
             )
             self.sessions[session_id] = s
         log.info("session %s created (%s)", session_id, ", ".join(r.name for r in runners))

@@ -1,7 +1,10 @@
 """Aligned sliding windows over several streams on the common LSL clock.
 
-A window is ``[t_end - window_s, t_end)``. Window ends lie on a grid of multiples of ``hop_s`` on
-the LSL clock (so every session and model hop at the same instants) and advance only up to the
+A window is ``[t_end - window_s, t_end)``. Window ends lie on a grid on the LSL clock,
+``(k + phase) × hop_s`` for integer k, where ``phase`` (in [0, 1), default 0: multiples of
+``hop_s``) is the consumer's: the service gives every session its own (derived from its id, the
+same for all its models), so that sessions' windows fall due spread over the hop instead of all at
+the same instant, and advance only up to the
 **watermark**: the newest time covered by *every* stream the consumer needs (a sample stamped t
 covers ``[t, t + 1/srate)``). A stream that is late or stale therefore holds windows back instead
 of letting them mix fresh data from one stream with missing data from another; when it comes back,
@@ -121,17 +124,22 @@ def watermark(newest: Sequence[float], srates: Sequence[float]) -> float:
 
 
 def due_window_ends(
-    last_end: float | None, oldest_common: float, mark: float, window_s: float, hop_s: float
+    last_end: float | None,
+    oldest_common: float,
+    mark: float,
+    window_s: float,
+    hop_s: float,
+    phase: float = 0.0,
 ) -> list[float]:
     """Window ends on the hop grid that are due: after ``last_end``, at most ``mark``, and whose
     window starts at or after ``oldest_common`` (data that every stream still holds).
 
-    Ends are ``k × hop_s`` for integer k (computed as such, so they do not drift)."""
-    k_first = math.ceil((oldest_common + window_s) / hop_s - 1e-9)
+    Ends are ``(k + phase) × hop_s`` for integer k (computed as such, so they do not drift)."""
+    k_first = math.ceil((oldest_common + window_s) / hop_s - phase - 1e-9)
     if last_end is not None:
-        k_first = max(k_first, round(last_end / hop_s) + 1)
-    k_last = math.floor(mark / hop_s + 1e-9)
-    return [k * hop_s for k in range(k_first, k_last + 1)]
+        k_first = max(k_first, round(last_end / hop_s - phase) + 1)
+    k_last = math.floor(mark / hop_s - phase + 1e-9)
+    return [(k + phase) * hop_s for k in range(k_first, k_last + 1)]
 
 
 def fill_short_nan_runs(x: NDArray[np.float64], max_run: int) -> NDArray[np.float64] | None:
@@ -242,7 +250,13 @@ class Windower:
     """Cut a window that follows the previous one handed out as its tail (module docstring)."""
     tails_cut: int = 0
     """Windows handed out as tails."""
+    phase: float = 0.0
+    """Where this consumer's window ends fall within the hop: ``(k + phase) × hop_s``, in [0, 1)."""
     _emitted_end: float | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.phase < 1.0:
+            raise ValueError(f"phase must be within [0, 1), got {self.phase}")
 
     def poll(self, max_windows: int | None = None) -> list[Window]:
         """All windows due now (oldest first); windows that cannot be cut are counted in
@@ -267,7 +281,9 @@ class Windower:
         mark = watermark([sp[1] for sp in spans], srates)
         oldest = max(sp[0] for sp in spans)
         out = []
-        ends = due_window_ends(self.last_end, oldest, mark, self.spec.window_s, self.spec.hop_s)
+        ends = due_window_ends(
+            self.last_end, oldest, mark, self.spec.window_s, self.spec.hop_s, self.phase
+        )
         if max_windows is not None and len(ends) > max_windows:
             if self.last_end is not None:
                 self.skipped["behind: skipped to the newest windows"] += len(ends) - max_windows

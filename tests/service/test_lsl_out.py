@@ -23,7 +23,7 @@ from pylsl.util import LostError
 
 import affectstream.service.sessions as sessions_module
 from affectstream.models.runner import ModelRunner
-from affectstream.service.sessions import LSL_OUT_TYPE, PredictionOutlets
+from affectstream.service.sessions import LSL_OUT_TYPE, PredictionOutlets, session_phase
 from affectstream.service.settings import Settings
 from affectstream.streaming.lsl.outlet import OutletSpec
 
@@ -152,8 +152,11 @@ def test_an_independent_inlet_receives_the_predictions_at_the_window_ends(
         pulled = _pull_until(inlet, lambda got: any(t >= last_end - 0.001 for _, t in got), 10)
         assert pulled, "the inlet received nothing"
 
+        phase = session_phase(session_name)  # the session's windows end on its own grid
         for p in predictions:
             end = p["window"]["end"]
+            offset = (end / 0.25 - phase) % 1.0
+            assert min(offset, 1.0 - offset) < 1e-6, f"{end} is not on the grid of phase {phase}"
             near = [(x, t) for x, t in pulled if abs(t - end) <= 0.001]  # clock-corrected stamps
             assert len(near) == 1, f"window ending {end}: LSL samples {near} (pulled {len(pulled)})"
             values, _ = near[0]

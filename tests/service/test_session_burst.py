@@ -64,3 +64,16 @@ def test_a_burst_of_two_is_served_more_are_coalesced(n_due: int) -> None:
     assert [float(d.features["x"][0]) for d in due] == served  # each its own features
     assert slot.coalesced == n_due - len(served)
     assert session.next_due == ends[-1] + 0.25  # the acquisition wakes the scheduler there
+
+
+def test_sessions_fall_due_spread_over_the_hop() -> None:
+    """#16: each session's window ends are shifted within the hop by a phase derived from its id
+    (the same in every process, so a worker taking a session over cuts the same windows), so many
+    sessions do not all fall due at the same instant."""
+    from affectstream.service.sessions import session_phase
+
+    ids = [f"bench-{k}" for k in range(200)]
+    phases = [session_phase(i) for i in ids]
+    assert phases == [session_phase(i) for i in ids] and all(0 <= p < 1 for p in phases)
+    counts = np.histogram(phases, bins=10, range=(0, 1))[0]
+    assert counts.min() >= 8, counts  # about 20 per tenth of the hop

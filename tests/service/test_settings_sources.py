@@ -98,6 +98,7 @@ def test_every_table_row_is_read_from_the_environment(tmp_path: Path) -> None:
         "tick_s": "0.05",
         "inference_threads": "3",
         "inference_precision": "float32",
+        "stagger_windows": "off",
         "buffer_s": "30",
         "auto_attach_types": "EEG,GSR",
         "auto_attach_pattern": "lab-*",
@@ -128,6 +129,7 @@ def test_every_table_row_is_read_from_the_environment(tmp_path: Path) -> None:
     assert s.resume_buffer == 7
     assert s.inference_threads == s.inference_threads_used() == 3
     assert s.inference_precision == "float32"
+    assert s.stagger_windows is False
     assert (s.bus, s.workers) == ("redis://10.0.0.5:6379/2", 3)
 
 

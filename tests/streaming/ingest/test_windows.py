@@ -49,6 +49,30 @@ def test_window_ends_do_not_drift_over_long_runs() -> None:
     assert ends[0] == 1e6 and ends[-1] == 1e6 + 100 and len(ends) == 401
 
 
+def test_a_phase_shifts_the_grid_within_the_hop() -> None:
+    """#16: a session's windows end at (k + phase) × hop: sessions fall due spread over the hop."""
+    ends = due_window_ends(None, 100.1, 103.0, 2.0, 0.25, phase=0.4)
+    assert ends == pytest.approx([102.1, 102.35, 102.6, 102.85])  # the first starts at 100.1
+    later = due_window_ends(ends[-1], 100.1, 103.4, 2.0, 0.25, phase=0.4)
+    assert later == pytest.approx([103.1, 103.35])
+    far = due_window_ends(1e6 - 0.25 + 0.1, 0.0, 1e6 + 100, 1.0, 0.25, phase=0.4)
+    assert far[0] == pytest.approx(1e6 + 0.1) and len(far) == 400  # no drift
+
+
+def test_a_windower_cuts_on_its_phase_and_refuses_one_outside_the_hop() -> None:
+    gsr = SimpleNamespace(buffer=_buffer(4.0, 6.0), stream=SimpleNamespace(nominal_srate=4.0))
+    spec = WindowSpec(2.0, 0.5, (InputSpec("GSR", 4.0),))
+    w = Windower(spec, {"GSR": gsr}.get, phase=0.5)
+    windows = w.poll()
+    ends = [x.t_end for x in windows]
+    assert ends == pytest.approx([102.25, 102.75, 103.25, 103.75, 104.25, 104.75, 105.25, 105.75])
+    for x in windows:  # 8 samples from the first at or after the window's start
+        assert x.data["GSR"].shape == (8, 2) and x.data["GSR"][0, 0] == (x.t_start - 100.0) * 4
+    for bad in (-0.1, 1.0):
+        with pytest.raises(ValueError, match="phase"):
+            Windower(spec, {"GSR": gsr}.get, phase=bad)
+
+
 def test_fill_short_nan_runs() -> None:
     x = np.arange(10, dtype=float)[:, None].repeat(2, axis=1)
     x[3:5, 1] = np.nan
