@@ -333,14 +333,34 @@ def _warmed_up(state: ServiceProcess, sessions: list[str], n_models: int) -> boo
     return all(len(seen[sid]) >= n_models for sid in sessions)
 
 
-def push_time(logs: dict[str, np.ndarray], session: str, window_end: float) -> float | None:
+def wearable_stream_read(listed: list[dict[str, Any]]) -> dict[str, int]:
+    """For each model of ``GET /models`` that reads exactly one of a wearable session's streams
+    (:data:`~affectstream.bench.pusher.WEARABLE_STREAMS`), that stream's index."""
+    from affectstream.bench.pusher import WEARABLE_STREAMS
+    from affectstream.streaming.ingest.channels import canonical_type
+
+    out = {}
+    for m in listed:
+        reads = {canonical_type(t) for t in (*m.get("needs", ()), *m.get("may_use", ()))}
+        hit = [j for j, (t, _) in enumerate(WEARABLE_STREAMS) if canonical_type(t) in reads]
+        if len(hit) == 1:
+            out[str(m["name"])] = hit[0]
+    return out
+
+
+def push_time(
+    logs: dict[str, np.ndarray], session: str, window_end: float, stream: int | None = None
+) -> float | None:
     """When the push round that completed the window left the pusher: the first round after which
     the session's streams hold data up to ``window_end`` (the logs' first column, see
-    :mod:`affectstream.bench.pusher`)."""
+    :mod:`affectstream.bench.pusher`); with ``stream``, the one stream of the session that the
+    model reads (the wearable logs' column ``2 + stream``: a window of an EDA-only model is
+    complete with its EDA sample, whatever the pulse stream has reached)."""
     log = logs.get(session)
     if log is None or not len(log):
         return None
-    j = int(np.searchsorted(log[:, 0], window_end - 1e-6, side="left"))
+    column = 0 if stream is None or log.shape[1] <= 2 + stream else 2 + stream
+    j = int(np.searchsorted(log[:, column], window_end - 1e-6, side="left"))
     return float(log[j, 1]) if j < len(log) else None
 
 
@@ -372,6 +392,7 @@ async def _run(
     prefix = f"bench{os.getpid()}{kind[0]}"
     sessions: list[str] = []
     precision: dict[str, str] = {}  # model → what the service serves it at (GET /models)
+    one_stream: dict[str, int] = {}  # wearable model → the one stream it reads, if only one
     try:
         models = kind_models(
             kind, await replay_models_when_ready(state, service, workdir / "service.log")
@@ -379,6 +400,8 @@ async def _run(
         log(f"service ready on port {port}; {kind} sessions with models {models}")
         listed = (await asyncio.to_thread(state.http, "GET", "/models"))["models"]
         precision.update({m["name"]: m["precision"] for m in listed if "precision" in m})
+        if kind == "wearable":
+            one_stream.update(wearable_stream_read(listed))
         for level in levels:
             new = [f"{prefix}-{i:03d}" for i in range(len(sessions), level)]
             if new:
@@ -450,7 +473,7 @@ async def _run(
     for _, path in pushers:
         with np.load(path) as z:
             push_logs.update({k: z[k] for k in z.files})
-    doc = _summarise(rows, state, push_logs, models, budget_ms)
+    doc = _summarise(rows, state, push_logs, models, budget_ms, one_stream)
     return {**doc, "model_precision": {m: precision.get(m) for m in models}}
 
 
@@ -460,6 +483,7 @@ def _summarise(
     logs: dict[str, np.ndarray],
     models: list[str],
     budget_ms: float,
+    one_stream: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     per_level: dict[str, Any] = {}
     latency: dict[str, Any] = {}
@@ -469,7 +493,7 @@ def _summarise(
         stages: dict[str, list[float]] = defaultdict(list)
         by_model: dict[str, list[float]] = defaultdict(list)
         for m in got:
-            pushed = push_time(logs, m.session, m.window_end)
+            pushed = push_time(logs, m.session, m.window_end, (one_stream or {}).get(m.model))
             if pushed is None:
                 unmatched += 1
                 continue

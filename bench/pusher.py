@@ -111,7 +111,7 @@ def stop(p: subprocess.Popen[str], timeout: float = 20.0) -> None:
         p.wait()
 
 
-def _recorder(log: list[tuple[float, float]], interval: float) -> Callable[[float, float], None]:
+def _recorder(log: list[tuple[float, ...]], interval: float) -> Callable[[float, float], None]:
     def record(last_ts: float, pushed_at: float) -> None:
         log.append((last_ts + interval, pushed_at))
 
@@ -169,7 +169,7 @@ def _wearable(args: argparse.Namespace) -> int:
             ]
         )
     phases = [7.0 * i / max(1, len(args.sessions)) for i in range(len(args.sessions))]
-    logs: dict[str, list[tuple[float, float]]] = {s: [] for s in args.sessions}
+    logs: dict[str, list[tuple[float, ...]]] = {s: [] for s in args.sessions}
     stop_event = threading.Event()
     first = [math.floor(local_clock() * rate) for _, rate in WEARABLE_STREAMS]
 
@@ -185,12 +185,12 @@ def _wearable(args: argparse.Namespace) -> int:
                     t = np.arange(newest[j] + 1, due[j] + 1) / rate
                     x = signals[kind](t, phases[i]).astype(np.float32)[:, None]
                     outlets[i][j].push_chunk(x, float(t[-1]))  # stamps the chunk's last sample
-                if args.log is not None:
-                    covered = min(
+                if args.log is not None:  # every stream, then each (a model may read one)
+                    each = [
                         (max(n, d) + 1) / rate
                         for n, d, (_, rate) in zip(newest, due, WEARABLE_STREAMS, strict=True)
-                    )
-                    logs[s].append((covered, local_clock()))
+                    ]
+                    logs[s].append((min(each), local_clock(), *each))
             newest = [max(n, d) for n, d in zip(newest, due, strict=True)]
 
     thread = threading.Thread(target=run, name="wearable-pusher", daemon=True)
@@ -204,10 +204,11 @@ def _wearable(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_log(path: Path | None, logs: dict[str, list[tuple[float, float]]]) -> None:
+def _write_log(path: Path | None, logs: dict[str, list[tuple[float, ...]]]) -> None:
     if path is not None:
         arrays: dict[str, Any] = {
-            s: np.asarray(v, dtype=np.float64).reshape(-1, 2) for s, v in logs.items()
+            s: np.asarray(v, dtype=np.float64).reshape(-1, len(v[0]) if v else 2)
+            for s, v in logs.items()
         }
         np.savez(path, **arrays)
 
@@ -237,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     spec = parse_faults(args.faults)
     subject = read_deap(args.file)
     trials = list(range(1, subject.n_trials + 1))
-    logs: dict[str, list[tuple[float, float]]] = {s: [] for s in args.sessions}
+    logs: dict[str, list[tuple[float, ...]]] = {s: [] for s in args.sessions}
     replays = [
         DeapReplay(
             subject,

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from affectstream.bench import command
-from affectstream.bench.e2e import push_time
+from affectstream.bench.e2e import push_time, wearable_stream_read
 from affectstream.bench.report import (
     BEGIN,
     END,
@@ -44,6 +44,27 @@ def test_push_time_is_the_round_holding_the_sample_that_completes_the_window() -
     assert push_time(logs, "s", 10.0 + 8 / 128) == 101.0  # sample 7, the last of round 1
     assert push_time(logs, "s", 10.0 + 1000 / 128) is None  # not pushed (yet)
     assert push_time(logs, "other", 10.0) is None
+
+
+def test_a_model_reading_one_wearable_stream_is_timed_by_that_stream() -> None:
+    """The wearable log holds, per round, every stream's coverage and then each one's (EDA 4 Hz,
+    BVP 64 Hz): an EDA-only model's window is complete with its EDA sample, even when the pulse
+    has not reached the window's end (windows end anywhere in the hop: each session's phase)."""
+    rounds = 10.0 + np.arange(1, 40) / 32  # a round every 1/32 s, pushed on the dot
+    eda = (np.floor(rounds * 4) + 1) / 4  # the newest EDA sample covers a quarter second ahead
+    bvp = (np.floor(rounds * 64) + 1) / 64
+    log = np.column_stack([np.minimum(eda, bvp), 100.0 + np.arange(len(rounds)), eda, bvp])
+    logs = {"s": log}
+    end = 10.2  # reached by EDA at the first round (10.03: its sample 40 covers [10.0, 10.25))
+    assert push_time(logs, "s", end, stream=0) == 100.0
+    assert push_time(logs, "s", end) == push_time(logs, "s", end, stream=1) == 100.0 + 5
+    assert push_time({"s": log[:, :2]}, "s", end, stream=0) == 100.0 + 5  # a two-column log
+    listed = [
+        {"name": "eda-only", "needs": ["GSR"], "may_use": []},
+        {"name": "both", "needs": ["GSR", "PPG"], "may_use": []},
+        {"name": "pulse-maybe", "needs": ["BVP"], "may_use": ["EEG"]},
+    ]
+    assert wearable_stream_read(listed) == {"eda-only": 0, "pulse-maybe": 1}
 
 
 @pytest.mark.parametrize(
