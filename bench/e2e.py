@@ -335,7 +335,8 @@ def _warmed_up(state: ServiceProcess, sessions: list[str], n_models: int) -> boo
 
 def wearable_stream_read(listed: list[dict[str, Any]]) -> dict[str, int]:
     """For each model of ``GET /models`` that reads exactly one of a wearable session's streams
-    (:data:`~affectstream.bench.pusher.WEARABLE_STREAMS`), that stream's index."""
+    (:data:`~affectstream.bench.pusher.WEARABLE_STREAMS`), that stream's index, by the model's
+    name as the predictions carry it (``name@version``)."""
     from affectstream.bench.pusher import WEARABLE_STREAMS
     from affectstream.streaming.ingest.channels import canonical_type
 
@@ -344,7 +345,7 @@ def wearable_stream_read(listed: list[dict[str, Any]]) -> dict[str, int]:
         reads = {canonical_type(t) for t in (*m.get("needs", ()), *m.get("may_use", ()))}
         hit = [j for j, (t, _) in enumerate(WEARABLE_STREAMS) if canonical_type(t) in reads]
         if len(hit) == 1:
-            out[str(m["name"])] = hit[0]
+            out[f"{m['name']}@{m['version']}"] = hit[0]
     return out
 
 

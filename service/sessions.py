@@ -170,6 +170,10 @@ class ModelSlot:
     windower: Windower | None = None
     waiting_for: str = ""  # what the pipeline cannot be built without (empty once built)
     next_build: float = 0.0  # monotonic time of the next attempt to build the pipeline
+    lead_s: float = 0.0
+    """The longest sample interval of the streams the model reads: a sample stamped t covers
+    [t, t + interval), so a window ending up to that long after now can be complete already (a
+    4 Hz EDA stream's window, with the session's phase, ends between its samples)."""
     state: ModelState = "waiting"  # what clients were last told (model_status)
     reason: str = ""
     coverage: dict[str, float] | None = None
@@ -391,6 +395,7 @@ class Session:
             self._set_state(slot, "refused", slot.waiting_for)
             return
         slot.feeder = feeder
+        slot.lead_s = max((1.0 / r for r in rates.values() if r > 0), default=0.0)
         slot.windower = Windower(wspec, self.ingest.by_type, tails=True, phase=self.window_phase)
         slot.waiting_for = ""
         slot.absent_optional = feeder.pre.absent_optional()
@@ -464,6 +469,7 @@ class Session:
             slot.waiting_for = f"cannot serve this model: {e}"
             self._set_state(slot, "refused", slot.waiting_for)
             return False
+        slot.lead_s = max((1.0 / r for r in rates.values() if r > 0), default=0.0)
         slot.windower = Windower(wspec, self.ingest.by_type, tails=True, phase=self.window_phase)
         log.info("session %s, model %s re-planned: %s", self.id, slot.name, slot.feeder.last_replan)
         return True
@@ -520,8 +526,9 @@ class Session:
                     continue
             assert slot.windower is not None
             wr = slot.windower
-            if wr.last_end is not None and now < wr.last_end + wr.spec.hop_s - POLL_AHEAD_S:
-                continue  # the next window ends in the future: it cannot be complete yet
+            next_end = None if wr.last_end is None else wr.last_end + wr.spec.hop_s
+            if next_end is not None and now < next_end - POLL_AHEAD_S - slot.lead_s:
+                continue  # the next window ends later than its newest samples can cover
             if not self._replan_if_needed(slot):
                 continue
             assert slot.feeder is not None and slot.windower is not None

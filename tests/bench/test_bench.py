@@ -60,11 +60,12 @@ def test_a_model_reading_one_wearable_stream_is_timed_by_that_stream() -> None:
     assert push_time(logs, "s", end) == push_time(logs, "s", end, stream=1) == 100.0 + 5
     assert push_time({"s": log[:, :2]}, "s", end, stream=0) == 100.0 + 5  # a two-column log
     listed = [
-        {"name": "eda-only", "needs": ["GSR"], "may_use": []},
-        {"name": "both", "needs": ["GSR", "PPG"], "may_use": []},
-        {"name": "pulse-maybe", "needs": ["BVP"], "may_use": ["EEG"]},
+        {"name": "eda-only", "version": "1", "needs": ["GSR"], "may_use": []},
+        {"name": "both", "version": "1", "needs": ["GSR", "PPG"], "may_use": []},
+        {"name": "pulse-maybe", "version": "2", "needs": ["BVP"], "may_use": ["EEG"]},
     ]
-    assert wearable_stream_read(listed) == {"eda-only": 0, "pulse-maybe": 1}
+    # keyed as the predictions name the model
+    assert wearable_stream_read(listed) == {"eda-only@1": 0, "pulse-maybe@2": 1}
 
 
 @pytest.mark.parametrize(
