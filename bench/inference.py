@@ -125,22 +125,19 @@ def measure_all(
                     "torch": time_call(run_torch, min_time_s, min_runs),
                     "max_abs_diff": float(f"{np.abs(got - want).max():.2g}"),
                 }
-                if shipped_sess is not None:
+                for side, file_sess in (
+                    ("ort_shipped", shipped_sess),
+                    ("ort_shipped_int8", int8_sess),
+                ):
+                    if file_sess is None:
+                        continue
 
                     def run_shipped(
-                        s: Any = shipped_sess, feeds: dict[str, np.ndarray] = feeds
+                        s: Any = file_sess, feeds: dict[str, np.ndarray] = feeds
                     ) -> object:
                         return s.run(None, feeds)
 
-                    entry["ort_shipped"] = time_call(run_shipped, min_time_s, min_runs)
-                if int8_sess is not None:
-
-                    def run_int8(
-                        s: Any = int8_sess, feeds: dict[str, np.ndarray] = feeds
-                    ) -> object:
-                        return s.run(None, feeds)
-
-                    entry["ort_shipped_int8"] = time_call(run_int8, min_time_s, min_runs)
+                    entry[side] = time_call(run_shipped, min_time_s, min_runs)
                 for side in ("ort", "torch", "ort_shipped", "ort_shipped_int8"):
                     if side in entry:
                         entry[side]["windows_per_s"] = round(b / entry[side]["ms_median"] * 1e3, 1)

@@ -497,6 +497,18 @@ class ModelContract:
             raise ContractError(f"{self.id}: ONNX outputs {onnx_outputs} lack {OUTPUT_NAME!r}")
 
 
+def json_object(path: Path) -> dict[str, Any]:
+    """The JSON object in ``path``; :class:`ContractError` when it is not valid JSON or not an
+    object."""
+    try:
+        raw = json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ContractError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(raw, dict):
+        raise ContractError(f"{path}: expected a JSON object")
+    return raw
+
+
 def load_contract(model_dir: Path) -> tuple[ModelContract, Path]:
     """Read ``model.json`` beside ``model.onnx`` and check the file hash.
 
@@ -508,13 +520,7 @@ def load_contract(model_dir: Path) -> tuple[ModelContract, Path]:
         raise ContractError(f"{model_dir}: no model.json (the contract is required)")
     if not opath.is_file():
         raise ContractError(f"{model_dir}: no model.onnx")
-    try:
-        raw = json.loads(cpath.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ContractError(f"{cpath}: not valid JSON ({e})") from None
-    if not isinstance(raw, dict):
-        raise ContractError(f"{cpath}: expected a JSON object")
-    contract = ModelContract.from_dict(raw, str(cpath))
+    contract = ModelContract.from_dict(json_object(cpath), str(cpath))
     if not contract.inputs:
         raise ContractError(
             f"{cpath}: no stream input: a model that reads only stimulus features (e.g. the "

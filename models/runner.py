@@ -96,9 +96,7 @@ def load_quantized(model_dir: Path, onnx_sha256: str) -> tuple[dict[str, Any], P
     ``None`` when the folder has none. Raises :class:`ContractError` when one is there but was
     not made from the model whose hash is ``onnx_sha256`` (a retrained ``model.onnx``), or its
     file changed."""
-    import json
-
-    from affectstream.models.contract import file_sha256
+    from affectstream.models.contract import file_sha256, json_object
 
     rpath, qpath = Path(model_dir) / QUANTIZED_RECORD, Path(model_dir) / QUANTIZED_ONNX
     if not rpath.is_file() and not qpath.is_file():
@@ -106,12 +104,7 @@ def load_quantized(model_dir: Path, onnx_sha256: str) -> tuple[dict[str, Any], P
     if not rpath.is_file() or not qpath.is_file():
         missing = rpath if not rpath.is_file() else qpath
         raise ContractError(f"{missing}: missing (the int8 variant needs both files)")
-    try:
-        record = json.loads(rpath.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ContractError(f"{rpath}: not valid JSON ({e})") from None
-    if not isinstance(record, dict):
-        raise ContractError(f"{rpath}: expected a JSON object")
+    record = json_object(rpath)
     if record.get("source_onnx_sha256") != onnx_sha256:
         raise ContractError(
             f"{rpath}: made from another model.onnx (sha256 "

@@ -197,6 +197,11 @@ class ModelSlot:
         )
 
 
+def _longest_interval(rates: dict[str, float]) -> float:
+    """The longest sample interval among streams at these nominal rates (0 for none)."""
+    return max((1.0 / r for r in rates.values() if r > 0), default=0.0)
+
+
 def session_phase(session_id: str) -> float:
     """The session's place in the hop, in [0, 1): a hash of its id, so that whichever process
     serves the session (a worker taking it over) cuts the same windows, and the windows of many
@@ -395,7 +400,7 @@ class Session:
             self._set_state(slot, "refused", slot.waiting_for)
             return
         slot.feeder = feeder
-        slot.lead_s = max((1.0 / r for r in rates.values() if r > 0), default=0.0)
+        slot.lead_s = _longest_interval(rates)
         slot.windower = Windower(wspec, self.ingest.by_type, tails=True, phase=self.window_phase)
         slot.waiting_for = ""
         slot.absent_optional = feeder.pre.absent_optional()
@@ -469,7 +474,7 @@ class Session:
             slot.waiting_for = f"cannot serve this model: {e}"
             self._set_state(slot, "refused", slot.waiting_for)
             return False
-        slot.lead_s = max((1.0 / r for r in rates.values() if r > 0), default=0.0)
+        slot.lead_s = _longest_interval(rates)
         slot.windower = Windower(wspec, self.ingest.by_type, tails=True, phase=self.window_phase)
         log.info("session %s, model %s re-planned: %s", self.id, slot.name, slot.feeder.last_replan)
         return True

@@ -37,10 +37,14 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
+
+if TYPE_CHECKING:
+    from affectstream.models.contract import ModelContract
+    from affectstream.models.runner import ModelRunner
 
 __all__ = [
     "DIMENSIONS",
@@ -278,6 +282,38 @@ def reliability_figure(
     plt.close(fig)
 
 
+def threshold_model(model_dir: Path, purpose: str) -> ModelRunner:
+    """The folder's model on ONNX Runtime's CPU provider, for a measurement against labels
+    (``purpose`` names it in the errors): ``ValueError`` for a stimulus-input model or a label
+    rule without a fixed threshold."""
+    from affectstream.models.runner import ModelRunner
+
+    runner = ModelRunner(Path(model_dir), providers=["CPUExecutionProvider"])
+    contract = runner.contract
+    if contract.stimulus is not None:
+        raise ValueError(f"{contract.id}: a stimulus-input model is not measured here ({purpose})")
+    if contract.label_rule.get("kind") != "threshold":
+        raise ValueError(
+            f"{contract.id}: label rule {contract.label_rule}; {purpose} needs a fixed threshold"
+        )
+    return runner
+
+
+def labelled_windows(
+    contract: ModelContract, files: list[Path], stride_s: float
+) -> tuple[dict[str, NDArray[np.float32]], NDArray[np.int64], list[int]]:
+    """The windows of ``files`` as the model is served them (the contract's preprocessing and
+    normalisation), their binary labels by the contract's threshold rule, and their subjects."""
+    from affectstream.training.datasets.deap import deap_windows
+    from affectstream.training.labels import binarise
+
+    ws = deap_windows(files, contract.preprocess_spec(), stride_s)
+    threshold = float(contract.label_rule["value"])
+    y, _ = binarise(ws.ratings[:, :2], ws.subjects, "threshold", threshold)
+    x = {i.name: i.normalise(ws.X[i.name]) for i in contract.inputs}
+    return x, y, sorted(int(s) for s in np.unique(ws.subjects))
+
+
 def calibrate_model_dir(
     model_dir: Path,
     fit_files: list[Path],
@@ -304,40 +340,29 @@ def calibrate_model_dir(
     import onnx
 
     from affectstream.models.contract import Calibration, ModelContract, file_sha256
-    from affectstream.models.runner import ModelRunner
     from affectstream.streaming.synthetic.deap import is_synthetic_deap
-    from affectstream.training.datasets.deap import deap_windows
     from affectstream.training.export import (
         calibration_section,
         contract_json,
         onnx_metadata,
         with_calibration_section,
     )
-    from affectstream.training.labels import binarise
 
     model_dir = Path(model_dir)
-    runner = ModelRunner(model_dir, providers=["CPUExecutionProvider"])
+    runner = threshold_model(model_dir, "the temperature fit")
     contract = runner.contract
-    if contract.stimulus is not None:
-        raise ValueError(f"{contract.id}: a stimulus-input model is calibrated at training time")
-    rule = contract.label_rule
-    if rule.get("kind") != "threshold":
-        raise ValueError(f"{contract.id}: label rule {rule}; this fit needs a fixed threshold")
     dataset = contract.trained_on.get("dataset", {})
     stride = float(stride_s or dataset.get("stride_s") or 2.0)
-    spec = contract.preprocess_spec()
 
     def logits_and_labels(files: list[Path]) -> tuple[Any, Any, list[int]]:
-        ws = deap_windows(files, spec, stride)
-        y, _ = binarise(ws.ratings[:, :2], ws.subjects, "threshold", float(rule["value"]))
-        x = {i.name: i.normalise(ws.X[i.name]) for i in contract.inputs}
+        x, y, subjects = labelled_windows(contract, files, stride)
         probs = np.concatenate(
             [
                 runner.run({n: v[a : a + batch] for n, v in x.items()}, calibrated=False)
-                for a in range(0, len(ws), batch)
+                for a in range(0, len(y), batch)
             ]
         )
-        return logit(probs), y, sorted(int(s) for s in np.unique(ws.subjects))
+        return logit(probs), y, subjects
 
     fit_z, fit_y, fit_subjects = logits_and_labels(fit_files)
     eval_z, eval_y, eval_subjects = logits_and_labels(eval_files)

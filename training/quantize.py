@@ -117,30 +117,15 @@ def quantize_model_dir(
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     from affectstream.models.contract import file_sha256
-    from affectstream.models.runner import QUANTIZED_ONNX, QUANTIZED_RECORD, ModelRunner
+    from affectstream.models.runner import QUANTIZED_ONNX, QUANTIZED_RECORD
     from affectstream.streaming.synthetic.deap import is_synthetic_deap
-    from affectstream.training.datasets.deap import deap_windows
-    from affectstream.training.labels import binarise
+    from affectstream.training.calibration import labelled_windows, threshold_model
 
     model_dir = Path(model_dir)
-    runner = ModelRunner(model_dir, providers=["CPUExecutionProvider"])
-    contract = runner.contract
-    if contract.stimulus is not None:
-        raise ValueError(f"{contract.id}: a stimulus-input model is not quantized here")
-    rule = contract.label_rule
-    if rule.get("kind") != "threshold":
-        raise ValueError(f"{contract.id}: label rule {rule}; the accuracy needs a fixed threshold")
+    contract = threshold_model(model_dir, "the int8 variant's accuracy").contract
     stride = float(stride_s or contract.trained_on.get("dataset", {}).get("stride_s") or 2.0)
-    spec = contract.preprocess_spec()
-
-    def windows(files: list[Path]) -> tuple[dict[str, NDArray[np.float32]], Any, list[int]]:
-        ws = deap_windows(files, spec, stride)
-        y, _ = binarise(ws.ratings[:, :2], ws.subjects, "threshold", float(rule["value"]))
-        x = {i.name: i.normalise(ws.X[i.name]) for i in contract.inputs}
-        return x, y, sorted(int(s) for s in np.unique(ws.subjects))
-
-    calib_x, _, calib_subjects = windows(calib_files)
-    eval_x, eval_y, eval_subjects = windows(eval_files)
+    calib_x, _, calib_subjects = labelled_windows(contract, calib_files, stride)
+    eval_x, eval_y, eval_subjects = labelled_windows(contract, eval_files, stride)
     if set(calib_subjects) & set(eval_subjects):
         raise ValueError(f"subjects {sorted(set(calib_subjects) & set(eval_subjects))} in both")
     n_calib = len(next(iter(calib_x.values())))
