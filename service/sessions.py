@@ -514,6 +514,8 @@ class Session:
             if next_due != self.next_due:
                 self._wakes_left = WAKES_PER_WINDOW
                 self.next_due = next_due
+                # samples before the next window end may wait in liblsl and come in one pull
+                self.ingest.want(next_due if math.isfinite(next_due) else None)
 
     def _collect(self) -> list[Due]:
         out = []

@@ -200,6 +200,7 @@ class IngestSession:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._wanted: float | None = None
 
     # -- life cycle -----------------------------------------------------------------------------
 
@@ -281,6 +282,7 @@ class IngestSession:
             replan=self._replan,
             on_data=self.on_data,
         )
+        acq.want(self._wanted)
         with self._lock:
             self.acquirers[full.key] = acq
         acq.start(inlet)
@@ -309,6 +311,15 @@ class IngestSession:
             if s.key == key:
                 return s
         return None
+
+    def want(self, until: float | None) -> None:
+        """The session's consumers wait for data up to ``until`` (LSL s; ``None``: whatever
+        comes): every stream's :meth:`StreamAcquirer.want`, also of streams found later."""
+        self._wanted = until
+        with self._lock:
+            acquirers = list(self.acquirers.values())
+        for acq in acquirers:
+            acq.want(until)
 
     # -- reading --------------------------------------------------------------------------------
 

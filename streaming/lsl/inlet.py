@@ -250,6 +250,11 @@ class Inlet:
         against ~7 µs for an empty :meth:`pull` (measured here, #16): a poller asks first."""
         return bool(_lsl_samples_available(self._inlet.obj))
 
+    def queued(self) -> int:
+        """How many samples liblsl holds for us (the same C call as :meth:`has_queued`: liblsl
+        reports the count of its queue; > 0 also when there is news for the next pull)."""
+        return int(_lsl_samples_available(self._inlet.obj))
+
     def pull(self, timeout: float = 0.0) -> tuple[NDArray[Any], NDArray[np.float64]]:
         """Wait up to ``timeout`` s for a first sample, then return all that is available.
 

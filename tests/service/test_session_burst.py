@@ -50,6 +50,8 @@ def _session(n_due: int) -> tuple[Session, ModelSlot, FakeFeeder]:
     session._announce_refused = lambda: None  # type: ignore[method-assign]
     session._optional_arrived = lambda slot: False  # type: ignore[method-assign]
     session._replan_if_needed = lambda slot: True  # type: ignore[method-assign]
+    wishes: list[float | None] = []
+    session.ingest = SimpleNamespace(want=wishes.append, wishes=wishes)  # type: ignore[assignment]
     return session, slot, feeder
 
 
@@ -64,6 +66,8 @@ def test_a_burst_of_two_is_served_more_are_coalesced(n_due: int) -> None:
     assert [float(d.features["x"][0]) for d in due] == served  # each its own features
     assert slot.coalesced == n_due - len(served)
     assert session.next_due == ends[-1] + 0.25  # the acquisition wakes the scheduler there
+    assert session.ingest.wishes == [ends[-1] + 0.25]  # type: ignore[attr-defined]
+    # and the streams' samples before it may wait in liblsl: one pull when they reach it
 
 
 def test_sessions_fall_due_spread_over_the_hop() -> None:

@@ -41,6 +41,9 @@ class FakeInlet:
     def has_queued(self) -> bool:
         return True  # always a sample (or on_pull) waiting
 
+    def queued(self) -> int:
+        return 1
+
     def pull(self, timeout: float = 0.0) -> tuple[Any, Any]:
         assert timeout == 0.0  # the loop never waits on an inlet
         if self.on_pull is not None:
@@ -159,6 +162,9 @@ class QuietInlet(FakeInlet):
 
     def has_queued(self) -> bool:
         return False  # even when lost: the acquirer's own silence pulls must catch it
+
+    def queued(self) -> int:
+        return 0
 
     def pull(self, timeout: float = 0.0) -> tuple[Any, Any]:
         self.pulls += 1
