@@ -323,6 +323,11 @@ class StreamAcquirer:
         self._hold_s = hold_s
         self._wanted = math.inf  # no wish: pull whatever is queued
         self._last_pull = -float("inf")
+        # the hold worked out at the last pull (or wish) for the loop's rounds: queued samples
+        # fewer than _hold_below are left in liblsl until _hold_until; planned for _hold_for
+        self._hold_for = math.inf
+        self._hold_below = 0
+        self._hold_until = -float("inf")
         self.held = 0
         """Rounds in which queued samples were left in liblsl (:meth:`want`)."""
 
@@ -367,17 +372,23 @@ class StreamAcquirer:
         round)."""
         self._wanted = math.inf if until is None or not math.isfinite(until) else until
 
-    def _holding(self, queued: int, inlet: Inlet, now: float) -> bool:
-        """Whether to leave the ``queued`` samples in liblsl this round (see :meth:`want`)."""
+    def _plan_hold(self, inlet: Inlet) -> None:
+        """Work out, after a pull or a new wish, how many queued samples the loop's rounds leave
+        in liblsl, and until when (see :meth:`want`): those whose estimated reach — the newest
+        stored timestamp plus the queued count and one interval at the nominal rate, as
+        ``on_data`` will say — falls short of the wish by more than :data:`HOLD_AHEAD_S` or two
+        intervals, fewer than half the inlet's chunk array, for ``hold_s`` from the last pull."""
         wanted = self._wanted
-        if wanted == math.inf or self._dejitter is None or queued * 2 >= inlet.max_chunk:
-            return False
+        self._hold_for = wanted
+        self._hold_below = 0
         last = self.health.last_timestamp
-        if last is None or now - self._last_pull >= self.hold_s:
-            return False
+        if wanted == math.inf or self._dejitter is None or last is None:
+            return
         interval = 1.0 / self.stream.nominal_srate
-        reach = last + (queued + 1) * interval  # as on_data's "complete to" will say
-        return reach < wanted - max(HOLD_AHEAD_S, 2 * interval)
+        # last + (queued + 1) * interval < wanted - ahead  <=>  queued < x  <=>  queued < ceil(x)
+        x = (wanted - max(HOLD_AHEAD_S, 2 * interval) - last) / interval - 1
+        self._hold_below = max(0, min(math.ceil(x), (inlet.max_chunk + 1) // 2))
+        self._hold_until = self._last_pull + self.hold_s
 
     @property
     def channel_labels(self) -> tuple[str, ...]:
@@ -417,14 +428,18 @@ class StreamAcquirer:
                 self._set_state(self.health.tick(now))
             return
         queued = inlet.queued()
-        if (now < self._next_tick and not queued) or (queued and self._holding(queued, inlet, now)):
+        if queued:
+            if self._hold_for != self._wanted:
+                self._plan_hold(inlet)
+            if queued < self._hold_below and now < self._hold_until:
+                self.held += 1  # nobody waits for these yet: pulled later, together (want)
+                return
+        elif now < self._next_tick:
             # nothing queued: no pull (~0.5 µs instead of ~7 µs per empty poll, #16); a real pull
             # still runs at least every poll_s of silence (below), so a lost outlet is caught
-            # even if liblsl did not report it as queued news. Queued samples nobody waits for
-            # yet: pulled later, together (want)
-            if queued:
-                self.held += 1
-            self._check_clock(now)
+            # even if liblsl did not report it as queued news
+            if now - self._last_clock_check >= self.CLOCK_CHECK_S:
+                self._check_clock(now)
             return
         self._last_pull = now
         try:
@@ -442,6 +457,7 @@ class StreamAcquirer:
         elif now >= self._next_tick:
             self._next_tick = now + self._poll_s
             self._set_state(self.health.tick(now))
+        self._plan_hold(inlet)
         self._check_clock(now)
 
     def _check_clock(self, now: float) -> None:

@@ -16,6 +16,8 @@ thing: the absolute change between successive inter-beat intervals, held from be
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from numpy.typing import NDArray
 from scipy import signal
@@ -48,27 +50,48 @@ def periph_stats(x: FloatArray, fs: float, *, step_s: float = 2.0) -> FloatArray
     return np.concatenate(stats, axis=1)
 
 
+@functools.lru_cache(maxsize=32)
+def _rate_plan(
+    n: int, fs: float, lo_hz: float, hi_hz: float
+) -> tuple[FloatArray, FloatArray, float, int, NDArray[np.intp], float, float]:
+    """What :func:`dominant_rate` computes per segment length, once: the centred sample index
+    and its sum of squares (the linear detrend's least-squares fit), the Hann window, the FFT
+    length, the band's bins, their first frequency and the bin width (the service asks every
+    second for the same lengths)."""
+    tc = np.arange(n, dtype=np.float64) - (n - 1) / 2.0
+    n_fft = max(n, int(8 * fs / lo_hz))  # zero-pad for a finer grid on short signals
+    freqs = np.fft.rfftfreq(n_fft, 1 / fs)
+    band = np.flatnonzero((freqs >= lo_hz) & (freqs <= hi_hz))
+    for a in (tc, window := np.hanning(n), band):
+        a.flags.writeable = False
+    return tc, window, float(tc @ tc), n_fft, band, float(freqs[0]), float(freqs[1] - freqs[0])
+
+
 def dominant_rate(x: FloatArray, fs: float, lo_hz: float, hi_hz: float) -> float | None:
     """Dominant frequency of ``x`` in [lo_hz, hi_hz], in events per minute; ``None`` if the
-    signal is flat or too short to resolve the band (fewer than 2 cycles of ``lo_hz``)."""
+    signal is flat or too short to resolve the band (fewer than 2 cycles of ``lo_hz``).
+
+    The signal is detrended (its least-squares line removed, as ``scipy.signal.detrend``),
+    Hann-windowed and zero-padded to at least 8 cycles of ``lo_hz``; the strongest bin of the
+    power spectrum within the band is refined by a parabola through the log power of it and its
+    neighbours."""
     x = np.asarray(x, dtype=np.float64).ravel()
     if len(x) < 2 * fs / lo_hz or np.ptp(x) == 0 or not np.isfinite(x).all():
         return None
-    x = signal.detrend(x) * np.hanning(len(x))
-    n_fft = max(len(x), int(8 * fs / lo_hz))  # zero-pad for a finer grid on short signals
-    spec = np.abs(np.fft.rfft(x, n_fft)) ** 2
-    freqs = np.fft.rfftfreq(n_fft, 1 / fs)
-    band = np.flatnonzero((freqs >= lo_hz) & (freqs <= hi_hz))
+    tc, window, tss, n_fft, band, f0, df = _rate_plan(len(x), float(fs), lo_hz, hi_hz)
     if len(band) < 3:
         return None
-    k = band[np.argmax(spec[band])]
+    slope = float(tc @ x) / tss
+    f = np.fft.rfft((x - x.mean() - slope * tc) * window, n_fft)
+    spec = f.real**2 + f.imag**2
+    k = int(band[np.argmax(spec[band])])
     if 0 < k < len(spec) - 1:  # parabolic interpolation on the log spectrum
         a, b, c = np.log(spec[k - 1 : k + 2] + 1e-300)
         denom = a - 2 * b + c
         offset = 0.5 * (a - c) / denom if denom != 0 else 0.0
     else:
         offset = 0.0
-    return float((freqs[k] + offset * (freqs[1] - freqs[0])) * 60.0)
+    return float((f0 + k * df + offset * df) * 60.0)
 
 
 def pulse_rate(ppg: FloatArray, fs: float) -> float | None:

@@ -94,3 +94,35 @@ def test_pulse_and_breathing_rate_on_a_real_recording() -> None:
     # a flat or too-short segment has no rate rather than a made-up one
     assert pulse_rate(np.zeros(3000), 100.0) is None
     assert breathing_rate(rsp[:500], 100.0) is None
+
+
+@pytest.mark.parametrize(
+    ("seconds", "fs", "band"),
+    [(10, 128.0, (40, 210)), (30, 128.0, (6, 42)), (10, 64.0, (40, 210)), (30, 25.0, (6, 42))],
+)
+def test_dominant_rate_is_the_detrended_windowed_spectrum_peak(
+    seconds: int, fs: float, band: tuple[int, int]
+) -> None:
+    """#16: the rate is computed with its per-length plan cached and the detrend in closed form;
+    it must equal the textbook computation (scipy's detrend, a Hann window, |rfft|², the
+    parabola) on any signal."""
+    from scipy import signal
+
+    from affectstream.streaming.preprocess.peripheral import dominant_rate
+
+    lo, hi = band[0] / 60, band[1] / 60
+    rng = np.random.default_rng(seconds + int(fs))
+    t = np.arange(int(seconds * fs)) / fs
+    for _ in range(5):
+        f = rng.uniform(lo, hi)
+        x = np.sin(2 * np.pi * f * t) + rng.normal(0, 0.5, len(t)) + rng.normal() * t + 3.0
+        y = signal.detrend(x) * np.hanning(len(x))
+        n_fft = max(len(x), int(8 * fs / lo))
+        spec = np.abs(np.fft.rfft(y, n_fft)) ** 2
+        freqs = np.fft.rfftfreq(n_fft, 1 / fs)
+        sel = np.flatnonzero((freqs >= lo) & (freqs <= hi))
+        k = sel[np.argmax(spec[sel])]
+        a, b, c = np.log(spec[k - 1 : k + 2])
+        expected = (freqs[k] + 0.5 * (a - c) / (a - 2 * b + c) * freqs[1]) * 60
+        assert dominant_rate(x, fs, lo, hi) == pytest.approx(expected, rel=1e-9)
+        assert abs(expected - f * 60) < 6  # and it finds the rhythm put in
