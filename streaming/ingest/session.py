@@ -201,6 +201,7 @@ class IngestSession:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._wanted: float | None = None
+        self._by_type: dict[str, StreamAcquirer] = {}  # canonical type -> its first acquirer
 
     # -- life cycle -----------------------------------------------------------------------------
 
@@ -285,6 +286,7 @@ class IngestSession:
         acq.want(self._wanted)
         with self._lock:
             self.acquirers[full.key] = acq
+            self._by_type.setdefault(canonical_type(full.type), acq)
         acq.start(inlet)
         log.info(
             "acquiring %s (%s, %d ch @ %g Hz, labels from %s, unit %s)",
@@ -325,12 +327,7 @@ class IngestSession:
 
     def by_type(self, lsl_type: str) -> StreamAcquirer | None:
         """The acquirer of the (first) stream of a canonical type, if any."""
-        want = canonical_type(lsl_type)
-        with self._lock:
-            for acq in self.acquirers.values():
-                if canonical_type(acq.stream.type) == want:
-                    return acq
-        return None
+        return self._by_type.get(canonical_type(lsl_type))  # asked for at every window
 
     def wait_for(self, types: Iterable[str], timeout: float) -> bool:
         """Wait until a stream of each type is being acquired; ``True`` if all are."""
