@@ -16,7 +16,9 @@ for at most :attr:`StreamAcquirer.hold_s` (half the stream's stale time, at most
 :data:`HOLD_MAX_S`) or until half an inlet's chunk is queued. The window's data are pulled in the
 round they arrive, as before; the chunks in between are pulled together, one pull, one dejitter
 and one ring-buffer write instead of several (a full lab session's 128 Hz streams: ~8 instead of
-32 pulls a second). Without a wish (the default) every queued sample is pulled at once.
+32 pulls a second). While a stream holds, the loop does not even look at it until the hold ends or
+:data:`WAKE_AHEAD_S` before the wished time. Without a wish (the default) every queued sample is
+pulled at once.
 
 A dead stream never stalls another (docs/lsl.md#one-thread-per-inlet):
 
@@ -83,6 +85,9 @@ HOLD_MAX_S = 0.125
 """The longest a regular stream's queued samples are left in liblsl when no consumer waits for
 them (:meth:`StreamAcquirer.want`); at most half the stream's stale time, so holding never makes a
 stream look silent."""
+WAKE_AHEAD_S = 0.05
+"""While a stream holds samples, the loop does not look at it until this long before the wished
+time (or the hold's end): no sample stamped at that time can have arrived earlier."""
 HOLD_AHEAD_S = 0.02
 """Queued samples estimated to reach within this long (or two sample intervals, the longer) of the
 wished time are pulled: the estimate counts samples at the nominal rate from the newest stored
@@ -197,6 +202,8 @@ class AcquisitionLoop:
                 continue
             now = local_clock()  # the round's time: for the silence rules and reconnection
             for acq in members:
+                if now < acq.sleep_until:
+                    continue  # holding samples nobody waits for yet (StreamAcquirer.want)
                 w.since = time.monotonic()
                 w.current = acq
                 try:
@@ -328,6 +335,9 @@ class StreamAcquirer:
         self._hold_for = math.inf
         self._hold_below = 0
         self._hold_until = -float("inf")
+        self.sleep_until = -float("inf")
+        """The loop leaves this stream alone until then (local clock): it holds samples that no
+        wish needs before (:meth:`want`)."""
         self.held = 0
         """Rounds in which queued samples were left in liblsl (:meth:`want`)."""
 
@@ -371,6 +381,7 @@ class StreamAcquirer:
         may stay in liblsl for up to :attr:`hold_s` (any thread; takes effect at the next
         round)."""
         self._wanted = math.inf if until is None or not math.isfinite(until) else until
+        self.sleep_until = -float("inf")  # look again at the next round, for the new wish
 
     def _plan_hold(self, inlet: Inlet) -> None:
         """Work out, after a pull or a new wish, how many queued samples the loop's rounds leave
@@ -381,14 +392,19 @@ class StreamAcquirer:
         wanted = self._wanted
         self._hold_for = wanted
         self._hold_below = 0
+        self.sleep_until = -float("inf")
         last = self.health.last_timestamp
         if wanted == math.inf or self._dejitter is None or last is None:
             return
         interval = 1.0 / self.stream.nominal_srate
         # last + (queued + 1) * interval < wanted - ahead  <=>  queued < x  <=>  queued < ceil(x)
         x = (wanted - max(HOLD_AHEAD_S, 2 * interval) - last) / interval - 1
-        self._hold_below = max(0, min(math.ceil(x), (inlet.max_chunk + 1) // 2))
-        self._hold_until = self._last_pull + self.hold_s
+        half = (inlet.max_chunk + 1) // 2
+        self._hold_below = max(0, min(math.ceil(x), half))
+        # at most half the chunk array arrives while the loop does not look
+        self._hold_until = self._last_pull + min(self.hold_s, half * interval)
+        if self._hold_below > 0 and self._wanted == wanted:
+            self.sleep_until = min(self._hold_until, wanted - WAKE_AHEAD_S)
 
     @property
     def channel_labels(self) -> tuple[str, ...]:
