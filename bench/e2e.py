@@ -28,7 +28,10 @@ plus one sample interval reaches it, the service's watermark) — both on the LS
 the same monotonic clock in every process of one machine. Per level: latency percentiles, the
 service's own ``latency_ms`` stages, windows coalesced (from ``GET /sessions``),
 WebSocket messages dropped, predictions received vs expected (4 windows per second per model and
-session), CPU (service, pushers, this process, whole machine) and the service's memory.
+session), CPU (service, pushers, this process, whole machine), the service process' CPU by
+thread role in ms per session-second (``service_threads_cpu_ms_per_session_second``: inference,
+scheduler, acquisition, event loop, other — from ``/proc``, by the names the threads give
+themselves at the OS level) and the service's memory.
 
 A level **holds** when p99 ≤ ``budget_ms``, no window was coalesced or skipped, no message was
 dropped and at least 95 % of the expected predictions arrived. ``capacity_sessions`` is the largest
@@ -99,6 +102,35 @@ def _cpu_now(
         "pushers": sum(cpu_seconds(p.pid) for p, _ in pushers),
         "bench": time.process_time(),
     }
+
+
+THREAD_ROLES = ("inference", "scheduler", "acquire", "event loop", "other")
+"""How :func:`_threads_cpu` groups the service's threads (by the names they give themselves at
+the OS level, :func:`affectstream.streaming.threadname.name_os_thread`; the main thread runs the
+event loop: HTTP, WebSocket sends)."""
+
+
+def _threads_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds so far of ``pid``'s threads, by role (:data:`THREAD_ROLES`; threads that
+    ended are not counted)."""
+    out = dict.fromkeys(THREAD_ROLES, 0.0)
+    tick = os.sysconf("SC_CLK_TCK")
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                raw = (task / "stat").read_text()
+                name = raw[raw.index("(") + 1 : raw.rindex(")")]
+                fields = raw.rsplit(")", 1)[1].split()
+                cpu = (int(fields[11]) + int(fields[12])) / tick
+                role = (
+                    "event loop"
+                    if int(task.name) == pid
+                    else next((r for r in THREAD_ROLES[:3] if name.startswith(r)), "other")
+                )
+                if name.startswith("acquire-"):  # the watchdog and helpers, not the loop
+                    role = "other"
+                out[role] += cpu
+    return out
 
 
 def _machine_busy() -> tuple[float, float]:
@@ -432,12 +464,14 @@ async def _run(
             ours = set(sessions)
             c0 = await asyncio.to_thread(_session_counters, state, ours)
             cpu0 = _cpu_now(service, pushers)
+            threads0 = _threads_cpu(service.pid)
             busy0, total0 = _machine_busy()
             t_a, w_a = local_clock(), time.monotonic()
             await asyncio.sleep(seconds)
             t_b, w_b = local_clock(), time.monotonic()
             busy1, total1 = _machine_busy()
             cpu1 = _cpu_now(service, pushers)
+            threads1 = _threads_cpu(service.pid)
             c1 = await asyncio.to_thread(_session_counters, state, ours)
             span = w_b - w_a
             rows.append(
@@ -449,6 +483,11 @@ async def _run(
                     "warmup_complete": warm,
                     "warmup_s": round(w_a - started, 1),
                     "cpu_cores": {k: round((cpu1[k] - cpu0[k]) / span, 3) for k in cpu0},
+                    # the service process' own threads (a gateway's, with workers)
+                    "service_threads_cpu_ms_per_session_second": {
+                        k: round((threads1[k] - threads0[k]) / span / level * 1000, 2)
+                        for k in THREAD_ROLES
+                    },
                     "machine_cpu_busy": round((busy1 - busy0) / max(1.0, total1 - total0), 3),
                     "memory": _memory_mib(service.pid),
                     "coalesced": _delta(c0, c1, "coalesced"),

@@ -52,6 +52,7 @@ from numpy.typing import NDArray
 from affectstream.service.messages import now_iso, prediction_message
 from affectstream.service.sessions import Due, ModelSlot, Session
 from affectstream.streaming.lsl.inlet import local_clock
+from affectstream.streaming.threadname import name_os_thread
 
 __all__ = ["Scheduler", "StageStats"]
 
@@ -108,7 +109,9 @@ class Scheduler:
         self._thread = threading.Thread(target=self._run, name="scheduler", daemon=True)
         self.inference_threads = max(1, inference_threads)
         self._pool = (
-            ThreadPoolExecutor(self.inference_threads, thread_name_prefix="inference")
+            ThreadPoolExecutor(
+                self.inference_threads, thread_name_prefix="inference", initializer=name_os_thread
+            )
             if self.inference_threads > 1
             else None
         )
@@ -132,6 +135,7 @@ class Scheduler:
         self._woken.set()
 
     def _run(self) -> None:
+        name_os_thread()
         next_tick = time.perf_counter()
         while not self._stop.is_set():
             self._woken.clear()

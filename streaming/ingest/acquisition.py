@@ -76,6 +76,7 @@ from affectstream.streaming.lsl.inlet import (
     StreamLostError,
     local_clock,
 )
+from affectstream.streaming.threadname import name_os_thread
 
 __all__ = ["AcquisitionLoop", "StreamAcquirer"]
 
@@ -192,6 +193,7 @@ class AcquisitionLoop:
         w.thread.start()
 
     def _run(self, w: _Worker) -> None:
+        name_os_thread()
         while not w.retired.is_set():
             started = time.perf_counter()
             members = self._snapshot
@@ -217,6 +219,7 @@ class AcquisitionLoop:
             w.retired.wait(max(0.0, self.period_s - (time.perf_counter() - started)))
 
     def _watch(self) -> None:
+        name_os_thread()
         idle = threading.Event()  # never set: its wait is the watchdog's sleep
         while True:
             idle.wait(self.hang_s / 5)

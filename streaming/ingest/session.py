@@ -40,6 +40,7 @@ from affectstream.streaming.lsl.inlet import (
     StreamDirectory,
     local_clock,
 )
+from affectstream.streaming.threadname import name_os_thread
 
 __all__ = [
     "MATCH_KEYS",
@@ -228,6 +229,7 @@ class IngestSession:
     # -- discovery ------------------------------------------------------------------------------
 
     def _discover_loop(self) -> None:
+        name_os_thread()
         while not self._stop.is_set():
             try:
                 self.discover_once()

@@ -301,6 +301,9 @@ def test_quick_run_measures_everything(
         level = doc["levels"][n]
         assert level["received_predictions"] > 0 and level["unmatched"] == 0
         assert level["cpu_cores"]["service"] > 0 and level["memory"]["rss_mib"] > 0
+        # the service's threads name themselves: the scheduler and inference are found
+        threads = level["service_threads_cpu_ms_per_session_second"]
+        assert threads["scheduler"] > 0 and threads["inference"] > 0, threads
     assert isinstance(doc["capacity_sessions"], int)
     assert doc["capacity"]["levels_tried"] == [1, 2]
     # the wearable kind: its own sweep, served by the wearable models
