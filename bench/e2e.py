@@ -30,8 +30,9 @@ service's own ``latency_ms`` stages, windows coalesced (from ``GET /sessions``),
 WebSocket messages dropped, predictions received vs expected (4 windows per second per model and
 session), CPU (service, pushers, this process, whole machine), the service process' CPU by
 thread role in ms per session-second (``service_threads_cpu_ms_per_session_second``: inference,
-scheduler, acquisition, event loop, other — from ``/proc``, by the names the threads give
-themselves at the OS level) and the service's memory.
+scheduler, acquisition, discovery with liblsl's receiving threads, event loop, other — from
+``/proc``, by the names the threads give themselves at the OS level, :data:`THREAD_ROLES`) and
+the service's memory.
 
 A level **holds** when p99 ≤ ``budget_ms``, no window was coalesced or skipped, no message was
 dropped and at least 95 % of the expected predictions arrived. ``capacity_sessions`` is the largest
@@ -104,10 +105,13 @@ def _cpu_now(
     }
 
 
-THREAD_ROLES = ("inference", "scheduler", "acquire", "event loop", "other")
-"""How :func:`_threads_cpu` groups the service's threads (by the names they give themselves at
-the OS level, :func:`affectstream.streaming.threadname.name_os_thread`; the main thread runs the
-event loop: HTTP, WebSocket sends)."""
+THREAD_ROLES = ("inference", "scheduler", "acquire", "discover", "event loop", "other")
+"""How :func:`_threads_cpu` groups the service's threads, by the names they give themselves at
+the OS level (:func:`affectstream.streaming.threadname.name_os_thread`). A native thread takes the
+name of the thread that started it: ``discover`` also holds liblsl's receiving threads of the
+inlets the sessions' discovery opened; ``scheduler`` also holds the inference of a tick with one
+model due (run on the scheduler's own thread); the main thread runs the event loop (HTTP,
+WebSocket sends)."""
 
 
 def _threads_cpu(pid: int) -> dict[str, float]:
@@ -125,7 +129,7 @@ def _threads_cpu(pid: int) -> dict[str, float]:
                 role = (
                     "event loop"
                     if int(task.name) == pid
-                    else next((r for r in THREAD_ROLES[:3] if name.startswith(r)), "other")
+                    else next((r for r in THREAD_ROLES[:4] if name.startswith(r)), "other")
                 )
                 if name.startswith("acquire-"):  # the watchdog and helpers, not the loop
                     role = "other"
