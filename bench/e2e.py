@@ -114,10 +114,9 @@ model due (run on the scheduler's own thread); the main thread runs the event lo
 WebSocket sends)."""
 
 
-def _threads_cpu(pid: int) -> dict[str, float]:
-    """CPU seconds so far of ``pid``'s threads, by role (:data:`THREAD_ROLES`; threads that
-    ended are not counted)."""
-    out = dict.fromkeys(THREAD_ROLES, 0.0)
+def _threads_cpu(pid: int) -> dict[int, tuple[str, float]]:
+    """tid → (role, CPU seconds so far) for every thread of ``pid`` (:data:`THREAD_ROLES`)."""
+    out: dict[int, tuple[str, float]] = {}
     tick = os.sysconf("SC_CLK_TCK")
     with contextlib.suppress(OSError):
         for task in Path(f"/proc/{pid}/task").iterdir():
@@ -131,9 +130,20 @@ def _threads_cpu(pid: int) -> dict[str, float]:
                     if int(task.name) == pid
                     else next((r for r in THREAD_ROLES[:4] if name.startswith(r)), "other")
                 )
-                if name.startswith("acquire-"):  # the watchdog and helpers, not the loop
+                if name.startswith("acquire-"):  # the watchdog, not the loop
                     role = "other"
-                out[role] += cpu
+                out[int(task.name)] = (role, cpu)
+    return out
+
+
+def _threads_delta(
+    before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]
+) -> dict[str, float]:
+    """CPU seconds by role between two :func:`_threads_cpu` readings: each thread alive at the
+    second one, from the first reading (or from its start, if it started in between)."""
+    out = dict.fromkeys(THREAD_ROLES, 0.0)
+    for tid, (role, cpu) in after.items():
+        out[role] += cpu - (before[tid][1] if tid in before else 0.0)
     return out
 
 
@@ -489,8 +499,8 @@ async def _run(
                     "cpu_cores": {k: round((cpu1[k] - cpu0[k]) / span, 3) for k in cpu0},
                     # the service process' own threads (a gateway's, with workers)
                     "service_threads_cpu_ms_per_session_second": {
-                        k: round((threads1[k] - threads0[k]) / span / level * 1000, 2)
-                        for k in THREAD_ROLES
+                        k: round(v / span / level * 1000, 2)
+                        for k, v in _threads_delta(threads0, threads1).items()
                     },
                     "machine_cpu_busy": round((busy1 - busy0) / max(1.0, total1 - total0), 3),
                     "memory": _memory_mib(service.pid),

@@ -338,6 +338,8 @@ class StreamAcquirer:
         self._hold_for = math.inf
         self._hold_below = 0
         self._hold_until = -float("inf")
+        self._counts = True  # liblsl reports a count (old versions said only 0 or 1)
+        self._count_misses = 0
         self.sleep_until = -float("inf")
         """The loop leaves this stream alone until then (local clock): it holds samples that no
         wish needs before (:meth:`want`)."""
@@ -397,7 +399,7 @@ class StreamAcquirer:
         self._hold_below = 0
         self.sleep_until = -float("inf")
         last = self.health.last_timestamp
-        if wanted == math.inf or self._dejitter is None or last is None:
+        if wanted == math.inf or self._dejitter is None or last is None or not self._counts:
             return
         interval = 1.0 / self.stream.nominal_srate
         # last + (queued + 1) * interval < wanted - ahead  <=>  queued < x  <=>  queued < ceil(x)
@@ -406,8 +408,10 @@ class StreamAcquirer:
         self._hold_below = max(0, min(math.ceil(x), half))
         # at most half the chunk array arrives while the loop does not look
         self._hold_until = self._last_pull + min(self.hold_s, half * interval)
-        if self._hold_below > 0 and self._wanted == wanted:
+        if self._hold_below > 1:  # (a count below 1 holds nothing: one sample is queued)
             self.sleep_until = min(self._hold_until, wanted - WAKE_AHEAD_S)
+            if self._wanted != wanted:  # want() ran meanwhile: look again at the next round
+                self.sleep_until = -float("inf")
 
     @property
     def channel_labels(self) -> tuple[str, ...]:
@@ -423,7 +427,8 @@ class StreamAcquirer:
     def step(self, now: float | None = None) -> None:
         """Pull what the inlet holds, without waiting, and store it; (re)connect in a helper
         thread when there is no inlet; apply the silence rules at ``now`` (the LSL clock, read
-        here if not given; a chunk's arrival is always read when it came). Never raises: a
+        here if not given; a chunk's arrival is read when it is pulled: up to ``hold_s`` after it
+        came for samples held, see :meth:`want`). Never raises: a
         failure is logged, kept in :attr:`error`, and ends this stream's acquisition (not the
         others')."""
         try:
@@ -469,6 +474,13 @@ class StreamAcquirer:
             self._next_connect = -float("inf")
             self._set_state(self.health.on_lost(local_clock(), str(e)))
             return
+        if len(ts) > 1 and queued == 1 and self._counts:
+            # a liblsl that reports 0 or 1 instead of the count (before 1.16) would hold every
+            # chunk completing a window: three such pulls and this stream never holds
+            self._count_misses += 1
+            if self._count_misses >= 3:
+                self._counts = False
+                log.info("stream %s: liblsl reports no queue count; not holding", self.stream.key)
         if len(ts):
             now = local_clock()  # the chunk's arrival (the dejitter compares it with its stamps)
             self._accept(data, ts, now)
@@ -532,6 +544,7 @@ class StreamAcquirer:
             self.health.on_reconnect()
         if stream.nominal_srate != self.stream.nominal_srate:
             self._take_new_rate(stream.nominal_srate, stream.uid)
+        self._hold_for = math.nan  # a new inlet: plan the hold anew
         self._inlet = inlet  # last: the loop pulls from it from now on
 
     def _take_new_channels(self, inlet: Inlet, stream: StreamDescription) -> bool:

@@ -194,3 +194,31 @@ def test_an_empty_inlet_is_asked_not_pulled_and_a_loss_is_still_caught(
         assert "stream lost" in acq.health.reason and quiet.closed
     finally:
         acq.stop()
+
+
+def test_a_liblsl_reporting_no_queue_count_is_not_held(loop: AcquisitionLoop) -> None:
+    """liblsl before 1.16 says 0 or 1 instead of how many samples it queues: the acquirer would
+    hold every chunk completing a window. After three pulls returning more than the count said,
+    the stream is pulled as it comes."""
+
+    class OneOrNone(FakeInlet):
+        max_chunk = 1024
+
+        def queued(self) -> int:
+            return 1
+
+        def pull(self, timeout: float = 0.0) -> tuple[Any, Any]:
+            self.k += 4
+            t = local_clock() - np.arange(4)[::-1] / 128.0
+            return np.full((4, 1), self.k, np.float32), t
+
+    acq = StreamAcquirer(_stream("PPG"), loop=loop)
+    acq.want(local_clock() + 3600.0)  # far ahead: a counting liblsl would hold
+    acq.start(OneOrNone())
+    try:
+        _wait(lambda: not acq._counts, "the missing count noticed")
+        pulled = acq.health.chunks
+        time.sleep(0.1)  # rounds every 2 ms: pulled at each, not once per hold_s (0.125 s)
+        assert acq.health.chunks - pulled >= 10
+    finally:
+        acq.stop()
