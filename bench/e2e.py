@@ -62,7 +62,7 @@ from typing import Any
 
 import numpy as np
 
-from affectstream.bench.machine import cpu_seconds, tree_cpu_seconds
+from affectstream.bench.machine import cpu_seconds, thread_cpu, tree_cpu_seconds
 
 __all__ = [
     "BUDGET_MS",
@@ -116,23 +116,14 @@ WebSocket sends)."""
 
 def _threads_cpu(pid: int) -> dict[int, tuple[str, float]]:
     """tid → (role, CPU seconds so far) for every thread of ``pid`` (:data:`THREAD_ROLES`)."""
-    out: dict[int, tuple[str, float]] = {}
-    tick = os.sysconf("SC_CLK_TCK")
-    with contextlib.suppress(OSError):
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            with contextlib.suppress(OSError, ValueError, IndexError):
-                raw = (task / "stat").read_text()
-                name = raw[raw.index("(") + 1 : raw.rindex(")")]
-                fields = raw.rsplit(")", 1)[1].split()
-                cpu = (int(fields[11]) + int(fields[12])) / tick
-                role = (
-                    "event loop"
-                    if int(task.name) == pid
-                    else next((r for r in THREAD_ROLES[:4] if name.startswith(r)), "other")
-                )
-                if name.startswith("acquire-"):  # the watchdog, not the loop
-                    role = "other"
-                out[int(task.name)] = (role, cpu)
+    out = {}
+    for tid, (name, cpu) in thread_cpu(pid).items():
+        role = (
+            "event loop"
+            if tid == pid
+            else next((r for r in THREAD_ROLES[:4] if name.startswith(r)), "other")
+        )
+        out[tid] = ("other" if name.startswith("acquire-") else role, cpu)  # the watchdog
     return out
 
 

@@ -269,19 +269,6 @@ def stage_summary(
     )
 
 
-def _thread_cpu(pid: int) -> dict[int, tuple[str, float]]:
-    """tid → (thread name, CPU seconds so far) for every thread of ``pid``."""
-    tick = os.sysconf("SC_CLK_TCK")
-    out = {}
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            raw = (task / "stat").read_text()
-            name = raw[raw.index("(") + 1 : raw.rindex(")")]
-            fields = raw.rsplit(")", 1)[1].split()
-            out[int(task.name)] = (name, (int(fields[11]) + int(fields[12])) / tick)
-    return out
-
-
 def _pyspy() -> str:
     """The py-spy beside this interpreter (the venv's), else on PATH."""
     here = Path(sys.executable).with_name("py-spy")
@@ -331,7 +318,7 @@ async def _profile_kind(
         start_service,
         stop_service,
     )
-    from affectstream.bench.machine import cpu_seconds, tree_cpu_seconds
+    from affectstream.bench.machine import cpu_seconds, thread_cpu, tree_cpu_seconds
     from affectstream.streaming.lsl.config import use_machine_scope
     from affectstream.streaming.lsl.inlet import local_clock
 
@@ -363,7 +350,7 @@ async def _profile_kind(
         warm = _warmed_up(state, names, len(models))
         await asyncio.sleep(2.0)
         load_start = os.getloadavg()[0]
-        threads0 = _thread_cpu(service.pid)
+        threads0 = thread_cpu(service.pid)
         cpu0, push0, bench0 = (
             tree_cpu_seconds(service.pid),
             cpu_seconds(proc.pid),
@@ -388,7 +375,7 @@ async def _profile_kind(
             cpu_seconds(proc.pid),
             time.process_time(),
         )
-        threads1 = _thread_cpu(service.pid)
+        threads1 = thread_cpu(service.pid)
         load_end = os.getloadavg()[0]
         if spy.returncode != 0 or not raw_path.is_file():
             raise RuntimeError(f"py-spy failed ({spy.returncode}): {spy.stderr.strip()[-500:]}")

@@ -340,11 +340,11 @@ class StreamAcquirer:
         self._hold_until = -float("inf")
         self._counts = True  # liblsl reports a count (old versions said only 0 or 1)
         self._count_misses = 0
+        self.held = 0
+        """Rounds in which queued samples were left in liblsl (:meth:`want`)."""
         self.sleep_until = -float("inf")
         """The loop leaves this stream alone until then (local clock): it holds samples that no
         wish needs before (:meth:`want`)."""
-        self.held = 0
-        """Rounds in which queued samples were left in liblsl (:meth:`want`)."""
 
     # -- life cycle -----------------------------------------------------------------------------
 

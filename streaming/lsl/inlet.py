@@ -244,15 +244,11 @@ class Inlet:
         except (pylsl.util.TimeoutError, pylsl.util.LostError):
             return None
 
-    def has_queued(self) -> bool:
-        """Whether liblsl holds samples for us (or news for the next pull, such as a lost
-        connection: it then reports samples so that the pull raises). One C call, ~0.5 µs
-        against ~7 µs for an empty :meth:`pull` (measured here, #16): a poller asks first."""
-        return bool(_lsl_samples_available(self._inlet.obj))
-
     def queued(self) -> int:
-        """How many samples liblsl holds for us (the same C call as :meth:`has_queued`: liblsl
-        reports the count of its queue; > 0 also when there is news for the next pull)."""
+        """How many samples liblsl holds for us (> 0 also when there is news for the next pull,
+        such as a lost connection: it then reports samples so that the pull raises). One C call,
+        ~0.5 µs against ~7 µs for an empty :meth:`pull` (measured here, #16): a poller asks
+        first."""
         return int(_lsl_samples_available(self._inlet.obj))
 
     def pull(self, timeout: float = 0.0) -> tuple[NDArray[Any], NDArray[np.float64]]:

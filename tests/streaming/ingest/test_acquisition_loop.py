@@ -38,11 +38,8 @@ class FakeInlet:
         self.closed = False
         self.k = 0
 
-    def has_queued(self) -> bool:
-        return True  # always a sample (or on_pull) waiting
-
     def queued(self) -> int:
-        return 1
+        return 1  # always a sample (or on_pull) waiting
 
     def pull(self, timeout: float = 0.0) -> tuple[Any, Any]:
         assert timeout == 0.0  # the loop never waits on an inlet
@@ -160,11 +157,8 @@ class QuietInlet(FakeInlet):
         self.pulls = 0
         self.lost = False
 
-    def has_queued(self) -> bool:
-        return False  # even when lost: the acquirer's own silence pulls must catch it
-
     def queued(self) -> int:
-        return 0
+        return 0  # even when lost: the acquirer's own silence pulls must catch it
 
     def pull(self, timeout: float = 0.0) -> tuple[Any, Any]:
         self.pulls += 1

@@ -1,5 +1,5 @@
 """The inlet's direct pull (#16): arguments built once per inlet, liblsl called without pylsl's
-per-call Python; ``has_queued`` and ``local_clock`` through the same library keeping the GIL.
+per-call Python; ``queued`` and ``local_clock`` through the same library keeping the GIL.
 Real outlets and inlets on loopback, every numeric format the service takes."""
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def _pull_until(inlet: Inlet, n: int) -> tuple[np.ndarray, np.ndarray]:
 def test_the_direct_pull_returns_what_was_pushed(session_name: str, fmt: str, dtype: type) -> None:
     outlet, inlet = _open(session_name, fmt, 3)
     try:
-        assert not inlet.has_queued()
+        assert inlet.queued() == 0
         x, t = inlet.pull(timeout=0.0)
         assert x.shape == (0, 3) and t.shape == (0,)
         sent = (np.arange(100 * 3).reshape(100, 3) % 1000).astype(dtype)
@@ -62,15 +62,15 @@ def test_the_direct_pull_returns_what_was_pushed(session_name: str, fmt: str, dt
         for k in range(0, 100, 10):  # ten chunks, more than one pull's worth between pulls
             outlet.push_chunk(sent[k : k + 10], stamps[k : k + 10].tolist())
         deadline = time.monotonic() + 10
-        while not inlet.has_queued():
-            assert time.monotonic() < deadline, "has_queued never saw the samples"
+        while not inlet.queued():
+            assert time.monotonic() < deadline, "queued never saw the samples"
             time.sleep(0.002)
         got, ts = _pull_until(inlet, 100)
         assert got.dtype == dtype and got.shape == (100, 3)
         np.testing.assert_array_equal(got, sent)
         # clock sync only: the stamps as pushed (same machine, offset ~0)
         np.testing.assert_allclose(ts, stamps, atol=1e-3)
-        assert not inlet.has_queued()
+        assert inlet.queued() == 0
         # the timestamps returned are the caller's to keep: the next pull does not overwrite them
         outlet.push_chunk(sent[:5], (stamps[-1] + 1 + np.arange(5) / 128.0).tolist())
         _, ts2 = _pull_until(inlet, 5)
