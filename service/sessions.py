@@ -96,6 +96,11 @@ POLL_AHEAD_S = 0.05
 now on our clock, give or take the clock-correction error (well below a millisecond on one
 machine or a LAN). Skipping the earlier ticks saves most of the scheduler's polling."""
 
+COVER_TOL_S = 1e-6
+"""A model is polled for its next window once its streams are complete to within this of the
+window's end (the windower's own test allows a billionth of a hop: polling a little early costs
+one empty poll, never a window)."""
+
 LSL_OUT_TYPE = "Affect"
 """The LSL type of the prediction streams (``serve --lsl-out``)."""
 LSL_OUT_CHANNELS = (
@@ -444,6 +449,21 @@ class Session:
         slot.rebuilds += 1
         slot.last_rebuild = why
 
+    def _covered_to(self, windower: Windower) -> float:
+        """The time up to which every stream of ``windower`` is complete, from the streams'
+        health (the windower's own watermark reads each buffer under its lock); ``-inf`` while
+        a stream is missing or empty. A stream's buffer never holds more than its health has
+        seen except between storing a chunk and counting it, and the chunk's ``on_data`` wakes
+        the scheduler after that."""
+        covered = math.inf
+        for inp in windower.spec.inputs:
+            acq = self.ingest.by_type(inp.type)
+            reach = None if acq is None else acq.complete_to()
+            if reach is None:
+                return -math.inf
+            covered = min(covered, reach)
+        return covered
+
     def _replan_if_needed(self, slot: ModelSlot) -> bool:
         """Re-plan a model whose streams came back at other rates (new resampling, fresh
         state); ``False`` when the slot must be rebuilt instead (a stream is gone, or the new
@@ -536,6 +556,8 @@ class Session:
             next_end = None if wr.last_end is None else wr.last_end + wr.spec.hop_s
             if next_end is not None and now < next_end - POLL_AHEAD_S - slot.lead_s:
                 continue  # the next window ends later than its newest samples can cover
+            if next_end is not None and self._covered_to(wr) < next_end - COVER_TOL_S:
+                continue  # a stream has not reached it (its chunk will wake the scheduler)
             if not self._replan_if_needed(slot):
                 continue
             assert slot.feeder is not None and slot.windower is not None

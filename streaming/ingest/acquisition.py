@@ -413,6 +413,16 @@ class StreamAcquirer:
             if self._wanted != wanted:  # want() ran meanwhile: look again at the next round
                 self.sleep_until = -float("inf")
 
+    def complete_to(self) -> float | None:
+        """The time up to which this stream's stored samples are complete — the newest stored
+        timestamp plus one interval at the nominal rate, as ``on_data`` says — or ``None``
+        before the first sample (any thread; no lock: read from the health, which the
+        acquisition thread updates right after it stores a chunk and before ``on_data``)."""
+        last = self.health.last_timestamp
+        if last is None or self.stream.nominal_srate <= 0:  # (irregular: its newest stamp)
+            return last
+        return last + 1.0 / self.stream.nominal_srate
+
     @property
     def channel_labels(self) -> tuple[str, ...]:
         """The labels of the buffer's columns as a consumer should use them; ``()`` if unknown."""

@@ -81,3 +81,40 @@ def test_sessions_fall_due_spread_over_the_hop() -> None:
     assert phases == [session_phase(i) for i in ids] and all(0 <= p < 1 for p in phases)
     counts = np.histogram(phases, bins=10, range=(0, 1))[0]
     assert counts.min() >= 8, counts  # about 20 per tenth of the hop
+
+
+def test_a_model_is_not_polled_before_its_streams_reach_its_next_window() -> None:
+    """#16: a model whose next window ends after the newest sample of one of its streams is not
+    polled (nor checked for a re-plan) at the ticks before that stream gets there; it is polled
+    once every stream is complete to the window's end."""
+    from affectstream.streaming.lsl.inlet import local_clock
+
+    session, slot, feeder = _session(0)
+    windower = slot.windower
+    assert isinstance(windower, FakeWindower)
+    next_end = local_clock() - 0.75  # long enough ago for the LSL clock's own test to pass
+    windower.last_end = next_end - 0.25
+    polls: list[float] = []
+    original = windower.poll
+
+    def counting_poll(max_windows: int | None = None) -> list[Window]:
+        polls.append(next_end)
+        return original(max_windows)
+
+    windower.poll = counting_poll  # type: ignore[method-assign]
+    replans: list[ModelSlot] = []
+    session._replan_if_needed = lambda s: replans.append(s) or True  # type: ignore[method-assign]
+    reach = {"GSR": next_end - 0.1}
+    acquirer = SimpleNamespace(complete_to=lambda: reach["GSR"])
+    session.ingest.by_type = lambda t: acquirer if t == "GSR" else None  # type: ignore[attr-defined]
+    for _ in range(3):
+        session.collect()
+    assert polls == [] and replans == []  # the stream is 0.1 s short of the window's end
+    reach["GSR"] = None  # type: ignore[assignment]  # (an empty stream: nothing to cut either)
+    session.collect()
+    assert polls == []
+    windower.windows = [Window(next_end - 2.0, next_end, {})]
+    reach["GSR"] = next_end
+    due = session.collect()
+    assert polls == [next_end] and replans == [slot]
+    assert [d.window_end for d in due] == [next_end] and feeder.fed == [next_end]
