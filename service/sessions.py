@@ -725,10 +725,10 @@ class Session:
         if self._quality is not None and self._quality[0] == window_end:
             return self._quality[1]
         q: dict[str, Any] = {}
-        for row in self.ingest.report():
-            q[str(row["type"])] = {"state": row["state"], "nonfinite": row.get("nonfinite", 0)}
-            if row.get("unit"):
-                q[str(row["type"])]["unit"] = row["unit"]  # "µS (assumed)" when none was given
+        for kind, state, nonfinite, unit in self.ingest.states():
+            q[str(kind)] = {"state": state, "nonfinite": nonfinite}
+            if unit:
+                q[str(kind)]["unit"] = unit  # "µS (assumed)" when none was given
         if self._rates is None or not 0 <= window_end - self._rates[0] < RATE_REFRESH_S:
             rates: dict[str, float | None] = {}
             for kind, fn in (("PPG", pulse_rate), ("RESP", breathing_rate)):

@@ -106,6 +106,9 @@ class RingBuffer:
 
     def _gather(self, oldest: int, lo: int, hi: int) -> tuple[NDArray[Any], NDArray[np.float64]]:
         """Copy logical samples lo..hi-1 (0 = oldest held). Caller holds the lock."""
+        a = (oldest + lo) % self.capacity
+        if a + (hi - lo) <= self.capacity:  # one run of memory: a slice copy, no index array
+            return self._data[a : a + hi - lo].copy(), self._ts[a : a + hi - lo].copy()
         idx = (oldest + np.arange(lo, hi)) % self.capacity
         return self._data[idx], self._ts[idx]
 

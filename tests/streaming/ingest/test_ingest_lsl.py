@@ -233,6 +233,11 @@ def test_wrong_channel_count_is_refused_with_a_message(prefix: str) -> None:
         while acq.health.samples < 10 and time.monotonic() < deadline:
             time.sleep(0.05)
         report = {r["type"]: r for r in session.report()}
+        rows = session.report()
+        states = session.states()
+    # what a prediction's quality reads: the report's values, in its order (refused included)
+    assert states == [(r["type"], r["state"], r["nonfinite"], r["unit"]) for r in rows]
+    assert [s[0] for s in states] == ["EEG", "GSR"] and states[1][3] == "µS (assumed)"
     assert report["EEG"]["state"] == "refused"
     assert "has 31 channel(s); this session expects 32 for EEG" in str(report["EEG"]["reason"])
     assert report["GSR"]["state"] == "ok" and report["GSR"]["samples"] == 10
