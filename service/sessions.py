@@ -68,7 +68,7 @@ from affectstream.streaming.ingest.windows import Window, Windower
 from affectstream.streaming.lsl.inlet import StreamDirectory, decode_marker, local_clock
 from affectstream.streaming.lsl.outlet import IRREGULAR_RATE, ChannelDesc, OutletSpec, open_outlet
 from affectstream.streaming.preprocess.peripheral import breathing_rate, pulse_rate
-from affectstream.streaming.preprocess.pipeline import WindowFeeder
+from affectstream.streaming.preprocess.pipeline import SharedInputs, WindowFeeder
 
 SERVED_AT_ONCE = 2
 """Windows of one model found due together that are all served: two windows due at once are a
@@ -242,6 +242,8 @@ class Session:
         """The earliest window end a running model waits for (LSL s; ``inf``: none known yet,
         the scheduler's ticks find the first windows); set by :meth:`collect`."""
         self._wakes_left = WAKES_PER_WINDOW
+        self.shared_inputs = SharedInputs()
+        """Inputs several of the session's models compute the same way, computed once."""
         self.match = match
         self.created = time.time()
         self.slots = [ModelSlot(r, waiting_for=_needs(r)) for r in runners]
@@ -399,7 +401,7 @@ class Session:
             # the labels in effect: the session's, a one-channel stream's modality, the stream's
             labels[stream] = acq.channel_labels
         try:
-            feeder, wspec = WindowFeeder.for_spec(spec, rates, labels)
+            feeder, wspec = WindowFeeder.for_spec(spec, rates, labels, self.shared_inputs)
         except ValueError as e:
             slot.waiting_for = f"cannot serve this model: {e}"
             self._set_state(slot, "refused", slot.waiting_for)

@@ -39,6 +39,7 @@ kept) and returns the window spec the windowing layer must use from then on.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -73,6 +74,7 @@ from affectstream.streaming.preprocess.spec import (
 
 __all__ = [
     "Preprocessor",
+    "SharedInputs",
     "WindowFeeder",
     "column_streams",
     "delivery_window_s",
@@ -301,6 +303,84 @@ class _InputState:
         return str(last.fallback or "cvxEDA fell back")
 
 
+SHARED_KEEP = 16
+"""Outputs a shared input keeps (the newest, by window end): a model up to this many hops behind
+the one that computed them reads them instead of computing its own (4 s at a 0.25 s hop)."""
+
+
+@dataclass
+class _Shared:
+    """One input's state as several models of a session compute it, and its latest outputs."""
+
+    state: _InputState
+    pos: float | None = None  # the end of the newest window pushed
+    done: dict[float, tuple[FloatArray | None, str | None]] = field(default_factory=dict)
+    """window end (rounded, :func:`_end_key`) → (feature, or ``None`` before a full window;
+    fallback), the newest :data:`SHARED_KEEP`"""
+
+
+@dataclass
+class _Link:
+    """A model's use of a shared input."""
+
+    entry: _Shared
+    out: tuple[FloatArray | None, str | None] | None = None  # the current window's
+
+
+def _end_key(t_end: float) -> float:
+    return round(t_end, 6)
+
+
+class SharedInputs:
+    """The inputs that several models of one session compute the same way, computed once
+    (serving; :class:`WindowFeeder` with ``shared``).
+
+    Two models' inputs are the same computation when they have the same feature (kind,
+    channels, rate, window, filters, options, calibration period; a partial-montage allowance
+    aside), read the same streams at the same delivered rates with the same channel labels, and
+    have the same hop: cnn-lstm and cnn-lstm-lab compute the same EEG grid, rtcan1d and
+    rtcan1d-eda-bvp the same online cvxEDA of the skin conductance. Their windows end on the same
+    grid (a session's phase), so the first model to reach a window end pushes its hop into the
+    shared state and the others read its output (kept for :data:`SHARED_KEEP` window ends).
+
+    A model that restarts its state (a gap in one of *its* streams, a rebuild) joins the shared
+    state as it is when that state is current — the input's own streams have no gap then — and
+    starts it afresh from its whole window when nobody kept it current (a window end newer than
+    the state's). A model more than :data:`SHARED_KEEP` hops behind the others gets no features
+    for its windows until it has caught up to the window ends the shared state keeps (a model
+    falls behind when the service does; it then serves only its newest windows anyway), nor for
+    a window whose restart cannot join (a hop that is not a whole number of samples of a
+    stream); each such window is counted in ``missed``.
+
+    Counters: ``computed`` (hops pushed into shared states), ``reused`` (outputs read instead of
+    computed), ``started`` (shared states started afresh from a whole window), ``missed``.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[Any, _Shared] = {}
+        self.started = 0
+        self.computed = 0
+        self.reused = 0
+        self.missed = 0
+
+    def entry(self, key: Any, make: Any) -> _Shared:
+        found = self._entries.get(key)
+        if found is None:
+            found = self._entries[key] = _Shared(make())
+        return found
+
+    def advance(self, e: _Shared, chunks: Mapping[str, FloatArray], t_end: float) -> None:
+        e.state.push(chunks)
+        e.pos = t_end
+        e.done[_end_key(t_end)] = (
+            e.state.feature() if e.state.full else None,
+            e.state.fallback,
+        )
+        if len(e.done) > SHARED_KEEP:
+            del e.done[min(e.done)]
+        self.computed += 1
+
+
 @dataclass
 class Preprocessor:
     """Stateful preprocessing of one spec; see the module docstring.
@@ -317,10 +397,34 @@ class Preprocessor:
     spec: PreprocessSpec
     stream_rates: Mapping[str, float]
     stream_labels: Mapping[str, tuple[str, ...]]
+    shared: SharedInputs | None = None
+    """Serving: compute the inputs other models of the session compute the same way once
+    (:class:`SharedInputs`; fed through :meth:`push_window`)."""
     _states: list[_InputState] = field(init=False, repr=False)
+    _links: list[_Link | None] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._states = [self._make_state(i) for i in self.spec.inputs]
+        self._links = self._link_all()
+
+    def _link_all(self) -> list[_Link | None]:
+        shared = self.shared
+        if shared is None:
+            return [None] * len(self._states)
+        links: list[_Link | None] = []
+        for inp in self.spec.inputs:
+            streams = [s for s in dict.fromkeys(c.stream for c in inp.channels)]
+            key = (
+                dataclasses.replace(inp, min_channels=None),  # (which montages it accepts)
+                self.spec.hop_s,
+                tuple(
+                    (s, float(self.stream_rates[s]), tuple(self.stream_labels[s]))
+                    for s in streams
+                    if s in self.stream_labels
+                ),
+            )
+            links.append(_Link(shared.entry(key, lambda inp=inp: self._make_state(inp))))
+        return links
 
     def _make_state(self, inp: FeatureInput) -> _InputState:
         indices: dict[str, list[int]] = {}
@@ -426,11 +530,18 @@ class Preprocessor:
         "Fallbacks"). Ask after each :meth:`push` (in serving, after
         :meth:`WindowFeeder.feed`) and report it with the window's prediction, or withhold it.
         """
-        return {st.spec.name: f for st in self._states if (f := st.fallback) is not None}
+        out: dict[str, str] = {}
+        for st, link in zip(self._states, self._links, strict=True):
+            f = link.out[1] if link is not None and link.out is not None else st.fallback
+            if f is not None:
+                out[st.spec.name] = f
+        return out
 
     def reset(self) -> None:
-        """Forget all state (after a gap in the data)."""
+        """Forget all state (after a gap in the data); a shared input's state is the session's
+        (:class:`SharedInputs`: the next :meth:`push_window` decides)."""
         self._states = [self._make_state(i) for i in self.spec.inputs]
+        self._links = self._link_all()
 
     def replan(self, stream_rates: Mapping[str, float]) -> None:
         """Take the streams at new rates from now on (a stream restarted at another rate): the
@@ -455,18 +566,86 @@ class Preprocessor:
 
         chunks : stream type → ndarray, shape (n_samples, n_channels) at ``stream_rates``
         """
+        if self.shared is not None:
+            raise RuntimeError("a preprocessor with shared inputs is fed by push_window")
         for st in self._states:
             st.push(chunks)
 
+    def push_window(self, chunks: Mapping[str, FloatArray], t_end: float, whole: bool) -> None:
+        """Serving with :attr:`shared`: push the window ending at ``t_end`` — ``chunks`` is its
+        last hop of every stream, or with ``whole`` (after :meth:`reset`) the whole window.
+        Inputs shared with other models are pushed once per window end (see
+        :class:`SharedInputs`)."""
+        for i, st in enumerate(self._states):
+            link = self._links[i]
+            if link is None:
+                st.push(chunks)
+            else:
+                self._push_linked(i, link, chunks, t_end, whole)
+
+    def _push_linked(
+        self, i: int, link: _Link, chunks: Mapping[str, FloatArray], t_end: float, whole: bool
+    ) -> None:
+        shared, e, hop = self.shared, link.entry, self.spec.hop_s
+        assert shared is not None
+        link.out = e.done.get(_end_key(t_end))
+        if link.out is not None:  # another model computed this window end: read it
+            shared.reused += 1
+            return
+        if e.pos is not None and math.isclose(t_end - e.pos, hop, abs_tol=1e-6):
+            # the next window end of the shared state: push this hop (a model restarting joins
+            # the state as it is, with the last hop of its whole window)
+            tail = self._last_hop(self.spec.inputs[i], chunks) if whole else chunks
+            if tail is not None:
+                shared.advance(e, tail, t_end)
+                link.out = e.done[_end_key(t_end)]
+                return
+        elif whole and (e.pos is None or e.pos < t_end):  # nobody kept it current: afresh
+            e.state = self._make_state(self.spec.inputs[i])
+            shared.started += 1
+            shared.advance(e, chunks, t_end)
+            link.out = e.done[_end_key(t_end)]
+            return
+        shared.missed += 1  # behind the shared state by more than it keeps: no features
+
+    def _last_hop(
+        self, inp: FeatureInput, chunks: Mapping[str, FloatArray]
+    ) -> dict[str, FloatArray] | None:
+        """The last hop of each of ``inp``'s streams in whole-window ``chunks``; ``None`` when a
+        hop is not a whole number of samples of one of them."""
+        out: dict[str, FloatArray] = {}
+        for s in dict.fromkeys(c.stream for c in inp.channels):
+            if s not in chunks:
+                continue
+            n = self.spec.hop_s * float(self.stream_rates[s])
+            if abs(n - round(n)) > 1e-9 or round(n) > len(chunks[s]):
+                return None
+            out[s] = chunks[s][len(chunks[s]) - round(n) :]
+        return out
+
+    def _full(self, i: int) -> bool:
+        link = self._links[i]
+        if link is not None:
+            return link.out is not None and link.out[0] is not None
+        return self._states[i].full
+
     @property
     def ready(self) -> bool:
-        return all(st.full for st in self._states)
+        return all(self._full(i) for i in range(len(self._states)))
 
     def features(self) -> dict[str, FloatArray]:
         """The model inputs for the trailing window (only when :attr:`ready`)."""
         if not self.ready:
             raise RuntimeError("not enough data yet for a full window")
-        return {st.spec.name: st.feature() for st in self._states}
+        out: dict[str, FloatArray] = {}
+        for st, link in zip(self._states, self._links, strict=True):
+            if link is not None and link.out is not None:
+                feature = link.out[0]
+                assert feature is not None
+                out[st.spec.name] = feature
+            else:
+                out[st.spec.name] = st.feature()
+        return out
 
 
 def preprocess_recording(
@@ -559,12 +738,14 @@ class WindowFeeder:
         spec: PreprocessSpec,
         native_rates: Mapping[str, float],
         stream_labels: Mapping[str, tuple[str, ...]],
+        shared: SharedInputs | None = None,
     ) -> tuple[WindowFeeder, WindowSpec]:
         """The feeder and the :class:`~affectstream.streaming.ingest.windows.WindowSpec` that must
-        feed it."""
+        feed it; with ``shared`` (a session's :class:`SharedInputs`), inputs other models of the
+        session compute the same way are computed once."""
         plan = source_rate_plan(spec, native_rates)
         rates = {s: float(native_rates[s]) for s in spec.streams if s in native_rates}
-        feeder = cls(Preprocessor(spec, plan, stream_labels), native_rates=rates)
+        feeder = cls(Preprocessor(spec, plan, stream_labels, shared), native_rates=rates)
         return feeder, feeder.window_spec()
 
     @property
@@ -635,13 +816,17 @@ class WindowFeeder:
             chunks: dict[str, FloatArray] | None = dict(window.data)
         else:
             chunks = self._new_samples(window) if follows else None
+        whole = chunks is None
         if chunks is None:
             if self.last_end is not None:
                 self.resets += 1
             self.pre.reset()
             self._drift.clear()
             chunks = dict(window.data)
-        self.pre.push(chunks)
+        if self.pre.shared is None:
+            self.pre.push(chunks)
+        else:
+            self.pre.push_window(chunks, window.t_end, whole)
         if not window.tail:  # what _new_samples compares the next whole window with
             self._previous = dict(window.data)
         self.last_end = window.t_end

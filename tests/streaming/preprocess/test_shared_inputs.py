@@ -1,0 +1,221 @@
+"""Inputs several models of a session compute the same way are computed once (#16): the shipped
+rtcan1d and rtcan1d-eda-bvp read the same online cvxEDA of the skin conductance, cnn-lstm and
+cnn-lstm-lab the same EEG grid. With a session's :class:`SharedInputs` each model gets exactly
+the features it gets on its own, while the shared input is pushed once per window end; a model
+that restarts joins the shared state; one far behind gets no features until it has caught up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+
+from affectstream.models.contract import load_contract
+from affectstream.streaming.formats.deap import CHANNELS, SFREQ
+from affectstream.streaming.ingest.ring_buffer import RingBuffer
+from affectstream.streaming.ingest.windows import Window, Windower
+from affectstream.streaming.preprocess.pipeline import SHARED_KEEP, SharedInputs, WindowFeeder
+from affectstream.streaming.preprocess.spec import PreprocessSpec
+from affectstream.streaming.replay.deap import REPLAY_STREAMS, deap_trial_streams
+from affectstream.streaming.synthetic.deap import generate_subject
+
+ZOO = Path(__file__).resolve().parents[3] / "models" / "zoo"
+LABELS = {s.type: tuple(CHANNELS[i].name for i in s.channels) for s in REPLAY_STREAMS}
+RATES = {s.type: SFREQ for s in REPLAY_STREAMS}
+T0 = 7000.0
+
+
+def _spec(name: str) -> PreprocessSpec:
+    return load_contract(ZOO / name)[0].preprocess_spec()
+
+
+@pytest.fixture(scope="module")
+def trial() -> dict[str, np.ndarray]:
+    data, _ = generate_subject(1, n_trials=1, seed=5)
+    return {k: v[: int(45 * SFREQ)] for k, v in deap_trial_streams(data[0]).items()}
+
+
+class Model:
+    """One model's windower and feeder over the session's buffers, as a session holds them."""
+
+    def __init__(self, name: str, sources: Any, shared: SharedInputs | None) -> None:
+        spec = _spec(name)
+        self.feeder, wspec = WindowFeeder.for_spec(
+            spec, {s: RATES[s] for s in spec.streams}, LABELS, shared
+        )
+        self.windower = Windower(wspec, sources.get, tails=True)
+        self.out: dict[float, dict[str, np.ndarray]] = {}
+        self.none: list[float] = []
+
+    def poll(self) -> None:
+        for w in self.windower.poll():
+            features = self.feeder.feed(w)
+            if features is not None:
+                self.out[round(w.t_end - T0, 6)] = features
+            else:
+                self.none.append(round(w.t_end - T0, 6))
+
+
+def _play(
+    trial: dict[str, np.ndarray],
+    names: list[str],
+    shared: SharedInputs | None,
+    *,
+    skip: dict[str, tuple[float, float]] | None = None,
+    gap: tuple[str, float, float] | None = None,
+) -> dict[str, Model]:
+    """Stream the trial into ring buffers in random chunks; poll every model after each chunk,
+    except a model in ``skip`` (not polled between those seconds: it falls behind); ``gap``:
+    (stream, from, to) seconds of NaN in that stream."""
+    if gap is not None:
+        trial = dict(trial)
+        stream, lo, hi = gap
+        trial[stream] = trial[stream].copy()
+        trial[stream][int(lo * SFREQ) : int(hi * SFREQ)] = np.nan
+    sources = {
+        kind: SimpleNamespace(
+            buffer=RingBuffer(int(60 * SFREQ), x.shape[1]),
+            stream=SimpleNamespace(nominal_srate=RATES[kind]),
+        )
+        for kind, x in trial.items()
+    }
+    models = {n: Model(n, sources, shared) for n in names}
+    rng = np.random.default_rng(11)
+    n = len(trial["EEG"])
+    ts = T0 + np.arange(n) / SFREQ
+    k = 0
+    while k < n:
+        step = int(rng.integers(1, 40))
+        for kind, src in sources.items():
+            src.buffer.write(trial[kind][k : k + step], ts[k : k + step])
+        k += step
+        now = k / SFREQ
+        for name in rng.permutation(names):  # models reach a window end in any order
+            m = models[name]
+            lo, hi = (skip or {}).get(name, (np.inf, np.inf))
+            if lo <= now < hi:
+                continue
+            m.poll()
+    return models
+
+
+def _same(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> bool:
+    """The same features up to floating-point rounding: the compiled cvxEDA's last bits depend
+    on where its arrays lie in memory (two computations of one segment differ by ~1e-12)."""
+    return a.keys() == b.keys() and all(
+        a[k].shape == b[k].shape and np.allclose(a[k], b[k], rtol=1e-9, atol=1e-9) for k in a
+    )
+
+
+@pytest.mark.parametrize(
+    ("pair", "states"),
+    [
+        # one cvxEDA of the skin conductance for both, the pulse input of the second
+        (("rtcan1d", "rtcan1d-eda-bvp"), 2),
+        # one EEG grid for both; their peripheral inputs differ (channel order, optional AUX)
+        (("cnn-lstm", "cnn-lstm-lab"), 3),
+    ],
+)
+def test_models_in_step_get_their_own_features_and_the_shared_input_is_computed_once(
+    trial: dict[str, np.ndarray], pair: tuple[str, str], states: int
+) -> None:
+    alone = {n: _play(trial, [n], None)[n] for n in pair}
+    shared = SharedInputs()
+    both = _play(trial, list(pair), shared)
+    for n in pair:
+        assert both[n].out.keys() == alone[n].out.keys() and len(alone[n].out) > 20
+        assert all(_same(both[n].out[t], alone[n].out[t]) for t in alone[n].out)
+        assert both[n].none == alone[n].none and both[n].feeder.resets == 0
+    pushes = {n: both[n].windower.emitted for n in pair}
+    n_inputs = {n: len(_spec(n).inputs) for n in pair}
+    assert shared.reused > 0 and shared.missed == 0
+    assert shared.started == states  # each distinct input started once
+    # every input of both models is pushed once per window end it reaches: the shared one once
+    # for both, so the pushes into shared states fall short of the sum by the reads
+    assert shared.computed + shared.reused == sum(pushes[n] * n_inputs[n] for n in pair)
+    assert shared.reused >= min(pushes.values()) - 1
+
+
+def test_the_cvxeda_of_two_models_runs_once_per_window_end(trial: dict[str, np.ndarray]) -> None:
+    from affectstream.streaming.preprocess import eda
+
+    calls = []
+    update = eda.OnlineCvxEda.update
+
+    def counting(self: Any, x: Any) -> Any:
+        calls.append(len(x))
+        return update(self, x)
+
+    eda.OnlineCvxEda.update = counting  # type: ignore[method-assign]
+    try:
+        calls.clear()
+        _play(trial, ["rtcan1d", "rtcan1d-eda-bvp"], None)
+        alone = len(calls)
+        calls.clear()
+        both = _play(trial, ["rtcan1d", "rtcan1d-eda-bvp"], SharedInputs())
+        together = len(calls)
+    finally:
+        eda.OnlineCvxEda.update = update  # type: ignore[method-assign]
+    ends = max(m.windower.emitted for m in both.values())
+    assert together == ends and alone >= 2 * ends - 2, (alone, together, ends)
+
+
+def test_a_model_far_behind_gets_no_features_until_it_reads_the_shared_outputs_again(
+    trial: dict[str, np.ndarray],
+) -> None:
+    # rtcan1d-eda-bvp is not polled for 8 s (32 hops > SHARED_KEEP): when it comes back, the
+    # window ends it continues from are older than the shared cvxEDA keeps
+    assert SHARED_KEEP < 8.0 / 0.25
+    shared = SharedInputs()
+    skip = {"rtcan1d-eda-bvp": (25.0, 33.0)}
+    models = _play(trial, ["rtcan1d", "rtcan1d-eda-bvp"], shared, skip=skip)
+    lead, lag = models["rtcan1d"], models["rtcan1d-eda-bvp"]
+    warm = 20.0 + 3.0  # its bvp input standardises over its first 3 s: no features before
+    missed = [t for t in lag.none if t >= warm]
+    assert shared.missed > 0 and len(missed) == shared.missed  # counted, none served
+    assert all(25.0 <= t < 33.0 for t in missed), missed
+    # then it reads the window ends the other model computed, exactly, and keeps serving
+    back = [t for t in lag.out if t > 25.0]
+    assert len(back) > 40 and all(t in lead.out for t in back)
+    assert all(np.array_equal(lag.out[t]["eda"], lead.out[t]["eda"]) for t in back)
+    assert lag.feeder.resets == 0
+    # the model that kept going was not disturbed: as on its own
+    alone = _play(trial, ["rtcan1d"], None)["rtcan1d"]
+    assert lead.out.keys() == alone.out.keys()
+    assert all(_same(lead.out[t], alone.out[t]) for t in alone.out)
+
+
+def test_a_model_restarting_joins_the_shared_state_as_it_is(trial: dict[str, np.ndarray]) -> None:
+    # half a second of NaN in the pulse stream, which rtcan1d-eda-bvp reads and rtcan1d does not:
+    # its windows over the gap are withheld, then it restarts from a whole window, and its cvxEDA
+    # input joins the state rtcan1d kept current; rtcan1d's features do not change
+    shared = SharedInputs()
+    gap = ("PPG", 21.0, 21.5)
+    models = _play(trial, ["rtcan1d", "rtcan1d-eda-bvp"], shared, gap=gap)
+    alone = _play(trial, ["rtcan1d"], None, gap=gap)["rtcan1d"]
+    lead, other = models["rtcan1d"], models["rtcan1d-eda-bvp"]
+    assert lead.out.keys() == alone.out.keys()
+    assert all(_same(lead.out[t], alone.out[t]) for t in alone.out)
+    assert other.windower.skipped and other.feeder.resets == 1 and shared.missed == 0
+    # started afresh: the cvxEDA once (the first window), the pulse input twice (nobody else
+    # kept it current over the gap)
+    assert shared.started == 3
+    after = [t for t in other.out if t > 41.5]
+    assert after and all(t in lead.out for t in after)
+    assert all(np.array_equal(other.out[t]["eda"], lead.out[t]["eda"]) for t in after)
+    # on its own it would have restarted its cvxEDA from that window instead
+    on_its_own = _play(trial, ["rtcan1d-eda-bvp"], None, gap=gap)["rtcan1d-eda-bvp"]
+    assert on_its_own.feeder.resets == 1 and on_its_own.out.keys() == other.out.keys()
+
+
+def test_without_a_session_registry_nothing_is_shared_and_push_is_refused_with_one() -> None:
+    spec = _spec("rtcan1d")
+    feeder, _ = WindowFeeder.for_spec(spec, {"GSR": SFREQ}, LABELS, SharedInputs())
+    with pytest.raises(RuntimeError, match="push_window"):
+        feeder.pre.push({"GSR": np.zeros((32, 1))})
+    lone, _ = WindowFeeder.for_spec(spec, {"GSR": SFREQ}, LABELS)
+    x = np.linspace(1.0, 2.0, int(20 * SFREQ))[:, None]
+    assert lone.feed(Window(0.0, 20.0, {"GSR": x})) is not None
