@@ -574,6 +574,10 @@ class Session:
             fed: list[tuple[Window, dict[str, NDArray[np.float64]], dict[str, str] | None]] = []
             for w in windows:
                 features = slot.feeder.feed(w)
+                if slot.feeder.wants_whole:  # an input shared with other models lost step
+                    slot.feeder.wants_whole = False
+                    wr.restart()
+                    break  # (the next window comes whole)
                 if features is not None:
                     fed.append((w, features, slot.feeder.pre.fallbacks() or None))
             preprocess_s = time.perf_counter() - t0

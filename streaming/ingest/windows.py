@@ -258,6 +258,10 @@ class Windower:
         if not 0.0 <= self.phase < 1.0:
             raise ValueError(f"phase must be within [0, 1), got {self.phase}")
 
+    def restart(self) -> None:
+        """Cut the next window whole, not as its last hop (its consumer restarts its state)."""
+        self._emitted_end = None
+
     def poll(self, max_windows: int | None = None) -> list[Window]:
         """All windows due now (oldest first); windows that cannot be cut are counted in
         :attr:`skipped` by reason and not returned.

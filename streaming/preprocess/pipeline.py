@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -317,14 +318,19 @@ class _Shared:
     done: dict[float, tuple[FloatArray | None, str | None]] = field(default_factory=dict)
     """window end (rounded, :func:`_end_key`) → (feature, or ``None`` before a full window;
     fallback), the newest :data:`SHARED_KEEP`"""
+    links: weakref.WeakSet[_Link] = field(default_factory=weakref.WeakSet)
+    """The models' links to it (gone with their preprocessors)."""
 
 
-@dataclass
+@dataclass(eq=False)
 class _Link:
-    """A model's use of a shared input."""
+    """A model's use of a shared input: it reads and pushes the shared state, or (``private``)
+    computes on a state of its own until it can follow the shared one again."""
 
     entry: _Shared
-    out: tuple[FloatArray | None, str | None] | None = None  # the current window's
+    private: bool = False
+    last: float | None = None  # the window end it last read or pushed in the shared state
+    out: tuple[FloatArray | None, str | None] | None = None  # the current window's, if shared
 
 
 def _end_key(t_end: float) -> float:
@@ -335,25 +341,35 @@ class SharedInputs:
     """The inputs that several models of one session compute the same way, computed once
     (serving; :class:`WindowFeeder` with ``shared``).
 
-    Two models' inputs are the same computation when they have the same feature (kind,
-    channels, rate, window, filters, options, calibration period; a partial-montage allowance
-    aside), read the same streams at the same delivered rates with the same channel labels, and
-    have the same hop: cnn-lstm and cnn-lstm-lab compute the same EEG grid, rtcan1d and
-    rtcan1d-eda-bvp the same online cvxEDA of the skin conductance. Their windows end on the same
-    grid (a session's phase), so the first model to reach a window end pushes its hop into the
-    shared state and the others read its output (kept for :data:`SHARED_KEEP` window ends).
+    Two models' inputs are the same computation when they have the same feature (name, kind,
+    channels, rate, window, step, filters, options, calibration period, optional streams; the
+    partial-montage allowance aside), read the same streams at the same delivered rates with the
+    same channel labels, and have the same hop: cnn-lstm and cnn-lstm-lab compute the same EEG
+    grid, rtcan1d and rtcan1d-eda-bvp the same online cvxEDA of the skin conductance. Their
+    windows end on the same grid (a session's phase), so the first model to reach a window end
+    pushes its hop into the shared state and the others read its output (kept for
+    :data:`SHARED_KEEP` window ends).
 
-    A model that restarts its state (a gap in one of *its* streams, a rebuild) joins the shared
-    state as it is when that state is current — the input's own streams have no gap then — and
-    starts it afresh from its whole window when nobody kept it current (a window end newer than
-    the state's). A model more than :data:`SHARED_KEEP` hops behind the others gets no features
-    for its windows until it has caught up to the window ends the shared state keeps (a model
-    falls behind when the service does; it then serves only its newest windows anyway), nor for
-    a window whose restart cannot join (a hop that is not a whole number of samples of a
-    stream); each such window is counted in ``missed``.
+    A model restarting its state (a gap in one of *its* streams, a rebuild) with a whole window:
+
+    - joins the shared state as it is when that state is one hop behind (pushing the window's
+      last hop) or a few hops behind within the window (pushing each hop it lacks, from the
+      window): the input's own streams had no gap, so its state keeps going for everyone;
+    - starts the shared state afresh from the window when no other model is at the state's
+      newest window end (nobody is keeping it going);
+    - otherwise (another model keeps the state going where this one cannot join: it is ahead of
+      this window beyond what is kept, or a hop is not a whole number of samples) computes on a
+      state of its own, counted in ``private``.
+
+    A model on a state of its own goes back to the shared one at the first window end the shared
+    state has computed or is one hop behind. A model continuing from a window end whose
+    successor the shared state will not compute (it fell more than :data:`SHARED_KEEP` hops
+    behind) gets no features for that window and restarts from its next window, cut whole
+    (:attr:`WindowFeeder.wants_whole`; counted in ``missed``).
 
     Counters: ``computed`` (hops pushed into shared states), ``reused`` (outputs read instead of
-    computed), ``started`` (shared states started afresh from a whole window), ``missed``.
+    computed), ``started`` (shared states started afresh), ``private``, ``missed``. States no
+    model links to any more are dropped when a model links.
     """
 
     def __init__(self) -> None:
@@ -361,13 +377,21 @@ class SharedInputs:
         self.started = 0
         self.computed = 0
         self.reused = 0
+        self.private = 0
         self.missed = 0
 
-    def entry(self, key: Any, make: Any) -> _Shared:
+    def link(self, key: Any, make: Any) -> _Link:
+        for old in [k for k, e in self._entries.items() if not e.links]:
+            del self._entries[old]  # (a model rebuilt or re-planned with other streams)
         found = self._entries.get(key)
         if found is None:
             found = self._entries[key] = _Shared(make())
-        return found
+        link = _Link(found)
+        found.links.add(link)
+        return link
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
     def advance(self, e: _Shared, chunks: Mapping[str, FloatArray], t_end: float) -> None:
         e.state.push(chunks)
@@ -423,7 +447,7 @@ class Preprocessor:
                     if s in self.stream_labels
                 ),
             )
-            links.append(_Link(shared.entry(key, lambda inp=inp: self._make_state(inp))))
+            links.append(shared.link(key, lambda inp=inp: self._make_state(inp)))
         return links
 
     def _make_state(self, inp: FeatureInput) -> _InputState:
@@ -532,7 +556,8 @@ class Preprocessor:
         """
         out: dict[str, str] = {}
         for st, link in zip(self._states, self._links, strict=True):
-            f = link.out[1] if link is not None and link.out is not None else st.fallback
+            shared = link is not None and not link.private and link.out is not None
+            f = link.out[1] if shared and link is not None and link.out is not None else st.fallback
             if f is not None:
                 out[st.spec.name] = f
         return out
@@ -571,61 +596,94 @@ class Preprocessor:
         for st in self._states:
             st.push(chunks)
 
-    def push_window(self, chunks: Mapping[str, FloatArray], t_end: float, whole: bool) -> None:
+    def push_window(self, chunks: Mapping[str, FloatArray], t_end: float, whole: bool) -> bool:
         """Serving with :attr:`shared`: push the window ending at ``t_end`` — ``chunks`` is its
         last hop of every stream, or with ``whole`` (after :meth:`reset`) the whole window.
         Inputs shared with other models are pushed once per window end (see
-        :class:`SharedInputs`)."""
+        :class:`SharedInputs`). ``False`` when a shared input cannot continue from this hop (the
+        shared state will not compute it): no features for this window; the caller resets and
+        feeds the next window whole."""
+        ok = True
         for i, st in enumerate(self._states):
             link = self._links[i]
             if link is None:
                 st.push(chunks)
-            else:
-                self._push_linked(i, link, chunks, t_end, whole)
+            elif not self._push_linked(i, link, chunks, t_end, whole):
+                ok = False
+        return ok
 
     def _push_linked(
         self, i: int, link: _Link, chunks: Mapping[str, FloatArray], t_end: float, whole: bool
-    ) -> None:
-        shared, e, hop = self.shared, link.entry, self.spec.hop_s
+    ) -> bool:
+        shared, e, hop, inp = self.shared, link.entry, self.spec.hop_s, self.spec.inputs[i]
         assert shared is not None
         link.out = e.done.get(_end_key(t_end))
         if link.out is not None:  # another model computed this window end: read it
+            link.private, link.last = False, t_end
             shared.reused += 1
-            return
+            return True
         if e.pos is not None and math.isclose(t_end - e.pos, hop, abs_tol=1e-6):
-            # the next window end of the shared state: push this hop (a model restarting joins
-            # the state as it is, with the last hop of its whole window)
-            tail = self._last_hop(self.spec.inputs[i], chunks) if whole else chunks
+            # the shared state's next window end: push this hop (a model restarting, or on a
+            # state of its own, joins it as it is with its window's last hop)
+            tail = chunks if not whole else self._last_hop(inp, chunks, 1)
             if tail is not None:
-                shared.advance(e, tail, t_end)
-                link.out = e.done[_end_key(t_end)]
-                return
-        elif whole and (e.pos is None or e.pos < t_end):  # nobody kept it current: afresh
-            e.state = self._make_state(self.spec.inputs[i])
+                self._advance(link, tail, t_end)
+                return True
+        if link.private:
+            self._states[i].push(chunks)
+            return True
+        if not whole:
+            shared.missed += 1  # the shared state will not compute this window end
+            return False
+        if e.pos is not None and t_end - inp.window_s - 1e-6 <= e.pos < t_end:
+            k = round((t_end - e.pos) / hop)
+            hops = [self._last_hop(inp, chunks, j) for j in range(k, 0, -1)]
+            if math.isclose(e.pos + k * hop, t_end, abs_tol=1e-6) and all(
+                h is not None for h in hops
+            ):  # a few hops behind, within this window: push each hop it lacks
+                for j, h in zip(range(k, 0, -1), hops, strict=True):
+                    assert h is not None
+                    self._advance(link, h, t_end - (j - 1) * hop)
+                return True
+        if e.pos is None or not any(
+            other is not link and not other.private and other.last == e.pos for other in e.links
+        ):  # nobody keeps it going: afresh from this window
+            e.state = self._make_state(inp)
             shared.started += 1
-            shared.advance(e, chunks, t_end)
-            link.out = e.done[_end_key(t_end)]
-            return
-        shared.missed += 1  # behind the shared state by more than it keeps: no features
+            self._advance(link, chunks, t_end)
+            return True
+        self._states[i] = self._make_state(inp)  # others keep it going where this one cannot
+        self._states[i].push(chunks)
+        link.private, link.last = True, None
+        shared.private += 1
+        return True
+
+    def _advance(self, link: _Link, chunks: Mapping[str, FloatArray], t_end: float) -> None:
+        assert self.shared is not None
+        self.shared.advance(link.entry, chunks, t_end)
+        link.private, link.last = False, t_end
+        link.out = link.entry.done[_end_key(t_end)]
 
     def _last_hop(
-        self, inp: FeatureInput, chunks: Mapping[str, FloatArray]
+        self, inp: FeatureInput, chunks: Mapping[str, FloatArray], back: int
     ) -> dict[str, FloatArray] | None:
-        """The last hop of each of ``inp``'s streams in whole-window ``chunks``; ``None`` when a
-        hop is not a whole number of samples of one of them."""
+        """Hop ``back`` from the end (1: the last) of each of ``inp``'s streams in whole-window
+        ``chunks``; ``None`` when a hop is not a whole number of samples of one of them, or the
+        window does not hold it."""
         out: dict[str, FloatArray] = {}
         for s in dict.fromkeys(c.stream for c in inp.channels):
             if s not in chunks:
                 continue
             n = self.spec.hop_s * float(self.stream_rates[s])
-            if abs(n - round(n)) > 1e-9 or round(n) > len(chunks[s]):
+            if abs(n - round(n)) > 1e-9 or back * round(n) > len(chunks[s]):
                 return None
-            out[s] = chunks[s][len(chunks[s]) - round(n) :]
+            end = len(chunks[s]) - (back - 1) * round(n)
+            out[s] = chunks[s][end - round(n) : end]
         return out
 
     def _full(self, i: int) -> bool:
         link = self._links[i]
-        if link is not None:
+        if link is not None and not link.private:
             return link.out is not None and link.out[0] is not None
         return self._states[i].full
 
@@ -639,7 +697,7 @@ class Preprocessor:
             raise RuntimeError("not enough data yet for a full window")
         out: dict[str, FloatArray] = {}
         for st, link in zip(self._states, self._links, strict=True):
-            if link is not None and link.out is not None:
+            if link is not None and not link.private and link.out is not None:
                 feature = link.out[0]
                 assert feature is not None
                 out[st.spec.name] = feature
@@ -729,6 +787,10 @@ class WindowFeeder:
     replans: int = 0
     last_replan: str = ""
     """Why the latest :meth:`replan` happened, e.g. ``"GSR 50 → 51.2 Hz"``."""
+    wants_whole: bool = False
+    """Set when an input shared with other models could not continue from the window's hop
+    (:class:`SharedInputs`): the window gave no features and the next must be cut whole
+    (:meth:`~affectstream.streaming.ingest.windows.Windower.restart`); the caller clears it."""
     _previous: dict[str, FloatArray] = field(default_factory=dict, init=False, repr=False)
     _drift: dict[str, float] = field(default_factory=dict, init=False, repr=False)
 
@@ -825,8 +887,13 @@ class WindowFeeder:
             chunks = dict(window.data)
         if self.pre.shared is None:
             self.pre.push(chunks)
-        else:
-            self.pre.push_window(chunks, window.t_end, whole)
+        elif not self.pre.push_window(chunks, window.t_end, whole):
+            self.resets += 1  # restarts from the next window, cut whole
+            self.last_end = None
+            self._previous.clear()
+            self._drift.clear()
+            self.wants_whole = True
+            return None
         if not window.tail:  # what _new_samples compares the next whole window with
             self._previous = dict(window.data)
         self.last_end = window.t_end

@@ -32,6 +32,7 @@ class FakeFeeder:
     def __init__(self) -> None:
         self.fed: list[float] = []
         self.pre = SimpleNamespace(fallbacks=dict, streams=("GSR",))
+        self.wants_whole = False
 
     def feed(self, w: Window) -> dict[str, Any]:
         self.fed.append(w.t_end)

@@ -41,7 +41,10 @@ def trial() -> dict[str, np.ndarray]:
 class Model:
     """One model's windower and feeder over the session's buffers, as a session holds them."""
 
-    def __init__(self, name: str, sources: Any, shared: SharedInputs | None) -> None:
+    def __init__(
+        self, name: str, sources: Any, shared: SharedInputs | None, catch_up: int | None = 8
+    ) -> None:
+        self.catch_up = catch_up  # the session's bound on the windows cut in one poll
         spec = _spec(name)
         self.feeder, wspec = WindowFeeder.for_spec(
             spec, {s: RATES[s] for s in spec.streams}, LABELS, shared
@@ -51,12 +54,16 @@ class Model:
         self.none: list[float] = []
 
     def poll(self) -> None:
-        for w in self.windower.poll():
+        for w in self.windower.poll(self.catch_up):
             features = self.feeder.feed(w)
             if features is not None:
                 self.out[round(w.t_end - T0, 6)] = features
             else:
                 self.none.append(round(w.t_end - T0, 6))
+            if self.feeder.wants_whole:  # what the session does (Session._collect)
+                self.feeder.wants_whole = False
+                self.windower.restart()
+                break
 
 
 def _play(
@@ -66,6 +73,7 @@ def _play(
     *,
     skip: dict[str, tuple[float, float]] | None = None,
     gap: tuple[str, float, float] | None = None,
+    catch_up: int | None = 8,
 ) -> dict[str, Model]:
     """Stream the trial into ring buffers in random chunks; poll every model after each chunk,
     except a model in ``skip`` (not polled between those seconds: it falls behind); ``gap``:
@@ -82,7 +90,7 @@ def _play(
         )
         for kind, x in trial.items()
     }
-    models = {n: Model(n, sources, shared) for n in names}
+    models = {n: Model(n, sources, shared, catch_up) for n in names}
     rng = np.random.default_rng(11)
     n = len(trial["EEG"])
     ts = T0 + np.arange(n) / SFREQ
@@ -131,7 +139,7 @@ def test_models_in_step_get_their_own_features_and_the_shared_input_is_computed_
         assert both[n].none == alone[n].none and both[n].feeder.resets == 0
     pushes = {n: both[n].windower.emitted for n in pair}
     n_inputs = {n: len(_spec(n).inputs) for n in pair}
-    assert shared.reused > 0 and shared.missed == 0
+    assert shared.reused > 0 and shared.missed == 0 and shared.private == 0
     assert shared.started == states  # each distinct input started once
     # every input of both models is pushed once per window end it reaches: the shared one once
     # for both, so the pushes into shared states fall short of the sum by the reads
@@ -163,29 +171,101 @@ def test_the_cvxeda_of_two_models_runs_once_per_window_end(trial: dict[str, np.n
     assert together == ends and alone >= 2 * ends - 2, (alone, together, ends)
 
 
-def test_a_model_far_behind_gets_no_features_until_it_reads_the_shared_outputs_again(
-    trial: dict[str, np.ndarray],
+@pytest.mark.parametrize("catch_up", [8, None])
+def test_a_model_far_behind_is_served_again_from_the_shared_state(
+    trial: dict[str, np.ndarray], catch_up: int | None
 ) -> None:
-    # rtcan1d-eda-bvp is not polled for 8 s (32 hops > SHARED_KEEP): when it comes back, the
-    # window ends it continues from are older than the shared cvxEDA keeps
+    # rtcan1d-eda-bvp is not polled for 8 s (32 hops > SHARED_KEEP)
     assert SHARED_KEEP < 8.0 / 0.25
     shared = SharedInputs()
     skip = {"rtcan1d-eda-bvp": (25.0, 33.0)}
-    models = _play(trial, ["rtcan1d", "rtcan1d-eda-bvp"], shared, skip=skip)
+    models = _play(trial, ["rtcan1d", "rtcan1d-eda-bvp"], shared, skip=skip, catch_up=catch_up)
     lead, lag = models["rtcan1d"], models["rtcan1d-eda-bvp"]
     warm = 20.0 + 3.0  # its bvp input standardises over its first 3 s: no features before
-    missed = [t for t in lag.none if t >= warm]
-    assert shared.missed > 0 and len(missed) == shared.missed  # counted, none served
-    assert all(25.0 <= t < 33.0 for t in missed), missed
-    # then it reads the window ends the other model computed, exactly, and keeps serving
-    back = [t for t in lag.out if t > 25.0]
-    assert len(back) > 40 and all(t in lead.out for t in back)
+    served_none = [t for t in lag.none if t >= warm]
+    if catch_up is not None:
+        # as the session polls: the windows older than its catch-up are skipped, the first cut
+        # is whole and ends among the window ends the shared state keeps: read, not computed
+        assert lag.windower.skipped and served_none == [] and lag.feeder.resets == 1
+        assert shared.missed == 0 and shared.private == 0
+    else:
+        # every window cut: the first continues from an end the shared state no longer keeps
+        # (no features, the rest of that burst dropped), the next comes whole at the newest end
+        # and joins the shared state there
+        assert len(served_none) == 1 and 25.0 <= served_none[0] < 33.0
+        assert shared.missed == 1 and shared.private == 0 and lag.feeder.resets == 1
+    back = [t for t in lag.out if t > 34.0]
+    assert len(back) > 30 and all(t in lead.out for t in back)
     assert all(np.array_equal(lag.out[t]["eda"], lead.out[t]["eda"]) for t in back)
-    assert lag.feeder.resets == 0
     # the model that kept going was not disturbed: as on its own
     alone = _play(trial, ["rtcan1d"], None)["rtcan1d"]
     assert lead.out.keys() == alone.out.keys()
     assert all(_same(lead.out[t], alone.out[t]) for t in alone.out)
+
+
+def _two_streams(lag_s: float) -> tuple[PreprocessSpec, PreprocessSpec, Any]:
+    """Two models sharing a raw GSR input at 64 Hz (5 s window, 3 s calibration); the second
+    also reads PPG, which reaches the service ``lag_s`` after the GSR."""
+    from affectstream.streaming.preprocess.spec import ChannelRef, FeatureInput, FeatureKind
+
+    gsr = FeatureInput("x", FeatureKind.RAW, (ChannelRef("GSR", "GSR"),), 32.0, 5.0, baseline_s=3.0)
+    ppg = FeatureInput("y", FeatureKind.RAW, (ChannelRef("PPG", "PPG"),), 32.0, 5.0)
+    return PreprocessSpec((gsr,), 0.25), PreprocessSpec((gsr, ppg), 0.25), lag_s
+
+
+def _run_two(
+    a: PreprocessSpec, b: PreprocessSpec, lag_s: float, shared: SharedInputs | None
+) -> dict[str, dict[float, dict[str, np.ndarray]]]:
+    rate, n = 64.0, (60 * 64)
+    ts = T0 + np.arange(n) / rate
+    rng = np.random.default_rng(1)
+    x = {s: np.cumsum(rng.normal(size=(n, 1)), axis=0) for s in ("GSR", "PPG")}
+    src = {
+        s: SimpleNamespace(
+            buffer=RingBuffer(int(90 * rate), 1), stream=SimpleNamespace(nominal_srate=rate)
+        )
+        for s in x
+    }
+    models = {}
+    for name, spec in (("A", a), ("B", b)):
+        feeder, wspec = WindowFeeder.for_spec(
+            spec, dict.fromkeys(spec.streams, rate), {s: (s,) for s in spec.streams}, shared
+        )
+        models[name] = (feeder, Windower(wspec, src.get, tails=True), {})
+    late = int(lag_s * rate)
+    for k in range(0, n + late, 16):
+        if k < n:
+            src["GSR"].buffer.write(x["GSR"][k : k + 16], ts[k : k + 16])
+        if 0 <= k - late < n:
+            src["PPG"].buffer.write(
+                x["PPG"][k - late : k - late + 16], ts[k - late : k - late + 16]
+            )
+        for feeder, windower, out in models.values():
+            for w in windower.poll(8):
+                features = feeder.feed(w)
+                if features is not None:
+                    out[round(w.t_end - T0, 6)] = features
+                if feeder.wants_whole:
+                    feeder.wants_whole = False
+                    windower.restart()
+                    break
+    return {name: out for name, (_, _, out) in models.items()}
+
+
+@pytest.mark.parametrize("lag_s", [0.0, 1.0, 5.0])
+def test_a_model_whose_own_stream_lags_gets_every_window(lag_s: float) -> None:
+    """A stream only one of the models reads arrives late (a buffering relay): that model's
+    windows trail the other's by as much. Within what the shared state keeps it reads the
+    outputs; beyond (5 s = 20 hops) it computes on a state of its own — every window served."""
+    a, b, _ = _two_streams(lag_s)
+    alone = {"A": _run_two(a, b, lag_s, None)["A"], "B": _run_two(a, b, lag_s, None)["B"]}
+    shared = SharedInputs()
+    both = _run_two(a, b, lag_s, shared)
+    for name in ("A", "B"):
+        assert both[name].keys() == alone[name].keys() and len(alone[name]) > 150
+        assert all(_same(both[name][t], alone[name][t]) for t in alone[name])
+    assert shared.missed == 0
+    assert (shared.private == 1) if lag_s > SHARED_KEEP * 0.25 else (shared.reused > 150)
 
 
 def test_a_model_restarting_joins_the_shared_state_as_it_is(trial: dict[str, np.ndarray]) -> None:
@@ -219,3 +299,41 @@ def test_without_a_session_registry_nothing_is_shared_and_push_is_refused_with_o
     lone, _ = WindowFeeder.for_spec(spec, {"GSR": SFREQ}, LABELS)
     x = np.linspace(1.0, 2.0, int(20 * SFREQ))[:, None]
     assert lone.feed(Window(0.0, 20.0, {"GSR": x})) is not None
+
+
+def test_a_model_restarting_ahead_of_a_lagging_one_fills_in_the_hops_it_lacks() -> None:
+    """Two models of one spec (mlstm-fcn-periph: 10 s windows, 3 s calibration); B trails A by
+    three hops (a stream of its arrives later) and keeps the shared state going while A skips
+    five windows (a gap in a stream only A reads) and restarts: A pushes the hops the shared
+    state lacks from its whole window instead of starting it afresh, so B's features are those
+    it has on its own, all of them."""
+    spec = _spec("mlstm-fcn-periph")
+    rate = 128.0
+    rates, labels = dict.fromkeys(spec.streams, rate), {s: (s,) for s in spec.streams}
+    rng = np.random.default_rng(0)
+    n = int(60 * rate)
+    ts = np.arange(n) / rate
+    x = {s: rng.normal(size=(n, 1)) + 5 for s in spec.streams}
+    shared = SharedInputs()
+    a, wspec = WindowFeeder.for_spec(spec, rates, labels, shared)
+    b, _ = WindowFeeder.for_spec(spec, rates, labels, shared)
+    alone, _ = WindowFeeder.for_spec(spec, rates, labels)
+
+    def window(k: int) -> Window:
+        t_end = k * spec.hop_s
+        i0 = int(np.searchsorted(ts, t_end - wspec.window_s - 1e-6))
+        m = round(wspec.window_s * rate)
+        return Window(t_end - wspec.window_s, t_end, {s: x[s][i0 : i0 + m] for s in spec.streams})
+
+    differ = []
+    for k in range(40, 200):
+        if not 120 <= k < 125:
+            a.feed(window(k))
+        if k - 3 >= 40:
+            fb, fa = b.feed(window(k - 3)), alone.feed(window(k - 3))
+            if (fb is None) != (fa is None) or (
+                fb is not None and fa is not None and not _same(fb, fa)
+            ):
+                differ.append(k - 3)
+    assert a.resets == 1 and differ == [] and shared.missed == 0 and shared.private == 0
+    assert shared.started == len(spec.inputs)  # once each, at the first window
