@@ -762,6 +762,8 @@ class Session:
             **({} if self.served else {"unserved": self.unserved_reason()}),
             "lsl_out": self.lsl_out is not None,
             "streams": self.ingest.report(),
+            # inputs several of its models compute the same way, computed once (SharedInputs)
+            "shared_inputs": self.shared_inputs.counters(),
             "models": [
                 {
                     "model": s.name,

@@ -393,6 +393,17 @@ class SharedInputs:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def counters(self) -> dict[str, int]:
+        """What ``GET /sessions/{id}`` shows: the shared states and the counters above."""
+        return {
+            "states": len(self._entries),
+            "started": self.started,
+            "computed": self.computed,
+            "reused": self.reused,
+            "private": self.private,
+            "missed": self.missed,
+        }
+
     def advance(self, e: _Shared, chunks: Mapping[str, FloatArray], t_end: float) -> None:
         e.state.push(chunks)
         e.pos = t_end

@@ -91,6 +91,10 @@ def test_predictions_arrive_at_the_hop_rate_with_the_schema(
     assert [round(b - a, 6) for a, b in itertools.pairwise(ends)] == [0.25] * (len(ends) - 1)
     assert detail["models"][0]["coalesced"] == 0
     assert detail["models"][0]["online_score"]["windows"] > 0  # scored against the markers
+    # the session's inputs go through its shared states (one model: one state, nothing read)
+    shared = detail["shared_inputs"]
+    assert shared["states"] == 1 and shared["computed"] >= len(preds) and shared["reused"] == 0
+    assert shared["missed"] == 0 and shared["private"] == 0
 
 
 @pytest.mark.serial  # as above: the hop rate holds only when the machine is not saturated
