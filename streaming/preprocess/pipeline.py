@@ -363,9 +363,10 @@ class SharedInputs:
 
     A model on a state of its own goes back to the shared one at the first window end the shared
     state has computed or is one hop behind. A model continuing from a window end whose
-    successor the shared state will not compute (it fell more than :data:`SHARED_KEEP` hops
-    behind) gets no features for that window and restarts from its next window, cut whole
-    (:attr:`WindowFeeder.wants_whole`; counted in ``missed``).
+    successor the shared state will not compute (the state moved past it: started afresh ahead
+    of it, or it fell more than :data:`SHARED_KEEP` hops behind) gets no features for that
+    window and restarts from its next window, cut whole (:attr:`WindowFeeder.wants_whole`;
+    counted in ``missed``).
 
     Counters: ``computed`` (hops pushed into shared states), ``reused`` (outputs read instead of
     computed), ``started`` (shared states started afresh), ``private``, ``missed``. States no
@@ -389,9 +390,6 @@ class SharedInputs:
         link = _Link(found)
         found.links.add(link)
         return link
-
-    def __len__(self) -> int:
-        return len(self._entries)
 
     def counters(self) -> dict[str, int]:
         """What ``GET /sessions/{id}`` shows: the shared states and the counters above."""
@@ -448,13 +446,12 @@ class Preprocessor:
             return [None] * len(self._states)
         links: list[_Link | None] = []
         for inp in self.spec.inputs:
-            streams = [s for s in dict.fromkeys(c.stream for c in inp.channels)]
             key = (
                 dataclasses.replace(inp, min_channels=None),  # (which montages it accepts)
                 self.spec.hop_s,
                 tuple(
                     (s, float(self.stream_rates[s]), tuple(self.stream_labels[s]))
-                    for s in streams
+                    for s in inp.streams
                     if s in self.stream_labels
                 ),
             )
@@ -566,9 +563,9 @@ class Preprocessor:
         :meth:`WindowFeeder.feed`) and report it with the window's prediction, or withhold it.
         """
         out: dict[str, str] = {}
-        for st, link in zip(self._states, self._links, strict=True):
-            shared = link is not None and not link.private and link.out is not None
-            f = link.out[1] if shared and link is not None and link.out is not None else st.fallback
+        for i, st in enumerate(self._states):
+            read = self._read(i)
+            f = st.fallback if read is None else read[1]
             if f is not None:
                 out[st.spec.name] = f
         return out
@@ -682,7 +679,7 @@ class Preprocessor:
         ``chunks``; ``None`` when a hop is not a whole number of samples of one of them, or the
         window does not hold it."""
         out: dict[str, FloatArray] = {}
-        for s in dict.fromkeys(c.stream for c in inp.channels):
+        for s in inp.streams:
             if s not in chunks:
                 continue
             n = self.spec.hop_s * float(self.stream_rates[s])
@@ -692,11 +689,18 @@ class Preprocessor:
             out[s] = chunks[s][end - round(n) : end]
         return out
 
-    def _full(self, i: int) -> bool:
+    def _read(self, i: int) -> tuple[FloatArray | None, str | None] | None:
+        """Input ``i``'s output for the current window from the shared state — ``(None, None)``
+        when it has none — or ``None`` when the input is computed by this preprocessor's own
+        state (not shared, or private meanwhile)."""
         link = self._links[i]
-        if link is not None and not link.private:
-            return link.out is not None and link.out[0] is not None
-        return self._states[i].full
+        if link is None or link.private:
+            return None
+        return link.out or (None, None)
+
+    def _full(self, i: int) -> bool:
+        read = self._read(i)
+        return self._states[i].full if read is None else read[0] is not None
 
     @property
     def ready(self) -> bool:
@@ -707,13 +711,11 @@ class Preprocessor:
         if not self.ready:
             raise RuntimeError("not enough data yet for a full window")
         out: dict[str, FloatArray] = {}
-        for st, link in zip(self._states, self._links, strict=True):
-            if link is not None and not link.private and link.out is not None:
-                feature = link.out[0]
-                assert feature is not None
-                out[st.spec.name] = feature
-            else:
-                out[st.spec.name] = st.feature()
+        for i, st in enumerate(self._states):
+            read = self._read(i)
+            feature = st.feature() if read is None else read[0]
+            assert feature is not None  # (ready)
+            out[st.spec.name] = feature
         return out
 
 

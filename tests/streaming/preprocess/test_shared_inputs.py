@@ -203,19 +203,21 @@ def test_a_model_far_behind_is_served_again_from_the_shared_state(
     assert all(_same(lead.out[t], alone.out[t]) for t in alone.out)
 
 
-def _two_streams(lag_s: float) -> tuple[PreprocessSpec, PreprocessSpec, Any]:
-    """Two models sharing a raw GSR input at 64 Hz (5 s window, 3 s calibration); the second
-    also reads PPG, which reaches the service ``lag_s`` after the GSR."""
+def _two_specs() -> tuple[PreprocessSpec, PreprocessSpec]:
+    """Two models sharing a raw GSR input (32 Hz from a 64 Hz stream, 5 s window, 3 s
+    calibration); the second also reads PPG (see :func:`_run_two` for its lag)."""
     from affectstream.streaming.preprocess.spec import ChannelRef, FeatureInput, FeatureKind
 
     gsr = FeatureInput("x", FeatureKind.RAW, (ChannelRef("GSR", "GSR"),), 32.0, 5.0, baseline_s=3.0)
     ppg = FeatureInput("y", FeatureKind.RAW, (ChannelRef("PPG", "PPG"),), 32.0, 5.0)
-    return PreprocessSpec((gsr,), 0.25), PreprocessSpec((gsr, ppg), 0.25), lag_s
+    return PreprocessSpec((gsr,), 0.25), PreprocessSpec((gsr, ppg), 0.25)
 
 
 def _run_two(
     a: PreprocessSpec, b: PreprocessSpec, lag_s: float, shared: SharedInputs | None
 ) -> dict[str, dict[float, dict[str, np.ndarray]]]:
+    """60 s of random walks at 64 Hz into ring buffers, the PPG ``lag_s`` after the GSR; both
+    models polled after every 16 samples as the session does; their features by window end."""
     rate, n = 64.0, (60 * 64)
     ts = T0 + np.arange(n) / rate
     rng = np.random.default_rng(1)
@@ -257,8 +259,8 @@ def test_a_model_whose_own_stream_lags_gets_every_window(lag_s: float) -> None:
     """A stream only one of the models reads arrives late (a buffering relay): that model's
     windows trail the other's by as much. Within what the shared state keeps it reads the
     outputs; beyond (5 s = 20 hops) it computes on a state of its own — every window served."""
-    a, b, _ = _two_streams(lag_s)
-    alone = {"A": _run_two(a, b, lag_s, None)["A"], "B": _run_two(a, b, lag_s, None)["B"]}
+    a, b = _two_specs()
+    alone = _run_two(a, b, lag_s, None)  # (without a registry each model computes its own)
     shared = SharedInputs()
     both = _run_two(a, b, lag_s, shared)
     for name in ("A", "B"):
