@@ -9,11 +9,17 @@ that wait on a stream gone quiet. Waking instead of waiting for the next 20 ms t
 tick's share out of the latency (#16), and a woken round touches only the sessions woken.
 
 It runs in its own thread (model code never runs in an acquisition thread). The batches of the
-different models due in a tick run in parallel on a pool of ``inference_threads`` threads (the
-setting; ONNX Runtime releases the interpreter lock while it runs), each model's run on a single
-ONNX Runtime thread: at the service's batch sizes a second intra-op thread per run cost more CPU
-than it saved time (README, Benchmarks). The predictions are built, numbered and handed over in
-the scheduler's own thread, in the order the runs finish. Latency per message,
+different models due in a tick run in parallel on ``inference_threads`` threads (the setting;
+ONNX Runtime releases the interpreter lock while it runs): the scheduler's own thread and a pool
+of ``inference_threads - 1``, each taking the next model's batch until none is left, each
+model's run on a single ONNX Runtime thread: at the service's batch sizes a second intra-op
+thread per run cost more CPU than it saved time (README, Benchmarks). The scheduler runs batches
+itself rather than only waiting for the pool: a thread that waits gives up the interpreter lock
+and has to win it back (up to a switch interval, 5 ms, while another thread runs Python) at
+every hand-over, and at the capacity edge the scheduler's thread is the one that falls behind
+(#16). The predictions are built, numbered and handed over in the scheduler's own thread, each
+model's as soon as its run is done (the scheduler's own ones right after it ran them). Latency
+per message,
 in milliseconds, on the LSL clock:
 
 - ``ingest``: from the window's last sample (its end minus one interval of its fastest stream)
@@ -40,10 +46,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import defaultdict
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from queue import Empty, SimpleQueue
 from typing import Any
 
 import numpy as np
@@ -108,9 +115,11 @@ class Scheduler:
         self.wakes_total = 0
         self._thread = threading.Thread(target=self._run, name="scheduler", daemon=True)
         self.inference_threads = max(1, inference_threads)
-        self._pool = (
+        self._pool = (  # the scheduler's thread is the other one
             ThreadPoolExecutor(
-                self.inference_threads, thread_name_prefix="inference", initializer=name_os_thread
+                self.inference_threads - 1,
+                thread_name_prefix="inference",
+                initializer=name_os_thread,
             )
             if self.inference_threads > 1
             else None
@@ -187,19 +196,51 @@ class Scheduler:
 
     def _infer(
         self, groups: Sequence[list[Due]]
-    ) -> list[tuple[list[Due], tuple[NDArray[np.float32], float] | BaseException]]:
-        """Each model's batch run (in parallel on the pool when there is one and more than one
-        model is due), in the order they finish; a failure is returned, not raised."""
+    ) -> Iterator[tuple[list[Due], tuple[NDArray[np.float32], float] | BaseException]]:
+        """Each model's batch run, yielded as each is done (a failure is yielded, not raised):
+        the scheduler's thread and, when more than one model is due, the pool's threads each take
+        the next batch until none is left."""
         if self._pool is None or len(groups) < 2:
-            return [(items, _predict(items)) for items in groups]
-        futures: dict[Future[tuple[NDArray[np.float32], float]], list[Due]] = {
-            self._pool.submit(_predict_or_raise, items): items for items in groups
-        }
-        done: list[tuple[list[Due], tuple[NDArray[np.float32], float] | BaseException]] = []
-        for future in as_completed(futures):
-            error = future.exception()
-            done.append((futures[future], future.result() if error is None else error))
-        return done
+            for items in groups:
+                yield items, _predict(items)
+            return
+        todo = deque(groups)
+        done: SimpleQueue[tuple[list[Due], tuple[NDArray[np.float32], float] | BaseException]]
+        done = SimpleQueue()
+
+        def help_out() -> None:  # deque.popleft is atomic: each batch is taken once
+            while True:
+                try:
+                    items = todo.popleft()
+                except IndexError:
+                    return
+                done.put((items, _predict(items)))
+
+        try:
+            for _ in range(min(self.inference_threads - 1, len(groups) - 1)):
+                self._pool.submit(help_out)
+        except RuntimeError:  # the pool is shut down (stopping): run them all here
+            pass
+        yielded = 0
+        while yielded < len(groups):  # every batch is run by one thread and yielded once
+            try:
+                items = todo.popleft()
+            except IndexError:  # the rest are running on the pool: wait for them
+                try:
+                    pair = done.get(timeout=1.0)
+                except Empty:
+                    if self._stop.is_set():
+                        return
+                    continue
+                yielded += 1
+                yield pair
+                continue
+            result = _predict(items)
+            while not done.empty():  # the pool's finished batches first: they finished first
+                yielded += 1
+                yield done.get()
+            yielded += 1
+            yield items, result
 
     def _hand_over(self, out: list[tuple[str, dict[str, Any]]]) -> None:
         if self._publish_many is not None:

@@ -1,6 +1,7 @@
 """The scheduler runs the models due in a tick in parallel (#16): each model's ONNX Runtime run on
-one thread, the runs of different models side by side on ``inference_threads`` threads; the
-predictions are built in the scheduler's own thread, and one failing model costs only its own."""
+one thread, the runs of different models side by side on ``inference_threads`` threads (the
+scheduler's own and a pool of the others); the predictions are built in the scheduler's own
+thread, and one failing model costs only its own."""
 
 from __future__ import annotations
 
@@ -71,8 +72,11 @@ def test_the_models_due_in_a_tick_run_side_by_side(failing: bool) -> None:
         count = scheduler.tick()
     finally:
         scheduler.stop()
-    # all three ran at once (a sequential run breaks the barrier), on the pool's threads
-    assert all(r.threads and r.threads[0].startswith("inference") for r in runners)
+    # all three ran at once (a sequential run breaks the barrier): one on the scheduler's own
+    # thread (here the caller's), the others on the pool's two
+    first = sorted(r.threads[0] for r in runners)
+    assert threading.current_thread().name in first
+    assert sum(t.startswith("inference") for t in first) == 2
     expected = {(s.id, f"m{i}@1") for s in sessions for i in range(3) if not (failing and i == 1)}
     assert {(sid, m["model"]) for sid, m in published} == expected
     assert count == len(expected) and scheduler.errors_total == (1 if failing else 0)
@@ -91,3 +95,43 @@ def test_one_thread_runs_the_models_one_after_the_other() -> None:
     scheduler = Scheduler(lambda: [session], lambda _sid, m: published.append(m))
     assert scheduler.tick() == 1 and scheduler._pool is None
     assert runner.threads == [threading.current_thread().name] and published[0]["model"] == "solo@1"
+
+
+class LoggingRunner:
+    """A model that notes its run in a shared log."""
+
+    def __init__(self, name: str, log: list[str]) -> None:
+        self.name = name
+        self.log = log
+
+    def predict(self, windows: Sequence[Mapping[str, NDArray[Any]]]) -> NDArray[np.float32]:
+        self.log.append(f"run {self.name}")
+        return np.full((len(windows), 2), 0.5, np.float32)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_models_predictions_go_out_before_the_next_model_runs_on_that_thread(
+    threads: int,
+) -> None:
+    """One model's predictions are handed over as soon as its run is done, not after the
+    tick's other models (with one thread: strictly in turn; with two, which thread takes which
+    batch is a race, so only each model's message after its own run is checked)."""
+    log: list[str] = []
+    runners = [LoggingRunner(f"m{i}@1", log) for i in range(3)]
+    slots = [ModelSlot(runner=r) for r in runners]  # type: ignore[arg-type]
+    session = _session("s", [], [0])
+    session.collect = lambda: [_due(session, slot) for slot in slots]
+    scheduler = Scheduler(
+        lambda: [session],
+        lambda _sid, m: log.append(f"out {m['model']}"),
+        inference_threads=threads,
+    )
+    try:
+        assert scheduler.tick() == 3
+    finally:
+        scheduler.stop()
+    assert sorted(log) == sorted([f"{k} m{i}@1" for i in range(3) for k in ("run", "out")])
+    for i in range(3):  # each model's message after its run
+        assert log.index(f"out m{i}@1") > log.index(f"run m{i}@1")
+    if threads == 1:
+        assert log == [f"{k} m{i}@1" for i in range(3) for k in ("run", "out")]
