@@ -100,13 +100,23 @@ def run(args: argparse.Namespace) -> int:
             host=settings.host,
             port=settings.port,
             log_level=args.log_level,
-            # a client message larger than this is refused by the protocol (close 1009) before
-            # the service buffers it (the route checks again, for servers started otherwise)
-            ws_max_size=settings.max_ws_message_bytes,
+            **server_options(settings),
         )
     finally:
         stop_workers(workers)
     return 0
+
+
+def server_options(settings: Any) -> dict[str, Any]:
+    """The uvicorn options the settings decide (``serve``, and the tests' live server)."""
+    return {
+        # a client message larger than this is refused by the protocol (close 1009) before
+        # the service buffers it (the route checks again, for servers started otherwise)
+        "ws_max_size": settings.max_ws_message_bytes,
+        # permessage-deflate costs ~25 us of the event loop's CPU per message and client and
+        # ~100 KiB of zlib state per connection (measured; #16): off unless asked for
+        "ws_per_message_deflate": settings.ws_compression,
+    }
 
 
 # what a local worker needs to serve as this process would (the rest is the gateway's)

@@ -216,13 +216,14 @@ def run_service(
     import uvicorn
 
     from affectstream.service.app import create_app
+    from affectstream.service.commands.serve import server_options
 
     app = create_app(settings)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port))
     port = int(sock.getsockname()[1])
-    config = uvicorn.Config(app, log_level="warning", lifespan="on")
+    config = uvicorn.Config(app, log_level="warning", lifespan="on", **server_options(settings))
     server = uvicorn.Server(config)
     failure: list[BaseException] = []
 

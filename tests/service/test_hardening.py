@@ -733,3 +733,30 @@ def test_every_close_code_and_status_of_the_bounds_is_distinct() -> None:
         ws.WS_TRY_AGAIN,
     ]
     assert len(set(codes)) == len(codes)
+
+
+@pytest.mark.parametrize("compression", [False, True])
+def test_websocket_compression_is_what_the_setting_says(zoo: Path, compression: bool) -> None:
+    """A client that offers permessage-deflate (websockets does by default, as browsers do)
+    gets it only with ``ws_compression``; off (the default), the server's encoded message
+    bytes go out uncompressed. Messages arrive either way."""
+    settings = Settings(model_dir=zoo, token=TOKEN, ws_compression=compression)
+    assert Settings(model_dir=zoo).ws_compression is False  # the default
+
+    async def hello(port: int) -> tuple[str | None, dict[str, Any]]:
+        url = f"ws://127.0.0.1:{port}/ws/sessions/p01?token={TOKEN}"
+        async with websockets.connect(url, open_timeout=10) as ws:
+            assert ws.request is not None and ws.response is not None
+            assert "permessage-deflate" in ws.request.headers["Sec-WebSocket-Extensions"]
+            first = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            return ws.response.headers.get("Sec-WebSocket-Extensions"), first
+
+    with run_service(settings) as live:
+        status, answer = post(live, "/sessions", body())
+        assert status == 201, answer
+        extensions, first = asyncio.run(hello(live.port))
+    assert first["type"] == "hello"
+    if compression:
+        assert extensions is not None and "permessage-deflate" in extensions
+    else:
+        assert extensions is None

@@ -110,6 +110,7 @@ def test_every_table_row_is_read_from_the_environment(tmp_path: Path) -> None:
         "max_body_bytes": "2048",
         "max_ws_message_bytes": "512",
         "max_ws_messages_per_s": "2.5",
+        "ws_compression": "true",
         "allowed_hosts": "lab-pc, lab-pc.local",
         "allowed_origins": "http://lab-pc:8000",
         "bus": "redis://10.0.0.5:6379/2",
@@ -123,6 +124,7 @@ def test_every_table_row_is_read_from_the_environment(tmp_path: Path) -> None:
     assert (s.tick_s, s.buffer_s, s.auto_attach_types) == (0.05, 30.0, ("EEG", "GSR"))
     assert (s.auto_attach_pattern, s.auto_attach_grace_s, s.lsl_out) == ("lab-*", 12.0, True)
     assert (s.max_sessions, s.max_models_per_session, s.max_subscribers) == (5, 4, 3)
+    assert s.ws_compression is True
     assert (s.max_body_bytes, s.max_ws_message_bytes, s.max_ws_messages_per_s) == (2048, 512, 2.5)
     assert s.allowed_hosts == ("lab-pc", "lab-pc.local")
     assert s.allowed_origins == ("http://lab-pc:8000",)
