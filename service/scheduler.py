@@ -22,7 +22,7 @@ model's as soon as its run is done (the scheduler's own ones right after it ran 
 per message,
 in milliseconds, on the LSL clock:
 
-- ``ingest``: from the window's last sample (its end minus one interval of its fastest stream)
+- ``ingest``: from the window's last sample (the newest before its end, over its streams)
   to the moment the scheduler found it due (transport, acquisition, the watermark and the tick),
 - ``preprocess``: the shared preprocessing of that session's due windows,
 - ``inference``: the batched model run that included it,

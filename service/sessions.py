@@ -139,7 +139,7 @@ class Due:
     features: dict[str, NDArray[np.float64]]
     detected: float  # LSL clock when the scheduler found it due
     preprocess_s: float
-    last_sample: float  # LSL time of the window's last sample (of its fastest stream)
+    last_sample: float  # LSL time of the window's newest sample, over its streams
     stimulus: StimulusUsed | None = None  # fusion models: the stimulus whose features went in
     fallbacks: dict[str, str] | None = None  # inputs whose cvxEDA fell back, with the reason
 
@@ -466,6 +466,28 @@ class Session:
             covered = min(covered, reach)
         return covered
 
+    def _last_sample(self, windower: Windower, t_end: float) -> float:
+        """The LSL time of the newest sample before ``t_end`` of ``windower``'s streams (where
+        its latency is measured from): each stream's newest stored stamp stepped back on its
+        nominal grid (its stamps are dejittered onto it) to before ``t_end``. A window of a
+        4 Hz EDA stream delivered at 16 Hz is complete with an EDA sample up to 250 ms before
+        its end; its end minus one delivered interval was once used instead, and the latency
+        came out negative (#16)."""
+        newest = -math.inf
+        for inp in windower.spec.inputs:
+            acq = self.ingest.by_type(inp.type)
+            last = None if acq is None else acq.health.last_timestamp
+            if last is None:
+                continue
+            rate = acq.stream.nominal_srate if acq is not None else 0.0
+            if last >= t_end and rate > 0:
+                last -= (math.floor((last - t_end) * rate) + 1) / rate
+            if last < t_end:
+                newest = max(newest, last)
+        if newest == -math.inf:  # no stream has a sample before the end any more
+            return t_end - 1.0 / max(i.srate for i in windower.spec.inputs)
+        return newest
+
     def _replan_if_needed(self, slot: ModelSlot) -> bool:
         """Re-plan a model whose streams came back at other rates (new resampling, fresh
         state); ``False`` when the slot must be rebuilt instead (a stream is gone, or the new
@@ -587,7 +609,6 @@ class Session:
             slot.coalesced += len(fed) - len(served)
             # the window is [start, end): its newest sample is one interval of the fastest
             # stream before its end (latency is measured from there, as from a sample's push)
-            fastest = max(i.srate for i in slot.windower.spec.inputs)
             for w, features, fallbacks in served:
                 stimulus: StimulusUsed | None = None
                 if slot.runner.contract.stimulus is not None:
@@ -609,7 +630,7 @@ class Session:
                         features,
                         detected,
                         preprocess_s / len(served),
-                        w.t_end - 1.0 / fastest,
+                        self._last_sample(wr, w.t_end),
                         stimulus,
                         fallbacks,
                     )

@@ -52,7 +52,9 @@ def _session(n_due: int) -> tuple[Session, ModelSlot, FakeFeeder]:
     session._optional_arrived = lambda slot: False  # type: ignore[method-assign]
     session._replan_if_needed = lambda slot: True  # type: ignore[method-assign]
     wishes: list[float | None] = []
-    session.ingest = SimpleNamespace(want=wishes.append, wishes=wishes)  # type: ignore[assignment]
+    session.ingest = SimpleNamespace(  # type: ignore[assignment]
+        want=wishes.append, wishes=wishes, by_type=lambda t: None
+    )
     return session, slot, feeder
 
 
@@ -106,7 +108,11 @@ def test_a_model_is_not_polled_before_its_streams_reach_its_next_window() -> Non
     replans: list[ModelSlot] = []
     session._replan_if_needed = lambda s: replans.append(s) or True  # type: ignore[method-assign]
     reach = {"GSR": next_end - 0.1}
-    acquirer = SimpleNamespace(complete_to=lambda: reach["GSR"])
+    acquirer = SimpleNamespace(
+        complete_to=lambda: reach["GSR"],
+        health=SimpleNamespace(last_timestamp=None),
+        stream=SimpleNamespace(nominal_srate=4.0),
+    )
     session.ingest.by_type = lambda t: acquirer if t == "GSR" else None  # type: ignore[attr-defined]
     for _ in range(3):
         session.collect()
@@ -119,3 +125,30 @@ def test_a_model_is_not_polled_before_its_streams_reach_its_next_window() -> Non
     due = session.collect()
     assert polls == [next_end] and replans == [slot]
     assert [d.window_end for d in due] == [next_end] and feeder.fed == [next_end]
+
+
+def _acq(last: float | None, rate: float) -> Any:
+    return SimpleNamespace(
+        health=SimpleNamespace(last_timestamp=last), stream=SimpleNamespace(nominal_srate=rate)
+    )
+
+
+def test_a_windows_last_sample_is_its_newest_stream_sample_before_the_end() -> None:
+    """Latency is measured from the newest sample before the window's end over the model's
+    streams, stepped back on each stream's grid from its newest stored stamp. A 4 Hz EDA
+    stream delivered at 16 Hz: its window is complete with a sample up to 250 ms before the
+    end; the end minus one delivered interval (10 - 1/16) gave latencies 160 ms below zero."""
+    acqs = {"EDA": _acq(10.05, 4.0), "BVP": _acq(10.003, 64.0)}
+    me: Any = SimpleNamespace(ingest=SimpleNamespace(by_type=acqs.get))
+    eda_only: Any = SimpleNamespace(spec=WindowSpec(4.0, 0.25, (InputSpec("EDA", 16.0),)))
+    both: Any = SimpleNamespace(
+        spec=WindowSpec(4.0, 0.25, (InputSpec("EDA", 16.0), InputSpec("BVP", 32.0)))
+    )
+    assert Session._last_sample(me, eda_only, 10.0) == pytest.approx(9.80)
+    assert Session._last_sample(me, both, 10.0) == pytest.approx(10.003 - 1 / 64)
+    acqs["EDA"] = _acq(9.93, 4.0)  # newest stored is already before the end: itself
+    assert Session._last_sample(me, eda_only, 10.0) == pytest.approx(9.93)
+    acqs["EDA"] = _acq(10.30, 4.0)  # two samples past the end (the scheduler was behind)
+    assert Session._last_sample(me, eda_only, 10.0) == pytest.approx(9.80)
+    acqs["EDA"] = _acq(None, 4.0)  # nothing known: the end minus one delivered interval
+    assert Session._last_sample(me, eda_only, 10.0) == pytest.approx(10.0 - 1 / 16)
