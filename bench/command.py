@@ -699,11 +699,11 @@ def write(doc: dict[str, Any], out: Path, readme: Path | None) -> int:
     json_path.write_text(json.dumps(doc, indent=2) + "\n")
     if png_path is not None:
         plot(doc, png_path)
-    if readme is not None:
+    if readme is not None:  # links relative to the README, also to files outside its folder
         base = readme.resolve().parent
-        rel = json_path.resolve().relative_to(base)
-        rel_png = None if png_path is None else png_path.resolve().relative_to(base)
-        update_readme(readme, markdown(doc, str(rel), None if rel_png is None else str(rel_png)))
+        rel = os.path.relpath(json_path.resolve(), base)
+        rel_png = None if png_path is None else os.path.relpath(png_path.resolve(), base)
+        update_readme(readme, markdown(doc, rel, rel_png))
     print(markdown(doc, str(json_path), None if png_path is None else str(png_path)))
     print(f"\nwrote {json_path}" + ("" if png_path is None else f" and {png_path}"))
     return 0

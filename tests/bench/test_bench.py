@@ -438,3 +438,22 @@ def test_benchmark_figures_say_when_their_sessions_were_synthetic() -> None:
         texts = [t.get_text() for t in fig.texts]
         plt.close(fig)
         assert any("synthetic data, not DEAP" in t for t in texts) is marked, texts
+
+
+def test_the_readme_block_links_results_written_outside_the_readmes_folder(
+    tmp_path: Path,
+) -> None:
+    """``--out`` anywhere with ``--update-readme``: the block links the files relative to the
+    README (it raised after the whole run when the out folder was not under the README's)."""
+    stored = Path(__file__).resolve().parents[2] / "bench/results/2026-12-07-vm-fifth-round.json"
+    doc = json.loads(stored.read_text())
+    readme = tmp_path / "repo" / "README.md"
+    readme.parent.mkdir()
+    readme.write_text(f"intro\n{BEGIN}\nOLD-BLOCK\n{END}\nrest\n")
+    assert command.write(doc, tmp_path / "elsewhere", readme) == 0
+    text = readme.read_text()
+    assert "OLD-BLOCK" not in text
+    written = [p.name for p in (tmp_path / "elsewhere").iterdir()]
+    assert {Path(n).suffix for n in written} == {".json", ".png"}
+    for name in written:
+        assert f"../elsewhere/{name}" in text
