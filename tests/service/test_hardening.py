@@ -738,10 +738,10 @@ def test_every_close_code_and_status_of_the_bounds_is_distinct() -> None:
 @pytest.mark.parametrize("compression", [False, True])
 def test_websocket_compression_is_what_the_setting_says(zoo: Path, compression: bool) -> None:
     """A client that offers permessage-deflate (websockets does by default, as browsers do)
-    gets it only with ``ws_compression``; off (the default), the server's encoded message
-    bytes go out uncompressed. Messages arrive either way."""
+    gets it with ``ws_compression`` (the default); off, the server's encoded message bytes go
+    out uncompressed. Messages arrive either way."""
     settings = Settings(model_dir=zoo, token=TOKEN, ws_compression=compression)
-    assert Settings(model_dir=zoo).ws_compression is False  # the default
+    assert Settings(model_dir=zoo).ws_compression is True  # the default
 
     async def hello(port: int) -> tuple[str | None, dict[str, Any]]:
         url = f"ws://127.0.0.1:{port}/ws/sessions/p01?token={TOKEN}"
