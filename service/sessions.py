@@ -477,9 +477,9 @@ class Session:
         for inp in windower.spec.inputs:
             acq = self.ingest.by_type(inp.type)
             last = None if acq is None else acq.health.last_timestamp
-            if last is None:
+            if acq is None or last is None:
                 continue
-            rate = acq.stream.nominal_srate if acq is not None else 0.0
+            rate = acq.stream.nominal_srate
             if last >= t_end and rate > 0:
                 last -= (math.floor((last - t_end) * rate) + 1) / rate
             if last < t_end:
@@ -607,8 +607,8 @@ class Session:
             # together) is served in full; more means falling behind: the newest only
             served = fed[-SERVED_AT_ONCE:] if len(fed) <= SERVED_AT_ONCE else fed[-1:]
             slot.coalesced += len(fed) - len(served)
-            # the window is [start, end): its newest sample is one interval of the fastest
-            # stream before its end (latency is measured from there, as from a sample's push)
+            # latency is measured from the window's newest sample (_last_sample), as from a
+            # sample's push
             for w, features, fallbacks in served:
                 stimulus: StimulusUsed | None = None
                 if slot.runner.contract.stimulus is not None:
