@@ -32,7 +32,7 @@ from affectstream.streaming.ingest.channels import (
     canonical_type,
     plan_channels,
 )
-from affectstream.streaming.ingest.health import HealthPolicy, StreamState
+from affectstream.streaming.ingest.health import HealthPolicy, StreamHealth, StreamState
 from affectstream.streaming.lsl.inlet import (
     Inlet,
     LslError,
@@ -370,15 +370,52 @@ class IngestSession:
         """``(type, state, nonfinite, unit)`` of every stream, in :meth:`report`'s order and with
         its values: what a prediction's ``quality`` needs at every window end, without building
         the full report (a lab session's six streams, idle process: ~70 µs for the report,
-        ~7 µs for this)."""
+        ~7 µs for this). Each stream's ``(state, nonfinite)`` is a pair its health held at one
+        instant (:func:`_state_and_nonfinite`), read without taking the health's lock."""
         with self._lock:
             acquirers = list(self.acquirers.values())
             refused = list(self.refused.values())
-        rows = [(a.stream.type, a.stream.source_id, a.health, a.channels.unit) for a in acquirers]
-        keyed = [(t, sid, str(h.state), h.nonfinite, unit) for t, sid, h, unit in rows]
+        keyed: list[tuple[str, str, str, int, str | None]] = []
+        for a in acquirers:
+            # one read of each reference the acquirer replaces as a whole (a new description or
+            # channel plan when the stream comes back changed): type, source_id and unit come
+            # from one object each
+            stream, plan, health = a.stream, a.channels, a.health
+            nonfinite, state = health.nonfinite, health.state
+            if health.nonfinite != nonfinite:  # (see _state_and_nonfinite: its first try inline)
+                state, nonfinite = _state_and_nonfinite(health)
+            keyed.append((stream.type, stream.source_id, str(state), nonfinite, plan.unit))
         keyed += [(s.type, s.source_id, str(StreamState.REFUSED), 0, None) for s, _ in refused]
         keyed.sort(key=lambda r: (str(r[0]), str(r[1])))
         return [(t, state, nonfinite, unit) for t, _, state, nonfinite, unit in keyed]
+
+
+def _state_and_nonfinite(health: StreamHealth) -> tuple[StreamState, int]:
+    """``(state, nonfinite)`` of a stream's health as they were at one instant, without its lock.
+
+    The acquisition thread writes both under ``health``'s lock (:meth:`StreamHealth.on_nonfinite`
+    then :meth:`StreamHealth.on_samples` for a chunk with non-finite values), and
+    :meth:`StreamHealth.snapshot` reads them under it. Taking that lock here, at every window end
+    of every session, would make the acquisition thread (one thread for all the process' streams)
+    wait whenever this reader holds it — for as long as the reader is descheduled while holding
+    it. Instead:
+
+    - each field is a single reference, stored by one assignment (``state`` in ``_enter``,
+      ``nonfinite`` by ``+=``), so each read sees a value it held (atomic under the interpreter
+      lock);
+    - ``nonfinite`` only grows (a count of samples). Read before and after ``state``, the same
+      value means it held that value all the while, in particular at the instant ``state`` was
+      read: the pair is one the health held then, as a read under the lock would give.
+
+    A count that moved in between (a chunk with non-finite values stored meanwhile) is read again;
+    should it keep moving, the pair comes from :meth:`StreamHealth.snapshot` (under the lock).
+    """
+    for _ in range(3):
+        nonfinite, state = health.nonfinite, health.state
+        if health.nonfinite == nonfinite:
+            return state, nonfinite
+    snap = health.snapshot()
+    return StreamState(snap["state"]), int(snap["nonfinite"])
 
 
 def _identity(s: StreamDescription) -> dict[str, object]:

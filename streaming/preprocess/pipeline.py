@@ -317,7 +317,8 @@ class _Shared:
     pos: float | None = None  # the end of the newest window pushed
     done: dict[float, tuple[FloatArray | None, str | None]] = field(default_factory=dict)
     """window end (rounded, :func:`_end_key`) → (feature, or ``None`` before a full window;
-    fallback), the newest :data:`SHARED_KEEP`"""
+    fallback), the newest :data:`SHARED_KEEP`; each feature is read-only (every model reading it
+    gets this very array)"""
     links: weakref.WeakSet[_Link] = field(default_factory=weakref.WeakSet)
     """The models' links to it (gone with their preprocessors)."""
 
@@ -368,6 +369,10 @@ class SharedInputs:
     window and restarts from its next window, cut whole (:attr:`WindowFeeder.wants_whole`;
     counted in ``missed``).
 
+    The output of a shared input is one array for every model that reads it (the model that
+    computed it included), so it is read-only: a consumer writing into it would change the other
+    models' features (numpy raises ``ValueError``); one that must change it works on a copy.
+
     Counters: ``computed`` (hops pushed into shared states), ``reused`` (outputs read instead of
     computed), ``started`` (shared states started afresh), ``private``, ``missed``. States no
     model links to any more are dropped when a model links.
@@ -405,10 +410,13 @@ class SharedInputs:
     def advance(self, e: _Shared, chunks: Mapping[str, FloatArray], t_end: float) -> None:
         e.state.push(chunks)
         e.pos = t_end
-        e.done[_end_key(t_end)] = (
-            e.state.feature() if e.state.full else None,
-            e.state.fallback,
-        )
+        feature = e.state.feature() if e.state.full else None
+        if feature is not None:
+            # every model reading this window end gets this array: none may change it for the
+            # others (a flag, no copy; feature() returns a new array each time, never a view of
+            # the state)
+            feature.flags.writeable = False
+        e.done[_end_key(t_end)] = (feature, e.state.fallback)
         if len(e.done) > SHARED_KEEP:
             del e.done[min(e.done)]
         self.computed += 1
@@ -433,17 +441,51 @@ class Preprocessor:
     shared: SharedInputs | None = None
     """Serving: compute the inputs other models of the session compute the same way once
     (:class:`SharedInputs`; fed through :meth:`push_window`)."""
-    _states: list[_InputState] = field(init=False, repr=False)
+    _states: list[_InputState | None] = field(init=False, repr=False)
+    """Input ``i``'s state of its own: always for an input not linked to a shared one; for a
+    linked input only while it computes alone (``_links[i].private``), ``None`` otherwise (see
+    :meth:`_new_states`)."""
     _links: list[_Link | None] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self._states = [self._make_state(i) for i in self.spec.inputs]
+        if self.shared is not None:  # before linking: a model its streams cannot serve links none
+            for inp in self.spec.inputs:  # (a linked input makes no state, which would raise)
+                self._channel_map(inp)
         self._links = self._link_all()
+        self._states = self._new_states()
+
+    def _new_states(self) -> list[_InputState | None]:
+        """Fresh states for the inputs not linked to a shared one; ``None`` for linked ones.
+
+        A linked input computes on the shared state, or reads its outputs; a state of its own
+        would never be pushed while it does. The only path that computes alone (another model
+        keeps the shared state going where this one cannot join it, :meth:`_push_linked`) makes
+        a fresh state from that window on, and drops it when the input follows the shared state
+        again, so none is kept (nor rebuilt at every :meth:`reset`) in advance."""
+        return [
+            self._make_state(inp) if link is None else None
+            for inp, link in zip(self.spec.inputs, self._links, strict=True)
+        ]
+
+    def _own(self, i: int) -> _InputState:
+        """Input ``i``'s state of its own (not linked, or linked and computing alone)."""
+        st = self._states[i]
+        assert st is not None  # (a linked input following the shared state has none)
+        return st
+
+    def _state_of(self, i: int) -> _InputState:
+        """The state input ``i`` is computed on now: its own, or the shared one it follows (for
+        what depends on the input's channels and rates only: the same for both)."""
+        st, link = self._states[i], self._links[i]
+        if st is not None:
+            return st
+        assert link is not None
+        return link.entry.state
 
     def _link_all(self) -> list[_Link | None]:
         shared = self.shared
         if shared is None:
-            return [None] * len(self._states)
+            return [None] * len(self.spec.inputs)
         links: list[_Link | None] = []
         for inp in self.spec.inputs:
             key = (
@@ -458,7 +500,13 @@ class Preprocessor:
             links.append(shared.link(key, lambda inp=inp: self._make_state(inp)))
         return links
 
-    def _make_state(self, inp: FeatureInput) -> _InputState:
+    def _channel_map(
+        self, inp: FeatureInput
+    ) -> tuple[dict[str, list[int]], dict[str, NDArray[np.bool_]], dict[str, int]]:
+        """Where ``inp``'s channels are in the session's streams: stream → column of each of its
+        channels (0 for one the montage lacks), stream → which of them it lacks (streams that
+        lack some only), optional stream the session has none of → its number of channels.
+        Raises ``ValueError`` (with the fix) when the streams cannot serve ``inp``."""
         indices: dict[str, list[int]] = {}
         absent: dict[str, list[bool]] = {}
         missing: list[str] = []
@@ -508,6 +556,11 @@ class Preprocessor:
                 + f" (its labels: {given})"
                 + fix
             )
+        holes = {s: np.array(a) for s, a in absent.items() if any(a)}
+        return indices, holes, lacking
+
+    def _make_state(self, inp: FeatureInput) -> _InputState:
+        indices, holes, lacking = self._channel_map(inp)
         decimators: dict[str, Decimator | Resampler] = {}
         for stream in indices:
             rate = float(self.stream_rates[stream])
@@ -525,7 +578,6 @@ class Preprocessor:
             options: dict[str, Any] = {k: v for k, v in inp.options if k not in PREPROCESS_OPTIONS}
             cvx = OnlineCvxEda(inp.srate, inp.window_s, **options)
         history = np.zeros((inp.n_window, len(inp.channels)))
-        holes = {s: np.array(a) for s, a in absent.items() if any(a)}
         return _InputState(
             inp, indices, decimators, filters, history, cvx=cvx, absent=holes, missing=lacking
         )
@@ -545,8 +597,8 @@ class Preprocessor:
         for the streams of grid inputs that lack electrodes (a partial montage); empty when every
         channel is there."""
         out: dict[str, float] = {}
-        for st in self._states:
-            for stream, holes in st.absent.items():
+        for i in range(len(self.spec.inputs)):
+            for stream, holes in self._state_of(i).absent.items():
                 have = 1.0 - float(np.mean(holes))
                 out[stream] = min(out.get(stream, 1.0), round(have, 4))
         return out
@@ -563,18 +615,19 @@ class Preprocessor:
         :meth:`WindowFeeder.feed`) and report it with the window's prediction, or withhold it.
         """
         out: dict[str, str] = {}
-        for i, st in enumerate(self._states):
+        for i, inp in enumerate(self.spec.inputs):
             read = self._read(i)
-            f = st.fallback if read is None else read[1]
+            f = self._own(i).fallback if read is None else read[1]
             if f is not None:
-                out[st.spec.name] = f
+                out[inp.name] = f
         return out
 
     def reset(self) -> None:
         """Forget all state (after a gap in the data); a shared input's state is the session's
-        (:class:`SharedInputs`: the next :meth:`push_window` decides)."""
-        self._states = [self._make_state(i) for i in self.spec.inputs]
+        (:class:`SharedInputs`: the next :meth:`push_window` decides), and an input linked to
+        one gets no state of its own (:meth:`_new_states`)."""
         self._links = self._link_all()
+        self._states = self._new_states()
 
     def replan(self, stream_rates: Mapping[str, float]) -> None:
         """Take the streams at new rates from now on (a stream restarted at another rate): the
@@ -587,11 +640,12 @@ class Preprocessor:
         (0 when pushed at the feature rate). The Resampler's is exact (linear phase), the
         Decimator's is its group delay at 0 Hz. Not compensated: the features of a window ending
         at t describe the signal up to about t minus this (docs/resampling.md#delay)."""
+        states = [self._state_of(i) for i in range(len(self.spec.inputs))]
         return {
             st.spec.name: {
                 s: (st.decimators[s].delay_s if s in st.decimators else 0.0) for s in st.indices
             }
-            for st in self._states
+            for st in states
         }
 
     def push(self, chunks: Mapping[str, FloatArray]) -> None:
@@ -601,8 +655,8 @@ class Preprocessor:
         """
         if self.shared is not None:
             raise RuntimeError("a preprocessor with shared inputs is fed by push_window")
-        for st in self._states:
-            st.push(chunks)
+        for i in range(len(self._states)):
+            self._own(i).push(chunks)
 
     def push_window(self, chunks: Mapping[str, FloatArray], t_end: float, whole: bool) -> bool:
         """Serving with :attr:`shared`: push the window ending at ``t_end`` — ``chunks`` is its
@@ -612,10 +666,9 @@ class Preprocessor:
         shared state will not compute it): no features for this window; the caller resets and
         feeds the next window whole."""
         ok = True
-        for i, st in enumerate(self._states):
-            link = self._links[i]
+        for i, link in enumerate(self._links):
             if link is None:
-                st.push(chunks)
+                self._own(i).push(chunks)
             elif not self._push_linked(i, link, chunks, t_end, whole):
                 ok = False
         return ok
@@ -628,6 +681,7 @@ class Preprocessor:
         link.out = e.done.get(_end_key(t_end))
         if link.out is not None:  # another model computed this window end: read it
             link.private, link.last = False, t_end
+            self._states[i] = None  # (a state of its own, if it had one, is not used again)
             shared.reused += 1
             return True
         if e.pos is not None and math.isclose(t_end - e.pos, hop, abs_tol=1e-6):
@@ -635,10 +689,10 @@ class Preprocessor:
             # state of its own, joins it as it is with its window's last hop)
             tail = chunks if not whole else self._last_hop(inp, chunks, 1)
             if tail is not None:
-                self._advance(link, tail, t_end)
+                self._advance(i, link, tail, t_end)
                 return True
         if link.private:
-            self._states[i].push(chunks)
+            self._own(i).push(chunks)
             return True
         if not whole:
             shared.missed += 1  # the shared state will not compute this window end
@@ -651,26 +705,28 @@ class Preprocessor:
             ):  # a few hops behind, within this window: push each hop it lacks
                 for j, h in zip(range(k, 0, -1), hops, strict=True):
                     assert h is not None
-                    self._advance(link, h, t_end - (j - 1) * hop)
+                    self._advance(i, link, h, t_end - (j - 1) * hop)
                 return True
         if e.pos is None or not any(
             other is not link and not other.private and other.last == e.pos for other in e.links
         ):  # nobody keeps it going: afresh from this window
             e.state = self._make_state(inp)
             shared.started += 1
-            self._advance(link, chunks, t_end)
+            self._advance(i, link, chunks, t_end)
             return True
-        self._states[i] = self._make_state(inp)  # others keep it going where this one cannot
-        self._states[i].push(chunks)
+        # others keep it going where this one cannot: a state of its own, from this window on
+        own = self._states[i] = self._make_state(inp)
+        own.push(chunks)
         link.private, link.last = True, None
         shared.private += 1
         return True
 
-    def _advance(self, link: _Link, chunks: Mapping[str, FloatArray], t_end: float) -> None:
+    def _advance(self, i: int, link: _Link, chunks: Mapping[str, FloatArray], t_end: float) -> None:
         assert self.shared is not None
         self.shared.advance(link.entry, chunks, t_end)
         link.private, link.last = False, t_end
         link.out = link.entry.done[_end_key(t_end)]
+        self._states[i] = None  # (a state of its own, if it had one, is not used again)
 
     def _last_hop(
         self, inp: FeatureInput, chunks: Mapping[str, FloatArray], back: int
@@ -700,22 +756,24 @@ class Preprocessor:
 
     def _full(self, i: int) -> bool:
         read = self._read(i)
-        return self._states[i].full if read is None else read[0] is not None
+        return self._own(i).full if read is None else read[0] is not None
 
     @property
     def ready(self) -> bool:
         return all(self._full(i) for i in range(len(self._states)))
 
     def features(self) -> dict[str, FloatArray]:
-        """The model inputs for the trailing window (only when :attr:`ready`)."""
+        """The model inputs for the trailing window (only when :attr:`ready`). The arrays of
+        inputs read from a shared state (:class:`SharedInputs`) are read-only: other models of
+        the session hold the same arrays."""
         if not self.ready:
             raise RuntimeError("not enough data yet for a full window")
         out: dict[str, FloatArray] = {}
-        for i, st in enumerate(self._states):
+        for i, inp in enumerate(self.spec.inputs):
             read = self._read(i)
-            feature = st.feature() if read is None else read[0]
+            feature = self._own(i).feature() if read is None else read[0]
             assert feature is not None  # (ready)
-            out[st.spec.name] = feature
+            out[inp.name] = feature
         return out
 
 

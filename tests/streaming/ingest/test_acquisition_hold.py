@@ -5,6 +5,7 @@ loopback; the pusher stamps its samples at 128 Hz like a device."""
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import numpy as np
 import pylsl
 import pytest
+from _wait import wait
 
 from affectstream.streaming.ingest.acquisition import HOLD_MAX_S, AcquisitionLoop, StreamAcquirer
 from affectstream.streaming.ingest.health import StreamState
@@ -50,11 +52,7 @@ class Device:
             time.sleep(CHUNK / SRATE)
 
 
-def _wait(until: Callable[[], bool], what: str, seconds: float = 10.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not until():
-        assert time.monotonic() < deadline, f"never happened: {what}"
-        time.sleep(0.002)
+_wait = functools.partial(wait, seconds=10.0)
 
 
 @pytest.fixture

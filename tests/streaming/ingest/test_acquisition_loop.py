@@ -4,6 +4,7 @@ block for as long as the test wants."""
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable
@@ -11,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from _wait import wait
 
 from affectstream.streaming.ingest.acquisition import AcquisitionLoop, StreamAcquirer
 from affectstream.streaming.ingest.health import StreamState
@@ -55,11 +57,7 @@ class FakeInlet:
         self.closed = True
 
 
-def _wait(until: Callable[[], bool], what: str, seconds: float = 15.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not until():
-        assert time.monotonic() < deadline, f"never happened: {what}"
-        time.sleep(0.005)
+_wait = functools.partial(wait, seconds=15.0, poll_s=0.005)
 
 
 @pytest.fixture

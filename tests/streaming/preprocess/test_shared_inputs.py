@@ -339,3 +339,112 @@ def test_a_model_restarting_ahead_of_a_lagging_one_fills_in_the_hops_it_lacks() 
                 differ.append(k - 3)
     assert a.resets == 1 and differ == [] and shared.missed == 0 and shared.private == 0
     assert shared.started == len(spec.inputs)  # once each, at the first window
+
+
+def _raw_pair() -> tuple[PreprocessSpec, dict[str, float], dict[str, tuple[str, ...]]]:
+    """A raw GSR input (32 Hz from 64 Hz, 5 s window, no calibration) and its session."""
+    from affectstream.streaming.preprocess.spec import ChannelRef, FeatureInput, FeatureKind
+
+    gsr = FeatureInput("x", FeatureKind.RAW, (ChannelRef("GSR", "GSR"),), 32.0, 5.0)
+    return PreprocessSpec((gsr,), 0.25), {"GSR": 64.0}, {"GSR": ("GSR",)}
+
+
+def _gsr_window(k: int, spec: PreprocessSpec, window_s: float) -> Window:
+    """The whole window ending at hop ``k`` of a 64 Hz random walk (the same at every call)."""
+    x = np.cumsum(np.random.default_rng(3).normal(size=(64 * 120, 1)), axis=0)
+    end = round(k * spec.hop_s * 64)
+    n = round(window_s * 64)
+    return Window(k * spec.hop_s - window_s, k * spec.hop_s, {"GSR": x[end - n : end]})
+
+
+def test_a_shared_output_is_one_read_only_array_for_every_model() -> None:
+    """The models reading a shared input get the very same array (no copy per model): it is
+    read-only, so one model (or what it hands its features to) writing into it cannot change the
+    other's features."""
+    spec, rates, labels = _raw_pair()
+    shared = SharedInputs()
+    a, wspec = WindowFeeder.for_spec(spec, rates, labels, shared)
+    b, _ = WindowFeeder.for_spec(spec, rates, labels, shared)
+    alone, _ = WindowFeeder.for_spec(spec, rates, labels)
+    for k in range(20, 30):
+        fa = a.feed(_gsr_window(k, spec, wspec.window_s))
+        fb = b.feed(_gsr_window(k, spec, wspec.window_s))
+        ref = alone.feed(_gsr_window(k, spec, wspec.window_s))
+    assert fa is not None and fb is not None and ref is not None
+    assert shared.reused == 10 and shared.computed == 10
+    assert fa["x"] is fb["x"]  # computed once (by a), read by b
+    before = fa["x"].copy()
+    for features in (fa, fb):
+        with pytest.raises(ValueError, match="read-only"):
+            features["x"][0, 0] = 1e9
+        with pytest.raises(ValueError, match="read-only"):
+            features["x"] *= 2.0
+    np.testing.assert_array_equal(fb["x"], before)
+    np.testing.assert_array_equal(fa["x"], ref["x"])
+    # a copy is the consumer's own; a model's unshared features stay writeable as before
+    mine = fb["x"].copy()
+    mine[0, 0] = 1e9
+    ref["x"][0, 0] = 1e9
+
+
+def test_a_linked_input_keeps_no_state_of_its_own_unless_it_computes_alone() -> None:
+    """An input linked to a shared state computes on it or reads its outputs: it carries no
+    state of its own (none made at construction nor at a reset). Only while another model keeps
+    the shared state going where it cannot join does it compute on a state of its own, which it
+    drops once it follows the shared state again."""
+    spec, rates, labels = _raw_pair()
+    shared = SharedInputs()
+    a, wspec = WindowFeeder.for_spec(spec, rates, labels, shared)
+    b, _ = WindowFeeder.for_spec(spec, rates, labels, shared)
+    alone, _ = WindowFeeder.for_spec(spec, rates, labels)
+    assert a.pre._states == [None] and b.pre._states == [None]
+    assert alone.pre._states[0] is not None  # (not linked: its own, as ever)
+    # what a state of a linked input would tell is told from the shared one
+    assert b.pre.delays_s() == alone.pre.delays_s() and b.pre.coverage() == {}
+
+    def feed(f: WindowFeeder, k: int) -> dict[str, np.ndarray] | None:
+        out = f.feed(_gsr_window(k, spec, wspec.window_s))
+        link = f.pre._links[0]
+        assert link is not None and (f.pre._states[0] is not None) == link.private
+        return out
+
+    for k in range(20, 60):  # a runs 24 hops ahead of b (more than the shared state keeps)
+        feed(a, k)
+    assert feed(b, 35) is not None  # whole (first window): a keeps the state going elsewhere
+    assert shared.private == 1 and b.pre._states[0] is not None
+    for k in range(36, 60 - SHARED_KEEP):
+        assert feed(b, k) is not None  # on its own state, window after window
+        assert b.pre._states[0] is not None
+    for k in range(60 - SHARED_KEEP, 60):  # ends a computed (and the shared state keeps)
+        assert feed(b, k) is not None  # b follows the shared state again: its own is dropped
+        assert b.pre._states[0] is None
+    assert shared.private == 1 and shared.reused == SHARED_KEEP
+    assert feed(b, 60) is not None  # the shared state's next window end: b pushes it
+    assert b.pre._states[0] is None and a.pre._states[0] is None
+    b.pre.reset()  # a reset makes no state for the linked input either
+    assert b.pre._states == [None]
+
+
+def test_linked_inputs_make_no_cvxeda_of_their_own(trial: dict[str, np.ndarray]) -> None:
+    """Two models sharing the online cvxEDA construct only the shared state's, even when one of
+    them resets (a gap in a stream only it reads), not one more per model and per reset that
+    would never be used."""
+    from affectstream.streaming.preprocess import eda
+
+    made = []
+    init = eda.OnlineCvxEda.__init__
+
+    def counting(self: Any, *args: Any, **kwargs: Any) -> None:
+        made.append(1)
+        init(self, *args, **kwargs)
+
+    eda.OnlineCvxEda.__init__ = counting  # type: ignore[method-assign]
+    try:
+        shared = SharedInputs()
+        models = _play(trial, ["rtcan1d", "rtcan1d-eda-bvp"], shared, gap=("PPG", 21.0, 21.5))
+    finally:
+        eda.OnlineCvxEda.__init__ = init  # type: ignore[method-assign]
+    assert models["rtcan1d-eda-bvp"].feeder.resets == 1 and shared.private == 0
+    # the shared state's: made as the first model links, made afresh at the first window end
+    # (shared.started); before, each model made one more at its start and at each reset (7)
+    assert len(made) == 2
