@@ -27,6 +27,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
+from affectstream.service import heap
 from affectstream.service.api import gateway, http, ws
 from affectstream.service.api.deps import require_token
 from affectstream.service.api.guard import (
@@ -47,9 +48,11 @@ CLIENT_JS = "/client.js"
 """Where the JavaScript client (``affectstream.client``'s ``js/affectstream.js``) is served."""
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, freeze_heap: bool = False) -> FastAPI:
     """The app for ``settings``. With ``settings.bus`` it is a gateway: it connects to Redis
-    here (``BusUnavailableError`` naming the URL if it cannot) and serves sessions from there."""
+    here (``BusUnavailableError`` naming the URL if it cannot) and serves sessions from there.
+    ``freeze_heap``: once started, set what was built aside from garbage collection
+    (:mod:`affectstream.service.heap`; ``serve`` does, the tests' in-process apps do not)."""
     state = ServiceState.from_settings(settings)
     if settings.bus is not None:
         state.gateway = Gateway.connect(settings.bus, state.hub)
@@ -64,6 +67,8 @@ def create_app(settings: Settings) -> FastAPI:
                 if not state.models_loaded:
                     load_models(state)
                 state.gateway.start()
+                if freeze_heap:
+                    heap.freeze_heap()
                 if settings.auto_attach:  # this gateway registers sessions for LSL groups
                     state.directory = StreamDirectory()
                     threading.Thread(target=auto_attach, args=(state,), daemon=True).start()
@@ -75,7 +80,7 @@ def create_app(settings: Settings) -> FastAPI:
                     if state.directory is not None:
                         state.directory.close()
             else:
-                state.start(asyncio.get_running_loop())
+                state.start(asyncio.get_running_loop(), freeze_heap=freeze_heap)
                 try:
                     yield
                 finally:

@@ -91,11 +91,13 @@ class ServiceState:
 
     # -- start and stop (the app's lifespan) -----------------------------------------------------
 
-    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+    def start(self, loop: asyncio.AbstractEventLoop, freeze_heap: bool = False) -> None:
         """Load the models, open the stream directory, start the scheduler and auto-attach.
 
         ``loop``: the server's event loop, into which the hub hands messages from other threads.
-        A model named explicitly in the settings that cannot be loaded raises here."""
+        A model named explicitly in the settings that cannot be loaded raises here.
+        ``freeze_heap``: before any session exists, set what was built so far aside from garbage
+        collection (:func:`affectstream.service.heap.freeze_heap`)."""
         self.hub.loop = loop
         if not self.models_loaded:
             load_models(self)
@@ -115,6 +117,10 @@ class ServiceState:
             inference_threads=self.settings.inference_threads_used(),
         )
         self.scheduler.start()
+        if freeze_heap:
+            from affectstream.service.heap import freeze_heap as freeze
+
+            freeze()
         if self.settings.auto_attach:
             threading.Thread(target=auto_attach, args=(self,), daemon=True).start()
 

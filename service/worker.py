@@ -116,6 +116,7 @@ class Worker:
     state: ServiceState = field(init=False)
     stop: threading.Event = field(default_factory=threading.Event)
     takeovers: int = 0
+    freeze_heap: bool = False  # ``affectstream worker`` sets it (:mod:`affectstream.service.heap`)
     _stimuli: dict[str, str | None] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -131,7 +132,8 @@ class Worker:
         """Load the models and start the scheduler (no HTTP, no auto-attach: sessions come from
         the registry)."""
         self.state.settings = self.settings.model_copy(update={"auto_attach": False})
-        self.state.start(asyncio.new_event_loop())  # the hub never uses it: nothing is queued
+        # the hub never uses the loop: nothing is queued; the heap is frozen before any session
+        self.state.start(asyncio.new_event_loop(), freeze_heap=self.freeze_heap)
 
     def close(self) -> None:
         """Release every lease (another worker takes over at once) and stop."""

@@ -32,7 +32,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from affectstream.service.api.deps import WS_SESSION_CLOSED, AppState, admit
 from affectstream.service.api.guard import close_reason
-from affectstream.service.hub import Kept, Subscriber
+from affectstream.service.hub import Kept, KeptPrediction, Subscriber
 from affectstream.service.messages import (
     ErrorMessage,
     Gap,
@@ -134,9 +134,9 @@ async def deliver(
         if plan.gap is not None:
             await send_message(ws, plan.gap.dump())
         replayed_to = 0
-        for message in plan.replay:
-            await send_message(ws, message)
-            replayed_to = int(message["seq"])
+        for seq, text in plan.replay:
+            await ws.send_text(text)
+            replayed_to = seq
         reported = 0
         while True:
             getter = asyncio.create_task(sub.queue.get())
@@ -199,7 +199,7 @@ class ResumePlan:
 
     resume: Resume | None = None
     gap: Gap | None = None
-    replay: list[dict[str, Any]] = field(default_factory=list)
+    replay: list[KeptPrediction] = field(default_factory=list)
 
 
 def plan_resume(
@@ -220,7 +220,7 @@ def plan_resume(
         return ResumePlan()
     reset = (epoch is not None and epoch != session_epoch) or since > last_seq
     start = 0 if reset else since
-    replay = [m for m in kept.messages if int(m["seq"]) > start]
+    replay = [m for m in kept.messages if m[0] > start]
     gap = None
     if kept.first_seq > start + 1:
         gap = Gap.model_validate(

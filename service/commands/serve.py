@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     from affectstream.service.state import load_models
 
     try:
-        app = create_app(settings)
+        app = create_app(settings, freeze_heap=True)
     except BusUnavailableError as e:
         print(f"affectstream serve: {e}", file=sys.stderr)
         return 2

@@ -84,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
         max_sessions=args.max_sessions,
         lease_ms=args.lease_ms,
         renew_s=args.renew_s,
+        freeze_heap=True,
     )
     try:
         worker.start()

@@ -8,6 +8,7 @@ tests/client/test_client_live.py."""
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -42,9 +43,11 @@ async def _hub_after(messages: list[dict[str, Any]], resume_buffer: int) -> Hub:
     return hub
 
 
-def _seqs(kept: Kept | list[dict[str, Any]]) -> list[int]:
+def _seqs(kept: Kept | list[tuple[int, str]]) -> list[int]:
     items = kept.messages if isinstance(kept, Kept) else kept
-    return [int(m["seq"]) for m in items]
+    seqs = [seq for seq, _ in items]
+    assert seqs == [json.loads(text)["seq"] for _, text in items]  # each kept as published
+    return seqs
 
 
 def test_the_hub_keeps_the_last_predictions_of_the_current_incarnation_only() -> None:

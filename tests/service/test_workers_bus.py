@@ -227,3 +227,32 @@ def test_a_stimulus_put_on_a_gateway_reaches_the_worker_of_the_session(
         bus.close()
     for log in logs.values():
         assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
+
+
+def test_a_worker_freezes_its_heap_once_its_models_are_loaded(
+    tmp_path: Path,
+    redis_srv: RedisServer,
+    cli: Callable[..., list[str]],
+    cli_env: dict[str, str],
+) -> None:
+    """(:mod:`affectstream.service.heap`) before it holds any session."""
+    write_gsr_model(tmp_path / "models" / "gsr-tiny")
+    log = tmp_path / "worker.log"
+    env = {**cli_env, "AFFECTSTREAM_MODEL_DIR": str(tmp_path / "models")}
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            cli("worker", "--bus", redis_srv.url, "--log-level", "info"),
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        bus = Bus.connect(redis_srv.url)
+        wait_until(lambda: len(bus.workers()) == 1, 60, what="the worker up")
+        wait_until(
+            lambda: "set aside from garbage collection" in log.read_text(errors="replace"),
+            5,
+            what="the heap frozen",
+        )
+    finally:
+        stop_process(proc)
