@@ -26,7 +26,8 @@ def test_freeze_heap_sets_aside_what_is_alive_and_leaves_what_comes_after() -> N
     alive = [[k] for k in range(1000)]  # tracked containers alive at the freeze
     try:
         frozen = freeze_heap()
-        assert frozen == gc.get_freeze_count() and frozen >= len(alive)
+        # (a frozen object freed by its refcount leaves the count: other threads may free some)
+        assert frozen >= len(alive) and gc.get_freeze_count() >= len(alive)
         tracked = {id(o) for o in gc.get_objects()}
         assert not any(id(x) in tracked for x in alive)  # collections no longer walk them
         # what is made afterwards is collected as before: a cycle dropped is freed
