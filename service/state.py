@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from affectstream.models.runner import ModelLoadError, ModelRunner
+from affectstream.service import heap
 from affectstream.service.gateway import Gateway
 from affectstream.service.hub import Hub
 from affectstream.service.messages import Closed, MatchBody, valid_session_id
@@ -117,10 +118,8 @@ class ServiceState:
             inference_threads=self.settings.inference_threads_used(),
         )
         self.scheduler.start()
-        if freeze_heap:
-            from affectstream.service.heap import freeze_heap as freeze
-
-            freeze()
+        if freeze_heap:  # here, before auto-attach can make a session (frozen, it would leak)
+            heap.freeze_heap()
         if self.settings.auto_attach:
             threading.Thread(target=auto_attach, args=(self,), daemon=True).start()
 

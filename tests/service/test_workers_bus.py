@@ -36,6 +36,7 @@ def _worker(
     wid: str,
     model_dir: Path,
     log: Path,
+    log_level: str = "warning",
 ) -> subprocess.Popen[bytes]:
     env = {**env, "AFFECTSTREAM_MODEL_DIR": str(model_dir)}
     return subprocess.Popen(
@@ -50,7 +51,7 @@ def _worker(
             "--renew-s",
             "0.3",
             "--log-level",
-            "warning",
+            log_level,
         ),
         env=env,
         stdout=log.open("wb"),
@@ -238,14 +239,7 @@ def test_a_worker_freezes_its_heap_once_its_models_are_loaded(
     """(:mod:`affectstream.service.heap`) before it holds any session."""
     write_gsr_model(tmp_path / "models" / "gsr-tiny")
     log = tmp_path / "worker.log"
-    env = {**cli_env, "AFFECTSTREAM_MODEL_DIR": str(tmp_path / "models")}
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            cli("worker", "--bus", redis_srv.url, "--log-level", "info"),
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    proc = _worker(cli, cli_env, redis_srv.url, "wf", tmp_path / "models", log, "info")
     try:
         bus = Bus.connect(redis_srv.url)
         wait_until(lambda: len(bus.workers()) == 1, 60, what="the worker up")
